@@ -1,0 +1,2 @@
+// The trainer child process arrives with the engine issue.
+export {};

@@ -1,0 +1,2 @@
+// The webview's browser side arrives with the extension issue.
+export {};
