@@ -1,2 +1,50 @@
-// Placeholder until the CLI lands in this same change.
-export {};
+/**
+ * `leukemia-audit` — the command line face of the core. With `--json`, stdout carries only JSON;
+ * progress and messages always go to stderr.
+ */
+import { parseArgs } from 'node:util';
+import { auditCommand } from './commands/audit.js';
+import { demoDataCommand } from './commands/demoData.js';
+import { UsageError } from './usage.js';
+
+const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
+  audit: { summary: 'audit <dir> [--json] [--subject-pattern RE] [--no-pixels]   check where the labels really are', run: auditCommand },
+  'demo-data': { summary: 'demo-data <dir> [--seed N] [--image-size S] [--images-per-fold N]   write a C-NMC-like demo dataset', run: demoDataCommand },
+};
+
+export function usage(): string {
+  return ['Usage: leukemia-audit <command> [options]', '', 'Commands:', ...Object.values(COMMANDS).map((c) => `  ${c.summary}`), '', 'Run `leukemia-audit <command> --help` for details.'].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(usage() + '\n');
+    return command ? 0 : 2;
+  }
+  if (command === '--version') {
+    const { values } = parseArgs({ args: [], options: {} });
+    void values;
+    process.stdout.write(`${process.env.npm_package_version ?? '0.1.0'}\n`);
+    return 0;
+  }
+  const entry = COMMANDS[command];
+  if (!entry) throw new UsageError(`unknown command "${command}"`);
+  return entry.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`leukemia-audit: ${error.message}\n\n${usage()}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`leukemia-audit: ${(error as Error).message ?? String(error)}\n`);
+      if (process.env.LEUKEMIA_AUDIT_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,41 @@
+import { resolve } from 'node:path';
+import { auditDataset } from '../../core/audit/runAudit.js';
+import { formatAuditReport } from '../report.js';
+import { UsageError, endProgress, parseCommandArgs, stderrProgress } from '../usage.js';
+
+const HELP = `Usage: leukemia-audit audit <dir> [--json] [--subject-pattern RE] [--no-pixels]
+
+Finds where the real labels of an image dataset live (folder level, file-name token or label table),
+flags fold/split folders that would become classes, subject leakage, duplicates and unreadable files.
+
+  --json                 print only the JSON report on stdout (documented in the README)
+  --subject-pattern RE   regular expression whose first group is the subject id (default ^UID_(H?\\d+)_)
+  --no-pixels            skip decoding every image (no duplicate or truncated-pixel check; much faster)`;
+
+export async function auditCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommandArgs(argv, {
+    json: { type: 'boolean' },
+    'subject-pattern': { type: 'string' },
+    'no-pixels': { type: 'boolean' },
+  }, HELP);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError('audit takes exactly one dataset folder');
+  const subjectPattern = values['subject-pattern'];
+  if (subjectPattern !== undefined) {
+    try {
+      new RegExp(subjectPattern);
+    } catch (error) {
+      throw new UsageError(`--subject-pattern is not a valid regular expression: ${(error as Error).message}`);
+    }
+  }
+  const progress = stderrProgress();
+  const report = await auditDataset(resolve(positionals[0]), {
+    subjectPattern,
+    checkPixels: !values['no-pixels'],
+    onProgress: (phase, done, total) => progress(`${phase}: ${done}${total ? ` / ${total}` : ''}`),
+  });
+  endProgress();
+  process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatAuditReport(report) + '\n');
+  return 0;
+}

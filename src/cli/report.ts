@@ -1,0 +1,48 @@
+/** The human-readable audit report the CLI prints (the `--json` output is the AuditReport itself). */
+import type { AuditReport } from '../core/audit/audit.js';
+import { formatCount } from '../core/audit/findings.js';
+import type { LabelSource } from '../core/dataset.js';
+
+const SEVERITY_MARK = { error: 'ERROR  ', warning: 'WARNING', info: 'info   ' } as const;
+
+export function describeLabelSource(source: LabelSource): string {
+  switch (source.kind) {
+    case 'folder':
+      return `folder names at depth ${source.depth}`;
+    case 'filename':
+      return `file-name token #${source.tokenIndex < 0 ? `${-source.tokenIndex} from the end` : source.tokenIndex + 1}`;
+    case 'csv':
+      return `${source.file}, column ${source.labelColumn} (${Object.entries(source.valueToClass).map(([v, c]) => `${v}=${c}`).join(', ')})`;
+  }
+}
+
+export function formatAuditReport(report: AuditReport): string {
+  const { spec } = report;
+  const lines: string[] = [];
+  lines.push(`Dataset ${report.root}`);
+  lines.push(`  ${formatCount(report.images)} images, ${formatCount(report.unreadable.length)} unreadable, ${formatCount(spec.unlabelled)} without a label`);
+  lines.push(`  Labels from: ${spec.labelSources.map(describeLabelSource).join(', then ') || 'nothing found'}`);
+  lines.push(`  Classes: ${spec.classes.map((c) => `${c.name} ${formatCount(c.count)}`).join(', ') || 'none'}`);
+  if (spec.groups) lines.push(`  Folds (depth ${spec.groups.depth}): ${spec.groups.groups.map((g) => `${g.name} ${formatCount(g.count)}`).join(', ')}`);
+  if (spec.splits) lines.push(`  Splits (depth ${spec.splits.depth}): ${spec.splits.splits.map((s) => `${s.name} (${s.role}) ${formatCount(s.count)}`).join(', ')}`);
+  lines.push(`  Subjects: ${formatCount(spec.subjects.count)} (${formatCount(spec.subjects.imagesWithSubject)} images matched ${spec.subjectPattern})`);
+  lines.push(`  Proposed split: ${describeSplit(spec.split)}`);
+  lines.push('');
+  if (report.findings.length === 0) lines.push('No findings.');
+  for (const finding of report.findings) {
+    lines.push(`${SEVERITY_MARK[finding.severity]} [${finding.code}] ${finding.message}`);
+    for (const path of finding.paths.slice(0, 3)) lines.push(`          ${path}`);
+  }
+  return lines.join('\n');
+}
+
+function describeSplit(split: AuditReport['spec']['split']): string {
+  switch (split.kind) {
+    case 'folds':
+      return `cross-validation folds at depth ${split.depth}, validating on ${split.validationGroup}`;
+    case 'predefined':
+      return `the train/val/test folders at depth ${split.depth}`;
+    case 'subject-disjoint':
+      return `subject-disjoint, ${Math.round(split.validationFraction * 100)}% of subjects held out (seed ${split.seed})`;
+  }
+}

@@ -1,0 +1,43 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** A mistake in how the command was called: exit code 2 and the usage text. */
+export class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs with usage errors instead of TypeErrors, and `--help` for every command. */
+export function parseCommandArgs<O extends Options>(argv: string[], options: O, help: string) {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(help + '\n');
+    return undefined;
+  }
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+export function integerOption(value: string | undefined, name: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+/** Progress on stderr: a single rewritten line on a terminal, sparse lines otherwise. */
+export function stderrProgress(): (text: string) => void {
+  let last = 0;
+  return (text) => {
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\r\x1b[K${text}`);
+    } else if (Date.now() - last > 2000) {
+      last = Date.now();
+      process.stderr.write(`${text}\n`);
+    }
+  };
+}
+
+export function endProgress(): void {
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+}

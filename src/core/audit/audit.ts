@@ -1,0 +1,516 @@
+/**
+ * The label audit: from a scan (and optionally label tables and pixel hashes) to a recommended
+ * DatasetSpec and findings with evidence. Pure: no I/O, so every rule is testable on synthetic layouts.
+ */
+import {
+  DEFAULT_SUBJECT_PATTERN,
+  folderAt,
+  pathParts,
+  subjectMatcher,
+  type DatasetSpec,
+  type LabelSource,
+  type NamedCount,
+  type SplitPlan,
+} from '../dataset.js';
+import { combinedLabeler, labelerFor, type Labeler } from '../labels.js';
+import { chiSquareIndependence } from '../stats.js';
+import type { ScanResult } from '../types.js';
+import type { CsvLabelTable } from './csvLabels.js';
+import { findDuplicateFindings, type ImageHashes } from './duplicates.js';
+import { MAX_EXAMPLE_PATHS, formatCount, listNames, sortFindings, type Finding } from './findings.js';
+import {
+  crossTabulate,
+  findTokenCandidate,
+  isLabelLike,
+  majorityMapping,
+  repeatedChildren,
+  sortedCounts,
+  summariseFolderLevels,
+  tokenLabel,
+  type FolderLevel,
+  type TokenCandidate,
+} from './labelCandidates.js';
+import type { SplitRole } from './names.js';
+import { findLeakage } from './subjects.js';
+
+export interface AuditOptions {
+  subjectPattern?: string;
+  /** Seed of the proposed subject-disjoint split. */
+  seed?: number;
+  validationFraction?: number;
+  /** Largest perceptual-hash Hamming distance counted as a near-duplicate. */
+  nearDuplicateDistance?: number;
+}
+
+export interface AuditInputs {
+  csvTables?: CsvLabelTable[];
+  hashes?: Map<string, ImageHashes>;
+}
+
+export interface AuditReport {
+  root: string;
+  images: number;
+  unreadable: ScanResult['unreadable'];
+  spec: DatasetSpec;
+  findings: Finding[];
+}
+
+/** Fewer images than this in a class makes any metric on it noise. */
+export const MIN_IMAGES_PER_CLASS = 20;
+const IMBALANCE_INFO_RATIO = 1.5;
+const IMBALANCE_WARNING_RATIO = 3;
+
+export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: AuditOptions = {}): AuditReport {
+  const images = scan.images;
+  const paths = images.map((img) => img.path);
+  const findings: Finding[] = [];
+  const levels = summariseFolderLevels(images);
+  const token = findTokenCandidate(images);
+
+  const labelLevel = chooseLabelLevel(levels, token, paths);
+  const primary = choosePrimarySource(labelLevel, token);
+  const primaryLabel: Labeler = primary ? labelerFor(primary) : () => undefined;
+
+  // Label tables: translated into the primary classes when the evidence allows, else reported only.
+  const csvSources: { source: LabelSource & { kind: 'csv' }; table: CsvLabelTable }[] = [];
+  for (const table of inputs.csvTables ?? []) {
+    const valueToClass = translateCsvValues(table, primary, primaryLabel, token);
+    if (valueToClass) {
+      csvSources.push({
+        source: { kind: 'csv', file: table.file, fileColumn: table.fileColumn, labelColumn: table.labelColumn, valueToClass },
+        table,
+      });
+    }
+  }
+  let labelSources: LabelSource[] = [...(primary ? [primary] : []), ...csvSources.map((c) => c.source)];
+  if (!primary && csvSources.length === 0) {
+    const table = inputs.csvTables?.[0];
+    if (table) {
+      const identity = Object.fromEntries([...new Set(table.labelByPath.values())].map((v) => [v, v]));
+      labelSources = [{ kind: 'csv', file: table.file, fileColumn: table.fileColumn, labelColumn: table.labelColumn, valueToClass: identity }];
+      csvSources.push({ source: labelSources[0] as LabelSource & { kind: 'csv' }, table });
+    }
+  }
+  const labelOf = combinedLabeler(labelSources, inputs.csvTables ?? []);
+  const classCounts = new Map<string, number>();
+  let unlabelled = 0;
+  for (const path of paths) {
+    const label = labelOf(path);
+    if (label === undefined) unlabelled++;
+    else classCounts.set(label, (classCounts.get(label) ?? 0) + 1);
+  }
+  const classes = sortedCounts(classCounts);
+
+  // Subjects: from the file name, or from the original name a label table keeps (C-NMC validation data).
+  const subjectPattern = options.subjectPattern ?? DEFAULT_SUBJECT_PATTERN;
+  const matchSubject = subjectMatcher(subjectPattern);
+  const originalNames = new Map<string, string>();
+  for (const table of inputs.csvTables ?? []) for (const [p, n] of table.originalNameByPath) originalNames.set(p, n);
+  const subjectOf = (path: string): string | undefined => {
+    const own = matchSubject(pathParts(path).fileName);
+    if (own !== undefined) return own;
+    const original = originalNames.get(path);
+    return original === undefined ? undefined : matchSubject(pathParts(original.replace(/\\/g, '/')).fileName);
+  };
+  const subjects = new Set<string>();
+  let imagesWithSubject = 0;
+  for (const path of paths) {
+    const subject = subjectOf(path);
+    if (subject !== undefined) {
+      subjects.add(subject);
+      imagesWithSubject++;
+    }
+  }
+
+  // Groups (folds) and splits: structural levels above the labels are kept, not thrown away.
+  const structuralLevels = levels.filter((level) => !primary || primary.kind !== 'folder' || level.depth < primary.depth);
+  const groupLevel = structuralLevels.find((level) => level.dominantKind === 'partition');
+  const splitLevel = structuralLevels.find((level) => level.dominantKind === 'split');
+  const groups = groupLevel
+    ? { depth: groupLevel.depth, groups: groupLevel.names.filter(({ name }) => groupLevel.kinds[name].kind === 'partition') }
+    : null;
+  const splits = splitLevel
+    ? {
+        depth: splitLevel.depth,
+        splits: splitLevel.names
+          .filter(({ name }) => splitLevel.kinds[name].role !== undefined)
+          .map(({ name, count }) => ({ name, count, role: splitLevel.kinds[name].role as SplitRole })),
+      }
+    : null;
+
+  const leakage = findLeakage(paths, subjectOf, groups, splits);
+  if (leakage) findings.push(leakage);
+
+  const split = planSplit(groups, splits, leakage !== undefined, options);
+
+  const spec: DatasetSpec = {
+    version: 1,
+    root: scan.root,
+    labelSources,
+    classes,
+    unlabelled,
+    groups,
+    splits,
+    split,
+    subjectPattern,
+    subjects: { count: subjects.size, imagesWithSubject },
+  };
+
+  findings.push(...structuralFindings(levels, labelLevel, primary, paths, primaryLabel, classes));
+  findings.push(...tokenFindings(primary, token, paths, primaryLabel));
+  for (const { source, table } of csvSources) findings.push(...csvMismatchFindings(source, table, primaryLabel, token));
+  if (classes.length > 0) findings.push(...classFindings(classes, labelLevel));
+  findings.push(...imageFindings(scan));
+  if (inputs.hashes) {
+    findings.push(
+      ...findDuplicateFindings(inputs.hashes, {
+        labelOf,
+        groupOf: groups ? (p) => folderAt(p, groups.depth) : () => undefined,
+        splitOf: splits ? (p) => folderAt(p, splits.depth) : () => undefined,
+        nearDuplicateDistance: options.nearDuplicateDistance ?? 4,
+      }),
+    );
+  }
+  return { root: scan.root, images: images.length, unreadable: scan.unreadable, spec, findings: sortFindings(findings) };
+}
+
+/**
+ * The shallowest level whose names look like classes, unless its folders all wrap the same label-like
+ * sub-folders (`0/{all,hem}`, `1/{all,hem}`): then the labels are deeper.
+ */
+function chooseLabelLevel(levels: FolderLevel[], token: TokenCandidate | undefined, paths: string[]): FolderLevel | undefined {
+  for (const level of levels) {
+    if (!isLabelLike(level)) continue;
+    const next = levels.find((l) => l.depth === level.depth + 1);
+    if (next && repeatedChildren(level) && isLabelLike(next)) continue;
+    // Numbers are ambiguous: when the file names carry class tokens that ignore these folders (V < 0.3),
+    // the numbers are indices (folds, batches), not classes.
+    if (token && level.dominantKind === 'numeric') {
+      const v = tokenAssociation(level, token, paths);
+      if (v !== undefined && v < 0.3) continue;
+    }
+    return level;
+  }
+  return undefined;
+}
+
+/** Cramér's V between a folder level and the file-name token, over the images both label. */
+function tokenAssociation(level: FolderLevel, token: TokenCandidate, paths: string[]): number | undefined {
+  const table = crossTabulate(paths, (p) => folderAt(p, level.depth), (p) => tokenLabel(token, p));
+  const test = chiSquareIndependence(table.counts);
+  return test.degreesOfFreedom > 0 ? test.cramersV : undefined;
+}
+
+function choosePrimarySource(labelLevel: FolderLevel | undefined, token: TokenCandidate | undefined): LabelSource | undefined {
+  if (labelLevel) return { kind: 'folder', depth: labelLevel.depth };
+  if (token) return { kind: 'filename', tokenIndex: token.tokenIndex, valueToClass: token.valueToClass };
+  return undefined;
+}
+
+/**
+ * How a table's values (e.g. 1/0) map to the primary classes (all/hem): by equal names, by the class
+ * token of an original file name kept in the table, or by the images both label.
+ */
+function translateCsvValues(
+  table: CsvLabelTable,
+  primary: LabelSource | undefined,
+  primaryLabel: (path: string) => string | undefined,
+  token: TokenCandidate | undefined,
+): Record<string, string> | undefined {
+  const values = [...new Set(table.labelByPath.values())];
+  if (!primary) return undefined;
+  const paths = [...table.labelByPath.keys()];
+  const known = new Set<string>();
+  for (const path of paths) {
+    const label = primaryLabel(path);
+    if (label !== undefined) known.add(label);
+  }
+  const byName = new Map(values.map((v) => [v.toLowerCase(), v]));
+  if (token) for (const cls of Object.values(token.valueToClass)) known.add(cls);
+  if (values.every((v) => [...known].some((k) => k.toLowerCase() === v.toLowerCase()))) {
+    return Object.fromEntries([...byName.values()].map((v) => [v, [...known].find((k) => k.toLowerCase() === v.toLowerCase())!]));
+  }
+  const viaOriginalName = token && table.originalNameByPath.size > 0
+    ? crossTabulate(paths, (p) => table.labelByPath.get(p), (p) => {
+        const original = table.originalNameByPath.get(p);
+        return original === undefined ? undefined : tokenLabel(token, original.replace(/\\/g, '/'));
+      })
+    : undefined;
+  const viaPrimary = crossTabulate(paths, (p) => table.labelByPath.get(p), primaryLabel);
+  for (const table of [viaOriginalName, viaPrimary]) {
+    if (!table || table.rows.length < 2) continue;
+    const { mapping, agreement } = majorityMapping(table);
+    if (agreement >= 0.9 && new Set(Object.values(mapping)).size === table.rows.length) return mapping;
+  }
+  return undefined;
+}
+
+function planSplit(
+  groups: DatasetSpec['groups'],
+  splits: DatasetSpec['splits'],
+  leaks: boolean,
+  options: AuditOptions,
+): SplitPlan {
+  const seed = options.seed ?? 42;
+  const validationFraction = options.validationFraction ?? 0.2;
+  if (!leaks && groups && groups.groups.length >= 2) {
+    return { kind: 'folds', depth: groups.depth, validationGroup: groups.groups[groups.groups.length - 1].name };
+  }
+  if (!leaks && splits && splits.splits.some((s) => s.role === 'train') && splits.splits.some((s) => s.role !== 'train')) {
+    return { kind: 'predefined', depth: splits.depth };
+  }
+  return { kind: 'subject-disjoint', seed, validationFraction };
+}
+
+function describeLevel(level: FolderLevel): string {
+  const kinds = new Set(level.names.map(({ name }) => level.kinds[name].kind));
+  if (kinds.size === 1) {
+    switch ([...kinds][0]) {
+      case 'partition': return 'cross-validation folds or numbered partitions';
+      case 'split': return 'train/validation/test splits';
+      case 'site': return 'acquisition sites or devices';
+      case 'date': return 'dates';
+      case 'subject': return 'patients/subjects';
+      case 'numeric': return 'plain numbers';
+      default: break;
+    }
+  }
+  return 'a way the data was organised, not diagnoses';
+}
+
+function structuralFindings(
+  levels: FolderLevel[],
+  labelLevel: FolderLevel | undefined,
+  primary: LabelSource | undefined,
+  paths: string[],
+  primaryLabel: (path: string) => string | undefined,
+  classes: NamedCount[],
+): Finding[] {
+  const findings: Finding[] = [];
+  const top = levels[0];
+  const primaryIsTop = primary?.kind === 'folder' && primary.depth === 1;
+  const recommended = describeSource(primary, classes);
+  if (top && !primaryIsTop && top.covered >= paths.length * 0.5) {
+    const names = top.names.map((n) => n.name);
+    const sizes = top.names.map((n) => n.count);
+    const sizeRatio = Math.max(...sizes) / Math.min(...sizes);
+    const repeated = repeatedChildren(top);
+    const independence = primary ? chiSquareIndependence(crossTabulate(paths, (p) => folderAt(p, 1), primaryLabel).counts) : undefined;
+    const table = primary ? crossTabulate(paths, (p) => folderAt(p, 1), primaryLabel) : undefined;
+    const examplePaths = top.names.map(({ name }) => paths.find((p) => folderAt(p, 1) === name)!).slice(0, MAX_EXAMPLE_PATHS);
+    const what = describeLevel(top);
+    const single = names.length === 1;
+    let message = single
+      ? `All images sit under one folder, ${names[0]}: a model trained on the folder names would have a single class.`
+      : `The folders ${listNames(names)} look like ${what}. A model trained on the folder names (ImageFolder's default) learns to predict the ${what.split(' ')[0] === 'cross-validation' ? 'fold' : 'folder'}, not the diagnosis.`;
+    if (primary && recommended) message += ` The diagnoses are ${recommended}.`;
+    else message += ' No diagnosis labels were found in deeper folders, file names or label tables.';
+    if (!single && independence && independence.degreesOfFreedom > 0 && independence.cramersV < 0.2) {
+      message += ` The diagnoses are distributed the same way in every folder (Cramér's V = ${independence.cramersV.toFixed(2)}), so the folder says nothing about the cell.`;
+    }
+    findings.push({
+      code: 'structural-labels',
+      severity: primary ? 'error' : 'warning',
+      message,
+      evidence: {
+        depth: 1,
+        classes: top.names,
+        kinds: Object.fromEntries(names.map((n) => [n, top.kinds[n].kind])),
+        sizeRatio: Number(sizeRatio.toFixed(3)),
+        nearEqualSizes: names.length >= 2 && sizeRatio <= 1.25,
+        repeatedSubfolders: repeated ?? null,
+        recommendedLabelSource: primary ?? null,
+        independence: independence ?? null,
+        contingency: table ?? null,
+      },
+      paths: examplePaths,
+    });
+  }
+  if (labelLevel && labelLevel.depth > 1) {
+    const parent = levels[labelLevel.depth - 2];
+    const repeated = repeatedChildren(parent);
+    findings.push({
+      code: 'nested-labels',
+      severity: 'warning',
+      message:
+        `The class folders ${listNames(labelLevel.names.map((n) => n.name))} are ${labelLevel.depth - 1} level${labelLevel.depth > 2 ? 's' : ''} below the dataset folder` +
+        (repeated ? `, repeated under every ${parent.names.length > 1 ? listNames(parent.names.map((n) => n.name)) : parent.names[0].name} folder` : '') +
+        `. Use the folder at depth ${labelLevel.depth} as the label: ${labelLevel.names.map((n) => `${n.name} ${formatCount(n.count)}`).join(', ')}.`,
+      evidence: { recommendedLabelSource: { kind: 'folder', depth: labelLevel.depth }, classes: labelLevel.names, parentFolders: parent.names },
+      paths: labelLevel.names.map(({ name }) => paths.find((p) => folderAt(p, labelLevel.depth) === name)!),
+    });
+  }
+  if (!primary) {
+    findings.push({
+      code: 'no-labels',
+      severity: 'error',
+      message: 'No usable labels were found: no folder level with class-like names, no class token in the file names and no label table. Say where the labels are with --labels.',
+      evidence: { levels: levels.map((l) => ({ depth: l.depth, names: l.names.slice(0, 10), kind: l.dominantKind })) },
+      paths: paths.slice(0, 5),
+    });
+  }
+  return findings;
+}
+
+function describeSource(source: LabelSource | undefined, classes: NamedCount[]): string | undefined {
+  if (!source) return undefined;
+  const counts = classes.map((c) => `${c.name} ${formatCount(c.count)}`).join(', ');
+  switch (source.kind) {
+    case 'folder':
+      return `the folders at depth ${source.depth} (${counts})`;
+    case 'filename':
+      return `in the file names (${counts})`;
+    case 'csv':
+      return `in column ${source.labelColumn} of ${source.file} (${counts})`;
+  }
+}
+
+function tokenFindings(
+  primary: LabelSource | undefined,
+  token: TokenCandidate | undefined,
+  paths: string[],
+  primaryLabel: (path: string) => string | undefined,
+): Finding[] {
+  if (!token) return [];
+  const tokenNames = token.values.map((v) => v.name);
+  if (primary?.kind === 'filename') {
+    return [{
+      code: 'filename-labels',
+      severity: 'warning',
+      message: `The folders hold no diagnoses, but the file names do: ${token.values.map((v) => `${v.name} ${formatCount(v.count)}`).join(', ')}. Use the file-name token as the label.`,
+      evidence: { tokenIndex: token.tokenIndex, classes: token.values, recommendedLabelSource: primary },
+      paths: tokenNames.map((name) => paths.find((p) => tokenLabel(token, p) === name)!),
+    }];
+  }
+  const table = crossTabulate(paths, (p) => tokenLabel(token, p), primaryLabel);
+  const { mapping, agreement } = majorityMapping(table);
+  const independence = chiSquareIndependence(table.counts);
+  const findings: Finding[] = [];
+  const mismatched = paths.filter((p) => {
+    const t = tokenLabel(token, p);
+    const l = primaryLabel(p);
+    return t !== undefined && l !== undefined && mapping[t] !== l;
+  });
+  const agrees = agreement >= 0.9;
+  findings.push({
+    code: 'filename-labels',
+    severity: agrees ? 'info' : 'warning',
+    message: agrees
+      ? `The file names carry class tokens too (${listNames(tokenNames)}); they agree with the chosen labels for ${(agreement * 100).toFixed(1)}% of images.`
+      : `The file names carry class tokens (${listNames(tokenNames)}) that do not follow the chosen labels (agreement ${(agreement * 100).toFixed(1)}%, Cramér's V = ${independence.cramersV.toFixed(2)}). Check which of the two is the diagnosis.`,
+    evidence: { tokenIndex: token.tokenIndex, classes: token.values, agreement, mapping, independence, contingency: table },
+    paths: tokenNames.map((name) => paths.find((p) => tokenLabel(token, p) === name)!),
+  });
+  if (agrees && mismatched.length > 0) {
+    findings.push({
+      code: 'label-mismatch',
+      severity: 'error',
+      message: `${formatCount(mismatched.length)} image${mismatched.length === 1 ? '' : 's'} sit in a class folder that contradicts the class in the file name (e.g. ${mismatched[0]}).`,
+      evidence: { source: 'filename', count: mismatched.length, mapping },
+      paths: mismatched.slice(0, MAX_EXAMPLE_PATHS),
+    });
+  }
+  return findings;
+}
+
+function csvMismatchFindings(
+  source: LabelSource & { kind: 'csv' },
+  table: CsvLabelTable,
+  primaryLabel: (path: string) => string | undefined,
+  token: TokenCandidate | undefined,
+): Finding[] {
+  const disagreeing: string[] = [];
+  for (const [path, raw] of table.labelByPath) {
+    const mapped = source.valueToClass[raw];
+    const byFolder = primaryLabel(path);
+    const original = table.originalNameByPath.get(path);
+    const byOriginalName = original && token ? tokenLabel(token, original.replace(/\\/g, '/')) : undefined;
+    if ((byFolder !== undefined && byFolder !== mapped) || (byOriginalName !== undefined && byOriginalName !== mapped)) disagreeing.push(path);
+  }
+  const findings: Finding[] = [{
+    code: 'filename-labels',
+    severity: 'info',
+    message: `${source.file} labels ${formatCount(table.labelByPath.size)} images by ${source.fileColumn} in column ${source.labelColumn} (${Object.entries(source.valueToClass).map(([v, c]) => `${v} = ${c}`).join(', ')}).`,
+    evidence: { labelTable: source, rows: table.rows, matched: table.labelByPath.size, unmatchedRows: table.unmatchedRows },
+    paths: [source.file],
+  }];
+  if (disagreeing.length > 0) {
+    findings.push({
+      code: 'label-mismatch',
+      severity: 'error',
+      message: `${formatCount(disagreeing.length)} image${disagreeing.length === 1 ? '' : 's'} labelled in ${source.file} disagree with their folder or original file name (e.g. ${disagreeing[0]}).`,
+      evidence: { source: 'csv', file: source.file, count: disagreeing.length },
+      paths: disagreeing.slice(0, MAX_EXAMPLE_PATHS),
+    });
+  }
+  return findings;
+}
+
+function classFindings(classes: NamedCount[], labelLevel: FolderLevel | undefined): Finding[] {
+  const findings: Finding[] = [];
+  const counts = classes.map((c) => c.count);
+  const largest = classes[counts.indexOf(Math.max(...counts))];
+  const smallest = classes[counts.indexOf(Math.min(...counts))];
+  const ratio = largest.count / smallest.count;
+  if (classes.length >= 2 && ratio >= IMBALANCE_INFO_RATIO) {
+    findings.push({
+      code: 'class-imbalance',
+      severity: ratio >= IMBALANCE_WARNING_RATIO ? 'warning' : 'info',
+      message: `${largest.name} has ${ratio.toFixed(1)}× as many images as ${smallest.name}. Accuracy alone will flatter the model: use class weights or balanced sampling and read balanced accuracy and weighted F1.`,
+      evidence: { classes, ratio: Number(ratio.toFixed(3)) },
+      paths: [],
+    });
+  }
+  const small = classes.filter((c) => c.count < MIN_IMAGES_PER_CLASS);
+  if (classes.length < 2 || small.length > 0) {
+    findings.push({
+      code: 'too-few-images',
+      severity: 'warning',
+      message: classes.length < 2
+        ? `Only one class (${classes[0].name}) was found: a classifier needs at least two.`
+        : `${listNames(small.map((c) => `${c.name} (${c.count})`))} ${small.length === 1 ? 'has' : 'have'} fewer than ${MIN_IMAGES_PER_CLASS} images: metrics on ${small.length === 1 ? 'it' : 'them'} will be noise.`,
+      evidence: { classes, minimumPerClass: MIN_IMAGES_PER_CLASS },
+      paths: [],
+    });
+  }
+  if (labelLevel && labelLevel.dominantKind === 'numeric') {
+    findings.push({
+      code: 'numeric-class-names',
+      severity: 'info',
+      message: `The classes are named by numbers (${listNames(labelLevel.names.map((n) => n.name))}). That is common and fine, but write down which number is ALL: reports will show the numbers.`,
+      evidence: { classes: labelLevel.names },
+      paths: [],
+    });
+  }
+  return findings;
+}
+
+function imageFindings(scan: ScanResult): Finding[] {
+  const findings: Finding[] = [];
+  if (scan.unreadable.length > 0) {
+    const byReason: Record<string, number> = {};
+    for (const u of scan.unreadable) byReason[u.reason] = (byReason[u.reason] ?? 0) + 1;
+    findings.push({
+      code: 'unreadable-images',
+      severity: 'warning',
+      message: `${formatCount(scan.unreadable.length)} file${scan.unreadable.length === 1 ? '' : 's'} could not be read and will be skipped (${Object.entries(byReason).map(([r, n]) => `${n} ${r}`).join(', ')}), e.g. ${scan.unreadable[0].path}: ${scan.unreadable[0].detail}`,
+      evidence: { byReason, files: scan.unreadable.slice(0, 200) },
+      paths: scan.unreadable.slice(0, MAX_EXAMPLE_PATHS).map((u) => u.path),
+    });
+  }
+  const sizes = new Map<string, number>();
+  for (const img of scan.images) sizes.set(`${img.width}×${img.height}`, (sizes.get(`${img.width}×${img.height}`) ?? 0) + 1);
+  if (sizes.size > 1) {
+    const sorted = [...sizes.entries()].sort((a, b) => b[1] - a[1]);
+    const aspects = new Set(scan.images.map((img) => (img.width / img.height).toFixed(2)));
+    findings.push({
+      code: 'mixed-image-sizes',
+      severity: aspects.size > 1 ? 'warning' : 'info',
+      message: `Images come in ${sizes.size} sizes (most common ${sorted[0][0]}: ${formatCount(sorted[0][1])}). They are resized for training${aspects.size > 1 ? '; differing aspect ratios will be distorted or cropped, and a size that differs by class is a shortcut a model can learn' : ''}.`,
+      evidence: { sizes: Object.fromEntries(sorted.slice(0, 20)), distinctSizes: sizes.size, aspectRatios: [...aspects].slice(0, 20) },
+      paths: sorted.slice(1, 1 + MAX_EXAMPLE_PATHS).map(([size]) => scan.images.find((img) => `${img.width}×${img.height}` === size)!.path),
+    });
+  }
+  return findings;
+}
+

@@ -1,0 +1,65 @@
+/**
+ * What a folder (or would-be class) name says about itself. The fold-label mistake happens because
+ * `ImageFolder` takes whatever folders it finds as classes; names like `fold_0`, `train`, `batch_3` or
+ * `2019-04-01` describe how the data was organised, not what the cell is.
+ */
+
+export type SplitRole = 'train' | 'val' | 'test';
+
+export type NameKind =
+  /** Cross-validation folds and other numbered partitions: fold_0, cv4, split2, part-1, shard00, batch_3. */
+  | 'partition'
+  /** A named split: train, val, validation_data, testing_data, C-NMC_test_prelim_phase_data. */
+  | 'split'
+  /** Acquisition site, scanner, centre. */
+  | 'site'
+  | 'date'
+  /** A patient/subject folder: a grouping, never a diagnosis. */
+  | 'subject'
+  /** A plain number: a common, legitimate class encoding (0 = HEM, 1 = ALL), but also a plain index. */
+  | 'numeric'
+  /** Anything else: a candidate diagnosis. */
+  | 'class';
+
+export interface NameClassification {
+  kind: NameKind;
+  role?: SplitRole;
+}
+
+const SPLIT_WORDS: Record<string, SplitRole> = {
+  train: 'train', training: 'train', trn: 'train', trainval: 'train',
+  val: 'val', valid: 'val', validation: 'val', validate: 'val', dev: 'val', tune: 'val',
+  test: 'test', testing: 'test', tst: 'test', holdout: 'test', eval: 'test', evaluation: 'test', prelim: 'test',
+};
+const PARTITION = /^(?:fold|folds|kfold|k|cv|split|part|partition|shard|chunk|batch|subset|set|group|grp|run|round|rep|replicate|repeat|seed|bag|piece|block|slice|bucket|iter|iteration|trial)[\s_\-.]?\d+$/i;
+const SITE = /^(?:site|center|centre|hospital|clinic|scanner|lab|institution|institute|source|domain|cohort|device|machine|microscope|camera|operator)[\s_\-.]?[a-z0-9]+$/i;
+const DATE = /^(?:19|20)\d{2}(?:[-_.]?(?:0[1-9]|1[0-2]))(?:[-_.]?(?:0[1-9]|[12]\d|3[01]))?$/;
+const SUBJECT = /^(?:patient|subject|case|uid|pt|pat|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*$/i;
+const NUMBER = /^\d+$/;
+
+export function classifyName(name: string): NameClassification {
+  const trimmed = name.trim();
+  if (NUMBER.test(trimmed)) return { kind: 'numeric' };
+  if (PARTITION.test(trimmed)) return { kind: 'partition' };
+  if (DATE.test(trimmed)) return { kind: 'date' };
+  if (SITE.test(trimmed)) return { kind: 'site' };
+  if (SUBJECT.test(trimmed)) return { kind: 'subject' };
+  const role = splitRoleOf(trimmed);
+  if (role) return { kind: 'split', role };
+  return { kind: 'class' };
+}
+
+/** A name is a split when one of its words is a split word: `testing_data`, `C-NMC_test_prelim_phase_data`. */
+function splitRoleOf(name: string): SplitRole | undefined {
+  const words = name.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+  for (const word of words) {
+    const role = SPLIT_WORDS[word];
+    if (role) return role;
+  }
+  return undefined;
+}
+
+/** Kinds that describe how data was organised rather than what it shows. */
+export function isStructuralKind(kind: NameKind): boolean {
+  return kind !== 'class' && kind !== 'numeric';
+}

@@ -1,0 +1,90 @@
+/**
+ * The DatasetSpec: where the labels, groups (folds) and splits of a dataset live, as the audit
+ * recommends them or as the user chose. Training reads labels only through `resolveLabels`, so every
+ * label source (folder level, file-name token, CSV column) behaves the same downstream.
+ */
+import type { SplitRole } from './audit/names.js';
+import type { ImageEntry } from './types.js';
+
+export const DEFAULT_SUBJECT_PATTERN = '^UID_(H?\\d+)_';
+
+export type LabelSource =
+  /** The folder at `depth` below the root (1 = the folders `ImageFolder(root)` would use as classes). */
+  | { kind: 'folder'; depth: number }
+  /** A token of the file name, split on `_ - . space`; `index` counts from the end when negative. */
+  | { kind: 'filename'; tokenIndex: number; valueToClass: Record<string, string> }
+  /** A label column of a CSV/TSV file (path relative to the root), matched by file name. */
+  | { kind: 'csv'; file: string; fileColumn: string; labelColumn: string; valueToClass: Record<string, string> };
+
+export interface NamedCount {
+  name: string;
+  count: number;
+}
+
+export interface SplitCount extends NamedCount {
+  role: SplitRole;
+}
+
+export type SplitPlan =
+  /** Folders at `depth` are cross-validation folds: train on k−1, validate on the held-out one. */
+  | { kind: 'folds'; depth: number; validationGroup: string }
+  /** Folders at `depth` are named train/val/test splits. */
+  | { kind: 'predefined'; depth: number }
+  /** No usable structure: hold out whole subjects (or images, when no subject is known), seeded. */
+  | { kind: 'subject-disjoint'; seed: number; validationFraction: number };
+
+export interface DatasetSpec {
+  version: 1;
+  root: string;
+  /** Sources in priority order: the first that labels an image wins. */
+  labelSources: LabelSource[];
+  classes: NamedCount[];
+  /** Images none of the label sources could label (e.g. an unlabelled test set). */
+  unlabelled: number;
+  /** Folders that are cross-validation folds or other partitions, kept as groups. */
+  groups: { depth: number; groups: NamedCount[] } | null;
+  /** Folders that are named train/val/test splits. */
+  splits: { depth: number; splits: SplitCount[] } | null;
+  split: SplitPlan;
+  subjectPattern: string;
+  /** Subjects found (by pattern or CSV) and how many images carry one. */
+  subjects: { count: number; imagesWithSubject: number };
+}
+
+/** Splits a path relative to the root into its folder names and its file name. */
+export function pathParts(path: string): { folders: string[]; fileName: string } {
+  const parts = path.split('/');
+  return { folders: parts.slice(0, -1), fileName: parts[parts.length - 1] };
+}
+
+export function fileStem(fileName: string): string {
+  const dot = fileName.lastIndexOf('.');
+  return dot > 0 ? fileName.slice(0, dot) : fileName;
+}
+
+export function fileNameTokens(fileName: string): string[] {
+  return fileStem(fileName).split(/[_\-. ]+/).filter(Boolean);
+}
+
+export function tokenAt(tokens: string[], index: number): string | undefined {
+  return index < 0 ? tokens[tokens.length + index] : tokens[index];
+}
+
+export function folderAt(path: string, depth: number): string | undefined {
+  const { folders } = pathParts(path);
+  return depth >= 1 && depth <= folders.length ? folders[depth - 1] : undefined;
+}
+
+/** Compiles a subject pattern; the first capture group (or the whole match) is the subject id. */
+export function subjectMatcher(pattern: string): (fileName: string) => string | undefined {
+  const regex = new RegExp(pattern, 'i');
+  return (fileName) => {
+    const match = regex.exec(fileName);
+    if (!match) return undefined;
+    // C-NMC writes healthy subjects both as H10 and h10: the same person.
+    return (match[1] ?? match[0]).toUpperCase();
+  };
+}
+
+/** A table-driven label lookup built once per source; CSV rows are supplied by the caller. */
+export type LabelLookup = (image: Pick<ImageEntry, 'path'>) => string | undefined;

@@ -1,0 +1,42 @@
+/**
+ * One labeler for every label source, so the audit, training and the editor read labels the same way.
+ */
+import type { CsvLabelTable } from './audit/csvLabels.js';
+import { fileNameTokens, pathParts, tokenAt, type LabelSource } from './dataset.js';
+
+export type Labeler = (path: string) => string | undefined;
+
+export function labelerFor(source: LabelSource, tables: CsvLabelTable[] = []): Labeler {
+  switch (source.kind) {
+    case 'folder':
+      return (path) => {
+        const { folders } = pathParts(path);
+        return folders.length >= source.depth ? folders[source.depth - 1] : undefined;
+      };
+    case 'filename':
+      return (path) => {
+        const token = tokenAt(fileNameTokens(pathParts(path).fileName), source.tokenIndex);
+        return token === undefined ? undefined : source.valueToClass[token];
+      };
+    case 'csv': {
+      const table = tables.find((t) => t.file === source.file && t.labelColumn === source.labelColumn);
+      if (!table) return () => undefined;
+      return (path) => {
+        const raw = table.labelByPath.get(path);
+        return raw === undefined ? undefined : source.valueToClass[raw];
+      };
+    }
+  }
+}
+
+/** Sources in priority order: the first that labels an image wins. */
+export function combinedLabeler(sources: LabelSource[], tables: CsvLabelTable[] = []): Labeler {
+  const labelers = sources.map((source) => labelerFor(source, tables));
+  return (path) => {
+    for (const labeler of labelers) {
+      const label = labeler(path);
+      if (label !== undefined) return label;
+    }
+    return undefined;
+  };
+}
