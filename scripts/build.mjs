@@ -14,7 +14,19 @@ const nodeExternals = [
   '@tensorflow/tfjs-backend-wasm',
   '@tensorflow/tfjs-backend-cpu',
 ];
-const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
+// tfjs-core registers no gradients in its Node entry point, and its gradient modules are ESM without file
+// extensions, which Node cannot load at run time. Bundle them: tfjs keeps its kernel and gradient registries
+// and its engine on globalThis, so the bundled copy registers into the same engine as the external package.
+const bundleTfjsGradients = {
+  name: 'bundle-tfjs-gradients',
+  setup(build) {
+    build.onResolve({ filter: /^@tensorflow\/tfjs-core\/dist\/register_all_gradients$/ }, async (args) => {
+      const resolved = await build.resolve('./node_modules/@tensorflow/tfjs-core/dist/register_all_gradients.js', { kind: args.kind, resolveDir: process.cwd() });
+      return { path: resolved.path };
+    });
+  },
+};
+const common = { plugins: [bundleTfjsGradients], bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
 
 const builds = [
   { ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },

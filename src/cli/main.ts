@@ -5,10 +5,12 @@
 import { parseArgs } from 'node:util';
 import { auditCommand } from './commands/audit.js';
 import { demoDataCommand } from './commands/demoData.js';
+import { trainCommand } from './commands/train.js';
 import { UsageError } from './usage.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   audit: { summary: 'audit <dir> [--json] [--subject-pattern RE] [--no-pixels]   check where the labels really are', run: auditCommand },
+  train: { summary: 'train <dir> [--labels …] [--epochs N] [--image-size S] [--out RUN] [--resume] [--json]   train ResNet-18 and write a run folder', run: trainCommand },
   'demo-data': { summary: 'demo-data <dir> [--seed N] [--image-size S] [--images-per-fold N]   write a C-NMC-like demo dataset', run: demoDataCommand },
 };
 

@@ -2,6 +2,7 @@
 import type { AuditReport } from '../core/audit/audit.js';
 import { formatCount } from '../core/audit/findings.js';
 import type { LabelSource } from '../core/dataset.js';
+import type { RunFile } from '../core/run/runFile.js';
 
 const SEVERITY_MARK = { error: 'ERROR  ', warning: 'WARNING', info: 'info   ' } as const;
 
@@ -45,4 +46,25 @@ function describeSplit(split: AuditReport['spec']['split']): string {
     case 'subject-disjoint':
       return `subject-disjoint, ${Math.round(split.validationFraction * 100)}% of subjects held out (seed ${split.seed})`;
   }
+}
+
+/** The metrics of a finished run, as a short table. */
+export function formatMetrics(run: RunFile): string {
+  const lines: string[] = [];
+  if (run.dataset.labelsAreStructural) lines.push('WARNING: trained on labels the audit judged structural; these metrics describe folders, not diagnoses.');
+  lines.push(`Run: ${run.status}, backend ${run.backend.name}, best epoch ${run.bestEpoch ?? '-'} of ${run.history.length}`);
+  for (const [name, metrics] of [['validation', run.metrics.validation], ['test', run.metrics.test]] as const) {
+    if (!metrics) continue;
+    lines.push('');
+    lines.push(`${name} (${metrics.sampleCount} images)`);
+    lines.push(`  accuracy ${fmt(metrics.accuracy)}  balanced accuracy ${fmt(metrics.balancedAccuracy)}  weighted F1 ${fmt(metrics.weightedF1)}  macro F1 ${fmt(metrics.macroF1)}  ROC AUC ${fmt(metrics.rocAuc)}`);
+    if (metrics.positiveClass !== null) lines.push(`  sensitivity ${fmt(metrics.sensitivity)}  specificity ${fmt(metrics.specificity)} (positive: ${metrics.positiveClass})  ECE ${fmt(metrics.expectedCalibrationError)}`);
+    lines.push(`  confusion (rows true, columns predicted): ${metrics.classes.join(' / ')}`);
+    metrics.confusionMatrix.counts.forEach((row, i) => lines.push(`    ${metrics.classes[i].padEnd(8)} ${row.map((v) => String(v).padStart(6)).join('')}`));
+  }
+  return lines.join('\n');
+}
+
+function fmt(value: number | null): string {
+  return value === null ? '-' : value.toFixed(3);
 }

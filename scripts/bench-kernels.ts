@@ -1,0 +1,180 @@
+/**
+ * Times the wasm convolution kernels on ResNet-18's layer shapes, then whole ResNet-18 training steps.
+ *
+ *   node --import tsx scripts/bench-kernels.ts            # kernels at 128 px, batch 8, then training
+ *   node --import tsx scripts/bench-kernels.ts --kernels  # kernel table only
+ *   node --import tsx scripts/bench-kernels.ts --profile  # also the slowest kernels of one 128 px step
+ *
+ * Single-threaded (tfjs wasm cannot use threads in Node), so numbers are per core. Runs take about a
+ * minute; other processes on the machine skew them, so compare runs made back to back.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core registers no gradient functions by itself; the tfjs-layers bundle registers all of them.
+import '@tensorflow/tfjs-layers';
+import { registerWasmTrainingKernels } from '../src/core/engine/wasmKernels.js';
+import { createResNet18, disposeModel, forward, trainableVariables } from '../src/core/model/resnet18.js';
+
+interface LayerShape {
+  name: string;
+  /** Spatial size of the layer's input (before padding). */
+  size: number;
+  inChannels: number;
+  outChannels: number;
+  filterSize: number;
+  stride: number;
+}
+
+const KERNEL_BATCH = 8;
+const TRAIN_BATCH = 16;
+const NUM_CLASSES = 2;
+
+/** ResNet-18's distinct convolutions at 128 px input (torchvision padding: ⌊k/2⌋). */
+const RESNET18_LAYERS_128: LayerShape[] = [
+  { name: 'conv1 7x7/2 3→64', size: 128, inChannels: 3, outChannels: 64, filterSize: 7, stride: 2 },
+  { name: 'layer1 3x3 64→64', size: 32, inChannels: 64, outChannels: 64, filterSize: 3, stride: 1 },
+  { name: 'layer2.0.conv1 3x3/2 64→128', size: 32, inChannels: 64, outChannels: 128, filterSize: 3, stride: 2 },
+  { name: 'layer2.0.downsample 1x1/2', size: 32, inChannels: 64, outChannels: 128, filterSize: 1, stride: 2 },
+  { name: 'layer2 3x3 128→128', size: 16, inChannels: 128, outChannels: 128, filterSize: 3, stride: 1 },
+  { name: 'layer3.0.conv1 3x3/2 128→256', size: 16, inChannels: 128, outChannels: 256, filterSize: 3, stride: 2 },
+  { name: 'layer3.0.downsample 1x1/2', size: 16, inChannels: 128, outChannels: 256, filterSize: 1, stride: 2 },
+  { name: 'layer3 3x3 256→256', size: 8, inChannels: 256, outChannels: 256, filterSize: 3, stride: 1 },
+  { name: 'layer4.0.conv1 3x3/2 256→512', size: 8, inChannels: 256, outChannels: 512, filterSize: 3, stride: 2 },
+  { name: 'layer4.0.downsample 1x1/2', size: 8, inChannels: 256, outChannels: 512, filterSize: 1, stride: 2 },
+  { name: 'layer4 3x3 512→512', size: 4, inChannels: 512, outChannels: 512, filterSize: 3, stride: 1 },
+];
+
+/**
+ * Fastest of at least 5 calls (and 300 ms) after a warm-up call. The minimum, not the mean: the machine
+ * is shared, and other processes only ever add time.
+ */
+function msPerCall(run: () => void, minMs = 300): number {
+  run();
+  let fastest = Infinity;
+  let calls = 0;
+  const start = performance.now();
+  while (calls < 5 || performance.now() - start < minMs) {
+    const callStart = performance.now();
+    run();
+    fastest = Math.min(fastest, performance.now() - callStart);
+    calls++;
+  }
+  return fastest;
+}
+
+function runKernel(name: string, inputs: tf.NamedTensorMap, attrs: object): tf.Tensor {
+  return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+function pad(text: string | number, width: number): string {
+  return String(text).padStart(width);
+}
+
+/**
+ * Each layer as the model runs it: input zero-padded by ⌊k/2⌋, then a 'valid' convolution, so the
+ * gradients see the same shapes as in training.
+ */
+function benchLayers(stockBackpropInput: tf.KernelConfig): void {
+  console.log(`\nConvolution kernels on wasm, batch ${KERNEL_BATCH}, ms per call (GFLOP/s)`);
+  console.log(`${'layer'.padEnd(30)}${pad('GFLOP', 7)}${pad('forward', 16)}${pad('backprop input', 17)}${pad('backprop filter', 17)}`);
+  const totals = { forward: 0, input: 0, filter: 0 };
+  for (const layer of RESNET18_LAYERS_128) {
+    tf.tidy(() => {
+      const padding = Math.floor(layer.filterSize / 2);
+      const paddedSize = layer.size + 2 * padding;
+      const x = tf.randomUniform([KERNEL_BATCH, paddedSize, paddedSize, layer.inChannels]) as tf.Tensor4D;
+      const filter = tf.randomUniform([layer.filterSize, layer.filterSize, layer.inChannels, layer.outChannels]) as tf.Tensor4D;
+      const y = tf.conv2d(x, filter, layer.stride, 'valid');
+      const dy = tf.randomUniform(y.shape);
+      const attrs = { strides: layer.stride, pad: 'valid', dataFormat: 'NHWC' };
+      const gflop = (2 * y.size * layer.filterSize * layer.filterSize * layer.inChannels) / 1e9;
+      const forwardMs = msPerCall(() => tf.conv2d(x, filter, layer.stride, 'valid').dispose());
+      const inputMs = msPerCall(() => runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: x.shape }).dispose());
+      const filterMs = msPerCall(() => runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: filter.shape }).dispose());
+      totals.forward += forwardMs;
+      totals.input += inputMs;
+      totals.filter += filterMs;
+      const cell = (ms: number) => `${ms.toFixed(1)} (${(gflop / (ms / 1000)).toFixed(1)})`.padStart(16);
+      console.log(`${layer.name.padEnd(30)}${pad(gflop.toFixed(3), 7)}${cell(forwardMs)} ${cell(inputMs)} ${cell(filterMs)}`);
+    });
+  }
+  console.log(`${'sum over distinct layers'.padEnd(37)}${pad(totals.forward.toFixed(1), 16)} ${pad(totals.input.toFixed(1), 16)} ${pad(totals.filter.toFixed(1), 16)}`);
+
+  // The stock kernel is a scalar loop, so compare on a shape small enough to finish quickly.
+  tf.tidy(() => {
+    const x = tf.randomUniform([2, 16, 16, 64]);
+    const filter = tf.randomUniform([3, 3, 64, 64]) as tf.Tensor4D;
+    const dy = tf.randomUniform([2, 16, 16, 64]);
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: x.shape };
+    const gflop = (2 * dy.size * 9 * 64) / 1e9;
+    const backend = tf.backend();
+    const stockMs = msPerCall(() => {
+      const out = stockBackpropInput.kernelFunc({ inputs: { dy, filter }, backend, attrs: attrs as unknown as tf.NamedAttrMap }) as tf.TensorInfo;
+      backend.disposeData(out.dataId);
+    });
+    const oursMs = msPerCall(() => runKernel('Conv2DBackpropInput', { dy, filter }, attrs).dispose());
+    console.log(
+      `\nConv2DBackpropInput, dy [2,16,16,64], 3x3 64→64 same: stock wasm ${stockMs.toFixed(1)} ms ` +
+        `(${(gflop / (stockMs / 1000)).toFixed(2)} GFLOP/s), replacement ${oursMs.toFixed(1)} ms ` +
+        `(${(gflop / (oursMs / 1000)).toFixed(1)} GFLOP/s)`,
+    );
+  });
+}
+
+/** One SGD step of full ResNet-18 training (forward in training mode, backward, update). */
+function trainingStep(params: ReturnType<typeof createResNet18>, optimizer: tf.Optimizer, images: tf.Tensor4D, labels: tf.Tensor2D): void {
+  const variables = trainableVariables(params, 'full');
+  const loss = optimizer.minimize(() => {
+    const { logits } = forward(params, images, { training: true });
+    return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+  }, true, variables);
+  loss?.dataSync();
+  loss?.dispose();
+}
+
+async function benchTraining(size: number, steps: number, profile: boolean): Promise<void> {
+  const params = createResNet18(NUM_CLASSES, 1);
+  const optimizer = tf.train.sgd(0.01);
+  const images = tf.randomUniform([TRAIN_BATCH, size, size, 3]) as tf.Tensor4D;
+  const labels = tf.oneHot(tf.tensor1d(Array.from({ length: TRAIN_BATCH }, (_, i) => i % NUM_CLASSES), 'int32'), NUM_CLASSES) as tf.Tensor2D;
+  trainingStep(params, optimizer, images, labels);
+  const tensorsAfterWarmUp = tf.memory().numTensors;
+  const start = performance.now();
+  for (let i = 0; i < steps; i++) trainingStep(params, optimizer, images, labels);
+  const msPerStep = (performance.now() - start) / steps;
+  const leaked = tf.memory().numTensors - tensorsAfterWarmUp;
+  console.log(
+    `ResNet-18 training ${size} px, batch ${TRAIN_BATCH}: ${(msPerStep / 1000).toFixed(2)} s/step, ` +
+      `${((TRAIN_BATCH * 1000) / msPerStep).toFixed(2)} images/s${leaked ? ` (tensors grew by ${leaked} per ${steps} steps)` : ''}`,
+  );
+  if (profile) {
+    const info = await tf.profile(() => trainingStep(params, optimizer, images, labels));
+    const byKernel = new Map<string, number>();
+    for (const kernel of info.kernels) byKernel.set(kernel.name, (byKernel.get(kernel.name) ?? 0) + (kernel.kernelTimeMs as number));
+    const total = [...byKernel.values()].reduce((a, b) => a + b, 0);
+    console.log(`  kernel time in one profiled step (${total.toFixed(0)} ms):`);
+    for (const [name, ms] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+      console.log(`  ${name.padEnd(24)}${pad(ms.toFixed(0), 7)} ms ${pad(((100 * ms) / total).toFixed(1), 5)}%`);
+    }
+  }
+  tf.dispose([images, labels]);
+  optimizer.dispose();
+  disposeModel(params);
+}
+
+async function main(): Promise<void> {
+  const args = new Set(process.argv.slice(2));
+  await tf.setBackend('wasm');
+  // Keep the stock kernel before it is replaced, to compare against it.
+  const stockBackpropInput = tf.getKernel('Conv2DBackpropInput', 'wasm');
+  registerWasmTrainingKernels();
+  benchLayers(stockBackpropInput);
+  if (args.has('--kernels')) return;
+  console.log('');
+  await benchTraining(64, 3, false);
+  await benchTraining(128, 2, args.has('--profile'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,128 @@
+import { resolve } from 'node:path';
+import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
+import { DEFAULT_SETTINGS, type BackendChoice, type OptimizerName, type ScheduleName, type TrainSettings } from '../../core/train/settings.js';
+import { trainRun } from '../../core/train/train.js';
+import type { TrainingStrategy } from '../../core/model/resnet18.js';
+import { formatMetrics } from '../report.js';
+import { UsageError, endProgress, integerOption, parseCommandArgs, stderrProgress } from '../usage.js';
+
+const HELP = `Usage: leukemia-audit train <dir> [options]
+
+Audits <dir>, then trains ResNet-18 and writes a run folder (run.json, model.safetensors, checkpoint.safetensors).
+Refuses labels the audit judges structural (e.g. fold folders) unless --labels says what to use.
+
+  --out RUN                  run folder (default: <dir>/../leukemia-audit-runs/run-<time>)
+  --labels auto|folder:N|filename|csv:FILE   where the labels are (default auto: the audit's recommendation)
+  --epochs N                 (default ${DEFAULT_SETTINGS.epochs})
+  --image-size S             side of the square network input (default ${DEFAULT_SETTINGS.imageSize})
+  --batch-size B             (default ${DEFAULT_SETTINGS.batchSize})
+  --strategy full|finetune|linear   which layers train (default ${DEFAULT_SETTINGS.strategy})
+  --backend auto|tensorflow|wasm|cpu   (default auto: tensorflow if installed, else wasm)
+  --weights none             initial weights (pretrained weights arrive with a later version)
+  --optimizer adam|sgd  --lr X  --schedule cosine|step|constant  --patience N (0 = no early stopping)
+  --crop none|center|cell    crop before resizing (default none)
+  --subject-pattern RE       subject id pattern (default ^UID_(H?\\d+)_)
+  --seed N                   (default ${DEFAULT_SETTINGS.seed})
+  --resume                   continue the run in --out from its last checkpoint
+  --json                     print only the final run.json on stdout`;
+
+function oneOf<T extends string>(value: string | undefined, name: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
+export async function trainCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommandArgs(argv, {
+    out: { type: 'string' }, labels: { type: 'string' }, epochs: { type: 'string' }, 'image-size': { type: 'string' },
+    'batch-size': { type: 'string' }, strategy: { type: 'string' }, backend: { type: 'string' }, weights: { type: 'string' },
+    optimizer: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' }, patience: { type: 'string' },
+    crop: { type: 'string' }, 'subject-pattern': { type: 'string' }, seed: { type: 'string' }, resume: { type: 'boolean' },
+    json: { type: 'boolean' },
+  }, HELP);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError('train takes exactly one dataset folder');
+  if (values.resume && !values.out) throw new UsageError('--resume needs --out RUN');
+  if (values.weights !== undefined && values.weights !== 'none') throw new UsageError('--weights other than none is not available in this version');
+  let labels;
+  try {
+    labels = parseLabelChoice(values.labels ?? 'auto');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const learningRate = values.lr === undefined ? DEFAULT_SETTINGS.learningRate : Number(values.lr);
+  if (!(learningRate > 0)) throw new UsageError(`--lr must be a positive number, got "${values.lr}"`);
+  const settings: TrainSettings = {
+    ...DEFAULT_SETTINGS,
+    dataset: resolve(positionals[0]),
+    out: values.out ? resolve(values.out) : undefined,
+    labels,
+    epochs: integerOption(values.epochs, 'epochs', DEFAULT_SETTINGS.epochs, 1),
+    imageSize: integerOption(values['image-size'], 'image-size', DEFAULT_SETTINGS.imageSize, 32),
+    batchSize: integerOption(values['batch-size'], 'batch-size', DEFAULT_SETTINGS.batchSize, 2),
+    strategy: oneOf<TrainingStrategy>(values.strategy, 'strategy', ['full', 'finetune', 'linear'], DEFAULT_SETTINGS.strategy),
+    backend: oneOf<BackendChoice>(values.backend, 'backend', ['auto', 'tensorflow', 'wasm', 'cpu'], DEFAULT_SETTINGS.backend),
+    optimizer: oneOf<OptimizerName>(values.optimizer, 'optimizer', ['adam', 'sgd'], DEFAULT_SETTINGS.optimizer),
+    schedule: oneOf<ScheduleName>(values.schedule, 'schedule', ['cosine', 'step', 'constant'], DEFAULT_SETTINGS.schedule),
+    crop: oneOf(values.crop, 'crop', ['none', 'center', 'cell'] as const, DEFAULT_SETTINGS.crop),
+    learningRate,
+    patience: integerOption(values.patience, 'patience', DEFAULT_SETTINGS.patience),
+    seed: integerOption(values.seed, 'seed', DEFAULT_SETTINGS.seed),
+    subjectPattern: values['subject-pattern'],
+    resume: values.resume ?? false,
+  };
+  const progress = stderrProgress();
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  let run;
+  try {
+    run = await trainRun(settings, (event) => {
+      switch (event.type) {
+        case 'started':
+          process.stderr.write(`Run folder ${event.runDir} (backend ${event.backend})\n`);
+          break;
+        case 'log':
+          endProgress();
+          process.stderr.write(`${event.level === 'info' ? '' : event.level + ': '}${event.message}\n`);
+          break;
+        case 'phase':
+          progress(`${event.phase} ${event.done}/${event.total}`);
+          break;
+        case 'progress':
+          progress(`epoch ${event.epoch}/${event.epochs} ${bar(event.batch / event.batches)} ${event.batch}/${event.batches} loss ${event.loss.toFixed(4)} acc ${event.accuracy.toFixed(3)} ${event.imagesPerSecond.toFixed(1)} img/s ETA ${formatSeconds(event.etaSeconds)}`);
+          break;
+        case 'epoch': {
+          endProgress();
+          const r = event.record;
+          process.stderr.write(`epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}` +
+            (r.valLoss === null ? '' : ` | val loss ${r.valLoss.toFixed(4)} acc ${r.valAccuracy!.toFixed(3)} balanced ${r.valBalancedAccuracy!.toFixed(3)}`) +
+            ` | ${r.imagesPerSecond.toFixed(1)} img/s, ${r.seconds.toFixed(0)} s${event.best ? ' *' : ''}\n`);
+          break;
+        }
+      }
+    }, controller.signal);
+  } catch (error) {
+    endProgress();
+    if (error instanceof LabelChoiceError) {
+      process.stderr.write(`leukemia-audit: refusing to train. ${error.message}\n`);
+      return 3;
+    }
+    throw error;
+  }
+  endProgress();
+  if (values.json) process.stdout.write(JSON.stringify(run, null, 2) + '\n');
+  else process.stdout.write(formatMetrics(run) + '\n');
+  return 0;
+}
+
+function bar(fraction: number, width = 20): string {
+  const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+}
+
+function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}

@@ -1,0 +1,91 @@
+/**
+ * The run folder: `run.json` (this schema, versioned), `model.safetensors` (best weights, torchvision keys,
+ * PyTorch layout: loads with `safetensors.torch.load_file` + `resnet18().load_state_dict`) and
+ * `checkpoint.safetensors` (last epoch: weights + optimiser state, for `--resume`). Every file is written
+ * atomically, so a killed trainer leaves the previous epoch's files intact.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Finding } from '../audit/findings.js';
+import type { SplitSummary } from '../data/splits.js';
+import type { DatasetSpec } from '../dataset.js';
+import type { BackendReport } from '../engine/backend.js';
+import { writeFileAtomic } from '../fsAtomic.js';
+import type { ClassificationMetrics } from '../metrics.js';
+import type { TrainSettings } from '../train/settings.js';
+import type { UnreadableEntry } from '../types.js';
+
+export const RUN_SCHEMA = 'leukemia-audit/run';
+export const RUN_SCHEMA_VERSION = 1;
+export const RUN_FILE = 'run.json';
+export const MODEL_FILE = 'model.safetensors';
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+
+export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  valLoss: number | null;
+  valAccuracy: number | null;
+  valBalancedAccuracy: number | null;
+  learningRate: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface Prediction {
+  path: string;
+  split: 'val' | 'test';
+  subject: string | null;
+  /** Class index into `classes`. */
+  true: number;
+  predicted: number;
+  probabilities: number[];
+}
+
+export interface RunFile {
+  schema: typeof RUN_SCHEMA;
+  version: typeof RUN_SCHEMA_VERSION;
+  createdAt: string;
+  updatedAt: string;
+  status: RunStatus;
+  error: string | null;
+  settings: TrainSettings;
+  backend: BackendReport;
+  dataset: {
+    root: string;
+    spec: DatasetSpec;
+    findings: Finding[];
+    /** True when the user chose labels the audit judged structural (folds, splits…): every view warns. */
+    labelsAreStructural: boolean;
+    classes: string[];
+    splits: SplitSummary[];
+    skipped: UnreadableEntry[];
+    notes: string[];
+  };
+  model: { architecture: 'resnet18'; imageSize: number; numClasses: number; parameters: number; weightsFile: string };
+  history: EpochRecord[];
+  bestEpoch: number | null;
+  metrics: { validation: ClassificationMetrics | null; test: ClassificationMetrics | null };
+  predictions: Prediction[];
+}
+
+export async function writeRunFile(runDir: string, run: RunFile): Promise<void> {
+  run.updatedAt = new Date().toISOString();
+  await writeFileAtomic(join(runDir, RUN_FILE), JSON.stringify(run, null, 2) + '\n');
+}
+
+export async function readRunFile(runDir: string): Promise<RunFile> {
+  const file = join(runDir, RUN_FILE);
+  let parsed: RunFile;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${file} is not a readable run file: ${(error as Error).message}`);
+  }
+  if (parsed.schema !== RUN_SCHEMA) throw new Error(`${file} is not a leukemia-audit run (schema ${String(parsed.schema)})`);
+  if (parsed.version !== RUN_SCHEMA_VERSION) throw new Error(`${file} has run schema version ${parsed.version}; this version reads ${RUN_SCHEMA_VERSION}`);
+  return parsed;
+}

@@ -1,0 +1,23 @@
+/** What a training run reports while it works; the trainer process forwards these to the extension. */
+import type { EpochRecord } from '../run/runFile.js';
+
+export type TrainPhase = 'audit' | 'prepare' | 'features' | 'train' | 'evaluate';
+
+export type TrainEvent =
+  | { type: 'log'; level: 'info' | 'warning' | 'error'; message: string }
+  | { type: 'phase'; phase: TrainPhase; done: number; total: number }
+  | {
+      type: 'progress';
+      epoch: number;
+      epochs: number;
+      batch: number;
+      batches: number;
+      loss: number;
+      accuracy: number;
+      imagesPerSecond: number;
+      etaSeconds: number;
+    }
+  | { type: 'epoch'; record: EpochRecord; best: boolean }
+  | { type: 'started'; runDir: string; backend: string };
+
+export type TrainEventSink = (event: TrainEvent) => void;

@@ -1,0 +1,77 @@
+/** Turns `--labels auto|folder:N|filename|csv:FILE` into label sources, with the audit as the judge. */
+import type { AuditReport } from '../audit/audit.js';
+import type { LabelSource } from '../dataset.js';
+import { classifyName, isStructuralKind } from '../audit/names.js';
+import { folderAt } from '../dataset.js';
+import type { LabelChoice } from './settings.js';
+
+export interface ResolvedLabels {
+  sources: LabelSource[];
+  /** The chosen labels are what the audit calls structural (folds, splits…). */
+  structural: boolean;
+}
+
+export class LabelChoiceError extends Error {}
+
+export function parseLabelChoice(value: string): LabelChoice {
+  if (value === 'auto' || value === 'filename') return value;
+  if (/^folder:[1-9]\d*$/.test(value)) return value as LabelChoice;
+  if (/^csv:.+/.test(value)) return value as LabelChoice;
+  throw new LabelChoiceError(`--labels must be auto, folder:N, filename or csv:FILE, got "${value}"`);
+}
+
+export function resolveLabels(choice: LabelChoice, report: AuditReport, imagePaths: string[]): ResolvedLabels {
+  const recommended = report.spec.labelSources;
+  const structuralFinding = report.findings.find((f) => f.code === 'structural-labels');
+  if (choice === 'auto') {
+    if (structuralFinding) {
+      const suggestion = recommended[0] ? ` Recommended: --labels ${labelFlag(recommended[0])}.` : '';
+      throw new LabelChoiceError(`${structuralFinding.message}${suggestion} Say explicitly which labels to use with --labels.`);
+    }
+    if (recommended.length === 0) throw new LabelChoiceError('No labels were found. Say where they are with --labels folder:N, filename or csv:FILE.');
+    return { sources: recommended, structural: false };
+  }
+  if (choice.startsWith('folder:')) {
+    const depth = Number(choice.slice('folder:'.length));
+    const names = new Set(imagePaths.map((p) => folderAt(p, depth)).filter((n): n is string => n !== undefined));
+    if (names.size === 0) throw new LabelChoiceError(`No image has a folder at depth ${depth}.`);
+    const structuralNames = [...names].filter((n) => isStructuralKind(classifyName(n).kind));
+    const recommendedDepth = recommended[0]?.kind === 'folder' ? recommended[0].depth : undefined;
+    const structural = structuralNames.length > names.size / 2 || (recommendedDepth !== undefined && recommendedDepth > depth);
+    // Keep the audit's other sources (e.g. the validation CSV) only when they translate into these classes.
+    const extra = recommended.filter((s) => s.kind === 'csv' && recommendedDepth === depth);
+    return { sources: [{ kind: 'folder', depth }, ...extra], structural };
+  }
+  if (choice === 'filename') {
+    const source = recommended.find((s) => s.kind === 'filename') ?? filenameSourceFromFindings(report);
+    if (!source) throw new LabelChoiceError('The file names carry no class token the audit could find.');
+    return { sources: [source], structural: false };
+  }
+  const file = choice.slice('csv:'.length);
+  const source = recommended.find((s) => s.kind === 'csv' && (s.file === file || s.file.endsWith('/' + file)));
+  if (!source) throw new LabelChoiceError(`${file} was not recognised as a label table of this dataset (it needs a file-name column and a label column).`);
+  return { sources: [source], structural: false };
+}
+
+function filenameSourceFromFindings(report: AuditReport): LabelSource | undefined {
+  const finding = report.findings.find((f) => f.code === 'filename-labels' && typeof f.evidence.tokenIndex === 'number');
+  if (!finding) return undefined;
+  const classes = finding.evidence.classes as { name: string }[];
+  const mapping = (finding.evidence.mapping as Record<string, string> | undefined) ?? {};
+  const valueToClass: Record<string, string> = {};
+  for (const { name } of classes) valueToClass[name] = name;
+  void mapping;
+  return { kind: 'filename', tokenIndex: finding.evidence.tokenIndex as number, valueToClass };
+}
+
+/** The `--labels` value that selects a source. */
+export function labelFlag(source: LabelSource): string {
+  switch (source.kind) {
+    case 'folder':
+      return `folder:${source.depth}`;
+    case 'filename':
+      return 'filename';
+    case 'csv':
+      return `csv:${source.file}`;
+  }
+}

@@ -1,0 +1,54 @@
+/** Everything that decides a training run; the CLI flags, the extension's settings and run.json share it. */
+import type { TrainingStrategy } from '../model/resnet18.js';
+
+export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type OptimizerName = 'adam' | 'sgd';
+export type ScheduleName = 'cosine' | 'step' | 'constant';
+
+/**
+ * How to label: `auto` = the audit's recommendation (refused when the labels look structural and nothing
+ * else was found); `folder:N` = folder names at depth N; `filename` = the class token of file names;
+ * `csv:FILE` = a label table.
+ */
+export type LabelChoice = 'auto' | `folder:${number}` | 'filename' | `csv:${string}`;
+
+export interface TrainSettings {
+  dataset: string;
+  out?: string;
+  labels: LabelChoice;
+  epochs: number;
+  imageSize: number;
+  batchSize: number;
+  strategy: TrainingStrategy;
+  backend: BackendChoice;
+  weights: string;
+  seed: number;
+  optimizer: OptimizerName;
+  learningRate: number;
+  schedule: ScheduleName;
+  /** Epochs without validation-loss improvement before stopping; 0 disables early stopping. */
+  patience: number;
+  crop: 'none' | 'center' | 'cell';
+  subjectPattern?: string;
+  resume: boolean;
+  /** Worker processes for data-parallel training (1 = in-process). */
+  workers: number;
+}
+
+export const DEFAULT_SETTINGS: Omit<TrainSettings, 'dataset'> = {
+  labels: 'auto',
+  epochs: 8,
+  imageSize: 48,
+  batchSize: 32,
+  strategy: 'full',
+  backend: 'auto',
+  weights: 'none',
+  seed: 1,
+  optimizer: 'adam',
+  learningRate: 1e-3,
+  schedule: 'cosine',
+  patience: 4,
+  crop: 'none',
+  resume: false,
+  workers: 1,
+};

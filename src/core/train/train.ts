@@ -1,0 +1,317 @@
+/**
+ * A training run from dataset folder to run folder: audit, labels, subject-aware split, cached
+ * preprocessing, ResNet-18 training with a checkpoint after every epoch, evaluation and run.json.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { auditDataset, readLabelTables } from '../audit/runAudit.js';
+import { batchCount, batches, classWeights, examplesFor, type Batch, type Example } from '../data/batches.js';
+import { prepareImages, type PreparedImages } from '../data/cache.js';
+import { assignSplits, findSubjectOverlap, subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
+import { selectBackend } from '../engine/backend.js';
+import { combinedLabeler } from '../labels.js';
+import { computeClassificationMetrics, type ClassificationMetrics } from '../metrics.js';
+import { countParameters, createResNet18, disposeModel, forward, trainableVariables, type ResNet18Params } from '../model/resnet18.js';
+import { exportStateDict, loadStateDict } from '../model/stateDict.js';
+import { CHECKPOINT_FILE, MODEL_FILE, readRunFile, writeRunFile, type EpochRecord, type Prediction, type RunFile } from '../run/runFile.js';
+import { scanDataset } from '../scan.js';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
+import type { TrainEventSink } from './events.js';
+import { resolveLabels } from './labelChoice.js';
+import { createOptimizer, scheduledLearningRate, type Optimizer } from './optimizers.js';
+import type { TrainSettings } from './settings.js';
+
+export class TrainingCancelled extends Error {
+  constructor() {
+    super('Training was cancelled');
+  }
+}
+
+const OPTIMIZER_PREFIX = 'optimizer/';
+
+export async function trainRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunFile> {
+  const root = resolve(settings.dataset);
+  const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', timestampName()));
+  const previous = settings.resume && existsSync(join(runDir, CHECKPOINT_FILE)) ? await readRunFile(runDir) : undefined;
+  if (settings.resume && !previous) emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
+  await mkdir(runDir, { recursive: true });
+
+  const backend = await selectBackend(settings.backend);
+  emit({ type: 'started', runDir, backend: backend.name });
+
+  // Audit (headers only: training decodes every image anyway, and reports the ones it cannot).
+  emit({ type: 'phase', phase: 'audit', done: 0, total: 1 });
+  const report = await auditDataset(root, { subjectPattern: settings.subjectPattern, checkPixels: false, signal });
+  const scan = await scanDataset(root, { signal });
+  const csvTables = await readLabelTables(scan);
+  const imagePaths = scan.images.map((img) => img.path);
+  const labels = resolveLabels(settings.labels, report, imagePaths);
+  if (labels.structural) {
+    emit({ type: 'log', level: 'warning', message: 'Training on labels the audit judged structural (folds, splits or batches): this model predicts the folder, not the diagnosis. The run is marked as such.' });
+  }
+  const labelOf = combinedLabeler(labels.sources, csvTables);
+  const subjectOf = subjectReader(report.spec.subjectPattern, csvTables);
+  const spec = { ...report.spec, labelSources: labels.sources };
+  if (labels.structural) spec.split = { kind: 'subject-disjoint', seed: settings.seed, validationFraction: 0.2 };
+  const assignment = assignSplits(spec, imagePaths, labelOf, subjectOf);
+  const notes = [...assignment.notes];
+  if (assignment.imagesSplitWithoutSubject > 0) {
+    notes.push(`${assignment.imagesSplitWithoutSubject} images have no subject id; they were split image by image, so their patients may appear in both training and validation.`);
+  }
+  const overlap = findSubjectOverlap(assignment.splitOf, subjectOf);
+  if (overlap.length > 0) notes.push(`${overlap.length} subjects appear in more than one split (e.g. ${overlap[0].subject}).`);
+  for (const note of notes) emit({ type: 'log', level: 'warning', message: note });
+
+  const classes = [...new Set([...assignment.splitOf.keys()].map((p) => labelOf(p)!))].sort();
+  if (classes.length < 2) throw new Error(`Training needs at least two classes; the chosen labels give ${classes.length} (${classes.join(', ')}).`);
+  const pathsBySplit = (split: SplitName) => [...assignment.splitOf].filter(([, s]) => s === split).map(([p]) => p);
+  const trainPaths = pathsBySplit('train');
+  const valPaths = pathsBySplit('val');
+  const testPaths = pathsBySplit('test');
+  if (trainPaths.length === 0) throw new Error('The split left no training images.');
+
+  emit({ type: 'phase', phase: 'prepare', done: 0, total: assignment.splitOf.size });
+  const prepared = await prepareImages(root, [...trainPaths, ...valPaths, ...testPaths], {
+    size: settings.imageSize,
+    crop: settings.crop,
+    signal,
+    onProgress: (done, total) => emit({ type: 'phase', phase: 'prepare', done, total }),
+  });
+  for (const skipped of prepared.skipped) emit({ type: 'log', level: 'warning', message: `Skipped ${skipped.path}: ${skipped.detail}` });
+  const usable = (paths: string[]) => examplesFor(paths.filter((p) => prepared.keys.has(p)), labelOf, classes);
+  const trainExamples = usable(trainPaths);
+  const valExamples = usable(valPaths);
+  const testExamples = usable(testPaths);
+  const weights = classWeights(classes.map((_, c) => trainExamples.filter((e) => e.label === c).length));
+
+  const params = createResNet18(classes.length, settings.seed);
+  const optimizer = createOptimizer(settings.optimizer);
+  const trainable = new Map([...params].filter(([, v]) => trainableVariables(params, settings.strategy).includes(v)));
+  const run: RunFile = previous ?? {
+    schema: 'leukemia-audit/run',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    updatedAt: '',
+    status: 'running',
+    error: null,
+    settings,
+    backend,
+    dataset: {
+      root,
+      spec,
+      findings: report.findings,
+      labelsAreStructural: labels.structural,
+      classes,
+      splits: summariseSplits(assignment.splitOf, labelOf, subjectOf),
+      skipped: [...report.unreadable, ...prepared.skipped],
+      notes,
+    },
+    model: { architecture: 'resnet18', imageSize: settings.imageSize, numClasses: classes.length, parameters: countParameters(params), weightsFile: MODEL_FILE },
+    history: [],
+    bestEpoch: null,
+    metrics: { validation: null, test: null },
+    predictions: [],
+  };
+  run.status = 'running';
+  run.backend = backend;
+
+  let startEpoch = 1;
+  if (previous) {
+    const checkpoint = await readSafetensors(join(runDir, CHECKPOINT_FILE));
+    const modelState = new Map<string, HostTensor>();
+    const optimizerState = new Map<string, HostTensor>();
+    for (const [name, tensor] of checkpoint.tensors) {
+      if (name.startsWith(OPTIMIZER_PREFIX)) optimizerState.set(name.slice(OPTIMIZER_PREFIX.length), tensor);
+      else modelState.set(name, tensor);
+    }
+    loadStateDict(params, modelState);
+    optimizer.importState(optimizerState);
+    startEpoch = Number(checkpoint.metadata.epoch) + 1;
+    run.history = run.history.filter((h) => h.epoch < startEpoch);
+    emit({ type: 'log', level: 'info', message: `Resuming ${runDir} after epoch ${startEpoch - 1}.` });
+  }
+  await writeRunFile(runDir, run);
+
+  const batchOptions = { batchSize: settings.batchSize, seed: settings.seed };
+  const stepsPerEpoch = batchCount(trainExamples.length, { batchSize: settings.batchSize, dropLast: trainExamples.length > settings.batchSize });
+  const totalSteps = stepsPerEpoch * settings.epochs;
+  let bestLoss = Math.min(Infinity, ...run.history.filter((h) => h.epoch === run.bestEpoch).map((h) => h.valLoss ?? Infinity));
+  let epochsWithoutImprovement = run.bestEpoch === null ? 0 : run.history.length - run.bestEpoch;
+
+  try {
+    for (let epoch = startEpoch; epoch <= settings.epochs; epoch++) {
+      const started = performance.now();
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      let batchIndex = 0;
+      let learningRate = settings.learningRate;
+      for await (const batch of batches(prepared, trainExamples, { ...batchOptions, epoch, sampling: 'shuffle', augment: true, dropLast: trainExamples.length > settings.batchSize })) {
+        if (signal?.aborted) throw new TrainingCancelled();
+        const step = (epoch - 1) * stepsPerEpoch + batchIndex;
+        learningRate = scheduledLearningRate(settings.learningRate, settings.schedule, step, totalSteps);
+        const result = trainStep(params, trainable, optimizer, batch, prepared.size, classes.length, weights, learningRate);
+        lossSum += result.loss * batch.y.length;
+        correct += result.correct;
+        seen += batch.y.length;
+        batchIndex++;
+        const elapsed = (performance.now() - started) / 1000;
+        const imagesPerSecond = seen / elapsed;
+        const remainingImages = (stepsPerEpoch - batchIndex) * settings.batchSize + (settings.epochs - epoch) * stepsPerEpoch * settings.batchSize;
+        emit({
+          type: 'progress', epoch, epochs: settings.epochs, batch: batchIndex, batches: stepsPerEpoch,
+          loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond, etaSeconds: remainingImages / imagesPerSecond,
+        });
+        await yieldToEventLoop(); // lets a cancel message in between batches
+      }
+      const trainSeconds = (performance.now() - started) / 1000;
+      const validation = valExamples.length > 0 ? await evaluate(params, prepared, valExamples, classes, batchOptions.batchSize, signal) : undefined;
+      const record: EpochRecord = {
+        epoch,
+        trainLoss: lossSum / Math.max(1, seen),
+        trainAccuracy: correct / Math.max(1, seen),
+        valLoss: validation ? validation.loss : null,
+        valAccuracy: validation ? validation.metrics.accuracy : null,
+        valBalancedAccuracy: validation ? validation.metrics.balancedAccuracy : null,
+        learningRate,
+        seconds: (performance.now() - started) / 1000,
+        imagesPerSecond: seen / trainSeconds,
+      };
+      const monitored = validation ? validation.loss : record.trainLoss;
+      const best = monitored < bestLoss;
+      if (best) {
+        bestLoss = monitored;
+        run.bestEpoch = epoch;
+        epochsWithoutImprovement = 0;
+        await writeSafetensors(join(runDir, MODEL_FILE), exportStateDict(params), { format: 'pt', classes: JSON.stringify(classes), imageSize: String(settings.imageSize) });
+      } else {
+        epochsWithoutImprovement++;
+      }
+      run.history.push(record);
+      await saveCheckpoint(runDir, params, optimizer, epoch);
+      await writeRunFile(runDir, run);
+      emit({ type: 'epoch', record, best });
+      if (settings.patience > 0 && epochsWithoutImprovement >= settings.patience && epoch < settings.epochs) {
+        emit({ type: 'log', level: 'info', message: `Stopping early: validation loss has not improved for ${settings.patience} epochs.` });
+        break;
+      }
+    }
+
+    // Final evaluation with the best weights.
+    const bestWeights = await readSafetensors(join(runDir, MODEL_FILE));
+    loadStateDict(params, bestWeights.tensors);
+    run.predictions = [];
+    for (const [split, examples] of [['val', valExamples], ['test', testExamples]] as const) {
+      if (examples.length === 0) continue;
+      emit({ type: 'phase', phase: 'evaluate', done: 0, total: examples.length });
+      const result = await evaluate(params, prepared, examples, classes, batchOptions.batchSize, signal);
+      run.metrics[split === 'val' ? 'validation' : 'test'] = result.metrics;
+      result.predictions.forEach((probabilities, i) => {
+        const example = examples[i];
+        run.predictions.push({
+          path: example.path, split, subject: subjectOf(example.path) ?? null, true: example.label,
+          predicted: argmaxIndex(probabilities), probabilities,
+        } satisfies Prediction);
+      });
+    }
+    run.status = 'completed';
+    await writeRunFile(runDir, run);
+    return run;
+  } catch (error) {
+    run.status = error instanceof TrainingCancelled || signal?.aborted ? 'cancelled' : 'failed';
+    run.error = (error as Error).message;
+    await writeRunFile(runDir, run);
+    throw error;
+  } finally {
+    optimizer.dispose();
+    disposeModel(params);
+  }
+}
+
+/** One optimisation step; class-weighted cross-entropy normalised by the weights, as PyTorch's CrossEntropyLoss(weight=…). */
+function trainStep(
+  params: ResNet18Params,
+  trainable: Map<string, tf.Variable>,
+  optimizer: Optimizer,
+  batch: Batch,
+  size: number,
+  numClasses: number,
+  weights: number[],
+  learningRate: number,
+): { loss: number; correct: number } {
+  const n = batch.y.length;
+  let correct = 0;
+  const loss = tf.tidy(() => {
+    const x = tf.tensor4d(batch.x, [n, size, size, 3]);
+    const y = tf.tensor1d(batch.y, 'int32');
+    const sampleWeights = tf.tensor1d(Array.from(batch.y, (c) => weights[c]));
+    const { value, grads } = tf.variableGrads(() => {
+      const { logits } = forward(params, x, { training: true });
+      correct = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'int32')).dataSync()[0];
+      const perExample = tf.neg(tf.sum(tf.mul(tf.oneHot(y, numClasses), tf.logSoftmax(logits)), 1));
+      return tf.div(tf.sum(tf.mul(perExample, sampleWeights)), tf.sum(sampleWeights)) as tf.Scalar;
+    }, [...trainable.values()]);
+    const byName = new Map<string, tf.Tensor>();
+    for (const [name, variable] of trainable) byName.set(name, grads[variable.name]);
+    optimizer.step(trainable, byName, learningRate);
+    return value;
+  });
+  const value = loss.dataSync()[0];
+  loss.dispose();
+  return { loss: value, correct };
+}
+
+async function evaluate(
+  params: ResNet18Params,
+  prepared: PreparedImages,
+  examples: Example[],
+  classes: string[],
+  batchSize: number,
+  signal?: AbortSignal,
+): Promise<{ loss: number; metrics: ClassificationMetrics; predictions: number[][] }> {
+  const predictions: number[][] = [];
+  let lossSum = 0;
+  for await (const batch of batches(prepared, examples, { batchSize, seed: 0, epoch: 0, sampling: 'sequential' })) {
+    if (signal?.aborted) throw new TrainingCancelled();
+    const n = batch.y.length;
+    const { probabilities, losses } = tf.tidy(() => {
+      const { logits } = forward(params, tf.tensor4d(batch.x, [n, prepared.size, prepared.size, 3]), { training: false });
+      const logProbabilities = tf.logSoftmax(logits);
+      const picked = tf.neg(tf.sum(tf.mul(tf.oneHot(tf.tensor1d(batch.y, 'int32'), classes.length), logProbabilities), 1));
+      return { probabilities: tf.exp(logProbabilities).arraySync() as number[][], losses: picked.dataSync() };
+    });
+    predictions.push(...probabilities.map(normaliseRow));
+    for (const l of losses) lossSum += l;
+    await yieldToEventLoop();
+  }
+  const metrics = computeClassificationMetrics({ classes, yTrue: examples.map((e) => e.label), probabilities: predictions });
+  return { loss: lossSum / examples.length, metrics, predictions };
+}
+
+/** float32 softmax rows can sum to 1 ± 1e-7; metrics validate the sum, so renormalise in float64. */
+function normaliseRow(row: number[]): number[] {
+  const sum = row.reduce((a, b) => a + b, 0);
+  return row.map((p) => p / sum);
+}
+
+function argmaxIndex(row: number[]): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+async function saveCheckpoint(runDir: string, params: ResNet18Params, optimizer: Optimizer, epoch: number): Promise<void> {
+  const tensors = exportStateDict(params);
+  for (const [name, tensor] of optimizer.exportState()) tensors.set(OPTIMIZER_PREFIX + name, tensor);
+  await writeSafetensors(join(runDir, CHECKPOINT_FILE), tensors, { format: 'pt', epoch: String(epoch), optimizer: optimizer.name });
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolveYield) => setImmediate(resolveYield));
+}
+
+function timestampName(): string {
+  return `run-${new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19)}`;
+}
