@@ -14,8 +14,6 @@ import {
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
 interface ConvCase {
-  /** The dx method the shapes are chosen to exercise. */
-  method: InputGradientMethod;
   batch: number;
   height: number;
   width: number;
@@ -25,6 +23,11 @@ interface ConvCase {
   strides: [number, number];
   pad: Pad;
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+interface KernelCase extends ConvCase {
+  /** The dx method the shapes are chosen to exercise. */
+  method: InputGradientMethod;
 }
 
 const TOLERANCE = 1e-5;
@@ -60,7 +63,7 @@ async function onBackend(backendName: string, compute: () => tf.Tensor[]): Promi
   }
 }
 
-function caseName(c: ConvCase): string {
+function caseName(c: KernelCase): string {
   const pad = typeof c.pad === 'object' ? JSON.stringify(c.pad.slice(1, 3)) : String(c.pad);
   return `${c.method}: x[${c.batch},${c.height},${c.width},${c.inChannels}] w${c.filter.join('x')}→${c.outChannels} s${c.strides.join(',')} pad ${pad}${c.dimRoundingMode ? ` ${c.dimRoundingMode}` : ''}`;
 }
@@ -87,9 +90,9 @@ function gradientsOf(c: ConvCase, seed: number): () => tf.Tensor[] {
  * method: one image with many channels goes through the MatMul, three images with few channels through
  * the sub-pixel convolution. Heights are odd and widths even.
  */
-function kernelCases(): ConvCase[] {
+function kernelCases(): KernelCase[] {
   const explicit: Pad = [[0, 0], [1, 2], [0, 3], [0, 0]];
-  const cases: ConvCase[] = [];
+  const cases: KernelCase[] = [];
   for (const stride of [1, 2]) {
     for (const size of [3, 1, 7]) {
       for (const pad of ['valid', 'same', 2, explicit] as Pad[]) {
@@ -106,7 +109,7 @@ function kernelCases(): ConvCase[] {
   }
   // Geometries no ResNet has: unequal strides and filter sides, stride 3, ceil rounding, and padding
   // wider than the filter.
-  const unusual: Omit<ConvCase, 'method' | 'batch' | 'inChannels'>[] = [
+  const unusual: Omit<ConvCase, 'batch' | 'inChannels'>[] = [
     { height: 11, width: 7, outChannels: 6, filter: [3, 2], strides: [2, 1], pad: 'same' },
     { height: 11, width: 8, outChannels: 6, filter: [3, 3], strides: [3, 2], pad: 'valid' },
     { height: 11, width: 7, outChannels: 6, filter: [3, 3], strides: [2, 2], pad: 1, dimRoundingMode: 'ceil' },
@@ -143,9 +146,13 @@ test('the replacement kernels are installed once and keep wasm memory flat', asy
   registerWasmTrainingKernels();
   assert.deepEqual(wasmTrainingKernelNames.map((name) => tf.getKernel(name, 'wasm').kernelFunc), installed);
 
-  const c: ConvCase = { batch: 2, height: 10, width: 10, inChannels: 4, outChannels: 8, filter: [3, 3], strides: [2, 2], pad: 'same' };
+  // One geometry per dx method.
+  const cases: ConvCase[] = [
+    { batch: 2, height: 10, width: 10, inChannels: 4, outChannels: 8, filter: [3, 3], strides: [2, 2], pad: 'same' },
+    { batch: 1, height: 6, width: 6, inChannels: 16, outChannels: 8, filter: [3, 3], strides: [2, 2], pad: 'same' },
+  ];
   const backend = tf.backend();
-  const step = () => tf.dispose(tf.tidy(gradientsOf(c, 1)));
+  const step = () => cases.forEach((c) => tf.dispose(tf.tidy(gradientsOf(c, 1))));
   step();
   const tensorsBefore = tf.memory().numTensors;
   const buffersBefore = backend.numDataIds();
@@ -164,8 +171,10 @@ test('unsupported convolutions fail with a message naming the problem', () => {
   assert.throws(run('Conv2DBackpropFilter', { x, dy }, { ...common, dataFormat: 'NHWC', dilations: 2, filterShape: filter.shape }), /dilation 1 only/);
   assert.throws(run('Conv2DBackpropInput', { dy, filter }, { ...common, dataFormat: 'NHWC', dilations: [1, 2], inputShape: x.shape }), /dilation 1 only/);
   assert.throws(run('Conv2DBackpropInput', { dy, filter }, { ...common, dataFormat: 'NCHW', inputShape: x.shape }), /'NHWC' only/);
-  assert.throws(run('Conv2DBackpropFilter', { x, dy: tf.zeros([1, 4, 4, 3]) }, { ...common, dataFormat: 'NHWC', filterShape: filter.shape }), /dy has shape/);
-  tf.dispose([x, dy, filter]);
+  const smallDy = tf.zeros([1, 4, 4, 3]);
+  assert.throws(run('Conv2DBackpropFilter', { x, dy: smallDy }, { ...common, dataFormat: 'NHWC', filterShape: filter.shape }), /dy has shape/);
+  assert.throws(run('Conv2DBackpropInput', { dy, filter }, { ...common, dataFormat: 'NHWC', inputShape: [1, 8, 8, 5] }), /input channels/);
+  tf.dispose([x, dy, filter, smallDy]);
 });
 
 /**

@@ -27,7 +27,8 @@ export function integerOption(value: string | undefined, name: string, fallback:
 
 /** Progress on stderr: a single rewritten line on a terminal, sparse lines otherwise. */
 export function stderrProgress(): (text: string) => void {
-  let last = 0;
+  // Non-interactive stderr (CI logs, the extension's output channel) gets a line every 2 s at most.
+  let last = Date.now();
   return (text) => {
     if (process.stderr.isTTY) {
       process.stderr.write(`\r\x1b[K${text}`);

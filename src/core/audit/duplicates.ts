@@ -3,6 +3,7 @@
  * (perceptual hash within a few bits). A copy in two classes is a contradictory label; a copy in two
  * folds or splits is leakage that inflates validation.
  */
+import { thumbnailDistance } from '../image/hash.js';
 import { MAX_EXAMPLE_PATHS, formatCount, type Finding, type Severity } from './findings.js';
 
 export interface ImageHashes {
@@ -10,7 +11,16 @@ export interface ImageHashes {
   pixel: string;
   /** 64-bit perceptual hash as 16 hex characters. */
   perceptual: string;
+  /** 32×32 luma thumbnail (`lumaThumbnail`); confirms near-duplicates when present. */
+  thumbnail?: Uint8Array;
 }
+
+/**
+ * Largest thumbnail difference (`thumbnailDistance`, 0–255) for a near-duplicate. Segmented cells on black
+ * are all round blobs to a 64-bit hash, so close hashes alone flag distinct cells (measured on the demo
+ * data: ≥ 5 for distinct cells with hashes ≤ 4 bits apart, 0.01 for a copy with one pixel changed).
+ */
+export const NEAR_DUPLICATE_MAX_THUMBNAIL_DIFFERENCE = 2.5;
 
 export interface DuplicateContext {
   labelOf: (path: string) => string | undefined;
@@ -61,7 +71,7 @@ function exactDuplicateSets(hashes: Map<string, ImageHashes>, context: Duplicate
  */
 function nearDuplicatePairs(hashes: Map<string, ImageHashes>, context: DuplicateContext): DuplicateSet[] {
   const maxDistance = Math.min(7, Math.max(0, context.nearDuplicateDistance));
-  const entries = [...hashes].map(([path, h]) => ({ path, pixel: h.pixel, bits: hexToWords(h.perceptual) }));
+  const entries = [...hashes].map(([path, h]) => ({ path, pixel: h.pixel, thumbnail: h.thumbnail, bits: hexToWords(h.perceptual) }));
   const pairs = new Map<string, DuplicateSet>();
   for (let position = 0; position < 8; position++) {
     const buckets = new Map<number, number[]>();
@@ -79,6 +89,7 @@ function nearDuplicatePairs(hashes: Map<string, ImageHashes>, context: Duplicate
           if (x.pixel === y.pixel) continue; // exact duplicates are reported separately
           const distance = popcount(x.bits[0] ^ y.bits[0]) + popcount(x.bits[1] ^ y.bits[1]);
           if (distance > maxDistance) continue;
+          if (x.thumbnail && y.thumbnail && thumbnailDistance(x.thumbnail, y.thumbnail) > NEAR_DUPLICATE_MAX_THUMBNAIL_DIFFERENCE) continue;
           const key = x.path < y.path ? `${x.path}\u0000${y.path}` : `${y.path}\u0000${x.path}`;
           if (!pairs.has(key)) {
             const paths = [x.path, y.path].sort();

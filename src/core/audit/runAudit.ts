@@ -5,7 +5,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeImage, toRgb } from '../image/decode.js';
-import { perceptualHash, pixelHash } from '../image/hash.js';
+import { lumaThumbnail, perceptualHash, pixelHash } from '../image/hash.js';
 import { scanDataset } from '../scan.js';
 import type { ScanResult, UnreadableEntry } from '../types.js';
 import { auditScan, type AuditOptions, type AuditReport } from './audit.js';
@@ -88,7 +88,7 @@ export async function hashImages(
           await handle.close();
         }
         const rgb = toRgb(await decodeImage(bytes));
-        hashes.set(image.path, { pixel: pixelHash(rgb), perceptual: perceptualHash(rgb) });
+        hashes.set(image.path, { pixel: pixelHash(rgb), perceptual: perceptualHash(rgb), thumbnail: lumaThumbnail(rgb) });
       } catch (error) {
         undecodable.push({ path: image.path, reason: 'corrupt', detail: `pixels could not be decoded: ${(error as Error).message}` });
       }

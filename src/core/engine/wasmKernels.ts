@@ -127,6 +127,9 @@ function forwardAxes(kernelName: string, xShape: number[], filterShape: number[]
     false,
     'channelsLast',
   );
+  if (filterShape[2] !== info.inChannels) {
+    throw new Error(`wasm ${kernelName}: filter has ${filterShape[2]} input channels but x has ${info.inChannels}`);
+  }
   if (info.outShape.some((size, axis) => size !== dyShape[axis])) {
     throw new Error(`wasm ${kernelName}: dy has shape [${dyShape}] but the convolution produces [${info.outShape}]`);
   }
@@ -162,8 +165,10 @@ function filterGradientAxis(axis: ConvAxis): FilterGradientAxis {
 /**
  * dW[kh,kw,ci,co] = Σ_{n,i,j} x[n, i·s+kh−p, j·s+kw−p, ci] · dy[n,i,j,co], computed as one XNNPACK
  * convolution: input x as [C, H, W, N], filter dy as [H', W', N, Cout] dilated by the stride, output
- * [C, KH, KW, Cout]. Measured faster than im2col + MatMul variants, whose wasm MatMul packs the big
- * operand with a strided transpose and whose strided slices run as scalar loops.
+ * [C, KH, KW, Cout]. Alternatives measured on ResNet-18 shapes: per-tap StridedSlice + MatMul is 4–20×
+ * slower on strided layers (wasm StridedSlice is a scalar loop); im2col by a depthwise identity
+ * convolution + MatMul is 10–30% faster on layer3/4 but 1.3–2× slower on layer1/2, too little overall
+ * to justify a second path.
  */
 function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo {
   const kernelName = 'Conv2DBackpropFilter';
@@ -172,13 +177,13 @@ function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: un
   requireFloat32(kernelName, x, dy);
   const [rows, cols] = forwardAxes(kernelName, x.shape, attrs.filterShape, dy.shape, attrs);
   const [filterHeight, filterWidth, inChannels, outChannels] = attrs.filterShape;
-  const [batch, , , channels] = x.shape;
+  const [batch] = x.shape;
   const rowPlan = filterGradientAxis(rows);
   const colPlan = filterGradientAxis(cols);
 
   const scope = new KernelScope(args.backend as tf.KernelBackend);
   const usedX = rowPlan.usedInput < rows.inSize || colPlan.usedInput < cols.inSize
-    ? scope.run('Slice', x, { begin: [0, 0, 0, 0], size: [batch, rowPlan.usedInput, colPlan.usedInput, channels] })
+    ? scope.run('Slice', x, { begin: [0, 0, 0, 0], size: [batch, rowPlan.usedInput, colPlan.usedInput, inChannels] })
     : x;
   const xByChannel = scope.transpose(usedX, [3, 1, 2, 0]);
   const dyAsFilter = scope.transpose(dy, [1, 2, 0, 3]);
@@ -235,7 +240,7 @@ function reverseLeadingBlocks(scope: KernelScope, info: TensorInfo): TensorInfo 
   const blockSize = rest.reduce((a, b) => a * b, 1);
   const flat = reshaped(info, [blocks, blockSize]);
   // Contiguous Slices and an axis-0 Concat are plain memory copies on wasm, whereas its Reverse,
-  // GatherV2 and negative-stride StridedSlice kernels are element-wise loops (10–40× slower here).
+  // GatherV2 and negative-stride StridedSlice kernels are element-wise loops, 10–100× slower here.
   const pieces: TensorInfo[] = [];
   for (let block = blocks - 1; block >= 0; block--) {
     pieces.push(scope.run('Slice', flat, { begin: [block, 0], size: [1, blockSize] }));
@@ -248,7 +253,7 @@ function reverseLeadingBlocks(scope: KernelScope, info: TensorInfo): TensorInfo 
  * dx, followed by a Transpose that interleaves the phases (pixel shuffle). Returns the interleaved
  * result and where dx starts in it.
  */
-function inputGradientBySubPixelConv(scope: KernelScope, dy: TensorInfo, filter: TensorInfo, rows: ConvAxis, cols: ConvAxis): Canvas {
+function inputGradientBySubPixelConv(scope: KernelScope, dy: TensorInfo, filter: TensorInfo, rows: ConvAxis, cols: ConvAxis): PaddedInputGradient {
   const [batch] = dy.shape;
   const [filterHeight, filterWidth, inChannels, outChannels] = filter.shape;
   const rowPlan = subPixelAxis(rows);
@@ -291,7 +296,7 @@ function inputGradientBySubPixelConv(scope: KernelScope, dy: TensorInfo, filter:
  * every tap's [N, H', W', Cin] slab is added at its offset (kh, kw) and stride into a zero canvas.
  * Here the filter is the streamed operand and dy the packed one, the reverse of the convolution.
  */
-function inputGradientByMatMul(scope: KernelScope, dy: TensorInfo, filter: TensorInfo, rows: ConvAxis, cols: ConvAxis): Canvas {
+function inputGradientByMatMul(scope: KernelScope, dy: TensorInfo, filter: TensorInfo, rows: ConvAxis, cols: ConvAxis): PaddedInputGradient {
   const [batch] = dy.shape;
   const [filterHeight, filterWidth, inChannels, outChannels] = filter.shape;
   const taps = filterHeight * filterWidth;
@@ -331,8 +336,8 @@ function inputGradientByMatMul(scope: KernelScope, dy: TensorInfo, filter: Tenso
   return { image: reshaped(sum, shape), origin: { row: rows.padBefore, col: cols.padBefore } };
 }
 
-/** An image of the padded input's gradient; dx starts at `origin`. */
-interface Canvas {
+/** The gradient of a zero-padded input: dx is the part that starts at `origin`. */
+interface PaddedInputGradient {
   image: TensorInfo;
   origin: { row: number; col: number };
 }
@@ -340,11 +345,11 @@ interface Canvas {
 export type InputGradientMethod = 'matmul' | 'subpixel-conv';
 
 /**
- * XNNPACK re-reads its packed operand (a convolution's filter, a MatMul's right-hand side) for every
- * few rows of the other operand, so the cheaper formulation is the one whose packed operand is smaller:
- * the filter [KH·KW·Cin, Cout] for the convolution, dy [N·H'·W', Cout] for the MatMul. ResNet-18's deep
- * layers (big filters, few pixels) run 1.3–5× faster by MatMul, its early layers 1.5–4× faster by
- * convolution (measured at batch 8 and 16, 128 px).
+ * Each method prepares one operand afresh on every call, at a cost that grows with its size: the
+ * convolution flips, rearranges and has XNNPACK pack the filter (KH·KW·Cin × Cout values), the MatMul
+ * transposes and packs dy (N·H'·W' × Cout values). The smaller operand wins: at 128 px, batch 8 and 16,
+ * ResNet-18's layer3/layer4 (big filters, few pixels) ran 1.1–5× faster by MatMul, and layer1/layer2
+ * 1.5–6× faster by convolution.
  */
 export function inputGradientMethod(dyShape: readonly number[], filterShape: readonly number[]): InputGradientMethod {
   const [batch, outHeight, outWidth] = dyShape;

@@ -41,6 +41,33 @@ export function perceptualHash(image: RawImage): string {
   return hex;
 }
 
+/**
+ * The 32×32 luma grid the perceptual hash starts from, rounded to bytes: small enough to keep for every image,
+ * precise enough to confirm that two images with close hashes really look alike.
+ */
+export function lumaThumbnail(image: RawImage): Uint8Array {
+  return Uint8Array.from(downsampleLuma(image), (v) => Math.round(v));
+}
+
+/** Luma at or below this is background: segmented cells sit on black. */
+const BACKGROUND_LUMA = 16;
+
+/**
+ * Mean absolute difference (0–255) of two thumbnails over the pixels where either shows something. Averaged
+ * over the whole grid, two different cells on a mostly black background would look nearly identical.
+ */
+export function thumbnailDistance(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new Error(`Cannot compare thumbnails of different sizes (${a.length} and ${b.length})`);
+  let sum = 0;
+  let foreground = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] <= BACKGROUND_LUMA && b[i] <= BACKGROUND_LUMA) continue;
+    sum += Math.abs(a[i] - b[i]);
+    foreground++;
+  }
+  return foreground === 0 ? 0 : sum / foreground;
+}
+
 /** Number of differing bits between two hashes of equal length (hex strings from `perceptualHash`). */
 export function hammingDistance(a: string, b: string): number {
   if (a.length !== b.length) throw new Error(`Cannot compare hashes of different lengths (${a.length} and ${b.length})`);

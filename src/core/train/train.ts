@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { auditDataset, readLabelTables } from '../audit/runAudit.js';
-import { batchCount, batches, classWeights, examplesFor, type Batch, type Example } from '../data/batches.js';
+import { batchCount, batches, classWeights, examplesFor, type Example } from '../data/batches.js';
 import { prepareImages, type PreparedImages } from '../data/cache.js';
 import { assignSplits, findSubjectOverlap, subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
 import { selectBackend } from '../engine/backend.js';
@@ -21,6 +21,7 @@ import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/s
 import type { TrainEventSink } from './events.js';
 import { resolveLabels } from './labelChoice.js';
 import { createOptimizer, scheduledLearningRate, type Optimizer } from './optimizers.js';
+import { trainStep } from './step.js';
 import type { TrainSettings } from './settings.js';
 
 export class TrainingCancelled extends Error {
@@ -36,11 +37,6 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', timestampName()));
   const previous = settings.resume && existsSync(join(runDir, CHECKPOINT_FILE)) ? await readRunFile(runDir) : undefined;
   if (settings.resume && !previous) emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
-  await mkdir(runDir, { recursive: true });
-
-  const backend = await selectBackend(settings.backend);
-  emit({ type: 'started', runDir, backend: backend.name });
-
   // Audit (headers only: training decodes every image anyway, and reports the ones it cannot).
   emit({ type: 'phase', phase: 'audit', done: 0, total: 1 });
   const report = await auditDataset(root, { subjectPattern: settings.subjectPattern, checkPixels: false, signal });
@@ -51,6 +47,9 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   if (labels.structural) {
     emit({ type: 'log', level: 'warning', message: 'Training on labels the audit judged structural (folds, splits or batches): this model predicts the folder, not the diagnosis. The run is marked as such.' });
   }
+  await mkdir(runDir, { recursive: true });
+  const backend = await selectBackend(settings.backend);
+  emit({ type: 'started', runDir, backend: backend.name });
   const labelOf = combinedLabeler(labels.sources, csvTables);
   const subjectOf = subjectReader(report.spec.subjectPattern, csvTables);
   const spec = { ...report.spec, labelSources: labels.sources };
@@ -228,39 +227,6 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     optimizer.dispose();
     disposeModel(params);
   }
-}
-
-/** One optimisation step; class-weighted cross-entropy normalised by the weights, as PyTorch's CrossEntropyLoss(weight=…). */
-function trainStep(
-  params: ResNet18Params,
-  trainable: Map<string, tf.Variable>,
-  optimizer: Optimizer,
-  batch: Batch,
-  size: number,
-  numClasses: number,
-  weights: number[],
-  learningRate: number,
-): { loss: number; correct: number } {
-  const n = batch.y.length;
-  let correct = 0;
-  const loss = tf.tidy(() => {
-    const x = tf.tensor4d(batch.x, [n, size, size, 3]);
-    const y = tf.tensor1d(batch.y, 'int32');
-    const sampleWeights = tf.tensor1d(Array.from(batch.y, (c) => weights[c]));
-    const { value, grads } = tf.variableGrads(() => {
-      const { logits } = forward(params, x, { training: true });
-      correct = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'int32')).dataSync()[0];
-      const perExample = tf.neg(tf.sum(tf.mul(tf.oneHot(y, numClasses), tf.logSoftmax(logits)), 1));
-      return tf.div(tf.sum(tf.mul(perExample, sampleWeights)), tf.sum(sampleWeights)) as tf.Scalar;
-    }, [...trainable.values()]);
-    const byName = new Map<string, tf.Tensor>();
-    for (const [name, variable] of trainable) byName.set(name, grads[variable.name]);
-    optimizer.step(trainable, byName, learningRate);
-    return value;
-  });
-  const value = loss.dataSync()[0];
-  loss.dispose();
-  return { loss: value, correct };
 }
 
 async function evaluate(

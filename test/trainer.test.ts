@@ -1,0 +1,118 @@
+// The trainer child process end to end: a real fork, real files, a real SIGKILL.
+import assert from 'node:assert/strict';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { generateDemoDataset } from '../src/core/demo/generate.js';
+import { CHECKPOINT_FILE, MODEL_FILE, readRunFile } from '../src/core/run/runFile.js';
+import { DEFAULT_SETTINGS, type TrainSettings } from '../src/core/train/settings.js';
+import { readSafetensors } from '../src/core/weights/safetensors.js';
+import type { TrainerMessage } from '../src/trainer/protocol.js';
+
+const trainerBundle = join(__dirname, '..', 'dist', 'trainer.js');
+let work: string;
+let dataset: string;
+
+before(async () => {
+  if (!existsSync(trainerBundle)) spawnSync(process.execPath, [join(__dirname, '..', 'scripts', 'build.mjs')], { stdio: 'inherit' });
+  work = await mkdtemp(join(tmpdir(), 'leukemia-trainer-'));
+  await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 24, validationImages: 6, seed: 3 });
+  dataset = join(work, 'C-NMC_Leukemia', 'training_data');
+});
+after(() => rm(work, { recursive: true, force: true }));
+
+function settings(out: string, overrides: Partial<TrainSettings> = {}): TrainSettings {
+  return { ...DEFAULT_SETTINGS, dataset, out, labels: 'folder:2', imageSize: 32, batchSize: 8, epochs: 3, patience: 0, ...overrides };
+}
+
+function startTrainer(): { child: ChildProcess; messages: AsyncGenerator<TrainerMessage> } {
+  const child = fork(trainerBundle, [], { env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache') }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const queue: TrainerMessage[] = [];
+  let wake: (() => void) | undefined;
+  let exited = false;
+  child.on('message', (m) => {
+    queue.push(m as TrainerMessage);
+    wake?.();
+  });
+  child.on('exit', () => {
+    exited = true;
+    wake?.();
+  });
+  async function* messages(): AsyncGenerator<TrainerMessage> {
+    for (;;) {
+      while (queue.length > 0) yield queue.shift()!;
+      if (exited) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  }
+  return { child, messages: messages() };
+}
+
+test('a killed trainer leaves the last checkpoint usable, and --resume finishes the run', { timeout: 180_000 }, async () => {
+  const out = join(work, 'run-killed');
+  const first = startTrainer();
+  first.child.send({ type: 'train', settings: settings(out) });
+  for await (const message of first.messages) {
+    if (message.type === 'error') assert.fail(message.message);
+    if (message.type === 'event' && message.event.type === 'epoch' && message.event.record.epoch === 1) {
+      first.child.kill('SIGKILL');
+      break;
+    }
+  }
+  await new Promise((resolve) => (first.child.exitCode !== null || first.child.signalCode !== null ? resolve(null) : first.child.once('exit', resolve)));
+  assert.equal(first.child.signalCode, 'SIGKILL');
+
+  const killed = await readRunFile(out);
+  assert.equal(killed.status, 'running', 'a killed run cannot mark itself finished');
+  assert.deepEqual(killed.history.map((h) => h.epoch), [1]);
+  const checkpoint = await readSafetensors(join(out, CHECKPOINT_FILE));
+  assert.equal(checkpoint.metadata.epoch, '1');
+  assert.ok(checkpoint.tensors.has('layer4.1.conv2.weight'));
+  assert.ok(checkpoint.tensors.has('optimizer/fc.weight/exp_avg'), 'optimizer state is saved with the weights');
+  assert.ok(existsSync(join(out, MODEL_FILE)));
+
+  const second = startTrainer();
+  second.child.send({ type: 'train', settings: settings(out, { resume: true }) });
+  const epochs: number[] = [];
+  let result: TrainerMessage | undefined;
+  for await (const message of second.messages) {
+    if (message.type === 'event' && message.event.type === 'epoch') epochs.push(message.event.record.epoch);
+    if (message.type === 'result' || message.type === 'error') result = message;
+  }
+  assert.equal(result?.type, 'result', result?.type === 'error' ? result.message : 'no result');
+  assert.deepEqual(epochs, [2, 3], 'the resumed run continues after the checkpointed epoch');
+  const finished = await readRunFile(out);
+  assert.equal(finished.status, 'completed');
+  assert.deepEqual(finished.history.map((h) => h.epoch), [1, 2, 3]);
+  assert.ok(finished.metrics.validation, 'validation metrics are written');
+  assert.equal(finished.predictions.length, finished.metrics.validation!.sampleCount + (finished.metrics.test?.sampleCount ?? 0));
+});
+
+test('cancel stops the trainer cleanly and marks the run cancelled', { timeout: 120_000 }, async () => {
+  const out = join(work, 'run-cancelled');
+  const trainer = startTrainer();
+  trainer.child.send({ type: 'train', settings: settings(out, { epochs: 5 }) });
+  let last: TrainerMessage | undefined;
+  for await (const message of trainer.messages) {
+    if (message.type === 'event' && message.event.type === 'progress') trainer.child.send({ type: 'cancel' });
+    last = message;
+  }
+  assert.equal(last?.type, 'cancelled');
+  assert.equal(trainer.child.exitCode, 0);
+  assert.equal((await readRunFile(out)).status, 'cancelled');
+});
+
+test('a malformed command is answered with an error, not a crash', { timeout: 30_000 }, async () => {
+  const trainer = startTrainer();
+  trainer.child.send({ type: 'train' });
+  for await (const message of trainer.messages) {
+    if (message.type === 'error') {
+      assert.match(message.message, /does not understand/);
+      break;
+    }
+  }
+  trainer.child.kill();
+});
