@@ -2,6 +2,7 @@
 // process, the CLI, and the webview (browser). Native and wasm-loading packages stay external: they find
 // their binaries relative to their own package folder.
 import * as esbuild from 'esbuild';
+import { readFileSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
@@ -26,7 +27,8 @@ const bundleTfjsGradients = {
     });
   },
 };
-const common = { plugins: [bundleTfjsGradients], bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+const common = { define: { PACKAGE_VERSION: JSON.stringify(version) }, plugins: [bundleTfjsGradients], bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
 
 const builds = [
   { ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },

@@ -17,7 +17,7 @@ let work: string;
 let dataset: string;
 
 before(async () => {
-  if (!existsSync(trainerBundle)) spawnSync(process.execPath, [join(__dirname, '..', 'scripts', 'build.mjs')], { stdio: 'inherit' });
+  if (!existsSync(trainerBundle)) spawnSync(process.execPath, [join(__dirname, '..', 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: join(__dirname, '..') });
   work = await mkdtemp(join(tmpdir(), 'leukemia-trainer-'));
   await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 24, validationImages: 6, seed: 3 });
   dataset = join(work, 'C-NMC_Leukemia', 'training_data');

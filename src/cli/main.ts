@@ -2,16 +2,18 @@
  * `leukemia-audit` — the command line face of the core. With `--json`, stdout carries only JSON;
  * progress and messages always go to stderr.
  */
-import { parseArgs } from 'node:util';
 import { auditCommand } from './commands/audit.js';
 import { demoDataCommand } from './commands/demoData.js';
 import { trainCommand } from './commands/train.js';
 import { UsageError } from './usage.js';
 
+// Injected by esbuild from package.json (scripts/build.mjs).
+declare const PACKAGE_VERSION: string;
+
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   audit: { summary: 'audit <dir> [--json] [--subject-pattern RE] [--no-pixels]   check where the labels really are', run: auditCommand },
   train: { summary: 'train <dir> [--labels …] [--epochs N] [--image-size S] [--out RUN] [--resume] [--json]   train ResNet-18 and write a run folder', run: trainCommand },
-  'demo-data': { summary: 'demo-data <dir> [--seed N] [--image-size S] [--images-per-fold N]   write a C-NMC-like demo dataset', run: demoDataCommand },
+  'demo-data': { summary: 'demo-data <dir> [--seed N] [--image-size S] [--images-per-fold N] [--leak-subjects N] [--duplicates N] [--corrupt-files N] [--overwrite] [--json]   write a C-NMC-like demo dataset', run: demoDataCommand },
 };
 
 export function usage(): string {
@@ -20,14 +22,16 @@ export function usage(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
+  if (!command) {
+    process.stderr.write(usage() + '\n');
+    return 2;
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(usage() + '\n');
-    return command ? 0 : 2;
+    return 0;
   }
   if (command === '--version') {
-    const { values } = parseArgs({ args: [], options: {} });
-    void values;
-    process.stdout.write(`${process.env.npm_package_version ?? '0.1.0'}\n`);
+    process.stdout.write(`${PACKAGE_VERSION}\n`);
     return 0;
   }
   const entry = COMMANDS[command];

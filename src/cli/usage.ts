@@ -18,10 +18,12 @@ export function parseCommandArgs<O extends Options>(argv: string[], options: O, 
   }
 }
 
-export function integerOption(value: string | undefined, name: string, fallback: number, min = 0): number {
+export function integerOption(value: string | undefined, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${value}"`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`}, got "${value}"`);
+  }
   return n;
 }
 

@@ -32,12 +32,15 @@ export async function demoDataCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('demo-data takes exactly one output folder');
   const manifest = await generateDemoDataset(resolve(positionals[0]), {
     seed: integerOption(values.seed, 'seed', 1),
-    imageSize: integerOption(values['image-size'], 'image-size', 64, 16),
+    imageSize: integerOption(values['image-size'], 'image-size', 64, 16, 450),
     imagesPerFold: integerOption(values['images-per-fold'], 'images-per-fold', 200, 1),
     leakSubjects: integerOption(values['leak-subjects'], 'leak-subjects', 0),
     duplicates: integerOption(values.duplicates, 'duplicates', 0),
     corruptFiles: integerOption(values['corrupt-files'], 'corrupt-files', 0),
     overwrite: values.overwrite ?? false,
+  }).catch((error: unknown) => {
+    // The generator's option checks (e.g. too few images per fold for two classes) are usage errors here.
+    throw error instanceof RangeError ? new UsageError(error.message) : error;
   });
   if (values.json) process.stdout.write(JSON.stringify(manifest, null, 2) + '\n');
   else process.stderr.write(`Wrote ${manifest.images.length} images to ${manifest.root}\n`);

@@ -5,13 +5,12 @@
 import {
   DEFAULT_SUBJECT_PATTERN,
   folderAt,
-  pathParts,
-  subjectMatcher,
   type DatasetSpec,
   type LabelSource,
   type NamedCount,
   type SplitPlan,
 } from '../dataset.js';
+import { subjectReader } from '../data/splits.js';
 import { combinedLabeler, labelerFor, type Labeler } from '../labels.js';
 import { chiSquareIndependence } from '../stats.js';
 import type { ScanResult } from '../types.js';
@@ -92,26 +91,11 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
     }
   }
   const labelOf = combinedLabeler(labelSources, inputs.csvTables ?? []);
-  const classCounts = new Map<string, number>();
-  let unlabelled = 0;
-  for (const path of paths) {
-    const label = labelOf(path);
-    if (label === undefined) unlabelled++;
-    else classCounts.set(label, (classCounts.get(label) ?? 0) + 1);
-  }
-  const classes = sortedCounts(classCounts);
+  const classes = countLabels(paths, labelOf);
+  const unlabelled = paths.length - classes.reduce((sum, c) => sum + c.count, 0);
 
-  // Subjects: from the file name, or from the original name a label table keeps (C-NMC validation data).
   const subjectPattern = options.subjectPattern ?? DEFAULT_SUBJECT_PATTERN;
-  const matchSubject = subjectMatcher(subjectPattern);
-  const originalNames = new Map<string, string>();
-  for (const table of inputs.csvTables ?? []) for (const [p, n] of table.originalNameByPath) originalNames.set(p, n);
-  const subjectOf = (path: string): string | undefined => {
-    const own = matchSubject(pathParts(path).fileName);
-    if (own !== undefined) return own;
-    const original = originalNames.get(path);
-    return original === undefined ? undefined : matchSubject(pathParts(original.replace(/\\/g, '/')).fileName);
-  };
+  const subjectOf = subjectReader(subjectPattern, inputs.csvTables ?? []);
   const subjects = new Set<string>();
   let imagesWithSubject = 0;
   for (const path of paths) {
@@ -289,7 +273,7 @@ function structuralFindings(
   const findings: Finding[] = [];
   const top = levels[0];
   const primaryIsTop = primary?.kind === 'folder' && primary.depth === 1;
-  const recommended = describeSource(primary, classes);
+  const recommended = describeSource(primary, primary ? countLabels(paths, primaryLabel) : classes);
   if (top && !primaryIsTop && top.covered >= paths.length * 0.5) {
     const names = top.names.map((n) => n.name);
     const sizes = top.names.map((n) => n.count);
@@ -350,6 +334,15 @@ function structuralFindings(
     });
   }
   return findings;
+}
+
+function countLabels(paths: string[], labelOf: Labeler): NamedCount[] {
+  const counts = new Map<string, number>();
+  for (const path of paths) {
+    const label = labelOf(path);
+    if (label !== undefined) counts.set(label, (counts.get(label) ?? 0) + 1);
+  }
+  return sortedCounts(counts);
 }
 
 function describeSource(source: LabelSource | undefined, classes: NamedCount[]): string | undefined {

@@ -183,7 +183,7 @@ async function prepareEmptyRoot(root: string, overwrite: boolean): Promise<void>
   }
   if (existing.length === 0) return;
   if (!overwrite) {
-    throw new Error(`${root} already exists and is not empty; pass overwrite to replace it`);
+    throw new Error(`${root} already exists and is not empty; choose another folder or allow replacing it (the overwrite option, --overwrite on the command line)`);
   }
   await rm(root, { recursive: true, force: true });
 }

@@ -37,7 +37,7 @@ export interface TrainSettings {
 
 export const DEFAULT_SETTINGS: Omit<TrainSettings, 'dataset'> = {
   labels: 'auto',
-  epochs: 8,
+  epochs: 5,
   imageSize: 48,
   batchSize: 32,
   strategy: 'full',
