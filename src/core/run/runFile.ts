@@ -45,6 +45,46 @@ export interface Prediction {
   probabilities: number[];
 }
 
+/** Where a sample sits in the confusion matrix; binary runs use the positive class (ALL). */
+export type ConfusionCell = 'true-positive' | 'false-positive' | 'true-negative' | 'false-negative' | 'correct' | 'wrong';
+
+export interface ExplainedSample {
+  path: string;
+  split: 'val' | 'test';
+  cell: ConfusionCell;
+  true: number;
+  predicted: number;
+  /** Probability of the predicted class. */
+  confidence: number;
+  /** The class the map explains (the predicted one). */
+  explainedClass: number;
+  /** PNGs relative to the run folder: the preprocessed input, and the overlay. */
+  original: string;
+  overlay: string;
+  /** Overlay on the run-wide shared scale, so maps can be compared across images. */
+  overlayShared: string;
+  /** Fraction of CAM energy on the black background outside the cell mask. */
+  backgroundEnergy: number;
+}
+
+export interface SanityStep {
+  /** Layers re-initialised so far, top down: `fc`, then `layer4`, … (cascading randomisation). */
+  randomisedUpTo: string;
+  /** Spearman rank correlation between the trained and the randomised maps, mean over the sampled images. */
+  spearman: number;
+}
+
+export interface RunExplanations {
+  method: 'gradcam' | 'gradcam++';
+  layer: string;
+  colormap: string;
+  samples: ExplainedSample[];
+  /** Adebayo et al. 2018 model-parameter randomisation test: maps must change when weights are randomised. */
+  sanity: { steps: SanityStep[]; passed: boolean; message: string };
+  /** Attention off the cell: mean background energy per class, and whether it is suspicious. */
+  shortcut: { perClass: Record<string, number>; threshold: number; flagged: boolean; message: string };
+}
+
 export interface RunFile {
   schema: typeof RUN_SCHEMA;
   version: typeof RUN_SCHEMA_VERSION;
@@ -70,6 +110,8 @@ export interface RunFile {
   bestEpoch: number | null;
   metrics: { validation: ClassificationMetrics | null; test: ClassificationMetrics | null };
   predictions: Prediction[];
+  /** Grad-CAM for a bounded sample of each confusion-matrix cell, with sanity and shortcut checks. */
+  explanations?: RunExplanations | null;
 }
 
 export async function writeRunFile(runDir: string, run: RunFile): Promise<void> {
