@@ -33,6 +33,8 @@ const common = { define: { PACKAGE_VERSION: JSON.stringify(version) }, plugins: 
 const builds = [
   { ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
   { ...common, entryPoints: ['src/trainer/main.ts'], outfile: 'dist/trainer.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
+  // Data-parallel training starts this file as a worker thread from the trainer and CLI bundles' folder.
+  { ...common, entryPoints: ['src/core/train/gradientWorker.ts'], outfile: 'dist/gradientWorker.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
   { ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
   { ...common, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'esm', target: 'es2022' },
 ];

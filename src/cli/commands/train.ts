@@ -23,6 +23,7 @@ Refuses labels the audit judges structural (e.g. fold folders) unless --labels s
   --crop none|center|cell    crop before resizing (default none)
   --subject-pattern RE       subject id pattern (default ^UID_(H?\\d+)_)
   --seed N                   (default ${DEFAULT_SETTINGS.seed})
+  --workers N                data-parallel ways over CPU cores (default ${DEFAULT_SETTINGS.workers}; wasm only)
   --resume                   continue the run in --out from its last checkpoint
   --json                     print only the final run.json on stdout`;
 
@@ -37,7 +38,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     out: { type: 'string' }, labels: { type: 'string' }, epochs: { type: 'string' }, 'image-size': { type: 'string' },
     'batch-size': { type: 'string' }, strategy: { type: 'string' }, backend: { type: 'string' }, weights: { type: 'string' },
     optimizer: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' }, patience: { type: 'string' },
-    crop: { type: 'string' }, 'subject-pattern': { type: 'string' }, seed: { type: 'string' }, resume: { type: 'boolean' },
+    crop: { type: 'string' }, 'subject-pattern': { type: 'string' }, seed: { type: 'string' }, workers: { type: 'string' }, resume: { type: 'boolean' },
     json: { type: 'boolean' },
   }, HELP);
   if (!parsed) return 0;
@@ -69,6 +70,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     learningRate,
     patience: integerOption(values.patience, 'patience', DEFAULT_SETTINGS.patience),
     seed: integerOption(values.seed, 'seed', DEFAULT_SETTINGS.seed),
+    workers: integerOption(values.workers, 'workers', DEFAULT_SETTINGS.workers, 1, 64),
     subjectPattern: values['subject-pattern'],
     resume: values.resume ?? false,
   };

@@ -21,6 +21,7 @@ import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/s
 import type { TrainEventSink } from './events.js';
 import { resolveLabels } from './labelChoice.js';
 import { createOptimizer, scheduledLearningRate, type Optimizer } from './optimizers.js';
+import { createDataParallelTrainer } from './dataParallel.js';
 import { trainStep } from './step.js';
 import type { TrainSettings } from './settings.js';
 
@@ -85,6 +86,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   const testExamples = usable(testPaths);
   const weights = classWeights(classes.map((_, c) => trainExamples.filter((e) => e.label === c).length));
 
+  const parallel = settings.workers > 1 ? createDataParallelTrainer({ numClasses: classes.length, imageSize: settings.imageSize, workers: settings.workers }) : undefined;
   const params = createResNet18(classes.length, settings.seed);
   const optimizer = createOptimizer(settings.optimizer);
   const trainable = new Map([...params].filter(([, v]) => trainableVariables(params, settings.strategy).includes(v)));
@@ -151,7 +153,9 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
         if (signal?.aborted) throw new TrainingCancelled();
         const step = (epoch - 1) * stepsPerEpoch + batchIndex;
         learningRate = scheduledLearningRate(settings.learningRate, settings.schedule, step, totalSteps);
-        const result = trainStep(params, trainable, optimizer, batch, prepared.size, classes.length, weights, learningRate);
+        const result = parallel
+          ? await parallel.step(params, trainable, optimizer, batch, weights, learningRate)
+          : trainStep(params, trainable, optimizer, batch, prepared.size, classes.length, weights, learningRate);
         lossSum += result.loss * batch.y.length;
         correct += result.correct;
         seen += batch.y.length;
@@ -224,6 +228,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     await writeRunFile(runDir, run);
     throw error;
   } finally {
+    await parallel?.dispose();
     optimizer.dispose();
     disposeModel(params);
   }

@@ -1,0 +1,307 @@
+/**
+ * Data-parallel training on several cores. The wasm backend runs single-threaded in Node (tfjs#3830), so
+ * one training process uses one core; here the batch is split into shards, `workers − 1` worker threads
+ * each compute the gradient of one shard with their own tfjs + ResNet-18 copy, and the main thread
+ * computes one shard itself, sums, and applies the optimiser. The model and optimiser state live only on
+ * the main thread: workers receive the weights every step.
+ *
+ * Exactness: every shard runs the real `trainStep` (with an optimiser that records gradients instead of
+ * applying them), whose loss is the shard's weighted mean; scaling it back by the shard's weight sum and
+ * dividing the total by the whole batch's weight sum gives the gradient of the single-process loss, up to
+ * float rounding — except that BatchNorm normalises each shard with that shard's own batch statistics
+ * (as PyTorch DDP without SyncBatchNorm does).
+ *
+ * Running BatchNorm statistics: each shard updates the running mean/variance from its own batch; the main
+ * model gets their average weighted by shard size. Because the update is linear (0.9·old + 0.1·batch) and
+ * every shard starts from the same old value, the running mean ends exactly as if updated with the whole
+ * batch's mean; the running variance misses the between-shard part of the variance (and uses each shard's
+ * n − 1 correction). `num_batches_tracked` advances once per step, as in a single process.
+ *
+ * Shared memory: one SharedArrayBuffer holds every float parameter and buffer (state_dict order, the
+ * int32 `num_batches_tracked` excepted), written by the main thread before each step and copied by the
+ * workers into their variables. Each worker owns one more such buffer with the same layout, into which it
+ * writes its gradients (already multiplied by its weight sum) and its updated running statistics.
+ * Steps are synchronised with postMessage: a step takes hundreds of milliseconds, a message well under one.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Batch } from '../data/batches.js';
+import { resnet18ParamSpecs, type ResNet18Params } from '../model/resnet18.js';
+import type { Optimizer } from './optimizers.js';
+import { trainStep } from './step.js';
+
+export interface DataParallelOptions {
+  numClasses: number;
+  imageSize: number;
+  /**
+   * Ways the batch is split, the main thread included: `workers − 1` threads are started, so 2 uses two
+   * cores. 1 starts no thread and is plain `trainStep`.
+   */
+  workers: number;
+}
+
+export interface DataParallelTrainer {
+  /** One optimisation step; the result means what `trainStep`'s does (loss of the whole batch, correct count). */
+  step(
+    params: ResNet18Params,
+    trainable: ReadonlyMap<string, tf.Variable>,
+    optimizer: Optimizer,
+    batch: Batch,
+    weights: number[],
+    learningRate: number,
+  ): Promise<{ loss: number; correct: number }>;
+  /** Terminates the worker threads; resolves once they have exited. */
+  dispose(): Promise<void>;
+}
+
+/** Where each float parameter or buffer sits in the shared buffers. */
+export interface StateLayout {
+  entries: { name: string; shape: number[]; offset: number; size: number; isRunningStat: boolean }[];
+  byName: Map<string, { offset: number; size: number }>;
+  /** Total floats. */
+  length: number;
+}
+
+export function stateLayout(numClasses: number): StateLayout {
+  const entries: StateLayout['entries'] = [];
+  let offset = 0;
+  for (const spec of resnet18ParamSpecs(numClasses)) {
+    // The int32 batch counter is advanced by the main thread's own forward pass, never shared.
+    if (spec.role === 'bnBatchCount') continue;
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    entries.push({ name: spec.name, shape: spec.shape, offset, size, isRunningStat: spec.role === 'bnRunningMean' || spec.role === 'bnRunningVar' });
+    offset += size;
+  }
+  return { entries, byName: new Map(entries.map((e) => [e.name, { offset: e.offset, size: e.size }])), length: offset };
+}
+
+export interface ShardResult {
+  /** The shard's weighted loss sum (not mean). */
+  lossSum: number;
+  correct: number;
+  weightSum: number;
+}
+
+/**
+ * Runs the real `trainStep` on one shard with an optimiser that only records: the gradient of the shard's
+ * weighted *sum* of losses is written into `out` at each trainable parameter's offset. `trainStep` divides
+ * by the shard's weight sum, so multiplying back by it undoes that; a shard whose weights are all zero
+ * contributes nothing (`trainStep` itself would give 0/0). Updates the running BatchNorm statistics of
+ * `params` like any training-mode forward pass.
+ */
+export function shardGradient(
+  params: ResNet18Params,
+  trainableNames: readonly string[],
+  batch: Batch,
+  size: number,
+  numClasses: number,
+  weights: number[],
+  layout: StateLayout,
+  out: Float32Array,
+): ShardResult {
+  let weightSum = 0;
+  for (const label of batch.y) weightSum += weights[label];
+  const trainable = new Map(trainableNames.map((name) => [name, params.get(name)!]));
+  const recorder: Optimizer = {
+    name: 'sgd',
+    step(_variables, gradients) {
+      for (const [name, gradient] of gradients) {
+        const { offset } = layout.byName.get(name)!;
+        const data = gradient.dataSync();
+        for (let i = 0; i < data.length; i++) out[offset + i] = weightSum === 0 ? 0 : data[i] * weightSum;
+      }
+    },
+    exportState: () => new Map(),
+    importState: () => undefined,
+    dispose: () => undefined,
+  };
+  const { loss, correct } = trainStep(params, trainable, recorder, batch, size, numClasses, weights, 0);
+  return { lossSum: weightSum === 0 ? 0 : loss * weightSum, correct, weightSum };
+}
+
+/** Copies the float parameters and buffers of `params` into `target` (the layout of `stateLayout`). */
+export function writeState(params: ResNet18Params, layout: StateLayout, target: Float32Array): void {
+  for (const entry of layout.entries) target.set(params.get(entry.name)!.dataSync() as Float32Array, entry.offset);
+}
+
+/** Messages between the main thread and a gradient worker. */
+export interface WorkerInit {
+  numClasses: number;
+  imageSize: number;
+  state: SharedArrayBuffer;
+  out: SharedArrayBuffer;
+}
+export type ToWorker = { type: 'step'; x: Float32Array; y: Int32Array; weights: number[]; trainable: string[] };
+export type FromWorker = { type: 'ready' } | ({ type: 'done' } & ShardResult) | { type: 'error'; message: string };
+
+/**
+ * The worker's entry: a .ts file next to this one under tsx (tests, scripts), or the separate bundle
+ * `gradientWorker.js` next to the bundle that contains this code (dist/trainer.js, dist/cli.js).
+ */
+function startWorker(workerData: WorkerInit): Worker {
+  if (__filename.endsWith('.ts')) {
+    // Node 20 loads a worker's entry before `--import tsx` in its execArgv has registered the loader
+    // (ERR_UNKNOWN_FILE_EXTENSION), so register tsx's CommonJS hook from a tiny evaluated entry instead.
+    const file = join(__dirname, 'gradientWorker.ts');
+    return new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true, workerData });
+  }
+  const file = join(__dirname, 'gradientWorker.js');
+  if (!existsSync(file)) throw new Error(`Data-parallel training needs ${file} (built by scripts/build.mjs)`);
+  return new Worker(file, { workerData });
+}
+
+class GradientWorker {
+  private readonly worker: Worker;
+  readonly out: Float32Array;
+  readonly ready: Promise<void>;
+  private pending?: { resolve: (result: ShardResult) => void; reject: (error: Error) => void };
+  private failure?: Error;
+  readonly exited: Promise<void>;
+
+  constructor(options: DataParallelOptions, state: SharedArrayBuffer, layout: StateLayout) {
+    const outBuffer = new SharedArrayBuffer(layout.length * Float32Array.BYTES_PER_ELEMENT);
+    this.out = new Float32Array(outBuffer);
+    this.worker = startWorker({ numClasses: options.numClasses, imageSize: options.imageSize, state, out: outBuffer });
+    let onReady!: () => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      this.fail = (error) => {
+        this.failure ??= error;
+        reject(error);
+        this.pending?.reject(error);
+        this.pending = undefined;
+      };
+    });
+    // A worker that fails before the first step must not surface as an unhandled rejection.
+    this.ready.catch(() => undefined);
+    this.worker.on('message', (message: FromWorker) => {
+      if (message.type === 'ready') onReady();
+      else if (message.type === 'error') this.fail(new Error(`Gradient worker: ${message.message}`));
+      else {
+        const pending = this.pending;
+        this.pending = undefined;
+        pending?.resolve(message);
+      }
+    });
+    this.worker.on('error', (error) => this.fail(error));
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.once('exit', (code) => this.fail(new Error(`Gradient worker exited (code ${code})`)));
+  }
+
+  private fail: (error: Error) => void = () => undefined;
+
+  run(message: ToWorker): Promise<ShardResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      // The shard is a fresh slice: hand its memory over instead of copying it.
+      this.worker.postMessage(message, [message.x.buffer as ArrayBuffer]);
+    });
+  }
+
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+    await this.exited;
+  }
+}
+
+/** Contiguous shards of near-equal size; at least two examples each, since BatchNorm needs them. */
+function shardBounds(n: number, ways: number): [number, number][] {
+  const count = Math.max(1, Math.min(ways, Math.floor(n / 2)));
+  return Array.from({ length: count }, (_, k) => [Math.floor((k * n) / count), Math.floor(((k + 1) * n) / count)]);
+}
+
+export function createDataParallelTrainer(options: DataParallelOptions): DataParallelTrainer {
+  const { numClasses, imageSize, workers } = options;
+  if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`workers must be a whole number ≥ 1, got ${workers}`);
+  const layout = stateLayout(numClasses);
+  const stateBuffer = new SharedArrayBuffer(layout.length * Float32Array.BYTES_PER_ELEMENT);
+  const state = new Float32Array(stateBuffer);
+  const mainOut = new Float32Array(layout.length);
+  const threads = Array.from({ length: workers - 1 }, () => new GradientWorker(options, stateBuffer, layout));
+  let busy = false;
+  let disposed = false;
+
+  async function step(
+    params: ResNet18Params,
+    trainable: ReadonlyMap<string, tf.Variable>,
+    optimizer: Optimizer,
+    batch: Batch,
+    weights: number[],
+    learningRate: number,
+  ): Promise<{ loss: number; correct: number }> {
+    if (disposed) throw new Error('The data-parallel trainer has been disposed');
+    if (busy) throw new Error('A data-parallel step is already running');
+    busy = true;
+    try {
+      await Promise.all(threads.map((thread) => thread.ready));
+      const n = batch.y.length;
+      const imageLength = imageSize * imageSize * 3;
+      const bounds = shardBounds(n, threads.length + 1);
+      const shardOf = ([start, end]: [number, number]): Batch => ({
+        x: batch.x.slice(start * imageLength, end * imageLength),
+        y: batch.y.slice(start, end),
+        paths: batch.paths.slice(start, end),
+      });
+      const trainableNames = [...trainable.keys()];
+      // Workers start only after the weights are published, and before the main thread's own shard
+      // mutates the main model's running statistics.
+      if (bounds.length > 1) writeState(params, layout, state);
+      const remote = bounds.slice(1).map((range, k) => {
+        const shard = shardOf(range);
+        return threads[k].run({ type: 'step', x: shard.x, y: shard.y, weights, trainable: trainableNames });
+      });
+      // Settle every worker even if one fails, so none is still writing when the next step starts.
+      const remoteSettled = Promise.allSettled(remote);
+      const own = shardGradient(params, trainableNames, shardOf(bounds[0]), imageSize, numClasses, weights, layout, mainOut);
+      const settled = await remoteSettled;
+      const failed = settled.find((result) => result.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      const results = [own, ...settled.map((result) => (result as PromiseFulfilledResult<ShardResult>).value)];
+      const outs = [mainOut, ...threads.slice(0, bounds.length - 1).map((thread) => thread.out)];
+
+      const totalWeight = results.reduce((sum, r) => sum + r.weightSum, 0);
+      const gradients = new Map<string, tf.Tensor>();
+      for (const [name, variable] of trainable) {
+        const { offset, size } = layout.byName.get(name)!;
+        // One pass over ~11 M floats per step: this loop is on the serial path, between the shards and the update.
+        const sum = new Float32Array(size);
+        for (let i = 0; i < size; i++) {
+          let total = 0;
+          for (const out of outs) total += out[offset + i];
+          sum[i] = total / totalWeight;
+        }
+        gradients.set(name, tf.tensor(sum, variable.shape));
+      }
+      optimizer.step(trainable, gradients, learningRate);
+      for (const gradient of gradients.values()) gradient.dispose();
+
+      if (bounds.length > 1) {
+        for (const entry of layout.entries.filter((e) => e.isRunningStat)) {
+          const variable = params.get(entry.name)!;
+          // The main shard's value is in the variable itself; the workers' are in their out buffers.
+          const averaged = (variable.dataSync() as Float32Array).map((value) => (value * (bounds[0][1] - bounds[0][0])) / n);
+          bounds.slice(1).forEach(([start, end], k) => {
+            const out = outs[k + 1];
+            for (let i = 0; i < entry.size; i++) averaged[i] += (out[entry.offset + i] * (end - start)) / n;
+          });
+          tf.tidy(() => variable.assign(tf.tensor(averaged, variable.shape)));
+        }
+      }
+      const lossSum = results.reduce((sum, r) => sum + r.lossSum, 0);
+      return { loss: lossSum / totalWeight, correct: results.reduce((sum, r) => sum + r.correct, 0) };
+    } finally {
+      busy = false;
+    }
+  }
+
+  return {
+    step,
+    async dispose() {
+      disposed = true;
+      await Promise.all(threads.map((thread) => thread.terminate()));
+    },
+  };
+}
