@@ -18,7 +18,11 @@ Refuses labels the audit judges structural (e.g. fold folders) unless --labels s
   --batch-size B             (default ${DEFAULT_SETTINGS.batchSize})
   --strategy full|finetune|linear   which layers train (default ${DEFAULT_SETTINGS.strategy})
   --backend auto|tensorflow|wasm|cpu   (default auto: tensorflow if installed, else wasm)
-  --weights none             initial weights (pretrained weights arrive with a later version)
+  --weights none|imagenet|PATH   initial weights (default none = random). imagenet = torchvision's ImageNet
+                             ResNet-18, downloaded once to <cache>/leukemia-audit/weights (offline: put
+                             resnet18-f37072fd.pth there; the error says how); PATH = a .pth or .safetensors
+                             file, or a run folder (its model.safetensors). fc is re-initialised when the
+                             class count differs. $LEUKEMIA_AUDIT_WEIGHTS_URL overrides the download URL.
   --optimizer adam|sgd  --lr X  --schedule cosine|step|constant  --patience N (0 = no early stopping)
   --crop none|center|cell    crop before resizing (default none)
   --subject-pattern RE       subject id pattern (default ^UID_(H?\\d+)_)
@@ -45,7 +49,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('train takes exactly one dataset folder');
   if (values.resume && !values.out) throw new UsageError('--resume needs --out RUN');
-  if (values.weights !== undefined && values.weights !== 'none') throw new UsageError('--weights other than none is not available in this version');
   let labels;
   try {
     labels = parseLabelChoice(values.labels ?? 'auto');
@@ -73,6 +76,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     workers: integerOption(values.workers, 'workers', DEFAULT_SETTINGS.workers, 1, 64),
     subjectPattern: values['subject-pattern'],
     resume: values.resume ?? false,
+    // An absolute path keeps run.json and the trainer process independent of the working directory.
+    weights: values.weights === undefined || values.weights === 'none' || values.weights === 'imagenet' ? (values.weights ?? 'none') : resolve(values.weights),
   };
   const progress = stderrProgress();
   const controller = new AbortController();
@@ -89,7 +94,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
           process.stderr.write(`${event.level === 'info' ? '' : event.level + ': '}${event.message}\n`);
           break;
         case 'phase':
-          progress(`${event.phase} ${event.done}/${event.total}`);
+          progress(event.phase === 'weights'
+            ? `downloading ImageNet weights ${(event.done / 1e6).toFixed(1)}/${(event.total / 1e6).toFixed(1)} MB`
+            : `${event.phase} ${event.done}/${event.total}`);
           break;
         case 'progress':
           progress(`epoch ${event.epoch}/${event.epochs} ${bar(event.batch / event.batches)} ${event.batch}/${event.batches} loss ${event.loss.toFixed(4)} acc ${event.accuracy.toFixed(3)} ${event.imagesPerSecond.toFixed(1)} img/s ETA ${formatSeconds(event.etaSeconds)}`);

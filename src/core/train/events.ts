@@ -1,7 +1,7 @@
 /** What a training run reports while it works; the trainer process forwards these to the extension. */
 import type { EpochRecord } from '../run/runFile.js';
 
-export type TrainPhase = 'audit' | 'prepare' | 'features' | 'train' | 'evaluate';
+export type TrainPhase = 'audit' | 'weights' | 'prepare' | 'features' | 'train' | 'evaluate' | 'explain';
 
 export type TrainEvent =
   | { type: 'log'; level: 'info' | 'warning' | 'error'; message: string }

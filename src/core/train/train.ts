@@ -17,6 +17,7 @@ import { countParameters, createResNet18, disposeModel, forward, trainableVariab
 import { exportStateDict, loadStateDict } from '../model/stateDict.js';
 import { CHECKPOINT_FILE, MODEL_FILE, readRunFile, writeRunFile, type EpochRecord, type Prediction, type RunFile } from '../run/runFile.js';
 import { scanDataset } from '../scan.js';
+import { resolveWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
 import type { TrainEventSink } from './events.js';
 import { resolveLabels } from './labelChoice.js';
@@ -48,9 +49,6 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   if (labels.structural) {
     emit({ type: 'log', level: 'warning', message: 'Training on labels the audit judged structural (folds, splits or batches): this model predicts the folder, not the diagnosis. The run is marked as such.' });
   }
-  await mkdir(runDir, { recursive: true });
-  const backend = await selectBackend(settings.backend);
-  emit({ type: 'started', runDir, backend: backend.name });
   const labelOf = combinedLabeler(labels.sources, csvTables);
   const subjectOf = subjectReader(report.spec.subjectPattern, csvTables);
   const spec = { ...report.spec, labelSources: labels.sources };
@@ -72,6 +70,21 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   const testPaths = pathsBySplit('test');
   if (trainPaths.length === 0) throw new Error('The split left no training images.');
 
+  // Weights before the slow image preparation: a bad path or an offline download fails fast.
+  const initial = previous ? undefined : await resolveWeights(settings.weights, {
+    numClasses: classes.length,
+    signal,
+    onProgress: (done, total) => emit({ type: 'phase', phase: 'weights', done, total: total ?? 0 }),
+  });
+  if (initial) {
+    emit({ type: 'log', level: 'info', message: `Initial weights: ${initial.source}` +
+      (initial.headMismatch ? `; fc re-initialised for ${classes.length} classes (the checkpoint has ${initial.checkpointClasses})` : '') });
+  }
+
+  await mkdir(runDir, { recursive: true });
+  const backend = await selectBackend(settings.backend);
+  emit({ type: 'started', runDir, backend: backend.name });
+
   emit({ type: 'phase', phase: 'prepare', done: 0, total: assignment.splitOf.size });
   const prepared = await prepareImages(root, [...trainPaths, ...valPaths, ...testPaths], {
     size: settings.imageSize,
@@ -88,6 +101,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
 
   const parallel = settings.workers > 1 ? createDataParallelTrainer({ numClasses: classes.length, imageSize: settings.imageSize, workers: settings.workers }) : undefined;
   const params = createResNet18(classes.length, settings.seed);
+  if (initial) loadStateDict(params, initial.dict, { allowHeadMismatch: true, headSeed: settings.seed });
   const optimizer = createOptimizer(settings.optimizer);
   const trainable = new Map([...params].filter(([, v]) => trainableVariables(params, settings.strategy).includes(v)));
   const run: RunFile = previous ?? {
