@@ -1,0 +1,64 @@
+/**
+ * Builds the whole results view of a run into `root`. Used as is by the VS Code webview and the static
+ * HTML report; only the `Host` differs. Each part is built on its own, so a part whose data is malformed
+ * (an old or hand-edited run.json) shows a note instead of taking the rest of the page down.
+ */
+import type { RunFile } from '../../src/core/run/runFile.js';
+import type { ViewState } from '../protocol.js';
+import { structuralBanner } from './banner.js';
+import { confusionSection } from './confusion.js';
+import { curvesSection } from './curves.js';
+import { h, notAvailable, section } from './dom.js';
+import { evaluationChartsSection } from './evaluationCharts.js';
+import { explanationsSection } from './explanations.js';
+import { findingsSection } from './findings.js';
+import type { Host } from './host.js';
+import { metricsSection } from './metricsTable.js';
+import { Store } from './state.js';
+import { summarySection } from './summary.js';
+
+const PARTS: { id: string; title: string; build: (run: RunFile, host: Host, store: Store) => HTMLElement }[] = [
+  { id: 'summary', title: 'Run', build: (run, host) => summarySection(run, host) },
+  { id: 'findings', title: 'Audit findings', build: (run, host) => findingsSection(run.dataset.findings, host) },
+  { id: 'metrics', title: 'Metrics', build: (run) => metricsSection(run) },
+  { id: 'confusion', title: 'Confusion matrix', build: (run, _host, store) => confusionSection(run, store) },
+  { id: 'curves', title: 'Training curves', build: (run) => curvesSection(run) },
+  { id: 'roc', title: 'ROC curve and calibration', build: (run) => evaluationChartsSection(run) },
+  { id: 'gradcam', title: 'Grad-CAM', build: (run, host, store) => explanationsSection(run, host, store) },
+];
+
+export function renderRun(root: HTMLElement, run: RunFile, host: Host, state: ViewState): void {
+  const store = new Store(state, (s) => host.saveState(s));
+  const parts = PARTS.map((part) => {
+    try {
+      return part.build(run, host, store);
+    } catch (error) {
+      console.error(`leukemia-audit: could not render ${part.id}`, error);
+      return section(part.id, part.title, notAvailable(`This part could not be shown: ${(error as Error).message ?? String(error)}`));
+    }
+  });
+  const banner = safely(() => structuralBanner(run));
+  root.replaceChildren(header(run), ...(banner ? [banner] : []), navigation(), ...parts);
+}
+
+/** A message in place of the whole view: no run, or data that is not a run. */
+export function renderMessage(root: HTMLElement, text: string): void {
+  root.replaceChildren(h('p', { class: 'not-available' }, text));
+}
+
+function header(run: RunFile): HTMLElement {
+  const folder = typeof run.settings?.out === 'string' ? run.settings.out.split(/[\\/]/).filter(Boolean).pop() : undefined;
+  return h('header', { class: 'page-header' }, h('h1', {}, folder ? `Run ${folder}` : 'Run'), h('p', { class: 'hint' }, 'leukemia-audit · ResNet-18 on ', h('code', { class: 'path' }, run.dataset?.root ?? '')));
+}
+
+function navigation(): HTMLElement {
+  return h('nav', { class: 'toc', 'aria-label': 'Sections' }, h('ul', {}, ...PARTS.map((p) => h('li', {}, h('a', { href: `#${p.id}` }, p.title)))));
+}
+
+function safely(build: () => HTMLElement | null): HTMLElement | null {
+  try {
+    return build();
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,67 @@
+/** Run summary: status, dataset, labels, backend, model and training settings, splits, notes. */
+import type { RunFile } from '../../src/core/run/runFile.js';
+import { badge, h, section, type Child } from './dom.js';
+import { count, dateTime, duration, plural, SPLIT_NAMES } from './format.js';
+import { imagePath, type Host } from './host.js';
+import { objectView } from './values.js';
+
+const STATUS_TONE = { completed: 'pass', running: 'info', cancelled: 'warning', failed: 'fail' } as const;
+
+export function summarySection(run: RunFile, host: Host): HTMLElement {
+  const { settings, dataset, model, history } = run;
+  const classCounts = new Map((dataset.spec?.classes ?? []).map((c) => [c.name, c.count]));
+  const seconds = history.reduce((total, epoch) => total + epoch.seconds, 0);
+  const stoppedEarly = run.status === 'completed' && history.length < settings.epochs;
+  const items: [string, Child][] = [
+    ['Status', h('span', {}, badge(run.status, STATUS_TONE[run.status] ?? 'neutral'), run.error ? h('span', { class: 'error-text' }, ` ${run.error}`) : null)],
+    ['Dataset', h('code', { class: 'path' }, dataset.root)],
+    ['Labels', settings.labels],
+    ['Classes', dataset.classes.map((name) => (classCounts.has(name) ? `${name} (${count(classCounts.get(name))})` : name)).join(', ')],
+    ['Best epoch', run.bestEpoch === null ? 'none yet' : `${run.bestEpoch} of ${history.length}${stoppedEarly ? ` (stopped early; ${settings.epochs} planned)` : ''}`],
+    ['Backend', `${run.backend.name}${run.backend.skipped.length ? ` (skipped ${run.backend.skipped.join('; ')})` : ''}`],
+    ['Model', `${model.architecture}, ${model.imageSize} × ${model.imageSize} px input, ${count(model.parameters)} parameters, weights ${settings.weights}`],
+    ['Training', `${settings.strategy} · ${settings.optimizer} lr ${settings.learningRate} (${settings.schedule}) · batch ${settings.batchSize} · crop ${settings.crop} · seed ${settings.seed}`],
+    ['Time', `${history.length === 0 ? 'no epoch finished yet' : `${duration(seconds)} over ${plural(history.length, 'epoch')}`} · started ${dateTime(run.createdAt)} · updated ${dateTime(run.updatedAt)}`],
+  ];
+  return section(
+    'summary',
+    'Run',
+    h('dl', { class: 'summary' }, ...items.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)])),
+    splitsTable(run),
+    dataset.notes.length ? h('ul', { class: 'notes' }, ...dataset.notes.map((note) => h('li', {}, note))) : null,
+    dataset.skipped.length
+      ? h('details', {}, h('summary', {}, `${plural(dataset.skipped.length, 'unreadable file')} skipped`), skippedList(run, host))
+      : null,
+    h('details', {}, h('summary', {}, 'All settings'), objectView(settings as unknown as Record<string, unknown>)),
+  );
+}
+
+function splitsTable(run: RunFile): HTMLElement {
+  const { classes, splits } = run.dataset;
+  if (splits.length === 0) return h('p', { class: 'not-available' }, 'No split summary in this run.');
+  return h(
+    'table',
+    { class: 'grid splits' },
+    h('caption', {}, 'Images per split'),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'split'), h('th', { scope: 'col' }, 'images'), ...classes.map((c) => h('th', { scope: 'col' }, c)), h('th', { scope: 'col' }, 'subjects'), h('th', { scope: 'col' }, 'without subject'))),
+    h(
+      'tbody',
+      {},
+      ...splits.map((s) =>
+        h(
+          'tr',
+          {},
+          h('th', { scope: 'row' }, SPLIT_NAMES[s.split] ?? s.split),
+          h('td', { class: 'num' }, count(s.images)),
+          ...classes.map((c) => h('td', { class: 'num' }, count(s.byClass[c] ?? 0))),
+          h('td', { class: 'num' }, count(s.subjects)),
+          h('td', { class: 'num' }, count(s.imagesWithoutSubject)),
+        ),
+      ),
+    ),
+  );
+}
+
+function skippedList(run: RunFile, host: Host): HTMLElement {
+  return h('ul', { class: 'paths' }, ...run.dataset.skipped.map((s) => h('li', {}, imagePath(host, s.path), ` ${s.reason}${s.detail ? `: ${s.detail}` : ''}`)));
+}
