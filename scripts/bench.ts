@@ -2,19 +2,20 @@
  * Training and inference throughput of ResNet-18 (2 classes) on the default backend, next to PyTorch CPU on
  * the same shapes, plus the peak memory of a training run.
  *
- *   npm run bench                          # 64, 128 and 224 px; about 6–8 minutes
+ *   npm run bench                          # 64, 128 and 224 px; 5–8 minutes, depending on the machine's load
  *   npm run bench -- --sizes 64,128        # only these image sizes
- *   npm run bench -- --quick               # one or two timed steps per figure (CI smoke)
- *   npm run bench -- --json                # figures as JSON on stdout (progress stays on stderr)
+ *   npm run bench -- --quick               # one timed step per figure (CI smoke)
+ *   npm run -s bench -- --json             # figures as JSON on stdout (progress on stderr; -s keeps npm's banner off stdout)
  *
  * Each of our figures comes from a fresh child process, so one measurement's heap growth cannot slow the
  * next, and the training child at 128 px, batch 32 reports its own peak RSS: the memory a real run needs.
- * PyTorch (Debian's /usr/bin/python3 with torch and torchvision) runs after ours, never at the same time,
- * twice: with one thread per core, as upstream PyTorch would, and with one thread, because our wasm
- * engine computes on one core. The machine may be shared, so the load average is printed with the figures.
+ * PyTorch (Debian's /usr/bin/python3 with torch and torchvision) measures each shape right after ours,
+ * never at the same time, twice: with one thread per core, as upstream PyTorch would, and with one
+ * thread, because our wasm engine computes on one core. The machine may be shared, so the load average
+ * is printed with the figures, and the single-core comparison is also made by CPU time.
  */
 import { spawn } from 'node:child_process';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Batch } from '../src/core/data/batches.js';
 import { selectBackend, type BackendReport } from '../src/core/engine/backend.js';
@@ -25,10 +26,10 @@ import { trainStep } from '../src/core/train/step.js';
 const NUM_CLASSES = 2;
 const TRAIN_BATCH = 32;
 /**
- * One 224 px training step at batch 32 takes about 4× a 128 px step on one core, so three of them would
- * take most of a minute; batch 16 keeps the measurement within the time budget and the table says so.
+ * wasm memory is a 32-bit address space: a 224 px training step at batch 32 outgrows its 4 GB and aborts,
+ * while batch 16 peaks at about 3.8 GB. The table marks the smaller batch.
  */
-const TRAIN_BATCH_BY_SIZE: Readonly<Record<number, number>> = { 224: 16 };
+const WASM_TRAIN_BATCH_BY_SIZE: Readonly<Record<number, number>> = { 224: 16 };
 const INFERENCE_BATCH = 32;
 const DEFAULT_SIZES = [64, 128, 224];
 const RSS_SIZE = 128;
@@ -56,7 +57,10 @@ interface Job extends Budget {
 interface Throughput {
   steps: number;
   seconds: number;
+  /** CPU time the process spent in the timed steps: what a step costs whatever else the machine runs. */
+  cpuSeconds: number;
   imagesPerSecond: number;
+  imagesPerCpuSecond: number;
 }
 
 interface ChildResult extends Throughput {
@@ -66,18 +70,19 @@ interface ChildResult extends Throughput {
 }
 
 interface TorchResult extends Throughput {
-  kind: Kind;
-  size: number;
-  batch: number;
   threads: number;
 }
 
-type TorchReport =
-  | { available: true; version: string; defaultThreads: number; cores: number; results: TorchResult[] }
+type TorchSetup =
+  | { available: true; version: string; defaultThreads: number; cores: number; ompWaitPolicy: string; threads: number[] }
   | { available: false; reason: string };
 
 // ---------------------------------------------------------------------------------------------------
 // Child: one measurement with our engine
+
+function throughput(steps: number, batch: number, seconds: number, cpuSeconds: number): Throughput {
+  return { steps, seconds, cpuSeconds, imagesPerSecond: (steps * batch) / seconds, imagesPerCpuSecond: (steps * batch) / cpuSeconds };
+}
 
 /**
  * Runs `step` once untimed (wasm grows its heap and XNNPACK packs its operators on first use), then times
@@ -87,6 +92,7 @@ type TorchReport =
 function timeSteps(step: () => void, batch: number, budget: Budget): Throughput {
   step();
   let steps = 0;
+  const cpuStart = process.cpuUsage();
   const start = performance.now();
   let elapsed = 0;
   while (steps < budget.minSteps || elapsed < budget.targetSeconds * 1000) {
@@ -94,7 +100,8 @@ function timeSteps(step: () => void, batch: number, budget: Budget): Throughput 
     steps++;
     elapsed = performance.now() - start;
   }
-  return { steps, seconds: elapsed / 1000, imagesPerSecond: (steps * batch) / (elapsed / 1000) };
+  const cpu = process.cpuUsage(cpuStart);
+  return throughput(steps, batch, elapsed / 1000, (cpu.user + cpu.system) / 1e6);
 }
 
 /** Random pixels (the cost of a step does not depend on them) and alternating labels, as a Batch. */
@@ -120,9 +127,9 @@ async function runChild(job: Job): Promise<ChildResult> {
     step = () =>
       tf.tidy(() => forward(params, tf.tensor4d(batch.x, [job.batch, job.size, job.size, 3]), { training: false }).logits.dataSync());
   }
-  const throughput = timeSteps(step, job.batch, job);
+  const figures = timeSteps(step, job.batch, job);
   // resourceUsage reports kilobytes.
-  return { ...throughput, backend, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+  return { ...figures, backend, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -133,9 +140,9 @@ function progress(message: string): void {
 }
 
 /** Runs a command and resolves with its stdout; stderr passes through so failures are visible. */
-function run(command: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -148,10 +155,12 @@ function run(command: string, args: string[]): Promise<{ code: number | null; st
   });
 }
 
-/** The last line of stdout is the child's JSON; anything before it (a library's notice) is ignored. */
-function lastJsonLine<T>(stdout: string): T {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]) as T;
+/** One JSON value per stdout line. */
+function jsonLines<T>(stdout: string): T[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as T);
 }
 
 async function measureOurs(job: Job): Promise<ChildResult> {
@@ -159,61 +168,66 @@ async function measureOurs(job: Job): Promise<ChildResult> {
   // execArgv carries `--import tsx` (and e.g. --cpu-prof) over to the child.
   const { code, stdout } = await run(process.execPath, [...process.execArgv, __filename, '--child', JSON.stringify(job)]);
   if (code !== 0) throw new Error(`bench child for ${job.kind} ${job.size} px exited with code ${code}`);
-  return lastJsonLine<ChildResult>(stdout);
+  return jsonLines<ChildResult>(stdout)[0];
 }
 
-/**
- * Measures every job with torchvision's resnet18, Adam and CrossEntropyLoss, at each thread count in turn.
- * The timing rule is the same as `timeSteps`: one untimed step, then steps until the budget is spent.
- */
-const TORCH_SCRIPT = String.raw`
-import json, os, sys, time
-config = json.loads(sys.argv[1])
+const TORCH_PROBE = String.raw`
+import json, os
 import torch, torchvision
-default_threads = torch.get_num_threads()
-# Upstream PyTorch defaults to one thread per core; some distribution builds (Debian's) default to 1.
-cores = len(os.sched_getaffinity(0))
-print(json.dumps({"version": torch.__version__, "defaultThreads": default_threads, "cores": cores}), flush=True)
-threads_list = [cores] + ([1] if cores > 1 else [])
+print(json.dumps({"version": torch.__version__, "defaultThreads": torch.get_num_threads(), "cores": len(os.sched_getaffinity(0))}))
+`;
+
+/**
+ * One job with torchvision's resnet18, Adam and CrossEntropyLoss, at each thread count in turn. The
+ * timing rule is the one of `timeSteps`: one untimed step, then steps until the budget is spent.
+ */
+const TORCH_MEASURE = String.raw`
+import json, sys, time
+import torch, torchvision
+job, threads_list = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 torch.manual_seed(0)
 for threads in threads_list:
     torch.set_num_threads(threads)
-    for job in config["jobs"]:
-        model = torchvision.models.resnet18(num_classes=2)
-        x = torch.randn(job["batch"], 3, job["size"], job["size"])
-        y = torch.arange(job["batch"]) % 2
-        if job["kind"] == "train":
-            model.train()
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-            loss_fn = torch.nn.CrossEntropyLoss()
-            def step():
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                loss.item()
-        else:
-            model.eval()
-            def step():
-                with torch.inference_mode():
-                    model(x).numpy()
-        print(f"[bench] pytorch {threads} thread(s): {job['kind']} {job['size']} px, batch {job['batch']}", file=sys.stderr, flush=True)
+    model = torchvision.models.resnet18(num_classes=2)
+    x = torch.randn(job["batch"], 3, job["size"], job["size"])
+    y = torch.arange(job["batch"]) % 2
+    if job["kind"] == "train":
+        model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            loss.item()
+    else:
+        model.eval()
+        def step():
+            with torch.inference_mode():
+                model(x).numpy()
+    print(f"[bench] pytorch, {threads} thread(s): {job['kind']} {job['size']} px, batch {job['batch']}", file=sys.stderr, flush=True)
+    step()
+    steps, elapsed = 0, 0.0
+    cpu_start, start = time.process_time(), time.perf_counter()
+    while steps < job["minSteps"] or elapsed < job["targetSeconds"]:
         step()
-        steps = 0
-        start = time.perf_counter()
-        elapsed = 0.0
-        while steps < job["minSteps"] or elapsed < job["targetSeconds"]:
-            step()
-            steps += 1
-            elapsed = time.perf_counter() - start
-        print(json.dumps({"kind": job["kind"], "size": job["size"], "batch": job["batch"], "threads": threads,
-                          "steps": steps, "seconds": elapsed, "imagesPerSecond": steps * job["batch"] / elapsed}), flush=True)
+        steps += 1
+        elapsed = time.perf_counter() - start
+    print(json.dumps({"threads": threads, "steps": steps, "seconds": elapsed, "cpuSeconds": time.process_time() - cpu_start}), flush=True)
 `;
 
-async function measureTorch(jobs: Job[]): Promise<TorchReport> {
+/**
+ * libgomp's threads spin-wait at every barrier by default: with another process busy on the second core,
+ * PyTorch on 2 threads measured 5–10× slower than on 1, a figure that says nothing about PyTorch. Passive
+ * waiting costs little on an idle machine. A policy set by the caller is kept.
+ */
+const OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
+
+async function probeTorch(): Promise<TorchSetup> {
   let probe;
   try {
-    probe = await run(PYTHON, ['-c', 'import torch, torchvision']);
+    probe = await run(PYTHON, ['-c', TORCH_PROBE]);
   } catch (error) {
     return { available: false, reason: `${PYTHON} could not be started (${(error as Error).message})` };
   }
@@ -221,10 +235,22 @@ async function measureTorch(jobs: Job[]): Promise<TorchReport> {
     const lastLine = probe.stderr.trim().split('\n').pop() ?? `exit code ${probe.code}`;
     return { available: false, reason: `${PYTHON} cannot import torch and torchvision: ${lastLine}` };
   }
-  const { code, stdout } = await run(PYTHON, ['-c', TORCH_SCRIPT, JSON.stringify({ jobs })]);
-  if (code !== 0) return { available: false, reason: `the PyTorch measurement exited with code ${code}` };
-  const [header, ...results] = stdout.trim().split('\n').map((line) => JSON.parse(line));
-  return { available: true, version: header.version, defaultThreads: header.defaultThreads, cores: header.cores, results };
+  const { version, defaultThreads, cores } = jsonLines<{ version: string; defaultThreads: number; cores: number }>(probe.stdout)[0];
+  // Upstream PyTorch defaults to one thread per core (Debian's build defaults to 1); one thread matches our engine.
+  const threads = [...new Set([cores, 1])];
+  return { available: true, version, defaultThreads, cores, ompWaitPolicy: OMP_WAIT_POLICY, threads };
+}
+
+async function measureTorch(job: Job, threads: number[]): Promise<TorchResult[]> {
+  const { code, stdout } = await run(PYTHON, ['-c', TORCH_MEASURE, JSON.stringify(job), JSON.stringify(threads)], {
+    ...process.env,
+    OMP_WAIT_POLICY,
+  });
+  if (code !== 0) throw new Error(`the PyTorch measurement of ${job.kind} ${job.size} px exited with code ${code}`);
+  return jsonLines<{ threads: number; steps: number; seconds: number; cpuSeconds: number }>(stdout).map((r) => ({
+    threads: r.threads,
+    ...throughput(r.steps, job.batch, r.seconds, r.cpuSeconds),
+  }));
 }
 
 interface Options {
@@ -242,17 +268,17 @@ function parseOptions(argv: string[]): Options {
     else if (arg === '--sizes' || arg.startsWith('--sizes=')) {
       const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
       options.sizes = (value ?? '').split(',').map(Number);
-      // BatchNorm in training needs more than one value per channel after layer4's 32× downsampling.
-      if (options.sizes.length === 0 || options.sizes.some((size) => !Number.isInteger(size) || size < 64)) {
-        throw new Error(`--sizes takes whole numbers ≥ 64 separated by commas, got "${value}"`);
+      // ResNet-18 downsamples by 32: below 32 px, layer4 works on padding rather than on the image.
+      if (options.sizes.length === 0 || options.sizes.some((size) => !Number.isInteger(size) || size < 32)) {
+        throw new Error(`--sizes takes whole numbers ≥ 32 separated by commas, got "${value}"`);
       }
     } else throw new Error(`Unknown argument "${arg}"; use --sizes 64,128, --quick, --json`);
   }
   return options;
 }
 
-function trainBatchFor(size: number): number {
-  return TRAIN_BATCH_BY_SIZE[size] ?? TRAIN_BATCH;
+function trainBatchFor(size: number, backend: BackendReport): number {
+  return (backend.name === 'wasm' ? WASM_TRAIN_BATCH_BY_SIZE[size] : undefined) ?? TRAIN_BATCH;
 }
 
 function formatTable(header: string[], rows: string[][]): string {
@@ -261,54 +287,64 @@ function formatTable(header: string[], rows: string[][]): string {
   return [line(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(line)].join('\n');
 }
 
-function printReport(
-  options: Options,
-  ours: Map<string, ChildResult>,
-  rss: ChildResult,
-  torch: TorchReport,
-  load: { before: number[]; after: number[] },
-): void {
-  const key = (kind: Kind, size: number) => `${kind}/${size}`;
-  const backend = rss.backend;
-  const torchFigure = (kind: Kind, size: number, threads: number) =>
-    torch.available ? torch.results.find((r) => r.kind === kind && r.size === size && r.threads === threads) : undefined;
-  const threadCounts = torch.available ? [...new Set(torch.results.map((r) => r.threads))] : [];
+interface Report {
+  backend: BackendReport;
+  torch: TorchSetup;
+  /** Each job with our figure and PyTorch's, in table order. */
+  figures: (Job & { ours: ChildResult; torch: TorchResult[] })[];
+  rss: ChildResult;
+  loadavg: { before: number[]; after: number[] };
+}
 
-  console.log(`Backend: ${backend.name}${backend.skipped.length ? ` (passed over: ${backend.skipped.join('; ')})` : ''}`);
+function printReport(report: Report): void {
+  const { backend, torch } = report;
+  const threadCounts = torch.available ? torch.threads : [];
+  const plural = (count: number) => `${count} thread${count > 1 ? 's' : ''}`;
+  console.log(`Backend: ${backend.name}${backend.skipped.length ? ` (passed over: ${backend.skipped.join('; ')})` : ''}, one core`);
   if (torch.available) {
     console.log(
-      `PyTorch ${torch.version}, CPU: ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''}`).join(' and ')} ` +
-        `(${torch.cores} cores; this torch build's own default is ${torch.defaultThreads})`,
+      `PyTorch ${torch.version} CPU with ${threadCounts.map(plural).join(' and with ')} (${torch.cores} cores; ` +
+        `this torch build's own default is ${plural(torch.defaultThreads)}), OMP_WAIT_POLICY=${torch.ompWaitPolicy}`,
     );
   } else {
     console.log(`PyTorch: not measured — ${torch.reason}`);
   }
+  const perCore = threadCounts.includes(1);
+  let smallerBatch = false;
   for (const kind of ['train', 'infer'] as const) {
     const header = ['px', 'batch', 'ours img/s', 'steps'];
     for (const threads of threadCounts) header.push(`PyTorch ${threads}T img/s`, `ours/PT ${threads}T`);
-    const rows = options.sizes.map((size) => {
-      const mine = ours.get(key(kind, size))!;
-      const batch = kind === 'train' ? trainBatchFor(size) : INFERENCE_BATCH;
-      const row = [String(size), batch === TRAIN_BATCH || kind === 'infer' ? String(batch) : `${batch}*`, mine.imagesPerSecond.toFixed(2), String(mine.steps)];
-      for (const threads of threadCounts) {
-        const theirs = torchFigure(kind, size, threads);
-        row.push(theirs ? theirs.imagesPerSecond.toFixed(2) : '-', theirs ? `${(mine.imagesPerSecond / theirs.imagesPerSecond).toFixed(2)}×` : '-');
-      }
-      return row;
-    });
-    console.log(`\n${kind === 'train' ? 'Training (forward, backward, Adam step)' : 'Inference (eval-mode forward)'}, images/s`);
+    if (perCore) header.push('ours/PT 1T by CPU time');
+    const rows = report.figures
+      .filter((figure) => figure.kind === kind)
+      .map((figure) => {
+        const marked = kind === 'train' && figure.batch !== TRAIN_BATCH;
+        smallerBatch ||= marked;
+        const ratio = (ours: number, theirs: number | undefined) => (theirs ? `${(ours / theirs).toFixed(2)}×` : '-');
+        const theirs = (threads: number) => figure.torch.find((result) => result.threads === threads);
+        const row = [String(figure.size), `${figure.batch}${marked ? '*' : ''}`, figure.ours.imagesPerSecond.toFixed(2), String(figure.ours.steps)];
+        for (const threads of threadCounts) {
+          row.push(theirs(threads)?.imagesPerSecond.toFixed(2) ?? '-', ratio(figure.ours.imagesPerSecond, theirs(threads)?.imagesPerSecond));
+        }
+        if (perCore) row.push(ratio(figure.ours.imagesPerCpuSecond, theirs(1)?.imagesPerCpuSecond));
+        return row;
+      });
+    console.log(`\n${kind === 'train' ? 'Training (forward, backward, Adam step)' : 'Inference (eval-mode forward)'}, images/s, warm-up step excluded`);
     console.log(formatTable(header, rows));
   }
-  if (options.sizes.some((size) => trainBatchFor(size) !== TRAIN_BATCH)) {
-    console.log(`* smaller training batch at this size, to keep the measurement within the time budget`);
-  }
+  if (smallerBatch) console.log(`* batch ${TRAIN_BATCH} outgrows the wasm backend's 4 GB heap at this size`);
+  if (perCore) console.log('"by CPU time": images per CPU-second of each single-threaded process, which other processes on the machine barely change');
   const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
+  const { rss } = report;
   console.log(
     `\nPeak RSS, training ${RSS_SIZE} px, batch ${TRAIN_BATCH}: ${gb(rss.maxRssBytes)} GB ` +
       `(target ${gb(RSS_TARGET_BYTES)} GB; ${((100 * rss.maxRssBytes) / RSS_TARGET_BYTES).toFixed(0)} % of it)`,
   );
   const loads = (values: number[]) => values.map((value) => value.toFixed(2)).join(' ');
-  console.log(`Load average (1, 5, 15 min) before: ${loads(load.before)}, after: ${loads(load.after)} — other processes skew every figure.`);
+  console.log(
+    `Load average (1, 5, 15 min) before: ${loads(report.loadavg.before)}, after: ${loads(report.loadavg.after)} ` +
+      `on ${cpus().length} cores; other processes slow every images/s figure.`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -318,28 +354,36 @@ async function main(): Promise<void> {
     return;
   }
   const options = parseOptions(argv);
+  // The parent starts the same backend as its children only to learn which one it is: batch sizes depend on it.
+  const backend = await selectBackend('auto');
   const budget: Budget = options.quick ? { targetSeconds: 0, minSteps: 1 } : { targetSeconds: 10, minSteps: 2 };
-  const jobs: Job[] = ['train', 'infer'].flatMap((kind) =>
-    options.sizes.map((size): Job => ({ kind: kind as Kind, size, batch: kind === 'train' ? trainBatchFor(size) : INFERENCE_BATCH, ...budget })),
+  const jobs = (['train', 'infer'] as const).flatMap((kind) =>
+    options.sizes.map((size): Job => ({ kind, size, batch: kind === 'train' ? trainBatchFor(size, backend) : INFERENCE_BATCH, ...budget })),
   );
-  const load = { before: loadavg(), after: [] as number[] };
-  const ours = new Map<string, ChildResult>();
-  for (const job of jobs) ours.set(`${job.kind}/${job.size}`, await measureOurs(job));
+  const loadBefore = loadavg();
+  let torch = await probeTorch();
+  const figures: Report['figures'] = [];
+  for (const job of jobs) {
+    const ours = await measureOurs(job);
+    if (ours.backend.name !== backend.name) throw new Error(`a bench child ran on ${ours.backend.name}, the parent on ${backend.name}`);
+    // PyTorch right after ours on the same job, so that both see about the same load from other processes.
+    let theirs: TorchResult[] = [];
+    if (torch.available) {
+      try {
+        theirs = await measureTorch(job, torch.threads);
+      } catch (error) {
+        torch = { available: false, reason: (error as Error).message };
+      }
+    }
+    figures.push({ ...job, ours, torch: theirs });
+  }
   // The 128 px, batch 32 training child doubles as the memory measurement; without it, one short run.
   const rss =
-    ours.get(`train/${RSS_SIZE}`) ??
+    figures.find((figure) => figure.kind === 'train' && figure.size === RSS_SIZE && figure.batch === TRAIN_BATCH)?.ours ??
     (await measureOurs({ kind: 'train', size: RSS_SIZE, batch: TRAIN_BATCH, targetSeconds: 0, minSteps: 1 }));
-  const torch = await measureTorch(jobs);
-  load.after = loadavg();
-  if (options.json) {
-    const { backend } = rss;
-    const figures = jobs.map((job) => ({ ...job, ours: ours.get(`${job.kind}/${job.size}`) }));
-    process.stdout.write(
-      `${JSON.stringify({ backend, figures, peakRss: { size: RSS_SIZE, batch: TRAIN_BATCH, bytes: rss.maxRssBytes, targetBytes: RSS_TARGET_BYTES }, torch, loadavg: load }, null, 2)}\n`,
-    );
-  } else {
-    printReport(options, ours, rss, torch, load);
-  }
+  const report: Report = { backend, torch, figures, rss, loadavg: { before: loadBefore, after: loadavg() } };
+  if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else printReport(report);
 }
 
 main().catch((error: unknown) => {
