@@ -9,8 +9,8 @@
  * minute; other processes on the machine skew them, so compare runs made back to back.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core registers no gradient functions by itself; the tfjs-layers bundle registers all of them.
-import '@tensorflow/tfjs-layers';
+// Under Node, importing tfjs-core registers no gradients; the training benchmark needs them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { registerWasmTrainingKernels } from '../src/core/engine/wasmKernels.js';
 import { createResNet18, disposeModel, forward, trainableVariables } from '../src/core/model/resnet18.js';
 

@@ -11,7 +11,6 @@ const nodeExternals = [
   'sharp',
   '@tensorflow/tfjs-node',
   '@tensorflow/tfjs-core',
-  '@tensorflow/tfjs-layers',
   '@tensorflow/tfjs-backend-wasm',
   '@tensorflow/tfjs-backend-cpu',
 ];

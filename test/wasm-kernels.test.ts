@@ -2,8 +2,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-// tfjs-core registers no gradient functions by itself; the tfjs-layers bundle registers all of them.
-import '@tensorflow/tfjs-layers';
+// Under Node, importing tfjs-core registers no gradients; training (and the tiny block here) needs them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import {
   inputGradientMethod,
   registerWasmTrainingKernels,
