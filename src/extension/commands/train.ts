@@ -1,0 +1,111 @@
+/**
+ * Train Leukemia Model: dataset → label audit → (if the top-level folders are structural) a modal choice →
+ * the trainer process. Training runs the trainer on the dataset, so it needs a trusted workspace; the audit
+ * before it does not.
+ */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { AuditReport } from '../../core/audit/audit.js';
+import { auditDataset } from '../../core/audit/runAudit.js';
+import { labelsLookStructural } from '../../core/editor/datasetFile.js';
+import { structuralPrompt } from '../../core/editor/structural.js';
+import { DEFAULT_SETTINGS, type LabelChoice, type TrainSettings } from '../../core/train/settings.js';
+import { newRunFolder, trainOptions } from '../config.js';
+import { log, showErrorWithLog } from '../log.js';
+import type { TrainingController } from '../training/trainingController.js';
+import type { AuditCache } from '../workspace/auditCache.js';
+import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
+import { pickDataset } from './datasetPicker.js';
+
+export async function trainCommand(deps: { datasets: WorkspaceDatasets; audits: AuditCache; training: TrainingController }, target?: unknown): Promise<void> {
+  if (!vscode.workspace.isTrusted) {
+    const choice = await vscode.window.showWarningMessage(
+      'Training needs a trusted workspace.',
+      { modal: true, detail: 'Training starts a separate process that reads every image of the dataset and writes model files into the workspace, with settings this workspace can change. Auditing labels works without trust.' },
+      'Manage Workspace Trust',
+    );
+    if (choice === 'Manage Workspace Trust') await vscode.commands.executeCommand('workbench.trust.manage');
+    return;
+  }
+  if (deps.training.isTraining) {
+    const choice = await vscode.window.showInformationMessage('A training run is already in progress.', 'Show Dashboard', 'Cancel Training');
+    if (choice === 'Show Dashboard') deps.training.showDashboard();
+    if (choice === 'Cancel Training') deps.training.cancel();
+    return;
+  }
+  const dataset = await pickDataset(deps.datasets, 'Train Leukemia Model', target);
+  if (!dataset) return;
+  const options = trainOptions(vscode.Uri.file(dataset.root));
+  const pattern = dataset.file?.subjectPattern ?? options.subjectPattern;
+  const report = await auditWithProgress(dataset.root, pattern);
+  if (!report) return;
+  deps.audits.prime(report, pattern);
+  if (report.images === 0) {
+    await showErrorWithLog(`No images were found in ${dataset.root}.`);
+    return;
+  }
+
+  let labels: LabelChoice = dataset.file?.labels ?? 'auto';
+  let structural = false;
+  if (labelsLookStructural(labels, report)) {
+    const prompt = structuralPrompt(report);
+    if (prompt) {
+      const buttons = [...(prompt.recommendedButton ? [prompt.recommendedButton] : []), prompt.anywayButton];
+      const choice = await vscode.window.showWarningMessage(prompt.message, { modal: true, detail: prompt.detail }, ...buttons);
+      if (choice === undefined) return;
+      if (choice === prompt.recommendedButton) {
+        labels = prompt.recommendedLabels as LabelChoice;
+      } else {
+        labels = labels === 'auto' ? prompt.anywayLabels : labels;
+        structural = true;
+      }
+    } else if (labels !== 'auto') {
+      // Shallower than the recommended labels without a structural-labels finding (e.g. folder:2 when the
+      // labels are at depth 3): the file asked for it explicitly, so train, but mark the run.
+      log().warn(`${labels} is shallower than the audit's recommended labels (${report.spec.labelSources[0] ? JSON.stringify(report.spec.labelSources[0]) : 'none'}); the run is marked as structural.`);
+      structural = true;
+    }
+  }
+  if (labels === 'auto' && report.spec.labelSources.length === 0) {
+    await showErrorWithLog(`No labels were found in ${dataset.root}: no class-like folder level, file-name token or label table. Describe them in a leukemia-audit.json ("labels": "folder:N", "filename" or "csv:FILE").`);
+    return;
+  }
+  const settings: TrainSettings = {
+    ...DEFAULT_SETTINGS,
+    ...options,
+    dataset: dataset.root,
+    out: newRunFolder(dataset.root),
+    labels,
+    subjectPattern: pattern,
+    seed: dataset.file?.seed ?? DEFAULT_SETTINGS.seed,
+  };
+  try {
+    await deps.training.start(settings, structural);
+  } catch (error) {
+    await showErrorWithLog(`Training could not start: ${(error as Error).message}`);
+  }
+}
+
+/** Header-only audit with a cancellable notification; undefined when cancelled or failed (already reported). */
+export async function auditWithProgress(root: string, subjectPattern: string | undefined): Promise<AuditReport | undefined> {
+  return vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Auditing the labels of ${path.basename(root)}`, cancellable: true },
+    async (progress, token) => {
+      const controller = new AbortController();
+      token.onCancellationRequested(() => controller.abort());
+      try {
+        const report = await auditDataset(root, {
+          checkPixels: false,
+          subjectPattern,
+          signal: controller.signal,
+          onProgress: (phase, done) => progress.report({ message: phase === 'scan' ? `${done.toLocaleString('en-US')} files looked at` : 'reading label tables' }),
+        });
+        log().info(`Audit of ${root}: ${report.images} images; ${report.findings.map((f) => `${f.code} (${f.severity})`).join(', ') || 'no findings'}.`);
+        return report;
+      } catch (error) {
+        if (!controller.signal.aborted) await showErrorWithLog(`The audit of ${root} failed: ${(error as Error).message}`);
+        return undefined;
+      }
+    },
+  );
+}

@@ -1,0 +1,121 @@
+/**
+ * The trainer child process seen from the extension host: fork `dist/trainer.js`, speak the typed protocol,
+ * and turn every way it can end — result, cancel, error, crash, kill — into one outcome. tfjs and sharp
+ * load only in that process; a native crash there cannot take the extension host down.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import type { RunFile } from '../../core/run/runFile.js';
+import type { TrainEvent } from '../../core/train/events.js';
+import type { TrainSettings } from '../../core/train/settings.js';
+import type { TrainerCommand, TrainerMessage } from '../../trainer/protocol.js';
+
+export type TrainerOutcome =
+  | { kind: 'result'; runDir: string; run: RunFile }
+  | { kind: 'cancelled'; runDir: string | null }
+  | { kind: 'error'; message: string; runDir: string | null }
+  /** The process ended without saying why: killed, out of memory, a native crash. */
+  | { kind: 'crashed'; code: number | null; signal: NodeJS.Signals | null; runDir: string | null };
+
+export interface TrainerHooks {
+  onEvent(event: TrainEvent): void;
+  onOutput(line: string, stream: 'stdout' | 'stderr'): void;
+}
+
+/** How long a cancelled trainer may take to finish its batch and write run.json before it is killed. */
+const CANCEL_GRACE_MS = 30_000;
+
+export class TrainerProcess {
+  private child: ChildProcess | undefined;
+  private runDir: string | null = null;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly script: string) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  run(settings: TrainSettings, hooks: TrainerHooks): Promise<TrainerOutcome> {
+    return new Promise((resolve) => {
+      let final: TrainerOutcome | undefined;
+      const child = fork(this.script, [], {
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        // The extension host may run under a debugger; the child must not try to open the same port.
+        execArgv: [],
+        // Inside VS Code, process.execPath is the Electron binary: run it as plain Node.
+        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+      });
+      this.child = child;
+      forwardLines(child.stdout, (line) => hooks.onOutput(line, 'stdout'));
+      forwardLines(child.stderr, (line) => hooks.onOutput(line, 'stderr'));
+      child.on('message', (raw: unknown) => {
+        const message = raw as TrainerMessage;
+        switch (message?.type) {
+          case 'ready':
+            this.send({ type: 'train', settings });
+            break;
+          case 'event':
+            if (message.event.type === 'started') this.runDir = message.event.runDir;
+            hooks.onEvent(message.event);
+            break;
+          case 'result':
+            final = { kind: 'result', runDir: message.runDir, run: message.run };
+            break;
+          case 'cancelled':
+            final = { kind: 'cancelled', runDir: message.runDir ?? this.runDir };
+            break;
+          case 'error':
+            if (message.stack) hooks.onOutput(message.stack, 'stderr');
+            final = { kind: 'error', message: message.message, runDir: message.runDir ?? this.runDir };
+            break;
+          default:
+            hooks.onOutput(`Ignored a message the extension does not understand: ${JSON.stringify(raw).slice(0, 200)}`, 'stderr');
+        }
+      });
+      child.on('error', (error) => {
+        final ??= { kind: 'error', message: `The trainer process could not run: ${error.message}`, runDir: this.runDir };
+      });
+      // 'close', not 'exit': it waits for the IPC channel and pipes too, so no late message is lost.
+      child.on('close', (code, signal) => {
+        clearTimeout(this.killTimer);
+        this.child = undefined;
+        resolve(final ?? { kind: 'crashed', code, signal, runDir: this.runDir });
+      });
+    });
+  }
+
+  /** Asks the trainer to stop after the current batch; kills it if it has not ended after a grace period. */
+  cancel(): void {
+    if (!this.child) return;
+    this.send({ type: 'cancel' });
+    this.killTimer ??= setTimeout(() => this.kill(), CANCEL_GRACE_MS);
+  }
+
+  kill(): void {
+    this.child?.kill('SIGKILL');
+  }
+
+  private send(command: TrainerCommand): void {
+    if (this.child?.connected) this.child.send(command);
+  }
+}
+
+function forwardLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
+  if (!stream) return;
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    pending += chunk;
+    // Progress bars redraw with \r: keep the last state of each line only.
+    const lines = pending.split(/\r?\n/);
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const last = line.split('\r').pop()!.trimEnd();
+      if (last) onLine(last);
+    }
+  });
+  stream.on('end', () => {
+    const last = pending.split('\r').pop()!.trimEnd();
+    if (last) onLine(last);
+  });
+}

@@ -1,0 +1,55 @@
+/**
+ * The one way this extension builds webview HTML: a fresh nonce per page, a Content-Security-Policy that
+ * allows only the extension's own stylesheet and scripts carrying that nonce, and nothing from the network.
+ */
+import { randomBytes } from 'node:crypto';
+import * as vscode from 'vscode';
+
+export interface PageParts {
+  title: string;
+  stylesheets: vscode.Uri[];
+  /** External module scripts (already webview URIs). */
+  scripts?: vscode.Uri[];
+  /** Inline script source, run with the nonce. */
+  inlineScript?: string;
+  /** Inline CSS; allowed by its nonce only. */
+  inlineStyle?: string;
+  body: string;
+}
+
+export function nonce(): string {
+  return randomBytes(18).toString('base64').replace(/[^A-Za-z0-9]/g, '');
+}
+
+export function renderPage(webview: vscode.Webview, parts: PageParts): string {
+  const n = nonce();
+  const csp = [
+    "default-src 'none'",
+    `img-src ${webview.cspSource} data:`,
+    `style-src ${webview.cspSource}${parts.inlineStyle ? ` 'nonce-${n}'` : ''}`,
+    `font-src ${webview.cspSource}`,
+    `script-src 'nonce-${n}'`,
+    "base-uri 'none'",
+    "form-action 'none'",
+  ].join('; ');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+${parts.stylesheets.map((href) => `<link rel="stylesheet" href="${href}">`).join('\n')}
+${parts.inlineStyle ? `<style nonce="${n}">${parts.inlineStyle}</style>` : ''}
+<title>${escapeHtml(parts.title)}</title>
+</head>
+<body>
+${parts.body}
+${(parts.scripts ?? []).map((src) => `<script type="module" nonce="${n}" src="${src}"></script>`).join('\n')}
+${parts.inlineScript ? `<script nonce="${n}">${parts.inlineScript}</script>` : ''}
+</body>
+</html>`;
+}
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
