@@ -1,6 +1,6 @@
 // `npm run demo`: the main job on bundled demo data. Writes a C-NMC-like dataset (once), audits the folder
 // the widely copied notebook pointed ImageFolder at, shows that training refuses the fold labels, then
-// trains on the labels the audit recommends and prints the metrics.
+// trains on the labels the audit recommends, prints the metrics and writes the HTML report.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -21,4 +21,6 @@ function run(args, { expectFailure = false } = {}) {
 if (!existsSync(dataset)) run(['demo-data', demoDir]);
 run(['audit', trainingData]);
 run(['train', trainingData], { expectFailure: true });
-run(['train', trainingData, '--labels', 'folder:2', '--out', join(demoDir, 'runs', 'demo')]);
+const runDir = join(demoDir, 'runs', 'demo');
+run(['train', trainingData, '--labels', 'folder:2', '--out', runDir]);
+run(['report', runDir]);

@@ -4,6 +4,8 @@
  */
 import { auditCommand } from './commands/audit.js';
 import { demoDataCommand } from './commands/demoData.js';
+import { explainCommand } from './commands/explain.js';
+import { predictCommand } from './commands/predict.js';
 import { reportCommand } from './commands/report.js';
 import { trainCommand } from './commands/train.js';
 import { UsageError } from './usage.js';
@@ -14,6 +16,8 @@ declare const PACKAGE_VERSION: string;
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   audit: { summary: 'audit <dir> [--json] [--subject-pattern RE] [--no-pixels]   check where the labels really are', run: auditCommand },
   train: { summary: 'train <dir> [--labels …] [--epochs N] [--image-size S] [--out RUN] [--resume] [--json]   train ResNet-18 and write a run folder', run: trainCommand },
+  predict: { summary: 'predict --weights FILE|RUN [--image-size S] [--crop C] [--json] IMAGE...   class probabilities and logits per image', run: predictCommand },
+  explain: { summary: 'explain (--run RUN | --weights FILE) [--layer L] [--class C] [--method gradcam|gradcam++] [--colormap viridis|turbo|jet] [--out DIR] [--json] IMAGE...   Grad-CAM overlays', run: explainCommand },
   report: { summary: 'report <run> [--out report.html]   write the run as one self-contained HTML file', run: reportCommand },
   'demo-data': { summary: 'demo-data <dir> [--seed N] [--image-size S] [--images-per-fold N] [--leak-subjects N] [--duplicates N] [--corrupt-files N] [--overwrite] [--json]   write a C-NMC-like demo dataset', run: demoDataCommand },
 };

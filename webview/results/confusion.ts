@@ -6,7 +6,8 @@ import type { ClassificationMetrics } from '../../src/core/metrics.js';
 import type { RunFile } from '../../src/core/run/runFile.js';
 import { h, notAvailable, section } from './dom.js';
 import { count, percent, plural } from './format.js';
-import { CELL_LABELS, cellKind } from './cells.js';
+import { confusionCell } from '../../src/core/explain/cells.js';
+import { CELL_LABELS } from './cells.js';
 import { evaluatedSplits, missingSplitNote, noMetricsNote, type EvaluatedSplit } from './splits.js';
 import { sameFilter, type Store } from './state.js';
 
@@ -27,12 +28,12 @@ export function confusionSection(run: RunFile, store: Store): HTMLElement {
 
 function matrix({ split, name, metrics }: EvaluatedSplit, interactive: boolean, store: Store): HTMLElement {
   const { classes, confusionMatrix } = metrics;
-  const positiveIndex = metrics.positiveClass === null ? -1 : classes.indexOf(metrics.positiveClass);
+  const positiveIndex = metrics.positiveClass === null ? null : classes.indexOf(metrics.positiveClass);
   const buttons: { button: HTMLButtonElement; t: number; p: number }[] = [];
   const cell = (t: number, p: number): HTMLElement => {
     const n = confusionMatrix.counts[t]?.[p] ?? 0;
     const share = confusionMatrix.rowNormalized[t]?.[p] ?? 0;
-    const kind = CELL_LABELS[cellKind(t, p, positiveIndex)];
+    const kind = CELL_LABELS[confusionCell({ true: t, predicted: p }, positiveIndex)];
     const content = [h('span', { class: 'cell-count' }, count(n)), h('span', { class: 'cell-share' }, percent(share)), kind.short ? h('span', { class: 'cell-kind', title: kind.long }, kind.short) : null];
     const label = `true ${classes[t]}, predicted ${classes[p]}: ${plural(n, 'image')}, ${percent(share)} of the row`;
     const td = h('td', { class: t === p ? 'diagonal' : 'off-diagonal' });

@@ -4,7 +4,7 @@ import { DEFAULT_SETTINGS, type BackendChoice, type OptimizerName, type Schedule
 import { trainRun } from '../../core/train/train.js';
 import type { TrainingStrategy } from '../../core/model/resnet18.js';
 import { formatMetrics } from '../report.js';
-import { UsageError, endProgress, integerOption, parseCommandArgs, stderrProgress } from '../usage.js';
+import { UsageError, endProgress, integerOption, oneOf, parseCommandArgs, stderrProgress } from '../usage.js';
 
 const HELP = `Usage: leukemia-audit train <dir> [options]
 
@@ -31,11 +31,6 @@ Refuses labels the audit judges structural (e.g. fold folders) unless --labels s
   --resume                   continue the run in --out from its last checkpoint
   --json                     print only the final run.json on stdout`;
 
-function oneOf<T extends string>(value: string | undefined, name: string, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!allowed.includes(value as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
-  return value as T;
-}
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const parsed = parseCommandArgs(argv, {

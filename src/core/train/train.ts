@@ -22,6 +22,7 @@ import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/s
 import type { TrainEventSink } from './events.js';
 import { resolveLabels } from './labelChoice.js';
 import { createOptimizer, scheduledLearningRate, type Optimizer } from './optimizers.js';
+import { explainRun } from '../explain/runExplanations.js';
 import { createDataParallelTrainer } from './dataParallel.js';
 import { trainStep } from './step.js';
 import type { TrainSettings } from './settings.js';
@@ -202,7 +203,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
         bestLoss = monitored;
         run.bestEpoch = epoch;
         epochsWithoutImprovement = 0;
-        await writeSafetensors(join(runDir, MODEL_FILE), exportStateDict(params), { format: 'pt', classes: JSON.stringify(classes), imageSize: String(settings.imageSize) });
+        await writeSafetensors(join(runDir, MODEL_FILE), exportStateDict(params), { format: 'pt', classes: JSON.stringify(classes), imageSize: String(settings.imageSize), crop: settings.crop });
       } else {
         epochsWithoutImprovement++;
       }
@@ -232,6 +233,21 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
           predicted: argmaxIndex(probabilities), probabilities,
         } satisfies Prediction);
       });
+    }
+    // Explanations are a bonus on a finished run: a failure here is reported, not fatal. explainRun reads
+    // the predictions from run.json, so they are written first.
+    await writeRunFile(runDir, run);
+    try {
+      run.explanations = await explainRun(runDir, {
+        layer: explanationLayer(settings.imageSize),
+        seed: settings.seed,
+        signal,
+        onProgress: (done, total) => emit({ type: 'phase', phase: 'explain', done, total }),
+        onLog: (message) => emit({ type: 'log', level: 'warning', message }),
+      });
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      emit({ type: 'log', level: 'warning', message: `Grad-CAM explanations could not be computed: ${(error as Error).message}` });
     }
     run.status = 'completed';
     await writeRunFile(runDir, run);
@@ -291,6 +307,20 @@ async function saveCheckpoint(runDir: string, params: ResNet18Params, optimizer:
   const tensors = exportStateDict(params);
   for (const [name, tensor] of optimizer.exportState()) tensors.set(OPTIMIZER_PREFIX + name, tensor);
   await writeSafetensors(join(runDir, CHECKPOINT_FILE), tensors, { format: 'pt', epoch: String(epoch), optimizer: optimizer.name });
+}
+
+/**
+ * Grad-CAM's layer for a run: `layer4` (the usual choice, 7×7 at 224 px) unless its map would be coarser
+ * than 6×6 — at the demo's 48 px, layer4 is 2×2 and says nothing about where in the cell the model looks —
+ * then the deepest layer that still is. Each stage halves the resolution: maxpool S/4, layer1 S/4, layer2
+ * S/8, layer3 S/16, layer4 S/32.
+ */
+export function explanationLayer(imageSize: number): string {
+  const MIN_SIDE = 6;
+  for (const [layer, stride] of [['layer4', 32], ['layer3', 16], ['layer2', 8]] as const) {
+    if (Math.ceil(imageSize / stride) >= MIN_SIDE) return layer;
+  }
+  return 'layer1';
 }
 
 function yieldToEventLoop(): Promise<void> {
