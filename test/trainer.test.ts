@@ -116,3 +116,26 @@ test('a malformed command is answered with an error, not a crash', { timeout: 30
   }
   trainer.child.kill();
 });
+
+test('finetune trains layer4 and fc on cached features and leaves the frozen prefix, BatchNorm statistics included, untouched', { timeout: 180_000 }, async () => {
+  const { trainRun } = await import('../src/core/train/train.js');
+  const base = join(work, 'run-base');
+  process.env.XDG_CACHE_HOME = join(work, 'cache');
+  await trainRun(settings(base, { epochs: 1 }), () => undefined);
+  const tuned = join(work, 'run-finetune');
+  const phases = new Set<string>();
+  await trainRun(settings(tuned, { epochs: 1, strategy: 'finetune', weights: base }), (event) => {
+    if (event.type === 'phase') phases.add(event.phase);
+  });
+  assert.ok(phases.has('features'), 'features of the frozen prefix are computed once');
+  const before = (await readSafetensors(join(base, MODEL_FILE))).tensors;
+  const after = (await readSafetensors(join(tuned, MODEL_FILE))).tensors;
+  const same = (name: string) => Buffer.compare(Buffer.from(before.get(name)!.data.buffer), Buffer.from(after.get(name)!.data.buffer)) === 0;
+  for (const frozen of ['conv1.weight', 'bn1.running_mean', 'layer1.0.bn1.running_var', 'layer3.1.conv2.weight', 'layer3.1.bn2.running_mean']) {
+    assert.ok(same(frozen), `${frozen} must not change under finetune`);
+  }
+  for (const trained of ['layer4.1.conv2.weight', 'layer4.0.bn1.running_mean', 'fc.weight']) {
+    assert.ok(!same(trained), `${trained} must be trained under finetune`);
+  }
+  assert.equal(existsSync(join(tuned, `.features-${process.pid}.f32`)), false, 'the feature file is removed');
+});

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Batch } from '../data/batches.js';
-import { forward, type ResNet18Params } from '../model/resnet18.js';
+import { forwardFrom, type ResNet18Params, type ResumePoint } from '../model/resnet18.js';
 import type { Optimizer } from './optimizers.js';
+
+export interface FeatureInput {
+  after: ResumePoint;
+  /** Shape of one example's input at that point, e.g. [S, S, 3] for images, [512] after avgpool. */
+  exampleShape: number[];
+}
 
 /** One optimisation step; class-weighted cross-entropy normalised by the weights, as PyTorch's CrossEntropyLoss(weight=…). */
 export function trainStep(
@@ -13,15 +19,17 @@ export function trainStep(
   numClasses: number,
   weights: number[],
   learningRate: number,
+  /** Where `batch.x` enters the network: images by default, or cached features of a frozen prefix. */
+  start: FeatureInput = { after: 'input', exampleShape: [size, size, 3] },
 ): { loss: number; correct: number } {
   const n = batch.y.length;
   let correct = 0;
   const loss = tf.tidy(() => {
-    const x = tf.tensor4d(batch.x, [n, size, size, 3]);
+    const x = tf.tensor(batch.x, [n, ...start.exampleShape]);
     const y = tf.tensor1d(batch.y, 'int32');
     const sampleWeights = tf.tensor1d(Array.from(batch.y, (c) => weights[c]));
     const { value, grads } = tf.variableGrads(() => {
-      const { logits } = forward(params, x, { training: true });
+      const { logits } = forwardFrom(params, x, start.after, { training: true });
       correct = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'int32')).dataSync()[0];
       const perExample = tf.neg(tf.sum(tf.mul(tf.oneHot(y, numClasses), tf.logSoftmax(logits)), 1));
       return tf.div(tf.sum(tf.mul(perExample, sampleWeights)), tf.sum(sampleWeights)) as tf.Scalar;

@@ -24,6 +24,7 @@ import { resolveLabels } from './labelChoice.js';
 import { createOptimizer, scheduledLearningRate, type Optimizer } from './optimizers.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { createDataParallelTrainer } from './dataParallel.js';
+import { FeatureStore, frozenPrefix } from './featureStore.js';
 import { trainStep } from './step.js';
 import type { TrainSettings } from './settings.js';
 
@@ -100,7 +101,14 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   const testExamples = usable(testPaths);
   const weights = classWeights(classes.map((_, c) => trainExamples.filter((e) => e.label === c).length));
 
-  const parallel = settings.workers > 1 ? createDataParallelTrainer({ numClasses: classes.length, imageSize: settings.imageSize, workers: settings.workers }) : undefined;
+  const frozenUpTo = frozenPrefix(settings.strategy);
+  if (frozenUpTo && settings.workers > 1) {
+    emit({ type: 'log', level: 'info', message: `--workers ${settings.workers} is ignored with --strategy ${settings.strategy}: only the head trains, on cached features.` });
+  }
+  if (frozenUpTo && settings.weights === 'none') {
+    emit({ type: 'log', level: 'warning', message: `--strategy ${settings.strategy} freezes randomly initialised layers (--weights none); it is meant for pretrained weights.` });
+  }
+  const parallel = settings.workers > 1 && !frozenUpTo ? createDataParallelTrainer({ numClasses: classes.length, imageSize: settings.imageSize, workers: settings.workers }) : undefined;
   const params = createResNet18(classes.length, settings.seed);
   if (initial) loadStateDict(params, initial.dict, { allowHeadMismatch: true, headSeed: settings.seed });
   const optimizer = createOptimizer(settings.optimizer);
@@ -156,7 +164,16 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   let bestLoss = Math.min(Infinity, ...run.history.filter((h) => h.epoch === run.bestEpoch).map((h) => h.valLoss ?? Infinity));
   let epochsWithoutImprovement = run.bestEpoch === null ? 0 : run.history.length - run.bestEpoch;
 
+  let features: FeatureStore | undefined;
   try {
+    // finetune/linear: the frozen prefix runs once, in eval mode; epochs train the rest on its cached output.
+    if (frozenUpTo) {
+      emit({ type: 'phase', phase: 'features', done: 0, total: trainExamples.length });
+      features = await FeatureStore.build(join(runDir, `.features-${process.pid}.f32`), params, prepared, trainExamples, frozenUpTo, settings.batchSize,
+        (done, total) => emit({ type: 'phase', phase: 'features', done, total }), signal);
+    }
+    const featureInput = features && frozenUpTo ? { after: frozenUpTo, exampleShape: features.exampleShape } : undefined;
+
     for (let epoch = startEpoch; epoch <= settings.epochs; epoch++) {
       const started = performance.now();
       let lossSum = 0;
@@ -164,13 +181,17 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
       let seen = 0;
       let batchIndex = 0;
       let learningRate = settings.learningRate;
-      for await (const batch of batches(prepared, trainExamples, { ...batchOptions, epoch, sampling: 'shuffle', augment: true, dropLast: trainExamples.length > settings.batchSize })) {
+      const dropLast = trainExamples.length > settings.batchSize;
+      const epochBatches = features
+        ? features.batches(settings.batchSize, settings.seed, epoch, dropLast)
+        : batches(prepared, trainExamples, { ...batchOptions, epoch, sampling: 'shuffle', augment: true, dropLast });
+      for await (const batch of epochBatches) {
         if (signal?.aborted) throw new TrainingCancelled();
         const step = (epoch - 1) * stepsPerEpoch + batchIndex;
         learningRate = scheduledLearningRate(settings.learningRate, settings.schedule, step, totalSteps);
         const result = parallel
           ? await parallel.step(params, trainable, optimizer, batch, weights, learningRate)
-          : trainStep(params, trainable, optimizer, batch, prepared.size, classes.length, weights, learningRate);
+          : trainStep(params, trainable, optimizer, batch, prepared.size, classes.length, weights, learningRate, featureInput);
         lossSum += result.loss * batch.y.length;
         correct += result.correct;
         seen += batch.y.length;
@@ -258,6 +279,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     await writeRunFile(runDir, run);
     throw error;
   } finally {
+    await features?.dispose();
     await parallel?.dispose();
     optimizer.dispose();
     disposeModel(params);
