@@ -57,10 +57,8 @@ function filenameSourceFromFindings(report: AuditReport): LabelSource | undefine
   const finding = report.findings.find((f) => f.code === 'filename-labels' && typeof f.evidence.tokenIndex === 'number');
   if (!finding) return undefined;
   const classes = finding.evidence.classes as { name: string }[];
-  const mapping = (finding.evidence.mapping as Record<string, string> | undefined) ?? {};
   const valueToClass: Record<string, string> = {};
   for (const { name } of classes) valueToClass[name] = name;
-  void mapping;
   return { kind: 'filename', tokenIndex: finding.evidence.tokenIndex as number, valueToClass };
 }
 
