@@ -2,26 +2,15 @@
 // what goes to stdout and what to stderr. No training runs here (too slow): only train's refusal.
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ensureBuilt } from './helpers/build.js';
 
 const REPO = path.join(__dirname, '..');
 const BIN = path.join(REPO, 'bin', 'leukemia-audit.js');
-const BUNDLE = path.join(REPO, 'dist', 'cli.js');
-
-/** Newest modification time of the sources the CLI bundle is built from. */
-function newestSourceTime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSourceTime(full));
-    else if (/\.(ts|mjs|js)$/.test(entry.name)) newest = Math.max(newest, statSync(full).mtimeMs);
-  }
-  return newest;
-}
 
 function run(args: string[], options: { cwd?: string } = {}): SpawnSyncReturns<string> {
   const result = spawnSync(process.execPath, [BIN, ...args], {
@@ -51,10 +40,7 @@ let written = 0;
 let scratch = '';
 
 before(async () => {
-  if (!existsSync(BUNDLE) || statSync(BUNDLE).mtimeMs < Math.max(newestSourceTime(path.join(REPO, 'src')), statSync(path.join(REPO, 'scripts', 'build.mjs')).mtimeMs)) {
-    const build = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'build.mjs')], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
-    assert.equal(build.status, 0, `build failed:\n${build.stdout}\n${build.stderr}`);
-  }
+  ensureBuilt(['cli.js']);
   scratch = await freshDir();
   demoParent = await freshDir();
   const result = run(['demo-data', demoParent, '--image-size', '32', '--images-per-fold', '30', '--seed', '3']);

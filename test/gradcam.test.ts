@@ -2,11 +2,9 @@
 // pieces around the maps: colormaps, upsampling, overlays, rank correlation and the two trust checks.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { selectBackend } from '../src/core/engine/backend.js';
@@ -28,6 +26,7 @@ import {
   shortcutCheck,
   spearman,
 } from '../src/core/explain/checks.js';
+import { RANDOMISE_BATCHNORM_PY, SAFETENSORS_PY, runPythonIfAvailable } from './helpers/python.js';
 
 let workDir = '';
 
@@ -72,46 +71,20 @@ const flat = (map: number[][]) => map.flat();
 // ---------------------------------------------------------------------------------------------------
 // Parity with PyTorch
 
-const PYTHON = '/usr/bin/python3';
-
 /**
  * A seeded torchvision resnet18(num_classes=2) with perturbed BatchNorm statistics, two cell-like images
  * (uint8 values), and Grad-CAM / Grad-CAM++ at layer4 computed from a forward hook on `model.layer4` and a
- * tensor hook on its output, in eval mode, for the predicted classes and for classes [0, 1]. Safetensors
- * are written with struct + json because Debian's Python may lack the safetensors package.
+ * tensor hook on its output, in eval mode, for the predicted classes and for classes [0, 1].
  */
 const PYTORCH_GRADCAM = String.raw`
-import json, struct, sys
+import sys
 import torch, torchvision
-
-def save(path, tensors):
-    header, chunks, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        dtype, numpy_type = {torch.float32: ('F32', '<f4'), torch.int64: ('I64', '<i8')}[t.dtype]
-        raw = t.numpy().astype(numpy_type).tobytes()
-        header[name] = {'dtype': dtype, 'shape': list(t.shape), 'data_offsets': [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    encoded = json.dumps(header).encode()
-    encoded += b' ' * (-len(encoded) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(encoded)))
-        f.write(encoded)
-        for chunk in chunks:
-            f.write(chunk)
-
+${SAFETENSORS_PY}
+${RANDOMISE_BATCHNORM_PY}
 torch.set_num_threads(1)
 folder, size = sys.argv[1], int(sys.argv[2])
 torch.manual_seed(7)
-model = torchvision.models.resnet18(num_classes=2)
-with torch.no_grad():
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.weight.uniform_(0.5, 1.5)
-            module.bias.normal_(0.0, 0.1)
-            module.running_mean.normal_(0.0, 0.1)
-            module.running_var.uniform_(0.5, 2.0)
+model = randomise_batchnorm(torchvision.models.resnet18(num_classes=2))
 model.eval()
 
 ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing='ij')
@@ -152,20 +125,11 @@ save(folder + '/reference.safetensors', dict(pixels=pixels.permute(0, 2, 3, 1).c
      gradcam=gradcam, gradcampp=gradcampp, mixed_gradcam=mixed_gradcam, mixed_gradcampp=mixed_gradcampp))
 `;
 
-const execFileAsync = promisify(execFile);
-
 /** The reference folder for `size`, or the reason PyTorch cannot produce it. */
 async function pytorchReference(size: number): Promise<string | { folder: string }> {
   const folder = await mkdtemp(join(workDir, `pytorch-${size}-`));
-  try {
-    await execFileAsync(PYTHON, ['-c', PYTORCH_GRADCAM, folder, String(size)], { timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: '1' } });
-  } catch (error) {
-    const { code, stderr } = error as { code?: string; stderr?: string };
-    if (code === 'ENOENT') return `PyTorch parity not checked: ${PYTHON} does not exist`;
-    const missingModule = /ModuleNotFoundError: No module named '([^']+)'/.exec(stderr ?? '');
-    if (missingModule) return `PyTorch parity not checked: ${PYTHON} cannot import ${missingModule[1]}`;
-    throw error;
-  }
+  const run = await runPythonIfAvailable(PYTORCH_GRADCAM, [folder, String(size)], { timeoutMs: 60_000, purpose: 'PyTorch parity' });
+  if ('unavailable' in run) return run.unavailable;
   return { folder };
 }
 

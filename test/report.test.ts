@@ -4,7 +4,7 @@
 // Set REPORT_TEST_KEEP=1 to keep the temporary run folders and reports (their paths are printed) to look at.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { buildHtmlReport, findPackageRoot } from '../src/core/report/htmlReport.
 import { DEFAULT_SETTINGS } from '../src/core/train/settings.js';
 import type { ConfusionCell, ExplainedSample, Prediction, RunFile } from '../src/core/run/runFile.js';
 import type { ShowRunMessage } from '../webview/protocol.js';
+import { ensureBuilt } from './helpers/build.js';
 
 const REPO = path.join(__dirname, '..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -40,26 +41,6 @@ after(async () => {
   }
   await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
-
-/** Newest modification time of the files under `dir` that end up in a bundle. */
-function newestSourceTime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSourceTime(full));
-    else if (/\.(ts|mjs|js)$/.test(entry.name)) newest = Math.max(newest, statSync(full).mtimeMs);
-  }
-  return newest;
-}
-
-/** The report inlines dist/webview.js, and the CLI test runs dist/cli.js: rebuild them when older than their sources. */
-function ensureBuilt(): void {
-  const sources = Math.max(newestSourceTime(path.join(REPO, 'src')), newestSourceTime(path.join(REPO, 'webview')), statSync(path.join(REPO, 'scripts', 'build.mjs')).mtimeMs);
-  const outputs = ['webview.js', 'cli.js'].map((f) => path.join(REPO, 'dist', f));
-  if (outputs.every((f) => existsSync(f) && statSync(f).mtimeMs >= sources)) return;
-  const build = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'build.mjs')], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
-  assert.equal(build.status, 0, `build failed:\n${build.stdout}\n${build.stderr}`);
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // A synthetic run folder
@@ -283,7 +264,8 @@ describe('report', () => {
   let missing: string[] = [];
 
   before(async () => {
-    ensureBuilt();
+    // The report inlines dist/webview.js, and the CLI test below runs dist/cli.js.
+    ensureBuilt(['webview.js', 'cli.js'], ['src', 'webview']);
     full = await writeFullRun();
     ({ html, missingImages: missing } = await buildHtmlReport(full.runDir));
   });
@@ -379,8 +361,8 @@ describe('report', () => {
     const shown = dom.match(/<img src="data:image\/png;base64,/g)?.length ?? 0;
     assert.equal(shown, full.run.explanations!.samples.length * 3 - 1);
     assert.match(dom, /image not available/);
-    assert.match(dom, /Sanity check <span class="badge badge-pass">passed<\/span>/);
-    assert.match(dom, /Shortcut check <span class="badge badge-fail">flagged<\/span>/);
+    assert.match(dom, /Sanity check <vscode-badge class="badge badge-pass"[^>]*>passed<\/vscode-badge>/);
+    assert.match(dom, /Shortcut check <vscode-badge class="badge badge-fail"[^>]*>flagged<\/vscode-badge>/);
   });
 
   test('in a webview the same bundle answers ready, draws showRun, filters by cell, and posts saveState and openImage', { skip: noChromium }, async () => {

@@ -1,10 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import {
@@ -29,6 +27,7 @@ import {
   type HostTensor,
   type SafetensorsContents,
 } from '../src/core/weights/safetensors.js';
+import { RANDOMISE_BATCHNORM_PY, SAFETENSORS_PY, runPython, runPythonIfAvailable } from './helpers/python.js';
 
 let workDir = '';
 
@@ -374,63 +373,22 @@ test('state dict: another class count needs allowHeadMismatch, then keeps the ba
 // ---------------------------------------------------------------------------------------------------
 // Parity with PyTorch
 
-const PYTHON = '/usr/bin/python3';
-
 /**
- * Writes safetensors with struct + json because Debian's Python may lack the safetensors package.
  * `generate`: a seeded torchvision resnet18(num_classes=2) with randomised BatchNorm affine parameters and
  * running statistics, inputs, eval logits + layer4 at 224 px, and training-mode logits + updated buffers at 64 px.
  * `check-export`: loads our exported file with load_state_dict(strict=True) and reports any tensor that differs
  * from the original weights plus the eval logits it gives.
  */
 const PYTORCH_SCRIPT = String.raw`
-import json, struct, sys
+import json, sys
 import torch, torchvision
-
-def save(path, tensors):
-    header, chunks, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        dtype, numpy_type = {torch.float32: ('F32', '<f4'), torch.int64: ('I64', '<i8')}[t.dtype]
-        raw = t.numpy().astype(numpy_type).tobytes()
-        header[name] = {'dtype': dtype, 'shape': list(t.shape), 'data_offsets': [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    encoded = json.dumps(header).encode()
-    encoded += b' ' * (-len(encoded) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(encoded)))
-        f.write(encoded)
-        for chunk in chunks:
-            f.write(chunk)
-
-def load(path):
-    with open(path, 'rb') as f:
-        data = f.read()
-    (length,) = struct.unpack('<Q', data[:8])
-    header = json.loads(data[8:8 + length])
-    header.pop('__metadata__', None)
-    types = {'F32': torch.float32, 'I64': torch.int64}
-    out = {}
-    for name, info in header.items():
-        begin, end = info['data_offsets']
-        raw = bytearray(data[8 + length + begin:8 + length + end])
-        out[name] = torch.frombuffer(raw, dtype=types[info['dtype']]).reshape(info['shape'])
-    return out
-
+${SAFETENSORS_PY}
+${RANDOMISE_BATCHNORM_PY}
 torch.set_num_threads(1)
 mode, folder = sys.argv[1], sys.argv[2]
 if mode == 'generate':
     torch.manual_seed(20240601)
-    model = torchvision.models.resnet18(num_classes=2)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.1)
-                module.running_mean.normal_(0.0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
-                module.num_batches_tracked.fill_(3)
+    model = randomise_batchnorm(torchvision.models.resnet18(num_classes=2), batches_tracked=3)
     save(folder + '/weights.safetensors', model.state_dict())
     input224 = torch.randn(2, 3, 224, 224)
     input64 = torch.randn(4, 3, 64, 64)
@@ -455,17 +413,6 @@ elif mode == 'check-export':
     print(json.dumps({'differing': differing, 'logits': logits.flatten().tolist()}))
 `;
 
-const execFileAsync = promisify(execFile);
-
-async function runPyTorch(mode: 'generate' | 'check-export', folder: string): Promise<string> {
-  const { stdout } = await execFileAsync(PYTHON, ['-c', PYTORCH_SCRIPT, mode, folder], {
-    timeout: 60_000,
-    maxBuffer: 1 << 20,
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
-  });
-  return stdout;
-}
-
 interface PyTorchReference {
   folder: string;
   weights: SafetensorsContents;
@@ -478,15 +425,8 @@ let pytorchReference: Promise<PyTorchReference | string> | undefined;
 function loadPyTorchReference(): Promise<PyTorchReference | string> {
   pytorchReference ??= (async () => {
     const folder = await mkdtemp(join(workDir, 'pytorch-'));
-    try {
-      await runPyTorch('generate', folder);
-    } catch (error) {
-      const { code, stderr } = error as { code?: string; stderr?: string };
-      if (code === 'ENOENT') return `PyTorch parity not checked: ${PYTHON} does not exist`;
-      const missingModule = /ModuleNotFoundError: No module named '([^']+)'/.exec(stderr ?? '');
-      if (missingModule) return `PyTorch parity not checked: ${PYTHON} cannot import ${missingModule[1]}`;
-      throw error;
-    }
+    const run = await runPythonIfAvailable(PYTORCH_SCRIPT, ['generate', folder], { timeoutMs: 60_000, purpose: 'PyTorch parity' });
+    if ('unavailable' in run) return run.unavailable;
     return {
       folder,
       weights: await readSafetensors(join(folder, 'weights.safetensors')),
@@ -527,7 +467,7 @@ test('PyTorch parity: eval-mode logits and layer4 at 224 px; our export loads st
     assert.ok(layer4Difference <= 1e-4 * Math.max(1, maxAbs(expectedLayer4)), `layer4 differs by ${layer4Difference}`);
 
     await writeSafetensors(join(torch.folder, 'exported.safetensors'), exportStateDict(params), { format: 'pt' });
-    const check = JSON.parse(await runPyTorch('check-export', torch.folder)) as { differing: string[]; logits: number[] };
+    const check = JSON.parse(await runPython(PYTORCH_SCRIPT, ['check-export', torch.folder], { timeoutMs: 60_000 })) as { differing: string[]; logits: number[] };
     assert.deepEqual(check.differing, [], 'exported tensors equal the PyTorch originals bit for bit');
     assert.deepEqual(check.logits, Array.from(expectedLogits), 'PyTorch gives the same logits from our export');
   } finally {

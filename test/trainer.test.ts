@@ -1,6 +1,6 @@
 // The trainer child process end to end: a real fork, real files, a real SIGKILL.
 import assert from 'node:assert/strict';
-import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,13 +11,14 @@ import { CHECKPOINT_FILE, MODEL_FILE, readRunFile } from '../src/core/run/runFil
 import { DEFAULT_SETTINGS, type TrainSettings } from '../src/core/train/settings.js';
 import { readSafetensors } from '../src/core/weights/safetensors.js';
 import type { TrainerMessage } from '../src/trainer/protocol.js';
+import { ensureBuilt } from './helpers/build.js';
 
 const trainerBundle = join(__dirname, '..', 'dist', 'trainer.js');
 let work: string;
 let dataset: string;
 
 before(async () => {
-  if (!existsSync(trainerBundle)) spawnSync(process.execPath, [join(__dirname, '..', 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: join(__dirname, '..') });
+  ensureBuilt(['trainer.js']);
   work = await mkdtemp(join(tmpdir(), 'leukemia-trainer-'));
   await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 24, validationImages: 6, seed: 3 });
   dataset = join(work, 'C-NMC_Leukemia', 'training_data');

@@ -4,6 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
+import { escapeHtml } from '../core/html.js';
+
+export { escapeHtml };
 
 export interface PageParts {
   title: string;
@@ -48,8 +51,4 @@ ${(parts.scripts ?? []).map((src) => `<script type="module" nonce="${n}" src="${
 ${parts.inlineScript ? `<script nonce="${n}">${parts.inlineScript}</script>` : ''}
 </body>
 </html>`;
-}
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -3,20 +3,11 @@
  * events into one plain object, so every view reads the same numbers and the folding is tested once.
  */
 import type { EpochRecord } from '../run/runFile.js';
-import type { TrainEvent, TrainPhase } from '../train/events.js';
+import type { BatchProgress, TrainEvent, TrainPhase } from '../train/events.js';
+
+export type { BatchProgress };
 
 export type TrainingStatus = 'starting' | 'running' | 'cancelling' | 'completed' | 'cancelled' | 'failed';
-
-export interface BatchProgress {
-  epoch: number;
-  epochs: number;
-  batch: number;
-  batches: number;
-  loss: number;
-  accuracy: number;
-  imagesPerSecond: number;
-  etaSeconds: number;
-}
 
 export interface TrainingView {
   status: TrainingStatus;

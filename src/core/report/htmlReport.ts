@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { ShowRunMessage } from '../../../webview/protocol.js';
+import { escapeHtml } from '../html.js';
 import { readRunFile, type RunFile } from '../run/runFile.js';
 
 const PACKAGE_NAME = 'leukemia-audit';
@@ -131,10 +132,6 @@ export function renderReportHtml(data: ShowRunMessage, assets: ReportAssets, tit
 </body>
 </html>
 `;
-}
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** JSON inside a script element ends at the first `</script`; with every `<` escaped there is none. */

@@ -224,14 +224,7 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
   let busy = false;
   let disposed = false;
 
-  async function step(
-    params: ResNet18Params,
-    trainable: ReadonlyMap<string, tf.Variable>,
-    optimizer: Optimizer,
-    batch: Batch,
-    weights: number[],
-    learningRate: number,
-  ): Promise<{ loss: number; correct: number }> {
+  const step: DataParallelTrainer['step'] = async (params, trainable, optimizer, batch, weights, learningRate) => {
     if (disposed) throw new Error('The data-parallel trainer has been disposed');
     if (busy) throw new Error('A data-parallel step is already running');
     busy = true;
@@ -295,7 +288,7 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
     } finally {
       busy = false;
     }
-  }
+  };
 
   return {
     step,

@@ -3,20 +3,22 @@ import type { EpochRecord } from '../run/runFile.js';
 
 export type TrainPhase = 'audit' | 'weights' | 'prepare' | 'features' | 'train' | 'evaluate' | 'explain';
 
+/** Where training stands after a batch: epoch and batch count from 1; loss and accuracy are the epoch's running means. */
+export interface BatchProgress {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  accuracy: number;
+  imagesPerSecond: number;
+  etaSeconds: number;
+}
+
 export type TrainEvent =
   | { type: 'log'; level: 'info' | 'warning' | 'error'; message: string }
   | { type: 'phase'; phase: TrainPhase; done: number; total: number }
-  | {
-      type: 'progress';
-      epoch: number;
-      epochs: number;
-      batch: number;
-      batches: number;
-      loss: number;
-      accuracy: number;
-      imagesPerSecond: number;
-      etaSeconds: number;
-    }
+  | ({ type: 'progress' } & BatchProgress)
   | { type: 'epoch'; record: EpochRecord; best: boolean }
   | { type: 'started'; runDir: string; backend: string };
 
