@@ -1,6 +1,7 @@
 /** The two checks that say whether the Grad-CAM maps can be trusted, and whether the model looks off the cell. */
 import type { RunExplanations } from '../../src/core/run/runFile.js';
-import { badge, h } from './dom.js';
+import { h } from './dom.js';
+import { badge } from './elements.js';
 import { fixed, percent } from './format.js';
 
 export function checks(explanations: RunExplanations): HTMLElement {
@@ -27,7 +28,7 @@ function sanityCheck(sanity: RunExplanations['sanity']): HTMLElement {
           'table',
           { class: 'grid' },
           h('caption', {}, 'Layers re-initialised top down; maps of a trustworthy method change, so the rank correlation with the trained maps falls.'),
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'randomised up to'), h('th', { scope: 'col' }, 'Spearman ρ'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'bar')))),
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'randomised up to'), h('th', { scope: 'col', class: 'num' }, 'Spearman ρ'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'bar')))),
           h('tbody', {}, ...sanity.steps.map((s) => h('tr', {}, h('th', { scope: 'row' }, h('code', {}, s.randomisedUpTo)), h('td', { class: 'num' }, fixed(s.spearman, 2)), h('td', {}, bar(Math.abs(s.spearman)))))),
         ),
   );
@@ -46,7 +47,7 @@ function shortcutCheck(shortcut: RunExplanations['shortcut']): HTMLElement {
           'table',
           { class: 'grid' },
           h('caption', {}, `Share of the map's energy on the background outside the cell, mean per predicted class; flagged above ${percent(shortcut.threshold, 0)}.`),
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'class'), h('th', { scope: 'col' }, 'background'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'bar')))),
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'class'), h('th', { scope: 'col', class: 'num' }, 'background'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'bar')))),
           h('tbody', {}, ...entries.map(([name, energy]) => h('tr', { class: energy > shortcut.threshold ? 'over' : '' }, h('th', { scope: 'row' }, name), h('td', { class: 'num' }, percent(energy)), h('td', {}, bar(energy, shortcut.threshold))))),
         ),
   );

@@ -41,7 +41,3 @@ export function section(id: string, title: string, ...children: Child[]): HTMLEl
 export function notAvailable(text: string): HTMLElement {
   return h('p', { class: 'not-available' }, text);
 }
-
-export function badge(text: string, tone: 'pass' | 'fail' | 'error' | 'warning' | 'info' | 'neutral'): HTMLElement {
-  return h('span', { class: `badge badge-${tone}` }, text);
-}

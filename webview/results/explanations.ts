@@ -17,9 +17,7 @@ export function explanationsSection(run: RunFile, host: Host, store: Store): HTM
   return section(
     'gradcam',
     'Grad-CAM',
-    h('p', { class: 'lead' }, `${method} of the predicted class at `, h('code', {}, explanations.layer), `, colour map ${explanations.colormap}. `,
-      // The legend bar is drawn by CSS for the colour maps it knows and hidden for any other.
-      h('span', { class: `colormap-legend colormap-${explanations.colormap}`, 'aria-hidden': 'true' }, 'low ', h('span', { class: 'colormap' }), ' high')),
+    h('p', { class: 'lead' }, `${method} of the predicted class at `, h('code', {}, explanations.layer), `, colour map ${explanations.colormap}.`),
     checks(explanations),
     explanations.samples.length === 0 ? notAvailable('No samples were explained.') : gallery(run, explanations.samples, host, store),
   );

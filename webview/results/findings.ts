@@ -1,6 +1,7 @@
 /** The audit's findings, as the run recorded them: severity, code, message, evidence and example paths. */
 import type { Finding } from '../../src/core/audit/findings.js';
-import { badge, h, notAvailable, section } from './dom.js';
+import { h, notAvailable, section } from './dom.js';
+import { badge, collapsible } from './elements.js';
 import { imagePath, type Host } from './host.js';
 import { plural } from './format.js';
 import { objectView } from './values.js';
@@ -24,9 +25,9 @@ function findingItem(finding: Finding, host: Host): HTMLElement {
     { class: `finding finding-${finding.severity}` },
     h('div', { class: 'finding-head' }, badge(finding.severity, finding.severity), h('code', { class: 'finding-code' }, finding.code)),
     h('p', { class: 'finding-message' }, finding.message),
-    hasEvidence ? h('details', { class: 'evidence' }, h('summary', {}, 'Evidence'), objectView(finding.evidence)) : null,
+    hasEvidence ? collapsible('Evidence', { class: 'evidence' }, objectView(finding.evidence)) : null,
     paths.length
-      ? h('details', { class: 'examples' }, h('summary', {}, plural(paths.length, 'example path')), h('ul', { class: 'paths' }, ...paths.map((p) => h('li', {}, imagePath(host, p)))))
+      ? collapsible(plural(paths.length, 'example path'), { class: 'examples' }, h('ul', { class: 'paths' }, ...paths.map((p) => h('li', {}, imagePath(host, p)))))
       : null,
   );
 }

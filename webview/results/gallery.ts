@@ -21,7 +21,7 @@ export function gallery(run: RunFile, samples: ExplainedSample[], host: Host, st
   const groups = groupByCell(samples);
   const status = h('p', { class: 'gallery-status', role: 'status' });
   const list = h('div', { class: 'gallery-groups' });
-  const root = h('div', { class: 'gallery', id: 'gallery' }, controls(store), status, list);
+  const root = h('div', { class: 'gallery', id: 'gallery' }, controls(store, run.explanations?.colormap), status, list);
   let shown: ViewState | null = null;
 
   const render = (state: ViewState) => {
@@ -37,7 +37,7 @@ export function gallery(run: RunFile, samples: ExplainedSample[], host: Host, st
   return root;
 }
 
-function controls(store: Store): HTMLElement {
+function controls(store: Store, colormap: string | undefined): HTMLElement {
   const { opacity, scale, sort } = store.state;
   const output = h('output', { for: 'overlay-opacity' }, percent(opacity, 0));
   const slider = h('input', {
@@ -55,10 +55,26 @@ function controls(store: Store): HTMLElement {
   const sortSelect = h('select', { id: 'gallery-sort', onchange: () => store.update({ sort: sortSelect.value === 'confidence-asc' ? 'confidence-asc' : 'confidence-desc' }) },
     h('option', { value: 'confidence-desc', selected: sort === 'confidence-desc' }, 'most confident first'),
     h('option', { value: 'confidence-asc', selected: sort === 'confidence-asc' }, 'least confident first'));
-  return h('div', { class: 'controls' },
-    h('label', { for: 'overlay-opacity' }, 'Overlay opacity'), slider, output,
-    h('label', { for: 'overlay-scale' }, 'Colour scale'), scaleSelect,
-    h('label', { for: 'gallery-sort' }, 'Order'), sortSelect);
+  return h('div', { class: 'controls', role: 'group', 'aria-label': 'Gallery controls' },
+    h('span', { class: 'control' }, h('label', { for: 'overlay-opacity' }, 'Overlay opacity'), slider, output),
+    h('span', { class: 'control' }, h('label', { for: 'overlay-scale' }, 'Colour scale'), scaleSelect),
+    h('span', { class: 'control' }, h('label', { for: 'gallery-sort' }, 'Order'), sortSelect),
+    colormap ? colormapLegend(colormap) : null);
+}
+
+/**
+ * The colour map is baked into the overlay PNGs when the run is explained (`explanations.colormap`), so the
+ * view shows which one it is rather than offering a switch: recolouring in the page would need the raw
+ * class activation map of every sample, which run.json does not carry.
+ */
+function colormapLegend(colormap: string): HTMLElement {
+  const note = 'The overlays were coloured when the run was explained; this view cannot change the colour map.';
+  return h('span', { class: `control colormap-legend colormap-${colormap}`, title: note },
+    h('span', { class: 'control-label' }, 'Colour map'),
+    h('span', {}, colormap),
+    // The bar is drawn by CSS for the colour maps it knows and hidden for any other.
+    h('span', { class: 'colormap-bar', 'aria-hidden': 'true' }, 'low', h('span', { class: 'colormap' }), 'high'),
+    h('span', { class: 'visually-hidden' }, note));
 }
 
 function statusLine(filter: CellFilter | null, visible: Group[], total: number, classes: string[], store: Store): (Node | string)[] {
@@ -68,7 +84,7 @@ function statusLine(filter: CellFilter | null, visible: Group[], total: number, 
     n === 0
       ? `No explained images for ${cellTitle(filter, classes)}. `
       : `Showing ${cellTitle(filter, classes)}: ${plural(n, 'image')}. `,
-    h('button', { type: 'button', class: 'link', onclick: () => store.update({ filter: null }) }, 'Show all cells'),
+    h('button', { type: 'button', class: 'button secondary', onclick: () => store.update({ filter: null }) }, 'Show all cells'),
   ];
 }
 

@@ -46,7 +46,7 @@ function headlineTable(splits: EvaluatedSplit[]): HTMLElement {
   return h(
     'table',
     { class: 'grid metrics' },
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'metric'), ...splits.map((s) => h('th', { scope: 'col' }, s.name)))),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'metric'), ...splits.map((s) => h('th', { scope: 'col', class: 'num' }, s.name)))),
     h(
       'tbody',
       {},
@@ -68,7 +68,7 @@ function perClassTable({ name, metrics }: EvaluatedSplit): HTMLElement {
     'table',
     { class: 'grid per-class' },
     h('caption', {}, `Per class, ${name}`),
-    h('thead', {}, h('tr', {}, ...columns.map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, ...columns.map((c, i) => h('th', { scope: 'col', class: i > 0 ? 'num' : null }, c)))),
     h(
       'tbody',
       {},

@@ -1,6 +1,7 @@
 /** Run summary: status, dataset, labels, backend, model and training settings, splits, notes. */
 import type { RunFile } from '../../src/core/run/runFile.js';
-import { badge, h, section, type Child } from './dom.js';
+import { h, section, type Child } from './dom.js';
+import { badge, collapsible } from './elements.js';
 import { count, dateTime, duration, plural, SPLIT_NAMES } from './format.js';
 import { imagePath, type Host } from './host.js';
 import { objectView } from './values.js';
@@ -30,9 +31,9 @@ export function summarySection(run: RunFile, host: Host): HTMLElement {
     splitsTable(run),
     dataset.notes.length ? h('ul', { class: 'notes' }, ...dataset.notes.map((note) => h('li', {}, note))) : null,
     dataset.skipped.length
-      ? h('details', {}, h('summary', {}, `${plural(dataset.skipped.length, 'unreadable file')} skipped`), skippedList(run, host))
+      ? collapsible(`${plural(dataset.skipped.length, 'unreadable file')} skipped`, {}, skippedList(run, host))
       : null,
-    h('details', {}, h('summary', {}, 'All settings'), objectView(settings as unknown as Record<string, unknown>)),
+    collapsible('All settings', {}, objectView(settings as unknown as Record<string, unknown>)),
   );
 }
 
@@ -43,7 +44,7 @@ function splitsTable(run: RunFile): HTMLElement {
     'table',
     { class: 'grid splits' },
     h('caption', {}, 'Images per split'),
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'split'), h('th', { scope: 'col' }, 'images'), ...classes.map((c) => h('th', { scope: 'col' }, c)), h('th', { scope: 'col' }, 'subjects'), h('th', { scope: 'col' }, 'without subject'))),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'split'), ...['images', ...classes, 'subjects', 'without subject'].map((c) => h('th', { scope: 'col', class: 'num' }, c)))),
     h(
       'tbody',
       {},

@@ -39,11 +39,14 @@ function arrayView(items: unknown[], depth: number): Node {
   if (items.every(isPlain)) {
     const columns = [...new Set((items as Plain[]).flatMap((item) => Object.keys(item)))];
     const shown = (items as Plain[]).slice(0, MAX_LIST_ITEMS);
+    // A column of numbers is right-aligned, heading included, like every other table of counts.
+    const numeric = new Set(columns.filter((c) => shown.every((item) => typeof item[c] === 'number')));
+    const align = (c: string) => (numeric.has(c) ? 'num' : null);
     const table = h(
       'table',
       { class: 'grid' },
-      h('thead', {}, h('tr', {}, ...columns.map((c) => h('th', { scope: 'col' }, c)))),
-      h('tbody', {}, ...shown.map((item) => h('tr', {}, ...columns.map((c) => h('td', {}, valueView(item[c], depth + 1)))))),
+      h('thead', {}, h('tr', {}, ...columns.map((c) => h('th', { scope: 'col', class: align(c) }, c)))),
+      h('tbody', {}, ...shown.map((item) => h('tr', {}, ...columns.map((c) => h('td', { class: align(c) }, valueView(item[c], depth + 1)))))),
     );
     const rest = items.length - shown.length;
     return rest > 0 ? h('div', {}, table, h('p', { class: 'dim' }, `… and ${rest} more`)) : table;
@@ -65,7 +68,7 @@ function contingencyView(value: { rows: unknown[]; columns: unknown[]; counts: u
 }
 
 function matrixTable(rowNames: string[] | null, columnNames: string[] | null, cells: unknown[][]): HTMLElement {
-  const head = columnNames ? h('thead', {}, h('tr', {}, rowNames ? h('td', {}) : null, ...columnNames.map((c) => h('th', { scope: 'col' }, c)))) : null;
+  const head = columnNames ? h('thead', {}, h('tr', {}, rowNames ? h('td', {}) : null, ...columnNames.map((c) => h('th', { scope: 'col', class: 'num' }, c)))) : null;
   const body = h(
     'tbody',
     {},

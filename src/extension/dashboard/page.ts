@@ -40,7 +40,7 @@ body { font-family: var(--vscode-font-family); color: var(--vscode-foreground); 
 header { display: flex; justify-content: space-between; align-items: center; gap: 8px; flex-wrap: wrap; }
 h1 { font-size: 1.3em; font-weight: 600; }
 h2 { font-size: 1.05em; margin: 16px 0 4px; }
-button { background: var(--vscode-button-background); color: var(--vscode-button-foreground); border: 1px solid var(--vscode-button-border, transparent); padding: 4px 12px; cursor: pointer; border-radius: 2px; }
+button { font: inherit; font-size: var(--vscode-font-size); line-height: 22px; background: var(--vscode-button-background); color: var(--vscode-button-foreground); border: 1px solid var(--vscode-button-border, transparent); padding: 1px 13px; cursor: pointer; border-radius: 4px; }
 button:hover { background: var(--vscode-button-hoverBackground); }
 button.secondary { background: var(--vscode-button-secondaryBackground); color: var(--vscode-button-secondaryForeground); }
 button:disabled { opacity: 0.5; cursor: default; }
