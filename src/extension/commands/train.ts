@@ -98,7 +98,7 @@ export async function auditWithProgress(root: string, subjectPattern: string | u
           checkPixels: false,
           subjectPattern,
           signal: controller.signal,
-          onProgress: (phase, done) => progress.report({ message: phase === 'scan' ? `${done.toLocaleString('en-US')} files looked at` : 'reading label tables' }),
+          onProgress: (phase, done) => progress.report({ message: phase === 'scan' ? `${done.toLocaleString('en-US')} file${done === 1 ? '' : 's'} looked at` : 'reading label tables' }),
         });
         log().info(`Audit of ${root}: ${report.images} images; ${report.findings.map((f) => `${f.code} (${f.severity})`).join(', ') || 'no findings'}.`);
         return report;

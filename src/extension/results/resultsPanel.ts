@@ -120,7 +120,8 @@ export class ResultsPanel {
     }
     switch (message.type) {
       case 'ready':
-        this.post();
+        // Re-read rather than post what show() read: run.json may have changed before the watcher was live.
+        void this.reload();
         break;
       case 'saveState':
         void this.context.workspaceState.update(`${STATE_KEY}:${this.runDir}`, message.state);

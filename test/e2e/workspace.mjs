@@ -1,0 +1,40 @@
+// The workspace the suite opens: what a user who copied the Kaggle notebook would have — a small C-NMC-like
+// dataset (written by the repo's own CLI) and a notebook whose ImageFolder points at training_data — plus
+// workspace settings that keep training to seconds.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO } from './harness.mjs';
+
+export const KAGGLE_TRAINING_PATH = '/kaggle/input/leukemia-classification/C-NMC_Leukemia/training_data';
+export const NOTEBOOK = 'leukemia_resnet18.ipynb';
+export const TRAINING_SETTINGS = { 'leukemiaAudit.epochs': 1, 'leukemiaAudit.imageSize': 32, 'leukemiaAudit.batchSize': 8 };
+
+function cell(source) {
+  const lines = source.split('\n');
+  return { cell_type: 'code', execution_count: null, metadata: {}, outputs: [], source: lines.map((l, i) => (i < lines.length - 1 ? `${l}\n` : l)) };
+}
+
+/** `cli`: the CLI bundle to write the dataset with; the suite passes the one inside the installed VSIX. */
+export function writeWorkspace(folder, cli = join(REPO, 'dist', 'cli.js')) {
+  mkdirSync(join(folder, '.vscode'), { recursive: true });
+  const result = spawnSync(process.execPath, [cli, 'demo-data', folder, '--image-size', '32', '--images-per-fold', '24', '--seed', '7'], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${cli} demo-data failed (exit ${result.status}):\n${result.stderr}${result.stdout}`);
+  writeFileSync(join(folder, '.vscode', 'settings.json'), `${JSON.stringify(TRAINING_SETTINGS, null, 2)}\n`);
+  const notebook = {
+    cells: [
+      { cell_type: 'markdown', metadata: {}, source: ['# ALL vs HEM with ResNet-18\n', 'Copied from a popular Kaggle notebook.'] },
+      cell('import torch\nfrom torchvision import datasets, transforms, models'),
+      cell(`tf = transforms.Compose([transforms.Resize(224), transforms.ToTensor()])\ntrain_ds = datasets.ImageFolder('${KAGGLE_TRAINING_PATH}', transform=tf)\nprint(train_ds.classes)`),
+      cell('model = models.resnet18(num_classes=len(train_ds.classes))'),
+    ],
+    metadata: {
+      kernelspec: { display_name: 'Python 3', language: 'python', name: 'python3' },
+      language_info: { name: 'python', version: '3.11' },
+    },
+    nbformat: 4,
+    nbformat_minor: 5,
+  };
+  writeFileSync(join(folder, NOTEBOOK), `${JSON.stringify(notebook, null, 1)}\n`);
+  return { folder, dataset: join(folder, 'C-NMC_Leukemia', 'training_data') };
+}
