@@ -16,7 +16,10 @@ import { batches } from '../src/core/data/batches.js';
 import { prepareImages, readPreprocessed } from '../src/core/data/cache.js';
 import { generateDemoDataset, type DemoImage } from '../src/core/demo/generate.js';
 import { selectBackend } from '../src/core/engine/backend.js';
+import { sharedScale } from '../src/core/explain/colormaps.js';
+import { overlayPixels } from '../src/core/explain/explainImages.js';
 import { computeCams } from '../src/core/explain/gradcam.js';
+import { upsampleMaps } from '../src/core/explain/overlay.js';
 import { inputBatch, loadModel, predictFiles, preprocessFile } from '../src/core/explain/predict.js';
 import { confusionCell, positiveClassIndex } from '../src/core/explain/cells.js';
 import { explainRun, selectSamples, spreadAcrossCells } from '../src/core/explain/runExplanations.js';
@@ -170,7 +173,17 @@ test('explainRun: PNGs per sample, the preprocessed original, sanity and shortcu
     }
     const original = await sharp(join(runDir, sample.original)).raw().toBuffer();
     assert.deepEqual(new Uint8Array(original), await preprocessFile(join(root, sample.path), { size: SIZE, crop: CROP }), 'original = the network input');
+    // The raw map at layer4 (2×2 at 48 px), and with the run's shared scale it makes exactly the shared-scale PNG.
+    const cam = sample.cam!;
+    assert.deepEqual([cam.length, ...cam.map((row) => row.length)], [2, 2, 2], 'cam is [row][column] at the layer resolution');
+    assert.ok(cam.flat().every((v) => Number.isFinite(v) && v >= 0), 'cam is non-negative');
+    const shared = await sharp(join(runDir, sample.overlayShared)).raw().toBuffer();
+    const [upsampled] = upsampleMaps([cam], SIZE);
+    assert.deepEqual(new Uint8Array(shared), overlayPixels(new Uint8Array(original), upsampled, { colormap: 'turbo', sharedScale: result.sharedScale }), 'overlayShared = cam + sharedScale');
   }
+  const cams = result.samples.map((s) => s.cam!);
+  assert.equal(result.sharedScale, sharedScale(upsampleMaps(cams, SIZE)), 'sharedScale: the largest upsampled map value');
+  assert.ok(result.sharedScale > 0 && result.sharedScale <= Math.max(...cams.flat(2)), 'at most the largest raw value');
   assert.deepEqual(result.sanity.steps.map((s) => s.randomisedUpTo), ['fc', 'layer4', 'layer3', 'layer2', 'layer1', 'conv1/bn1']);
   assert.match(result.sanity.message, /\(4 images\)/);
   assert.equal(typeof result.sanity.passed, 'boolean');

@@ -2,7 +2,8 @@
 // pieces around the maps: colormaps, upsampling, overlays, rank correlation and the two trust checks.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -14,7 +15,8 @@ import { readSafetensors, type HostTensor } from '../src/core/weights/safetensor
 import { computeCams, resolveCamLayer, type CamMethod } from '../src/core/explain/gradcam.js';
 import { inputBatch } from '../src/core/explain/predict.js';
 import { explainPixels, upsampledMaps } from '../src/core/explain/explainImages.js';
-import { blendOverlay, colourOf, normalisePerImage, normaliseShared, sharedScale, upsampleMaps, writePng } from '../src/core/explain/overlay.js';
+import { COLORMAPS, colormapTable, colouriseRgba, colourOf, normalisePerImage, normaliseShared, sharedScale } from '../src/core/explain/colormaps.js';
+import { blendOverlay, upsampleMaps, writePng } from '../src/core/explain/overlay.js';
 import {
   RANDOMISATION_CASCADE,
   averageRanks,
@@ -265,6 +267,30 @@ test('colormaps: exact endpoints, matplotlib mid-points within 4/255', () => {
   // viridis rises in lightness throughout: a sum of channels is a crude but monotone proxy for it here.
   const brightness = Array.from({ length: 11 }, (_, i) => colourOf('viridis', i / 10).reduce((a, b) => a + b, 0));
   assert.ok(brightness.every((value, i) => i === 0 || value > brightness[i - 1]), `viridis brightens: ${brightness}`);
+});
+
+test('colormaps.ts: the tables overlay.ts had, one lookup for the PNGs and the page, no Node imports', async () => {
+  // sha256 of the 768-byte tables as overlay.ts built them before they moved to colormaps.ts.
+  const before = {
+    viridis: '0f2863202f0d07ce1554b8559cd36f15c25c7694a6e9345a889210fbf7b2fd1e',
+    turbo: '7dd1ec6cbdec8c6e3a3c60a706142adecf1c1efa14884f2732c200535a55b952',
+    jet: '289aeafcc549361d8477c0ac17f664eadd27a090cbe9a2385474a69209ec1127',
+  };
+  const ramp = Float32Array.from({ length: 256 }, (_, i) => i / 255);
+  const black = new Uint8Array(256 * 3);
+  for (const name of COLORMAPS) {
+    const table = colormapTable(name);
+    assert.equal(createHash('sha256').update(table).digest('hex'), before[name], `${name}: unchanged table`);
+    // The page's RGBA (canvas ImageData) and the PNG blend at alpha 1 are the same table entries.
+    const rgba = colouriseRgba(ramp, name);
+    assert.deepEqual(Array.from(rgba.filter((_, i) => i % 4 !== 3)), Array.from(table), `${name}: colouriseRgba`);
+    assert.ok(rgba.filter((_, i) => i % 4 === 3).every((alpha) => alpha === 255), `${name}: opaque`);
+    assert.deepEqual(Array.from(blendOverlay(black, ramp, name, 1)), Array.from(table), `${name}: blendOverlay`);
+    assert.deepEqual(Array.from(colouriseRgba([-1, Number.NaN, 2], name)), [...colourOf(name, 0), 255, ...colourOf(name, 0), 255, ...colourOf(name, 1), 255], `${name}: clamped`);
+  }
+  // The results view bundles this module for the browser: it must stay free of imports.
+  const source = await readFile(join(__dirname, '..', 'src', 'core', 'explain', 'colormaps.ts'), 'utf8');
+  assert.doesNotMatch(source, /^\s*(import|export .* from)\b|require\(/m);
 });
 
 test('upsampling: bilinear with half-pixel centres and clamped edges; maps stay non-negative', () => {

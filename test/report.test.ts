@@ -5,12 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import type { Finding } from '../src/core/audit/findings.js';
+import { colourOf, type ColormapName } from '../src/core/explain/colormaps.js';
 import { computeClassificationMetrics } from '../src/core/metrics.js';
 import { createRng } from '../src/core/random.js';
 import { buildHtmlReport, findPackageRoot } from '../src/core/report/htmlReport.js';
@@ -81,6 +82,36 @@ async function overlayPng(seed: number, peak: number): Promise<Buffer> {
   return sharp(out, { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } }).png().toBuffer();
 }
 
+/** The raw maps are 6×6, as at layer2 of a 48 px input; the page paints them smoothly onto 48 px canvases. */
+const CAM_SIZE = 6;
+const CAM_SCALE = IMAGE_SIZE / CAM_SIZE;
+
+/**
+ * A raw Grad-CAM map with two flat 2×2 blocks, `peak` (the maximum) and 0 (the minimum), far apart: in
+ * the middle of a flat block bilinear upsampling gives exactly the block's value, so the canvas pixel there
+ * has exactly the colour of that value. The rest is an uneven ramp between them.
+ */
+function camOf(seed: number): { cam: number[][]; peak: number; high: [number, number]; low: [number, number] } {
+  const rng = createRng(`raw-cam/${seed}`);
+  const peak = 0.2 + rng.next() * 1.8;
+  const high: [number, number] = [rng.int(2), 1 + rng.int(3)];
+  const low: [number, number] = [4, high[1] >= 2 ? 0 : 4];
+  const inBlock = (r: number, c: number, [r0, c0]: [number, number]) => r >= r0 && r < r0 + 2 && c >= c0 && c < c0 + 2;
+  const cam = Array.from({ length: CAM_SIZE }, (_, r) => Array.from({ length: CAM_SIZE }, (_, c) =>
+    inBlock(r, c, high) ? peak : inBlock(r, c, low) ? 0 : peak * (0.1 + 0.8 * rng.next())));
+  return { cam, peak, high, low };
+}
+
+/** The seed a synthetic sample was made with, from its file names (`explanations/<split>/<seed>-input.png`). */
+function seedOf(sample: ExplainedSample): number {
+  return Number(/\/(\d+)-input\.png$/.exec(sample.original)![1]);
+}
+
+/** The canvas pixel in the middle of a 2×2 block of the raw map that starts at `[row, column]`. */
+function blockCentre([row, column]: [number, number]): { x: number; y: number } {
+  return { x: (column + 1) * CAM_SCALE, y: (row + 1) * CAM_SCALE };
+}
+
 function predictions(split: 'val' | 'test', n: number): Prediction[] {
   const rng = createRng(`predictions/${split}`);
   return Array.from({ length: n }, (_, i) => {
@@ -117,6 +148,7 @@ async function explainedSamples(runDir: string, all: Prediction[]): Promise<Expl
       path: p.path, split: p.split, cell: CELL_OF[`${p.true},${p.predicted}`], true: p.true, predicted: p.predicted,
       confidence: p.probabilities[p.predicted], explainedClass: p.predicted, original, overlay, overlayShared,
       backgroundEnergy: 0.05 + (seed % 7) / 20,
+      cam: camOf(seed).cam,
     });
   }
   // One overlay the explainer never finished, and one path that tries to climb out of the run folder.
@@ -198,9 +230,11 @@ async function writeFullRun(): Promise<{ runDir: string; run: RunFile }> {
   const run = baseRun(runDir);
   run.metrics = { validation: metricsOf(val), test: metricsOf(test) };
   run.predictions = [...val, ...test];
+  const samples = await explainedSamples(runDir, run.predictions);
   run.explanations = {
-    method: 'gradcam', layer: 'layer4', colormap: 'jet',
-    samples: await explainedSamples(runDir, run.predictions),
+    method: 'gradcam', layer: 'layer2', colormap: 'jet',
+    sharedScale: Math.max(...samples.map((s) => Math.max(...s.cam!.flat()))),
+    samples,
     sanity: {
       steps: [['fc', 0.81], ['layer4', 0.32], ['layer3', 0.12], ['layer2', 0.05], ['layer1', 0.03], ['conv1', -0.02]].map(([randomisedUpTo, spearman]) => ({ randomisedUpTo: randomisedUpTo as string, spearman: spearman as number })),
       passed: true,
@@ -208,6 +242,21 @@ async function writeFullRun(): Promise<{ runDir: string; run: RunFile }> {
     },
     shortcut: { perClass: { all: 0.12, hem: 0.31 }, threshold: 0.25, flagged: true, message: 'For hem, 31 % of the attention falls on the background: the model may use the cell\'s surroundings.' },
   };
+  await writeFile(path.join(runDir, 'run.json'), JSON.stringify(run, null, 2));
+  return { runDir, run };
+}
+
+/**
+ * The same run as a version before run.json kept the raw maps wrote it: no `cam`, no `sharedScale`. Its
+ * gallery shows the overlay PNGs, and the colour map select is disabled on the colour map they were made with.
+ */
+async function writeRunWithoutMaps(full: { runDir: string; run: RunFile }): Promise<{ runDir: string; run: RunFile }> {
+  const parent = await freshDir('report-test-old-');
+  const runDir = path.join(parent, 'run');
+  await cp(full.runDir, runDir, { recursive: true });
+  const run = structuredClone(full.run);
+  delete run.explanations!.sharedScale;
+  for (const sample of run.explanations!.samples) delete sample.cam;
   await writeFile(path.join(runDir, 'run.json'), JSON.stringify(run, null, 2));
   return { runDir, run };
 }
@@ -357,10 +406,28 @@ describe('report', () => {
     assert.ok(dom.includes(HOSTILE_ESCAPED), 'hostile path shown as text');
     assert.ok(dom.includes('&lt;script&gt;alert(2)&lt;/script&gt;'), 'hostile message shown as text');
     assert.doesNotMatch(dom, /<img src="x"|<img src=x/i);
-    // Per sample: the input, the input under the map, and the map, except the one map that was never written.
+    // Per sample: the input, and the input under the map painted from the raw map on a canvas (the PNG
+    // overlays, one of them never written, are not needed).
+    const samples = full.run.explanations!.samples;
     const shown = dom.match(/<img src="data:image\/png;base64,/g)?.length ?? 0;
-    assert.equal(shown, full.run.explanations!.samples.length * 3 - 1);
-    assert.match(dom, /image not available/);
+    assert.equal(shown, samples.length * 2);
+    assert.doesNotMatch(dom, /<img [^>]*class="overlay"/);
+    assert.doesNotMatch(dom, /image not available/);
+    // Drawn: paintCam marks a canvas with the colour map once it has painted it (viridis by default).
+    const canvases = [...dom.matchAll(/<canvas [^>]*>/g)].map((m) => m[0]).filter((tag) => /class="overlay"/.test(tag));
+    assert.equal(canvases.length, samples.length, 'one painted map per sample');
+    for (const tag of canvases) {
+      assert.match(tag, new RegExp(`width="${IMAGE_SIZE}" height="${IMAGE_SIZE}"`), 'the canvas has the input image size');
+      assert.match(tag, /data-colormap="viridis"/, `painted: ${tag}`);
+      assert.match(tag, /role="img" aria-label="Grad-CAM: /);
+    }
+    const select = /<select id="overlay-colormap"[^>]*>([\s\S]*?)<\/select>/.exec(dom);
+    assert.ok(select, 'the colour map select');
+    assert.doesNotMatch(select[0], /disabled/);
+    assert.deepEqual([...select[1].matchAll(/<option value="([^"]+)">/g)].map((m) => m[1]), ['viridis', 'turbo', 'jet']);
+    assert.match(dom, /<label for="overlay-colormap">Colour map<\/label>/);
+    assert.match(dom, /low<canvas class="colormap" aria-hidden="true" width="256" height="1"><\/canvas>high/);
+    assert.doesNotMatch(dom, /overlay-colormap-note/, 'no note when every sample has its map');
     assert.match(dom, /Sanity check <vscode-badge class="badge badge-pass"[^>]*>passed<\/vscode-badge>/);
     assert.match(dom, /Shortcut check <vscode-badge class="badge badge-fail"[^>]*>flagged<\/vscode-badge>/);
   });
@@ -373,6 +440,9 @@ describe('report', () => {
       .filter((s) => s.split === 'val' && s.true === wrong.true && s.predicted === wrong.predicted)
       .sort((a, b) => b.confidence - a.confidence);
     const cellLabel = `true ${CLASSES[wrong.true]}, predicted ${CLASSES[wrong.predicted]}:`;
+    // Per sample of the cell, in the gallery's order: the canvas pixels in the middle of its high and low blocks.
+    const maps = cell.map((s) => camOf(seedOf(s)));
+    const cellCentres = maps.map((m) => [blockCentre(m.high), blockCentre(m.low)]);
     const bundle = (await readFile(path.join(REPO, 'dist', 'webview.js'), 'utf8')).replace(/\/\/# sourceMappingURL=.*$/m, '');
     // A stand-in for VS Code: the API the webview acquires, then what the user does, in one module so it runs in order.
     const script = `
@@ -382,9 +452,20 @@ describe('report', () => {
       ${bundle}
       window.dispatchEvent(new MessageEvent('message', { data: ${JSON.stringify({ ...data, runDir: full.runDir }).replace(/</g, '\\u003c')} }));
       [...document.querySelectorAll('#confusion-val button')].find((b) => b.getAttribute('aria-label').startsWith(${JSON.stringify(cellLabel)})).click();
+      // The canvases are the page's own (painted from run.json, never from an image), so their pixels are readable.
+      const pixels = (at) => [...document.querySelectorAll('#gallery canvas.overlay')].map((canvas, i) => (at[i] ?? []).map(({ x, y }) => Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data)));
+      const painted = { before: pixels(${JSON.stringify(cellCentres)}) };
       const scale = document.getElementById('overlay-scale');
       scale.value = 'shared';
       scale.dispatchEvent(new Event('change'));
+      painted.shared = pixels(${JSON.stringify(cellCentres)});
+      const firstCanvas = document.querySelector('#gallery canvas.overlay');
+      const colormap = document.getElementById('overlay-colormap');
+      colormap.value = 'jet';
+      colormap.dispatchEvent(new Event('change'));
+      painted.jet = pixels(${JSON.stringify(cellCentres)});
+      painted.sameCanvas = document.querySelector('#gallery canvas.overlay') === firstCanvas;
+      painted.marked = document.querySelector('#gallery canvas.overlay').dataset.colormap;
       document.querySelector('.sample button.path').click();
       const slider = document.getElementById('overlay-opacity');
       slider.value = '20';
@@ -392,31 +473,69 @@ describe('report', () => {
       slider.dispatchEvent(new Event('change'));
       const out = document.createElement('pre');
       out.id = 'sent';
-      out.textContent = JSON.stringify({ sent, stored });
+      out.textContent = JSON.stringify({ sent, stored, painted });
       document.body.append(out);`;
     const file = path.join(path.dirname(full.runDir), 'webview.html');
     await writeFile(file, `<!doctype html><html><head><meta charset="utf-8"></head><body><main id="app"></main><script type="module">${script}</script></body></html>`);
     const dom = renderedDom(file)!;
     const sentText = /<pre id="sent">([\s\S]*?)<\/pre>/.exec(dom)?.[1];
     assert.ok(sentText, `the interaction script ran to its end:\n${appOf(dom).slice(0, 2000)}`);
-    const { sent, stored } = JSON.parse(sentText.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'));
+    const { sent, stored, painted } = JSON.parse(sentText.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'));
     const filter = { split: 'val', true: wrong.true, predicted: wrong.predicted };
     assert.deepEqual(sent, [
       { type: 'ready' },
-      { type: 'saveState', state: { filter, opacity: 0.6, scale: 'image', sort: 'confidence-desc' } },
-      { type: 'saveState', state: { filter, opacity: 0.6, scale: 'shared', sort: 'confidence-desc' } },
+      { type: 'saveState', state: { filter, opacity: 0.6, scale: 'image', colormap: 'viridis', sort: 'confidence-desc' } },
+      { type: 'saveState', state: { filter, opacity: 0.6, scale: 'shared', colormap: 'viridis', sort: 'confidence-desc' } },
+      { type: 'saveState', state: { filter, opacity: 0.6, scale: 'shared', colormap: 'jet', sort: 'confidence-desc' } },
       { type: 'openImage', path: cell[0].path },
-      { type: 'saveState', state: { filter, opacity: 0.2, scale: 'shared', sort: 'confidence-desc' } },
+      { type: 'saveState', state: { filter, opacity: 0.2, scale: 'shared', colormap: 'jet', sort: 'confidence-desc' } },
     ]);
     // The page's own VS Code state names the run, for the panel serializer after a window reload.
-    assert.deepEqual(stored, { filter, opacity: 0.2, scale: 'shared', sort: 'confidence-desc', runDir: full.runDir });
+    assert.deepEqual(stored, { filter, opacity: 0.2, scale: 'shared', colormap: 'jet', sort: 'confidence-desc', runDir: full.runDir });
+    // The painted colours are the colour map's, at the raw map's values: its own range per image (high block
+    // 1, low block 0), then the run-wide scale, then the same in jet. Opaque; the opacity is the canvas's CSS.
+    const sharedScale = full.run.explanations!.sharedScale!;
+    const expected = (name: ColormapName, high: (peak: number) => number) => maps.map((m) => [[...colourOf(name, high(m.peak)), 255], [...colourOf(name, 0), 255]]);
+    const near = (actual: number[][][], wanted: number[][][], what: string) => {
+      assert.equal(actual.length, wanted.length, `${what}: one canvas per sample of the cell`);
+      actual.forEach((points, i) => points.forEach((rgba, j) => rgba.forEach((value, c) =>
+        assert.ok(Math.abs(value - wanted[i][j][c]) <= 2, `${what}, sample ${i}, ${j === 0 ? 'high' : 'low'} block: ${rgba} vs ${wanted[i][j]}`))));
+    };
+    near(painted.before, expected('viridis', () => 1), 'viridis, each image its own maximum');
+    near(painted.shared, expected('viridis', (peak) => peak / sharedScale), 'viridis, run-wide scale');
+    near(painted.jet, expected('jet', (peak) => peak / sharedScale), 'jet, run-wide scale');
+    assert.ok(maps.some((m) => m.peak / sharedScale < 0.9), 'the fixture has maps weaker than the run maximum');
+    assert.equal(painted.sameCanvas, true, 'a colour map change repaints the canvases in place');
+    assert.equal(painted.marked, 'jet');
     const app = appOf(dom);
     assert.equal(app.match(/class="gallery-group"/g)?.length, 1, 'only the chosen cell');
     assert.match(app, /aria-pressed="true"/);
     assert.match(app, /<div class="gallery" id="gallery" style="--overlay-opacity: 0.2;">/);
     assert.match(app, /<output for="overlay-opacity">20(&nbsp;|\u00a0)%<\/output>/);
-    const overlays = [...app.matchAll(/<img src="([^"]+)"[^>]*class="overlay"/g)].map((m) => m[1]);
-    assert.deepEqual(overlays, cell.map((s) => data.imageUris[s.overlayShared]).filter(Boolean), 'the run-wide scale after the switch');
+    assert.equal(app.match(/<canvas class="overlay"/g)?.length, cell.length, 'one painted map per sample of the cell');
+  });
+
+  test('a run without raw maps shows the overlay PNGs, with the colour map select disabled and a note', { skip: noChromium }, async () => {
+    const old = await writeRunWithoutMaps(full);
+    const file = path.join(old.runDir, 'report.html');
+    const { html: report, missingImages } = await buildHtmlReport(old.runDir);
+    assert.deepEqual(missingImages, ['../outside.png', 'explanations/val/never-written.png']);
+    await writeFile(file, report);
+    const dom = appOf(renderedDom(file)!);
+    assert.doesNotMatch(dom, /could not be shown/);
+    // Per sample: the input, the input under the map, and the map, except the one map that was never written.
+    const samples = old.run.explanations!.samples;
+    assert.equal(dom.match(/<img src="data:image\/png;base64,/g)?.length ?? 0, samples.length * 3 - 1);
+    assert.equal(dom.match(/<img [^>]*class="overlay"/g)?.length, samples.length - 1);
+    assert.match(dom, /image not available/);
+    assert.doesNotMatch(dom, /<canvas class="overlay"/);
+    const select = /<select id="overlay-colormap"([^>]*)>([\s\S]*?)<\/select>/.exec(dom);
+    assert.ok(select, 'the colour map select');
+    assert.match(select[1], /disabled=""/);
+    assert.match(select[1], /aria-describedby="overlay-colormap-note"/);
+    assert.deepEqual([...select[2].matchAll(/<option value="([^"]+)">/g)].map((m) => m[1]), ['viridis', 'turbo', 'jet']);
+    assert.match(dom, /<p class="hint colormap-note" id="overlay-colormap-note">Colour map fixed \(jet\): [^<]*Explain the run again/);
+    assert.match(dom, /colour map jet\./, 'the lead names the colour map baked into the PNGs');
   });
 
   test('Chromium shows notes for what a run does not have yet, and the structural-labels banner', { skip: noChromium }, async () => {

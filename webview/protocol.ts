@@ -5,6 +5,7 @@
  * The static HTML report (`leukemia-audit report`) embeds a `ShowRunMessage` as JSON in
  * `<script type="application/json" id="run-data">`, so both hosts feed the renderer the same payload.
  */
+import type { ColormapName } from '../src/core/explain/colormaps.js';
 import type { RunFile } from '../src/core/run/runFile.js';
 
 /** A confusion-matrix cell: the Grad-CAM gallery shows only samples of this split, true and predicted class. */
@@ -22,6 +23,8 @@ export interface ViewState {
   opacity: number;
   /** `image`: each map scaled to its own maximum; `shared`: one scale for the whole run, comparable across images. */
   scale: 'image' | 'shared';
+  /** Colour map the page paints the maps with; runs without raw maps (`cam`) keep the one baked into their PNGs. */
+  colormap: ColormapName;
   sort: 'confidence-desc' | 'confidence-asc';
 }
 

@@ -1,5 +1,6 @@
 /** The Grad-CAM part of a run: which maps, whether they pass the sanity and shortcut checks, and the gallery. */
 import type { RunFile } from '../../src/core/run/runFile.js';
+import { isCam } from './camCanvas.js';
 import { h, notAvailable, section } from './dom.js';
 import { checks } from './checks.js';
 import { gallery } from './gallery.js';
@@ -17,7 +18,9 @@ export function explanationsSection(run: RunFile, host: Host, store: Store): HTM
   return section(
     'gradcam',
     'Grad-CAM',
-    h('p', { class: 'lead' }, `${method} of the predicted class at `, h('code', {}, explanations.layer), `, colour map ${explanations.colormap}.`),
+    h('p', { class: 'lead' }, `${method} of the predicted class at `, h('code', {}, explanations.layer),
+      // Maps painted in the page take the colour map chosen below; older runs have it baked into their PNGs.
+      explanations.samples.some((s) => isCam(s.cam)) ? '.' : `, colour map ${explanations.colormap}.`),
     checks(explanations),
     explanations.samples.length === 0 ? notAvailable('No samples were explained.') : gallery(run, explanations.samples, host, store),
   );

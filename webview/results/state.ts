@@ -1,7 +1,8 @@
 /** The view state (gallery filter and image controls) and a minimal store that tells views when it changes. */
+import { DEFAULT_COLORMAP, isColormapName } from '../../src/core/explain/colormaps.js';
 import type { CellFilter, ViewState } from '../protocol.js';
 
-export const DEFAULT_STATE: ViewState = { filter: null, opacity: 0.6, scale: 'image', sort: 'confidence-desc' };
+export const DEFAULT_STATE: ViewState = { filter: null, opacity: 0.6, scale: 'image', colormap: DEFAULT_COLORMAP, sort: 'confidence-desc' };
 
 /** Accepts state from outside (webview storage, the extension) field by field, so a stale shape cannot break the view. */
 export function restoreState(value: unknown): ViewState {
@@ -11,6 +12,7 @@ export function restoreState(value: unknown): ViewState {
     filter: isFilter(v.filter) ? v.filter : null,
     opacity,
     scale: v.scale === 'shared' ? 'shared' : 'image',
+    colormap: isColormapName(v.colormap) ? v.colormap : DEFAULT_COLORMAP,
     sort: v.sort === 'confidence-asc' ? 'confidence-asc' : 'confidence-desc',
   };
 }

@@ -9,7 +9,8 @@ import { BINARY_CELLS, MULTICLASS_CELLS, confusionCell, positiveClassIndex } fro
 import { RANDOMISATION_CASCADE, randomisationSanityCheck, shortcutCheck } from './checks.js';
 import { explainPixels, overlayPixels, upsampledMaps, type ImageExplanation } from './explainImages.js';
 import { DEFAULT_CAM_LAYER, resolveCamLayer, type CamMethod } from './gradcam.js';
-import { DEFAULT_COLORMAP, sharedScale, writePng, type ColormapName } from './overlay.js';
+import { DEFAULT_COLORMAP, sharedScale, type ColormapName } from './colormaps.js';
+import { writePng } from './overlay.js';
 import { loadModel, preprocessFile } from './predict.js';
 import { disposeModel } from '../model/resnet18.js';
 import type { ConfusionCell, ExplainedSample, Prediction, RunExplanations } from '../run/runFile.js';
@@ -128,6 +129,7 @@ export async function explainRun(runDir: string, options: ExplainRunOptions = {}
         explainedClass: explanations[i].explainedClass,
         ...files,
         backgroundEnergy: explanations[i].backgroundEnergy,
+        cam: explanations[i].cam,
       });
     }
     options.signal?.throwIfAborted();
@@ -145,7 +147,7 @@ export async function explainRun(runDir: string, options: ExplainRunOptions = {}
     const shortcut = shortcutCheck(
       explanations.map((explanation) => ({ className: run.dataset.classes[explanation.explainedClass], backgroundEnergy: explanation.backgroundEnergy, backgroundArea: explanation.backgroundArea })),
     );
-    return { method, layer, colormap, samples, sanity, shortcut };
+    return { method, layer, colormap, sharedScale: scale, samples, sanity, shortcut };
   } finally {
     disposeModel(model.params);
   }

@@ -65,6 +65,13 @@ export interface ExplainedSample {
   overlayShared: string;
   /** Fraction of CAM energy on the black background outside the cell mask. */
   backgroundEnergy: number;
+  /**
+   * The raw map at the explained layer (`explanations.layer`), `[row][column]`, rows top to bottom: non-negative
+   * (after the ReLU), before upsampling and normalisation, as `computeCams` returns it. The results view
+   * colours it itself, so the colour map can change after the run. Absent in runs explained before it existed:
+   * only the PNGs (`overlay`, `overlayShared`) are there.
+   */
+  cam?: number[][];
 }
 
 export interface SanityStep {
@@ -77,7 +84,13 @@ export interface SanityStep {
 export interface RunExplanations {
   method: 'gradcam' | 'gradcam++';
   layer: string;
+  /** Colour map baked into the overlay PNGs (the results view can recolour samples that have a `cam`). */
   colormap: string;
+  /**
+   * The run-wide scale of the `overlayShared` PNGs: the largest value of any sample's map after upsampling to
+   * the input (at most the largest `cam` value). Absent in runs explained before it existed.
+   */
+  sharedScale?: number;
   samples: ExplainedSample[];
   /** Adebayo et al. 2018 model-parameter randomisation test: maps must change when weights are randomised. */
   sanity: { steps: SanityStep[]; passed: boolean; message: string };

@@ -90,9 +90,11 @@ export class ResultsPanel {
     this.disposables.push(watcher, watcher.onDidChange(reload), watcher.onDidCreate(reload));
   }
 
-  private async reload(): Promise<void> {
+  private async reload(options: { onlyIfChanged?: boolean } = {}): Promise<void> {
     try {
-      this.run = await readRunFile(this.runDir);
+      const run = await readRunFile(this.runDir);
+      if (options.onlyIfChanged && run.updatedAt === this.run?.updatedAt) return;
+      this.run = run;
       this.post();
     } catch (error) {
       // run.json is replaced atomically, so this is a real problem (deleted, another schema), not a half-written file.
@@ -120,8 +122,9 @@ export class ResultsPanel {
     }
     switch (message.type) {
       case 'ready':
-        // Re-read rather than post what show() read: run.json may have changed before the watcher was live.
-        void this.reload();
+        this.post();
+        // run.json may have changed between show() reading it and the file watcher going live.
+        void this.reload({ onlyIfChanged: true });
         break;
       case 'saveState':
         void this.context.workspaceState.update(`${STATE_KEY}:${this.runDir}`, message.state);
