@@ -26,6 +26,14 @@ const LABEL_TABLE = /\.(csv|tsv|txt)$/i;
 const MAX_LABEL_TABLE_BYTES = 50 * 1024 * 1024;
 
 export async function auditDataset(root: string, options: AuditDatasetOptions = {}): Promise<AuditReport> {
+  return (await scanAndAudit(root, options)).report;
+}
+
+/** The audit together with what it was computed from, for callers (training) that go on to use them. */
+export async function scanAndAudit(
+  root: string,
+  options: AuditDatasetOptions = {},
+): Promise<{ report: AuditReport; scan: ScanResult; csvTables: CsvLabelTable[] }> {
   const { onProgress, signal } = options;
   const scan = await scanDataset(root, { onProgress: (n) => onProgress?.('scan', n), signal });
   onProgress?.('labels', 0);
@@ -37,7 +45,7 @@ export async function auditDataset(root: string, options: AuditDatasetOptions = 
     hashes = result.hashes;
     checked = withUndecodable(scan, result.undecodable);
   }
-  return auditScan(checked, { csvTables, hashes }, options);
+  return { report: auditScan(checked, { csvTables, hashes }, options), scan: checked, csvTables };
 }
 
 export async function readLabelTables(scan: ScanResult): Promise<CsvLabelTable[]> {

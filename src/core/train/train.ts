@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { auditDataset, readLabelTables } from '../audit/runAudit.js';
+import { scanAndAudit } from '../audit/runAudit.js';
 import { batchCount, batches, classWeights, examplesFor, type Example } from '../data/batches.js';
 import { prepareImages, type PreparedImages } from '../data/cache.js';
 import { assignSplits, findSubjectOverlap, subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
@@ -16,7 +16,6 @@ import { computeClassificationMetrics, type ClassificationMetrics } from '../met
 import { countParameters, createResNet18, disposeModel, forward, trainableVariables, type ResNet18Params } from '../model/resnet18.js';
 import { exportStateDict, loadStateDict } from '../model/stateDict.js';
 import { CHECKPOINT_FILE, MODEL_FILE, readRunFile, writeRunFile, type EpochRecord, type Prediction, type RunFile } from '../run/runFile.js';
-import { scanDataset } from '../scan.js';
 import { resolveWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
 import type { TrainEventSink } from './events.js';
@@ -43,9 +42,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   if (settings.resume && !previous) emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
   // Audit (headers only: training decodes every image anyway, and reports the ones it cannot).
   emit({ type: 'phase', phase: 'audit', done: 0, total: 1 });
-  const report = await auditDataset(root, { subjectPattern: settings.subjectPattern, checkPixels: false, signal });
-  const scan = await scanDataset(root, { signal });
-  const csvTables = await readLabelTables(scan);
+  const { report, scan, csvTables } = await scanAndAudit(root, { subjectPattern: settings.subjectPattern, checkPixels: false, signal });
   const imagePaths = scan.images.map((img) => img.path);
   const labels = resolveLabels(settings.labels, report, imagePaths);
   if (labels.structural) {
