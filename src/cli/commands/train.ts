@@ -27,7 +27,7 @@ Refuses labels the audit judges structural (e.g. fold folders) unless --labels s
   --crop none|center|cell    crop before resizing (default none)
   --subject-pattern RE       subject id pattern (default ^UID_(H?\\d+)_)
   --seed N                   (default ${DEFAULT_SETTINGS.seed})
-  --workers N                data-parallel ways over CPU cores (default ${DEFAULT_SETTINGS.workers}; wasm only)
+  --workers N|auto           data-parallel ways over CPU cores (default auto: 2 on wasm at ≥ 96 px, else 1)
   --resume                   continue the run in --out from its last checkpoint
   --json                     print only the final run.json on stdout`;
 
@@ -68,7 +68,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     learningRate,
     patience: integerOption(values.patience, 'patience', DEFAULT_SETTINGS.patience),
     seed: integerOption(values.seed, 'seed', DEFAULT_SETTINGS.seed),
-    workers: integerOption(values.workers, 'workers', DEFAULT_SETTINGS.workers, 1, 64),
+    workers: values.workers === 'auto' ? 0 : integerOption(values.workers, 'workers', DEFAULT_SETTINGS.workers, 1, 64),
     subjectPattern: values['subject-pattern'],
     resume: values.resume ?? false,
     // An absolute path keeps run.json and the trainer process independent of the working directory.

@@ -31,7 +31,7 @@ export interface TrainSettings {
   crop: 'none' | 'center' | 'cell';
   subjectPattern?: string;
   resume: boolean;
-  /** Worker processes for data-parallel training (1 = in-process). */
+  /** Ways to split each batch over CPU cores (1 = one core; 0 = auto: see `dataParallelWays`). */
   workers: number;
 }
 
@@ -50,5 +50,5 @@ export const DEFAULT_SETTINGS: Omit<TrainSettings, 'dataset'> = {
   patience: 4,
   crop: 'none',
   resume: false,
-  workers: 1,
+  workers: 0,
 };
