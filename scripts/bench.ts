@@ -21,6 +21,7 @@ import type { Batch } from '../src/core/data/batches.js';
 import { selectBackend, type BackendReport } from '../src/core/engine/backend.js';
 import { createResNet18, forward, trainableVariables } from '../src/core/model/resnet18.js';
 import { createOptimizer } from '../src/core/train/optimizers.js';
+import { createDataParallelTrainer } from '../src/core/train/dataParallel.js';
 import { trainStep } from '../src/core/train/step.js';
 
 const NUM_CLASSES = 2;
@@ -52,6 +53,8 @@ interface Job extends Budget {
   kind: Kind;
   size: number;
   batch: number;
+  /** Training only: split each batch over this many cores (our data-parallel trainer); absent = one core. */
+  ways?: number;
 }
 
 interface Throughput {
@@ -89,14 +92,14 @@ function throughput(steps: number, batch: number, seconds: number, cpuSeconds: n
  * steps until the budget is spent. The total over all timed steps, not the fastest step: a training run
  * pays for the slow steps too.
  */
-function timeSteps(step: () => void, batch: number, budget: Budget): Throughput {
-  step();
+async function timeSteps(step: () => unknown, batch: number, budget: Budget): Promise<Throughput> {
+  await step();
   let steps = 0;
   const cpuStart = process.cpuUsage();
   const start = performance.now();
   let elapsed = 0;
   while (steps < budget.minSteps || elapsed < budget.targetSeconds * 1000) {
-    step();
+    await step();
     steps++;
     elapsed = performance.now() - start;
   }
@@ -115,19 +118,27 @@ async function runChild(job: Job): Promise<ChildResult> {
   const backend = await selectBackend('auto');
   const params = createResNet18(NUM_CLASSES, 1);
   const batch = syntheticBatch(job.batch, job.size);
-  let step: () => void;
+  let step: () => unknown;
+  let dispose = async () => {};
   if (job.kind === 'train') {
     // Exactly what the trainer does per batch: full fine-tuning with Adam and unit class weights.
     const optimizer = createOptimizer('adam');
     const trainable = new Map([...params].filter(([, variable]) => trainableVariables(params, 'full').includes(variable)));
     const weights = new Array<number>(NUM_CLASSES).fill(1);
-    step = () => trainStep(params, trainable, optimizer, batch, job.size, NUM_CLASSES, weights, LEARNING_RATE);
+    if ((job.ways ?? 1) > 1) {
+      const parallel = createDataParallelTrainer({ numClasses: NUM_CLASSES, imageSize: job.size, workers: job.ways! });
+      step = () => parallel.step(params, trainable, optimizer, batch, weights, LEARNING_RATE);
+      dispose = () => parallel.dispose();
+    } else {
+      step = () => trainStep(params, trainable, optimizer, batch, job.size, NUM_CLASSES, weights, LEARNING_RATE);
+    }
   } else {
     // As the trainer's evaluation: eval-mode forward pass, logits read back to the host.
     step = () =>
       tf.tidy(() => forward(params, tf.tensor4d(batch.x, [job.batch, job.size, job.size, 3]), { training: false }).logits.dataSync());
   }
-  const figures = timeSteps(step, job.batch, job);
+  const figures = await timeSteps(step, job.batch, job);
+  await dispose();
   // resourceUsage reports kilobytes.
   return { ...figures, backend, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
 }
@@ -291,7 +302,7 @@ interface Report {
   backend: BackendReport;
   torch: TorchSetup;
   /** Each job with our figure and PyTorch's, in table order. */
-  figures: (Job & { ours: ChildResult; torch: TorchResult[] })[];
+  figures: (Job & { ours: ChildResult; torch: TorchResult[]; oursOnAllCores?: ChildResult })[];
   rss: ChildResult;
   loadavg: { before: number[]; after: number[] };
 }
@@ -300,7 +311,7 @@ function printReport(report: Report): void {
   const { backend, torch } = report;
   const threadCounts = torch.available ? torch.threads : [];
   const plural = (count: number) => `${count} thread${count > 1 ? 's' : ''}`;
-  console.log(`Backend: ${backend.name}${backend.skipped.length ? ` (passed over: ${backend.skipped.join('; ')})` : ''}, one core`);
+  console.log(`Backend: ${backend.name}${backend.skipped.length ? ` (passed over: ${backend.skipped.join('; ')})` : ''}, one core unless marked ×N`);
   if (torch.available) {
     console.log(
       `PyTorch ${torch.version} CPU with ${threadCounts.map(plural).join(' and with ')} (${torch.cores} cores; ` +
@@ -315,6 +326,9 @@ function printReport(report: Report): void {
     const header = ['px', 'batch', 'ours img/s', 'steps'];
     for (const threads of threadCounts) header.push(`PyTorch ${threads}T img/s`, `ours/PT ${threads}T`);
     if (perCore) header.push('ours/PT 1T by CPU time');
+    const allCores = report.figures.find((figure) => figure.kind === kind && figure.oursOnAllCores);
+    const mostThreads = Math.max(0, ...threadCounts);
+    if (allCores) header.push(`ours ${allCores.oursOnAllCores!.backend.name} ×${cpus().length} img/s`, ...(mostThreads ? [`×${cpus().length}/PT ${mostThreads}T`] : []));
     const rows = report.figures
       .filter((figure) => figure.kind === kind)
       .map((figure) => {
@@ -327,6 +341,11 @@ function printReport(report: Report): void {
           row.push(theirs(threads)?.imagesPerSecond.toFixed(2) ?? '-', ratio(figure.ours.imagesPerSecond, theirs(threads)?.imagesPerSecond));
         }
         if (perCore) row.push(ratio(figure.ours.imagesPerCpuSecond, theirs(1)?.imagesPerCpuSecond));
+        if (allCores) {
+          const parallel = figure.oursOnAllCores?.imagesPerSecond;
+          row.push(parallel?.toFixed(2) ?? '-');
+          if (mostThreads) row.push(parallel === undefined ? '-' : ratio(parallel, theirs(mostThreads)?.imagesPerSecond));
+        }
         return row;
       });
     console.log(`\n${kind === 'train' ? 'Training (forward, backward, Adam step)' : 'Inference (eval-mode forward)'}, images/s, warm-up step excluded`);
@@ -334,6 +353,9 @@ function printReport(report: Report): void {
   }
   if (smallerBatch) console.log(`* batch ${TRAIN_BATCH} outgrows the wasm backend's 4 GB heap at this size`);
   if (perCore) console.log('"by CPU time": images per CPU-second of each single-threaded process, which other processes on the machine barely change');
+  if (report.figures.some((figure) => figure.oursOnAllCores)) {
+    console.log(`"×${cpus().length}": our data-parallel trainer (--workers ${cpus().length}), the batch split over every core, against PyTorch's own threads`);
+  }
   const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
   const { rss } = report;
   console.log(
@@ -375,7 +397,11 @@ async function main(): Promise<void> {
         torch = { available: false, reason: (error as Error).message };
       }
     }
-    figures.push({ ...job, ours, torch: theirs });
+    // Training also with the batch split over every core (our data-parallel trainer), against PyTorch's
+    // own multi-threading: the comparison a laptop user sees.
+    const cores = cpus().length;
+    const oursOnAllCores = job.kind === 'train' && backend.name === 'wasm' && cores > 1 ? await measureOurs({ ...job, ways: cores }) : undefined;
+    figures.push({ ...job, ours, torch: theirs, oursOnAllCores });
   }
   // The 128 px, batch 32 training child doubles as the memory measurement; without it, one short run.
   const rss =
