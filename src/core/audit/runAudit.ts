@@ -4,6 +4,7 @@
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { forEachBounded } from '../concurrency.js';
 import { decodeImage, toRgb } from '../image/decode.js';
 import { lumaThumbnail, perceptualHash, pixelHash } from '../image/hash.js';
 import { scanDataset } from '../scan.js';
@@ -81,29 +82,24 @@ export async function hashImages(
   const hashes = new Map<string, ImageHashes>();
   const undecodable: UnreadableEntry[] = [];
   const total = scan.images.length;
-  let next = 0;
   let done = 0;
-  const worker = async () => {
-    while (next < total) {
-      options.signal?.throwIfAborted();
-      const image = scan.images[next++];
+  await forEachBounded(scan.images, Math.max(1, options.concurrency ?? 8), async (image) => {
+    options.signal?.throwIfAborted();
+    try {
+      const handle = await open(join(scan.root, image.path), 'r');
+      let bytes: Uint8Array;
       try {
-        const handle = await open(join(scan.root, image.path), 'r');
-        let bytes: Uint8Array;
-        try {
-          bytes = await handle.readFile();
-        } finally {
-          await handle.close();
-        }
-        const rgb = toRgb(await decodeImage(bytes));
-        hashes.set(image.path, { pixel: pixelHash(rgb), perceptual: perceptualHash(rgb), thumbnail: lumaThumbnail(rgb) });
-      } catch (error) {
-        undecodable.push({ path: image.path, reason: 'corrupt', detail: `pixels could not be decoded: ${(error as Error).message}` });
+        bytes = await handle.readFile();
+      } finally {
+        await handle.close();
       }
-      done++;
-      if (done % 64 === 0 || done === total) options.onProgress?.(done, total);
+      const rgb = toRgb(await decodeImage(bytes));
+      hashes.set(image.path, { pixel: pixelHash(rgb), perceptual: perceptualHash(rgb), thumbnail: lumaThumbnail(rgb) });
+    } catch (error) {
+      undecodable.push({ path: image.path, reason: 'corrupt', detail: `pixels could not be decoded: ${(error as Error).message}` });
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 8) }, worker));
+    done++;
+    if (done % 64 === 0 || done === total) options.onProgress?.(done, total);
+  });
   return { hashes, undecodable };
 }

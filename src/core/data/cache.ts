@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { forEachBounded } from '../concurrency.js';
 import { writeFileAtomic } from '../fsAtomic.js';
 import { decodeImage } from '../image/decode.js';
 import { ImageFormatError } from '../image/header.js';
@@ -267,21 +268,4 @@ async function saveHashMemo(cacheDir: string, root: string, memo: HashMemo): Pro
   } catch {
     // Without the memo the next run re-reads the sources to hash them; slower, still correct.
   }
-}
-
-/** Runs `work` over `items` with at most `limit` in flight; the first error stops new work and is thrown. */
-export async function forEachBounded<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      try {
-        await work(items[next++]);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

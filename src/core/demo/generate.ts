@@ -7,6 +7,7 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRng, type Rng } from '../random.js';
+import { forEachBounded } from '../concurrency.js';
 import { encodeBmp24 } from '../image/bmpEncode.js';
 import type { RawImage } from '../types.js';
 
@@ -541,15 +542,6 @@ function renderFromRecipe(recipe: CellRecipe, options: ResolvedDemoOptions): Raw
   return renderCell(rng, recipe.label, options.imageSize, recipe.tint);
 }
 
-async function forEachBounded<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let nextIndex = 0;
-  const worker = async (): Promise<void> => {
-    while (nextIndex < items.length) {
-      await work(items[nextIndex++]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Rendering one segmented cell.
