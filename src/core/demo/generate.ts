@@ -542,7 +542,6 @@ function renderFromRecipe(recipe: CellRecipe, options: ResolvedDemoOptions): Raw
   return renderCell(rng, recipe.label, options.imageSize, recipe.tint);
 }
 
-
 // ---------------------------------------------------------------------------------------------------
 // Rendering one segmented cell.
 
