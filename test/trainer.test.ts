@@ -16,11 +16,12 @@ import { ensureBuilt } from './helpers/build.js';
 const trainerBundle = join(__dirname, '..', 'dist', 'trainer.js');
 let work: string;
 let dataset: string;
+let manifest: Awaited<ReturnType<typeof generateDemoDataset>>;
 
 before(async () => {
   ensureBuilt(['trainer.js']);
   work = await mkdtemp(join(tmpdir(), 'leukemia-trainer-'));
-  await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 24, validationImages: 6, seed: 3 });
+  manifest = await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 24, validationImages: 6, seed: 3 });
   dataset = join(work, 'C-NMC_Leukemia', 'training_data');
 });
 after(() => rm(work, { recursive: true, force: true }));
@@ -139,4 +140,26 @@ test('finetune trains layer4 and fc on cached features and leaves the frozen pre
     assert.ok(!same(trained), `${trained} must be trained under finetune`);
   }
   assert.equal(existsSync(join(tuned, `.features-${process.pid}.f32`)), false, 'the feature file is removed');
+});
+
+test('--split subject-disjoint overrides the fold plan and holds out whole subjects', { timeout: 180_000 }, async () => {
+  const { trainRun } = await import('../src/core/train/train.js');
+  process.env.XDG_CACHE_HOME = join(work, 'cache');
+  const run = await trainRun(settings(join(work, 'run-subjects'), { epochs: 1, split: 'subject-disjoint' }), () => undefined);
+  assert.equal(run.dataset.spec.split.kind, 'subject-disjoint');
+  const validation = run.predictions.filter((p) => p.split === 'val');
+  const folds = new Set(validation.map((p) => p.path.split('/')[0]));
+  assert.ok(folds.size > 1, `held-out subjects come from several folds, not one held-out fold: ${[...folds]}`);
+  const trainingImagesPerSubject = new Map<string, number>();
+  for (const image of manifest.images) {
+    if (image.fold === 'validation') continue;
+    // The audit reads h3 and H3 as one subject, as C-NMC means them.
+    const subject = image.subject.toUpperCase();
+    trainingImagesPerSubject.set(subject, (trainingImagesPerSubject.get(subject) ?? 0) + 1);
+  }
+  const heldOutPerSubject = new Map<string, number>();
+  for (const p of validation) heldOutPerSubject.set(p.subject!, (heldOutPerSubject.get(p.subject!) ?? 0) + 1);
+  for (const [subject, count] of heldOutPerSubject) {
+    assert.equal(count, trainingImagesPerSubject.get(subject), `every image of held-out subject ${subject} is held out`);
+  }
 });

@@ -25,6 +25,7 @@ Refuses labels the audit judges structural (e.g. fold folders) unless --labels s
                              class count differs. $LEUKEMIA_AUDIT_WEIGHTS_URL overrides the download URL.
   --optimizer adam|sgd  --lr X  --schedule cosine|step|constant  --patience N (0 = no early stopping)
   --crop none|center|cell    crop before resizing (default none)
+  --split auto|subject-disjoint   auto = the audit's plan (folds, train/val/test folders, else subject-disjoint)
   --subject-pattern RE       subject id pattern (default ^UID_(H?\\d+)_)
   --seed N                   (default ${DEFAULT_SETTINGS.seed})
   --workers N|auto           data-parallel ways over CPU cores (default auto: 2 on wasm at ≥ 96 px, else 1)
@@ -37,7 +38,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     out: { type: 'string' }, labels: { type: 'string' }, epochs: { type: 'string' }, 'image-size': { type: 'string' },
     'batch-size': { type: 'string' }, strategy: { type: 'string' }, backend: { type: 'string' }, weights: { type: 'string' },
     optimizer: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' }, patience: { type: 'string' },
-    crop: { type: 'string' }, 'subject-pattern': { type: 'string' }, seed: { type: 'string' }, workers: { type: 'string' }, resume: { type: 'boolean' },
+    crop: { type: 'string' }, split: { type: 'string' }, 'subject-pattern': { type: 'string' }, seed: { type: 'string' }, workers: { type: 'string' }, resume: { type: 'boolean' },
     json: { type: 'boolean' },
   }, HELP);
   if (!parsed) return 0;
@@ -65,6 +66,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     optimizer: oneOf<OptimizerName>(values.optimizer, 'optimizer', ['adam', 'sgd'], DEFAULT_SETTINGS.optimizer),
     schedule: oneOf<ScheduleName>(values.schedule, 'schedule', ['cosine', 'step', 'constant'], DEFAULT_SETTINGS.schedule),
     crop: oneOf(values.crop, 'crop', ['none', 'center', 'cell'] as const, DEFAULT_SETTINGS.crop),
+    split: oneOf(values.split, 'split', ['auto', 'subject-disjoint'] as const, DEFAULT_SETTINGS.split),
     learningRate,
     patience: integerOption(values.patience, 'patience', DEFAULT_SETTINGS.patience),
     seed: integerOption(values.seed, 'seed', DEFAULT_SETTINGS.seed),

@@ -29,6 +29,8 @@ export interface TrainSettings {
   /** Epochs without validation-loss improvement before stopping; 0 disables early stopping. */
   patience: number;
   crop: 'none' | 'center' | 'cell';
+  /** `auto` follows the audit (folds, train/val/test folders, else subject-disjoint); `subject-disjoint` forces it. */
+  split: 'auto' | 'subject-disjoint';
   subjectPattern?: string;
   resume: boolean;
   /** Ways to split each batch over CPU cores (1 = one core; 0 = auto: see `dataParallelWays`). */
@@ -49,6 +51,7 @@ export const DEFAULT_SETTINGS: Omit<TrainSettings, 'dataset'> = {
   schedule: 'cosine',
   patience: 4,
   crop: 'none',
+  split: 'auto',
   resume: false,
   workers: 0,
 };

@@ -52,7 +52,8 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   const labelOf = combinedLabeler(labels.sources, csvTables);
   const subjectOf = subjectReader(report.spec.subjectPattern, csvTables);
   const spec = { ...report.spec, labelSources: labels.sources };
-  if (labels.structural) spec.split = { kind: 'subject-disjoint', seed: settings.seed, validationFraction: 0.2 };
+  // Structural labels make the audit's folds meaningless as a split; an explicit request overrides the audit.
+  if (labels.structural || settings.split === 'subject-disjoint') spec.split = { kind: 'subject-disjoint', seed: settings.seed, validationFraction: 0.2 };
   const assignment = assignSplits(spec, imagePaths, labelOf, subjectOf);
   const notes = [...assignment.notes];
   if (assignment.imagesSplitWithoutSubject > 0) {

@@ -78,6 +78,8 @@ export async function trainCommand(deps: { datasets: WorkspaceDatasets; audits: 
     labels,
     subjectPattern: pattern,
     seed: dataset.file?.seed ?? DEFAULT_SETTINGS.seed,
+    // folds/predefined are what the audit's plan already follows when the folders allow it.
+    split: dataset.file?.split === 'subject-disjoint' ? 'subject-disjoint' : DEFAULT_SETTINGS.split,
   };
   try {
     await deps.training.start(settings, structural);
