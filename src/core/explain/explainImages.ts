@@ -7,7 +7,8 @@ import { backgroundEnergy, cellMask } from './checks.js';
 import { computeCams, type CamMethod } from './gradcam.js';
 import { normalisePerImage, normaliseShared, type ColormapName } from './colormaps.js';
 import { blendOverlay, upsampleMaps } from './overlay.js';
-import { argmax, inputBatch, softmax } from './predict.js';
+import { argmax } from '../metrics.js';
+import { inputBatch, softmax } from './predict.js';
 import type { ResNet18Params } from '../model/resnet18.js';
 
 export interface ExplainPixelsOptions {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { CROP_MODES, normaliseInto, preprocessImage, type CropMode } from '../data/preprocess.js';
 import { readImageFile } from '../image/decode.js';
 import { createResNet18, disposeModel, forward, type ResNet18Params } from '../model/resnet18.js';
+import { argmax } from '../metrics.js';
 import { loadStateDict } from '../model/stateDict.js';
 import { MODEL_FILE, readRunFile, type RunFile } from '../run/runFile.js';
 import { readSafetensors } from '../weights/safetensors.js';
@@ -130,13 +131,6 @@ export function softmax(logits: readonly number[]): number[] {
   const exps = logits.map((value) => Math.exp(value - max));
   const sum = exps.reduce((a, b) => a + b, 0);
   return exps.map((value) => value / sum);
-}
-
-/** Index of the largest value; the first one on ties, as `argmax` everywhere else in the project. */
-export function argmax(values: readonly number[]): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
 }
 
 export interface ImagePrediction {

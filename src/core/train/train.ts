@@ -12,8 +12,9 @@ import { batchCount, batches, classWeights, examplesFor, type Example } from '..
 import { prepareImages, type PreparedImages } from '../data/cache.js';
 import { assignSplits, findSubjectOverlap, subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
 import { selectBackend } from '../engine/backend.js';
+import { runFolderName } from '../editor/runs.js';
 import { combinedLabeler } from '../labels.js';
-import { computeClassificationMetrics, type ClassificationMetrics } from '../metrics.js';
+import { argmax, computeClassificationMetrics, type ClassificationMetrics } from '../metrics.js';
 import { countParameters, createResNet18, disposeModel, forward, trainableVariables, type ResNet18Params } from '../model/resnet18.js';
 import { exportStateDict, loadStateDict } from '../model/stateDict.js';
 import { CHECKPOINT_FILE, MODEL_FILE, readRunFile, writeRunFile, type EpochRecord, type Prediction, type RunFile } from '../run/runFile.js';
@@ -38,7 +39,7 @@ const OPTIMIZER_PREFIX = 'optimizer/';
 
 export async function trainRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunFile> {
   const root = resolve(settings.dataset);
-  const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', timestampName()));
+  const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', runFolderName(new Date())));
   const previous = settings.resume && existsSync(join(runDir, CHECKPOINT_FILE)) ? await readRunFile(runDir) : undefined;
   if (settings.resume && !previous) emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
   // Audit (headers only: training decodes every image anyway, and reports the ones it cannot).
@@ -252,7 +253,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
         const example = examples[i];
         run.predictions.push({
           path: example.path, split, subject: subjectOf(example.path) ?? null, true: example.label,
-          predicted: argmaxIndex(probabilities), probabilities,
+          predicted: argmax(probabilities), probabilities,
         } satisfies Prediction);
       });
     }
@@ -320,12 +321,6 @@ function normaliseRow(row: number[]): number[] {
   return row.map((p) => p / sum);
 }
 
-function argmaxIndex(row: number[]): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
-
 async function saveCheckpoint(runDir: string, params: ResNet18Params, optimizer: Optimizer, epoch: number): Promise<void> {
   const tensors = exportStateDict(params);
   for (const [name, tensor] of optimizer.exportState()) tensors.set(OPTIMIZER_PREFIX + name, tensor);
@@ -362,6 +357,3 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolveYield) => setImmediate(resolveYield));
 }
 
-function timestampName(): string {
-  return `run-${new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19)}`;
-}
