@@ -8,7 +8,7 @@
  */
 import { selectBackend } from '../src/core/engine/backend.js';
 import type { Batch } from '../src/core/data/batches.js';
-import { createResNet18, disposeModel, trainableVariables } from '../src/core/model/resnet18.js';
+import { createResNet18, disposeModel, trainableByName } from '../src/core/model/resnet18.js';
 import { createDataParallelTrainer } from '../src/core/train/dataParallel.js';
 import { createOptimizer } from '../src/core/train/optimizers.js';
 import { trainStep } from '../src/core/train/step.js';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
 
     // Two models, each with its own optimiser, so both contenders train as they would on their own.
     const models = [createResNet18(CLASSES, 0), createResNet18(CLASSES, 0)];
-    const [singleTrainable, parallelTrainable] = models.map((params) => new Map([...params].filter(([, v]) => trainableVariables(params, 'full').includes(v))));
+    const [singleTrainable, parallelTrainable] = models.map((params) => trainableByName(params, 'full'));
     const optimizers = [createOptimizer('adam'), createOptimizer('adam')];
     const trainer = createDataParallelTrainer({ numClasses: CLASSES, imageSize: size, workers: 2 });
     let single: number[];

@@ -19,7 +19,7 @@ import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Batch } from '../src/core/data/batches.js';
 import { selectBackend, type BackendReport } from '../src/core/engine/backend.js';
-import { createResNet18, forward, trainableVariables } from '../src/core/model/resnet18.js';
+import { createResNet18, forward, trainableByName } from '../src/core/model/resnet18.js';
 import { createOptimizer } from '../src/core/train/optimizers.js';
 import { createDataParallelTrainer } from '../src/core/train/dataParallel.js';
 import { trainStep } from '../src/core/train/step.js';
@@ -123,7 +123,7 @@ async function runChild(job: Job): Promise<ChildResult> {
   if (job.kind === 'train') {
     // Exactly what the trainer does per batch: full fine-tuning with Adam and unit class weights.
     const optimizer = createOptimizer('adam');
-    const trainable = new Map([...params].filter(([, variable]) => trainableVariables(params, 'full').includes(variable)));
+    const trainable = trainableByName(params, 'full');
     const weights = new Array<number>(NUM_CLASSES).fill(1);
     if ((job.ways ?? 1) > 1) {
       const parallel = createDataParallelTrainer({ numClasses: NUM_CLASSES, imageSize: job.size, workers: job.ways! });

@@ -1,8 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/core/engine/backend.js';
-import { createResNet18, disposeModel, type ResNet18Params } from '../src/core/model/resnet18.js';
+import { createResNet18, disposeModel, trainableByName, type ResNet18Params } from '../src/core/model/resnet18.js';
 import { createDataParallelTrainer } from '../src/core/train/dataParallel.js';
 import { createOptimizer } from '../src/core/train/optimizers.js';
 import { trainStep } from '../src/core/train/step.js';
@@ -19,10 +18,6 @@ before(async () => {
 
 function snapshot(params: ResNet18Params): Map<string, Float32Array> {
   return new Map([...params].map(([name, v]) => [name, Float32Array.from(v.dataSync())]));
-}
-
-function trainableOf(params: ResNet18Params): Map<string, tf.Variable> {
-  return new Map([...params].filter(([, v]) => v.trainable));
 }
 
 /**
@@ -54,19 +49,19 @@ test('a 2-way data-parallel step updates the weights as the single-process train
   const reference = createResNet18(CLASSES, 7);
   const before = snapshot(reference);
   const referenceOptimizer = createOptimizer('sgd');
-  const expected = trainStep(reference, trainableOf(reference), referenceOptimizer, batch, SIZE, CLASSES, WEIGHTS, learningRate);
+  const expected = trainStep(reference, trainableByName(reference, 'full'), referenceOptimizer, batch, SIZE, CLASSES, WEIGHTS, learningRate);
   // Each shard computes exactly what trainStep computes on the four distinct images; the recombination
   // (×4 per shard, sum of two, ÷8) is exact in binary floats, so this reference must match bit for bit,
   // running statistics included (the shards' equal-weight average of two equal values is exact too).
   const shardwise = createResNet18(CLASSES, 7);
   const shardwiseOptimizer = createOptimizer('sgd');
-  const expectedShard = trainStep(shardwise, trainableOf(shardwise), shardwiseOptimizer, halfBatch(), SIZE, CLASSES, WEIGHTS, learningRate);
+  const expectedShard = trainStep(shardwise, trainableByName(shardwise, 'full'), shardwiseOptimizer, halfBatch(), SIZE, CLASSES, WEIGHTS, learningRate);
 
   const model = createResNet18(CLASSES, 7);
   const optimizer = createOptimizer('sgd');
   const trainer = createDataParallelTrainer({ numClasses: CLASSES, imageSize: SIZE, workers: 2 });
   try {
-    const actual = await trainer.step(model, trainableOf(model), optimizer, batch, WEIGHTS, learningRate);
+    const actual = await trainer.step(model, trainableByName(model, 'full'), optimizer, batch, WEIGHTS, learningRate);
     assert.equal(actual.correct, expected.correct);
     assert.equal(actual.correct, 2 * expectedShard.correct);
     assert.equal(actual.loss, expectedShard.loss);
@@ -112,14 +107,14 @@ test('dispose terminates the workers and later steps fail', { timeout: 60_000 },
   const trainer = createDataParallelTrainer({ numClasses: CLASSES, imageSize: SIZE, workers: 2 });
   try {
     // One real step first, so a worker is running (not merely starting) when it is terminated.
-    await trainer.step(model, trainableOf(model), optimizer, duplicatedBatch(), WEIGHTS, 0.01);
+    await trainer.step(model, trainableByName(model, 'full'), optimizer, duplicatedBatch(), WEIGHTS, 0.01);
     // The thread's handle keeps the event loop alive until it exits: none may remain after dispose.
     const workersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Worker' || r === 'MessagePort').length;
     assert.ok(workersBefore > 0);
     await trainer.dispose();
     const workersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Worker' || r === 'MessagePort').length;
     assert.equal(workersAfter, 0);
-    await assert.rejects(trainer.step(model, trainableOf(model), optimizer, duplicatedBatch(), WEIGHTS, 0.01), /disposed/);
+    await assert.rejects(trainer.step(model, trainableByName(model, 'full'), optimizer, duplicatedBatch(), WEIGHTS, 0.01), /disposed/);
   } finally {
     disposeModel(model);
     optimizer.dispose();

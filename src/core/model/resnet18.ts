@@ -285,10 +285,13 @@ const TRAINED_PREFIXES: Record<TrainingStrategy, readonly string[]> = {
 
 /** The variables an optimiser should update under `strategy`, in `state_dict` order; never BatchNorm buffers. */
 export function trainableVariables(params: ResNet18Params, strategy: TrainingStrategy): tf.Variable[] {
+  return [...trainableByName(params, strategy).values()];
+}
+
+/** The same variables keyed by their `state_dict` name, as optimisers and gradient exchange address them. */
+export function trainableByName(params: ResNet18Params, strategy: TrainingStrategy): Map<string, tf.Variable> {
   const prefixes = TRAINED_PREFIXES[strategy];
-  return [...params]
-    .filter(([name]) => !isBufferName(name) && prefixes.some((prefix) => name.startsWith(prefix)))
-    .map(([, variable]) => variable);
+  return new Map([...params].filter(([name]) => !isBufferName(name) && prefixes.some((prefix) => name.startsWith(prefix))));
 }
 
 export function disposeModel(params: ResNet18Params): void {

@@ -15,7 +15,7 @@ import { selectBackend } from '../engine/backend.js';
 import { runFolderName } from '../editor/runs.js';
 import { combinedLabeler } from '../labels.js';
 import { argmax, computeClassificationMetrics, type ClassificationMetrics } from '../metrics.js';
-import { countParameters, createResNet18, disposeModel, forward, trainableVariables, type ResNet18Params } from '../model/resnet18.js';
+import { countParameters, createResNet18, disposeModel, forward, trainableByName, type ResNet18Params } from '../model/resnet18.js';
 import { exportStateDict, loadStateDict } from '../model/stateDict.js';
 import { CHECKPOINT_FILE, MODEL_FILE, readRunFile, writeRunFile, type EpochRecord, type Prediction, type RunFile } from '../run/runFile.js';
 import { resolveWeights } from '../weights/resolveWeights.js';
@@ -114,7 +114,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   const params = createResNet18(classes.length, settings.seed);
   if (initial) loadStateDict(params, initial.dict, { allowHeadMismatch: true, headSeed: settings.seed });
   const optimizer = createOptimizer(settings.optimizer);
-  const trainable = new Map([...params].filter(([, v]) => trainableVariables(params, settings.strategy).includes(v)));
+  const trainable = trainableByName(params, settings.strategy);
   const run: RunFile = previous ?? {
     schema: 'leukemia-audit/run',
     version: 1,
