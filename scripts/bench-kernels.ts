@@ -75,29 +75,44 @@ function pad(text: string | number, width: number): string {
  */
 function benchLayers(stockBackpropInput: tf.KernelConfig): void {
   console.log(`\nConvolution kernels on wasm, batch ${KERNEL_BATCH}, ms per call (GFLOP/s)`);
-  console.log(`${'layer'.padEnd(30)}${pad('GFLOP', 7)}${pad('forward', 16)}${pad('backprop input', 17)}${pad('backprop filter', 17)}`);
+  console.log(
+    `${'layer'.padEnd(30)}${pad('GFLOP', 7)}${pad('forward', 16)}${pad('backprop input', 17)}${pad('backprop filter', 17)}`,
+  );
   const totals = { forward: 0, input: 0, filter: 0 };
   for (const layer of RESNET18_LAYERS_128) {
     tf.tidy(() => {
       const padding = Math.floor(layer.filterSize / 2);
       const paddedSize = layer.size + 2 * padding;
       const x = tf.randomUniform([KERNEL_BATCH, paddedSize, paddedSize, layer.inChannels]) as tf.Tensor4D;
-      const filter = tf.randomUniform([layer.filterSize, layer.filterSize, layer.inChannels, layer.outChannels]) as tf.Tensor4D;
+      const filter = tf.randomUniform([
+        layer.filterSize,
+        layer.filterSize,
+        layer.inChannels,
+        layer.outChannels,
+      ]) as tf.Tensor4D;
       const y = tf.conv2d(x, filter, layer.stride, 'valid');
       const dy = tf.randomUniform(y.shape);
       const attrs = { strides: layer.stride, pad: 'valid', dataFormat: 'NHWC' };
       const gflop = (2 * y.size * layer.filterSize * layer.filterSize * layer.inChannels) / 1e9;
       const forwardMs = msPerCall(() => tf.conv2d(x, filter, layer.stride, 'valid').dispose());
-      const inputMs = msPerCall(() => runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: x.shape }).dispose());
-      const filterMs = msPerCall(() => runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: filter.shape }).dispose());
+      const inputMs = msPerCall(() =>
+        runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: x.shape }).dispose(),
+      );
+      const filterMs = msPerCall(() =>
+        runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: filter.shape }).dispose(),
+      );
       totals.forward += forwardMs;
       totals.input += inputMs;
       totals.filter += filterMs;
       const cell = (ms: number) => `${ms.toFixed(1)} (${(gflop / (ms / 1000)).toFixed(1)})`.padStart(16);
-      console.log(`${layer.name.padEnd(30)}${pad(gflop.toFixed(3), 7)}${cell(forwardMs)} ${cell(inputMs)} ${cell(filterMs)}`);
+      console.log(
+        `${layer.name.padEnd(30)}${pad(gflop.toFixed(3), 7)}${cell(forwardMs)} ${cell(inputMs)} ${cell(filterMs)}`,
+      );
     });
   }
-  console.log(`${'sum over distinct layers'.padEnd(37)}${pad(totals.forward.toFixed(1), 16)} ${pad(totals.input.toFixed(1), 16)} ${pad(totals.filter.toFixed(1), 16)}`);
+  console.log(
+    `${'sum over distinct layers'.padEnd(37)}${pad(totals.forward.toFixed(1), 16)} ${pad(totals.input.toFixed(1), 16)} ${pad(totals.filter.toFixed(1), 16)}`,
+  );
 
   // The stock kernel is a scalar loop, so compare on a shape small enough to finish quickly.
   tf.tidy(() => {
@@ -108,7 +123,11 @@ function benchLayers(stockBackpropInput: tf.KernelConfig): void {
     const gflop = (2 * dy.size * 9 * 64) / 1e9;
     const backend = tf.backend();
     const stockMs = msPerCall(() => {
-      const out = stockBackpropInput.kernelFunc({ inputs: { dy, filter }, backend, attrs: attrs as unknown as tf.NamedAttrMap }) as tf.TensorInfo;
+      const out = stockBackpropInput.kernelFunc({
+        inputs: { dy, filter },
+        backend,
+        attrs: attrs as unknown as tf.NamedAttrMap,
+      }) as tf.TensorInfo;
       backend.disposeData(out.dataId);
     });
     const oursMs = msPerCall(() => runKernel('Conv2DBackpropInput', { dy, filter }, attrs).dispose());
@@ -121,12 +140,21 @@ function benchLayers(stockBackpropInput: tf.KernelConfig): void {
 }
 
 /** One SGD step of full ResNet-18 training (forward in training mode, backward, update). */
-function trainingStep(params: ReturnType<typeof createResNet18>, optimizer: tf.Optimizer, images: tf.Tensor4D, labels: tf.Tensor2D): void {
+function trainingStep(
+  params: ReturnType<typeof createResNet18>,
+  optimizer: tf.Optimizer,
+  images: tf.Tensor4D,
+  labels: tf.Tensor2D,
+): void {
   const variables = trainableVariables(params, 'full');
-  const loss = optimizer.minimize(() => {
-    const { logits } = forward(params, images, { training: true });
-    return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
-  }, true, variables);
+  const loss = optimizer.minimize(
+    () => {
+      const { logits } = forward(params, images, { training: true });
+      return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+    },
+    true,
+    variables,
+  );
   loss?.dataSync();
   loss?.dispose();
 }
@@ -135,7 +163,13 @@ async function benchTraining(size: number, steps: number, profile: boolean): Pro
   const params = createResNet18(NUM_CLASSES, 1);
   const optimizer = tf.train.sgd(0.01);
   const images = tf.randomUniform([TRAIN_BATCH, size, size, 3]) as tf.Tensor4D;
-  const labels = tf.oneHot(tf.tensor1d(Array.from({ length: TRAIN_BATCH }, (_, i) => i % NUM_CLASSES), 'int32'), NUM_CLASSES) as tf.Tensor2D;
+  const labels = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: TRAIN_BATCH }, (_, i) => i % NUM_CLASSES),
+      'int32',
+    ),
+    NUM_CLASSES,
+  ) as tf.Tensor2D;
   trainingStep(params, optimizer, images, labels);
   const tensorsAfterWarmUp = tf.memory().numTensors;
   const start = performance.now();
@@ -149,7 +183,8 @@ async function benchTraining(size: number, steps: number, profile: boolean): Pro
   if (profile) {
     const info = await tf.profile(() => trainingStep(params, optimizer, images, labels));
     const byKernel = new Map<string, number>();
-    for (const kernel of info.kernels) byKernel.set(kernel.name, (byKernel.get(kernel.name) ?? 0) + (kernel.kernelTimeMs as number));
+    for (const kernel of info.kernels)
+      byKernel.set(kernel.name, (byKernel.get(kernel.name) ?? 0) + (kernel.kernelTimeMs as number));
     const total = [...byKernel.values()].reduce((a, b) => a + b, 0);
     console.log(`  kernel time in one profiled step (${total.toFixed(0)} ms):`);
     for (const [name, ms] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 12)) {

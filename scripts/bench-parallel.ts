@@ -22,7 +22,11 @@ function randomBatch(size: number, seed: number): Batch {
   let state = seed;
   const random = () => ((state = (state * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
   const y = Int32Array.from({ length: BATCH }, (_, i) => i % CLASSES);
-  return { x: Float32Array.from({ length: BATCH * size * size * 3 }, random), y, paths: Array.from(y, (_, i) => `image-${i}`) };
+  return {
+    x: Float32Array.from({ length: BATCH * size * size * 3 }, random),
+    y,
+    paths: Array.from(y, (_, i) => `image-${i}`),
+  };
 }
 
 function median(values: number[]): number {
@@ -76,9 +80,13 @@ async function main(): Promise<void> {
     const [s, p] = [median(single), median(parallel)];
     const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
     console.log(`${size} px  1 process: ${(BATCH / s).toFixed(1)} img/s (${fmt(single)} s/step)`);
-    console.log(`${size} px  2-way DP : ${(BATCH / p).toFixed(1)} img/s (${fmt(parallel)} s/step)  speedup ×${(s / p).toFixed(2)}`);
+    console.log(
+      `${size} px  2-way DP : ${(BATCH / p).toFixed(1)} img/s (${fmt(parallel)} s/step)  speedup ×${(s / p).toFixed(2)}`,
+    );
     // Ratio within each round: the two steps ran back to back, under nearly the same outside load.
-    console.log(`${size} px  paired speedup (median of per-round ratios) ×${median(single.map((t, i) => t / parallel[i])).toFixed(2)}`);
+    console.log(
+      `${size} px  paired speedup (median of per-round ratios) ×${median(single.map((t, i) => t / parallel[i])).toFixed(2)}`,
+    );
   }
 }
 

@@ -64,7 +64,9 @@ async function main(): Promise<void> {
   if (process.argv.includes('--rebuild') || !(await treeIsCached())) {
     const start = performance.now();
     await buildTree();
-    console.log(`built ${FILE_COUNT.toLocaleString('en-US')} BMPs in ${BENCH_ROOT} (${((performance.now() - start) / 1000).toFixed(1)} s)`);
+    console.log(
+      `built ${FILE_COUNT.toLocaleString('en-US')} BMPs in ${BENCH_ROOT} (${((performance.now() - start) / 1000).toFixed(1)} s)`,
+    );
   } else {
     console.log(`reusing ${BENCH_ROOT}`);
   }

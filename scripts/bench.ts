@@ -77,14 +77,27 @@ interface TorchResult extends Throughput {
 }
 
 type TorchSetup =
-  | { available: true; version: string; defaultThreads: number; cores: number; ompWaitPolicy: string; threads: number[] }
+  | {
+      available: true;
+      version: string;
+      defaultThreads: number;
+      cores: number;
+      ompWaitPolicy: string;
+      threads: number[];
+    }
   | { available: false; reason: string };
 
 // ---------------------------------------------------------------------------------------------------
 // Child: one measurement with our engine
 
 function throughput(steps: number, batch: number, seconds: number, cpuSeconds: number): Throughput {
-  return { steps, seconds, cpuSeconds, imagesPerSecond: (steps * batch) / seconds, imagesPerCpuSecond: (steps * batch) / cpuSeconds };
+  return {
+    steps,
+    seconds,
+    cpuSeconds,
+    imagesPerSecond: (steps * batch) / seconds,
+    imagesPerCpuSecond: (steps * batch) / cpuSeconds,
+  };
 }
 
 /**
@@ -135,7 +148,11 @@ async function runChild(job: Job): Promise<ChildResult> {
   } else {
     // As the trainer's evaluation: eval-mode forward pass, logits read back to the host.
     step = () =>
-      tf.tidy(() => forward(params, tf.tensor4d(batch.x, [job.batch, job.size, job.size, 3]), { training: false }).logits.dataSync());
+      tf.tidy(() =>
+        forward(params, tf.tensor4d(batch.x, [job.batch, job.size, job.size, 3]), {
+          training: false,
+        }).logits.dataSync(),
+      );
   }
   const figures = await timeSteps(step, job.batch, job);
   await dispose();
@@ -151,7 +168,11 @@ function progress(message: string): void {
 }
 
 /** Runs a command and resolves with its stdout; stderr passes through so failures are visible. */
-function run(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  command: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
@@ -177,7 +198,12 @@ function jsonLines<T>(stdout: string): T[] {
 async function measureOurs(job: Job): Promise<ChildResult> {
   progress(`ours: ${job.kind} ${job.size} px, batch ${job.batch}`);
   // execArgv carries `--import tsx` (and e.g. --cpu-prof) over to the child.
-  const { code, stdout } = await run(process.execPath, [...process.execArgv, __filename, '--child', JSON.stringify(job)]);
+  const { code, stdout } = await run(process.execPath, [
+    ...process.execArgv,
+    __filename,
+    '--child',
+    JSON.stringify(job),
+  ]);
   if (code !== 0) throw new Error(`bench child for ${job.kind} ${job.size} px exited with code ${code}`);
   return jsonLines<ChildResult>(stdout)[0];
 }
@@ -246,7 +272,9 @@ async function probeTorch(): Promise<TorchSetup> {
     const lastLine = probe.stderr.trim().split('\n').pop() ?? `exit code ${probe.code}`;
     return { available: false, reason: `${PYTHON} cannot import torch and torchvision: ${lastLine}` };
   }
-  const { version, defaultThreads, cores } = jsonLines<{ version: string; defaultThreads: number; cores: number }>(probe.stdout)[0];
+  const { version, defaultThreads, cores } = jsonLines<{ version: string; defaultThreads: number; cores: number }>(
+    probe.stdout,
+  )[0];
   // Upstream PyTorch defaults to one thread per core (Debian's build defaults to 1); one thread matches our engine.
   const threads = [...new Set([cores, 1])];
   return { available: true, version, defaultThreads, cores, ompWaitPolicy: OMP_WAIT_POLICY, threads };
@@ -294,7 +322,10 @@ function trainBatchFor(size: number, backend: BackendReport): number {
 
 function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
-  const line = (cells: string[]) => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ');
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])))
+      .join('  ');
   return [line(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -311,7 +342,9 @@ function printReport(report: Report): void {
   const { backend, torch } = report;
   const threadCounts = torch.available ? torch.threads : [];
   const plural = (count: number) => `${count} thread${count > 1 ? 's' : ''}`;
-  console.log(`Backend: ${backend.name}${backend.skipped.length ? ` (passed over: ${backend.skipped.join('; ')})` : ''}, one core unless marked ×N`);
+  console.log(
+    `Backend: ${backend.name}${backend.skipped.length ? ` (passed over: ${backend.skipped.join('; ')})` : ''}, one core unless marked ×N`,
+  );
   if (torch.available) {
     console.log(
       `PyTorch ${torch.version} CPU with ${threadCounts.map(plural).join(' and with ')} (${torch.cores} cores; ` +
@@ -328,7 +361,11 @@ function printReport(report: Report): void {
     if (perCore) header.push('ours/PT 1T by CPU time');
     const allCores = report.figures.find((figure) => figure.kind === kind && figure.oursOnAllCores);
     const mostThreads = Math.max(0, ...threadCounts);
-    if (allCores) header.push(`ours ${allCores.oursOnAllCores!.backend.name} ×${cpus().length} img/s`, ...(mostThreads ? [`×${cpus().length}/PT ${mostThreads}T`] : []));
+    if (allCores)
+      header.push(
+        `ours ${allCores.oursOnAllCores!.backend.name} ×${cpus().length} img/s`,
+        ...(mostThreads ? [`×${cpus().length}/PT ${mostThreads}T`] : []),
+      );
     const rows = report.figures
       .filter((figure) => figure.kind === kind)
       .map((figure) => {
@@ -336,25 +373,41 @@ function printReport(report: Report): void {
         smallerBatch ||= marked;
         const ratio = (ours: number, theirs: number | undefined) => (theirs ? `${(ours / theirs).toFixed(2)}×` : '-');
         const theirs = (threads: number) => figure.torch.find((result) => result.threads === threads);
-        const row = [String(figure.size), `${figure.batch}${marked ? '*' : ''}`, figure.ours.imagesPerSecond.toFixed(2), String(figure.ours.steps)];
+        const row = [
+          String(figure.size),
+          `${figure.batch}${marked ? '*' : ''}`,
+          figure.ours.imagesPerSecond.toFixed(2),
+          String(figure.ours.steps),
+        ];
         for (const threads of threadCounts) {
-          row.push(theirs(threads)?.imagesPerSecond.toFixed(2) ?? '-', ratio(figure.ours.imagesPerSecond, theirs(threads)?.imagesPerSecond));
+          row.push(
+            theirs(threads)?.imagesPerSecond.toFixed(2) ?? '-',
+            ratio(figure.ours.imagesPerSecond, theirs(threads)?.imagesPerSecond),
+          );
         }
         if (perCore) row.push(ratio(figure.ours.imagesPerCpuSecond, theirs(1)?.imagesPerCpuSecond));
         if (allCores) {
           const parallel = figure.oursOnAllCores?.imagesPerSecond;
           row.push(parallel?.toFixed(2) ?? '-');
-          if (mostThreads) row.push(parallel === undefined ? '-' : ratio(parallel, theirs(mostThreads)?.imagesPerSecond));
+          if (mostThreads)
+            row.push(parallel === undefined ? '-' : ratio(parallel, theirs(mostThreads)?.imagesPerSecond));
         }
         return row;
       });
-    console.log(`\n${kind === 'train' ? 'Training (forward, backward, Adam step)' : 'Inference (eval-mode forward)'}, images/s, warm-up step excluded`);
+    console.log(
+      `\n${kind === 'train' ? 'Training (forward, backward, Adam step)' : 'Inference (eval-mode forward)'}, images/s, warm-up step excluded`,
+    );
     console.log(formatTable(header, rows));
   }
   if (smallerBatch) console.log(`* batch ${TRAIN_BATCH} outgrows the wasm backend's 4 GB heap at this size`);
-  if (perCore) console.log('"by CPU time": images per CPU-second of each single-threaded process, which other processes on the machine barely change');
+  if (perCore)
+    console.log(
+      '"by CPU time": images per CPU-second of each single-threaded process, which other processes on the machine barely change',
+    );
   if (report.figures.some((figure) => figure.oursOnAllCores)) {
-    console.log(`"×${cpus().length}": our data-parallel trainer (--workers ${cpus().length}), the batch split over every core, against PyTorch's own threads`);
+    console.log(
+      `"×${cpus().length}": our data-parallel trainer (--workers ${cpus().length}), the batch split over every core, against PyTorch's own threads`,
+    );
   }
   const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
   const { rss } = report;
@@ -380,14 +433,20 @@ async function main(): Promise<void> {
   const backend = await selectBackend('auto');
   const budget: Budget = options.quick ? { targetSeconds: 0, minSteps: 1 } : { targetSeconds: 10, minSteps: 2 };
   const jobs = (['train', 'infer'] as const).flatMap((kind) =>
-    options.sizes.map((size): Job => ({ kind, size, batch: kind === 'train' ? trainBatchFor(size, backend) : INFERENCE_BATCH, ...budget })),
+    options.sizes.map((size): Job => ({
+      kind,
+      size,
+      batch: kind === 'train' ? trainBatchFor(size, backend) : INFERENCE_BATCH,
+      ...budget,
+    })),
   );
   const loadBefore = loadavg();
   let torch = await probeTorch();
   const figures: Report['figures'] = [];
   for (const job of jobs) {
     const ours = await measureOurs(job);
-    if (ours.backend.name !== backend.name) throw new Error(`a bench child ran on ${ours.backend.name}, the parent on ${backend.name}`);
+    if (ours.backend.name !== backend.name)
+      throw new Error(`a bench child ran on ${ours.backend.name}, the parent on ${backend.name}`);
     // PyTorch right after ours on the same job, so that both see about the same load from other processes.
     let theirs: TorchResult[] = [];
     if (torch.available) {
@@ -400,12 +459,16 @@ async function main(): Promise<void> {
     // Training also with the batch split over every core (our data-parallel trainer), against PyTorch's
     // own multi-threading: the comparison a laptop user sees.
     const cores = cpus().length;
-    const oursOnAllCores = job.kind === 'train' && backend.name === 'wasm' && cores > 1 ? await measureOurs({ ...job, ways: cores }) : undefined;
+    const oursOnAllCores =
+      job.kind === 'train' && backend.name === 'wasm' && cores > 1
+        ? await measureOurs({ ...job, ways: cores })
+        : undefined;
     figures.push({ ...job, ours, torch: theirs, oursOnAllCores });
   }
   // The 128 px, batch 32 training child doubles as the memory measurement; without it, one short run.
   const rss =
-    figures.find((figure) => figure.kind === 'train' && figure.size === RSS_SIZE && figure.batch === TRAIN_BATCH)?.ours ??
+    figures.find((figure) => figure.kind === 'train' && figure.size === RSS_SIZE && figure.batch === TRAIN_BATCH)
+      ?.ours ??
     (await measureOurs({ kind: 'train', size: RSS_SIZE, batch: TRAIN_BATCH, targetSeconds: 0, minSteps: 1 }));
   const report: Report = { backend, torch, figures, rss, loadavg: { before: loadBefore, after: loadavg() } };
   if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

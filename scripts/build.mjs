@@ -21,21 +21,70 @@ const bundleTfjsGradients = {
   name: 'bundle-tfjs-gradients',
   setup(build) {
     build.onResolve({ filter: /^@tensorflow\/tfjs-core\/dist\/register_all_gradients$/ }, async (args) => {
-      const resolved = await build.resolve('./node_modules/@tensorflow/tfjs-core/dist/register_all_gradients.js', { kind: args.kind, resolveDir: process.cwd() });
+      const resolved = await build.resolve('./node_modules/@tensorflow/tfjs-core/dist/register_all_gradients.js', {
+        kind: args.kind,
+        resolveDir: process.cwd(),
+      });
       return { path: resolved.path };
     });
   },
 };
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-const common = { define: { PACKAGE_VERSION: JSON.stringify(version) }, plugins: [bundleTfjsGradients], bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
+const common = {
+  define: { PACKAGE_VERSION: JSON.stringify(version) },
+  plugins: [bundleTfjsGradients],
+  bundle: true,
+  sourcemap: !production,
+  minify: production,
+  logLevel: 'warning',
+};
 
 const builds = [
-  { ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
-  { ...common, entryPoints: ['src/trainer/main.ts'], outfile: 'dist/trainer.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
+  {
+    ...common,
+    entryPoints: ['src/extension/extension.ts'],
+    outfile: 'dist/extension.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternals,
+  },
+  {
+    ...common,
+    entryPoints: ['src/trainer/main.ts'],
+    outfile: 'dist/trainer.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternals,
+  },
   // Data-parallel training starts this file as a worker thread from the trainer and CLI bundles' folder.
-  { ...common, entryPoints: ['src/core/train/gradientWorker.ts'], outfile: 'dist/gradientWorker.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
-  { ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
-  { ...common, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'esm', target: 'es2022' },
+  {
+    ...common,
+    entryPoints: ['src/core/train/gradientWorker.ts'],
+    outfile: 'dist/gradientWorker.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternals,
+  },
+  {
+    ...common,
+    entryPoints: ['src/cli/main.ts'],
+    outfile: 'dist/cli.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternals,
+  },
+  {
+    ...common,
+    entryPoints: ['webview/main.ts'],
+    outfile: 'dist/webview.js',
+    platform: 'browser',
+    format: 'esm',
+    target: 'es2022',
+  },
 ];
 
 if (watch) {

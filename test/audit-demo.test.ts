@@ -43,8 +43,10 @@ function shared(options: DemoOptions): () => Promise<DemoManifest> {
 
 const clean = shared(SMALL);
 
-const findingsOf = (report: AuditReport, code: FindingCode): Finding[] => report.findings.filter((f) => f.code === code);
-const findingOf = (report: AuditReport, code: FindingCode): Finding | undefined => report.findings.find((f) => f.code === code);
+const findingsOf = (report: AuditReport, code: FindingCode): Finding[] =>
+  report.findings.filter((f) => f.code === code);
+const findingOf = (report: AuditReport, code: FindingCode): Finding | undefined =>
+  report.findings.find((f) => f.code === code);
 const describeFindings = (report: AuditReport): string =>
   report.findings.map((f) => `${f.code} (${f.severity}): ${f.message}`).join('\n');
 
@@ -54,7 +56,8 @@ function underTraining(manifestPath: string): string {
   return manifestPath.slice(TRAINING.length + 1);
 }
 
-const trainingImages = (manifest: DemoManifest): DemoImage[] => manifest.images.filter((img) => img.fold !== 'validation');
+const trainingImages = (manifest: DemoManifest): DemoImage[] =>
+  manifest.images.filter((img) => img.fold !== 'validation');
 
 function countBy<T>(items: T[], key: (item: T) => string): { name: string; count: number }[] {
   const counts = new Map<string, number>();
@@ -71,7 +74,10 @@ function assertReportContract(report: AuditReport, root: string): void {
   assert.equal(report.spec.root, root);
   const order = { error: 0, warning: 1, info: 2 } as const;
   for (let i = 1; i < report.findings.length; i++) {
-    assert.ok(order[report.findings[i - 1].severity] <= order[report.findings[i].severity], `findings not sorted errors first:\n${describeFindings(report)}`);
+    assert.ok(
+      order[report.findings[i - 1].severity] <= order[report.findings[i].severity],
+      `findings not sorted errors first:\n${describeFindings(report)}`,
+    );
   }
   for (const f of report.findings) {
     assert.ok(f.paths.length <= 20, `${f.code} lists ${f.paths.length} example paths`);
@@ -85,15 +91,31 @@ function assertReportContract(report: AuditReport, root: string): void {
 async function writePng(file: string, label: DemoLabel, key: string, size = 32): Promise<void> {
   const rng = createRng(7).fork(key);
   const image = renderCell(rng.fork('cell'), label, size, randomStainTint(rng.fork('tint')));
-  const png = await sharp(Buffer.from(image.data), { raw: { width: image.width, height: image.height, channels: image.channels } }).png().toBuffer();
+  const png = await sharp(Buffer.from(image.data), {
+    raw: { width: image.width, height: image.height, channels: image.channels },
+  })
+    .png()
+    .toBuffer();
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, png);
 }
 
 /** Writes `count` distinct cells of `label` as PNGs under `root/folder`. */
-async function writeCells(root: string, folder: string, label: DemoLabel, count: number, prefix = 'cell'): Promise<void> {
+async function writeCells(
+  root: string,
+  folder: string,
+  label: DemoLabel,
+  count: number,
+  prefix = 'cell',
+): Promise<void> {
   await Promise.all(
-    Array.from({ length: count }, (_, i) => writePng(path.join(root, ...folder.split('/'), `${prefix}_${String(i).padStart(3, '0')}.png`), label, `${folder}/${i}`)),
+    Array.from({ length: count }, (_, i) =>
+      writePng(
+        path.join(root, ...folder.split('/'), `${prefix}_${String(i).padStart(3, '0')}.png`),
+        label,
+        `${folder}/${i}`,
+      ),
+    ),
   );
 }
 
@@ -119,8 +141,14 @@ describe('audit of the generated C-NMC demo', () => {
     assert.deepEqual(nested.evidence.recommendedLabelSource, { kind: 'folder', depth: 2 });
 
     assert.deepEqual(report.spec.labelSources, [{ kind: 'folder', depth: 2 }]);
-    assert.deepEqual(report.spec.classes, countBy(training, (img) => img.label));
-    assert.deepEqual(report.spec.classes.map((c) => c.name), ['all', 'hem']);
+    assert.deepEqual(
+      report.spec.classes,
+      countBy(training, (img) => img.label),
+    );
+    assert.deepEqual(
+      report.spec.classes.map((c) => c.name),
+      ['all', 'hem'],
+    );
     assert.equal(report.spec.unlabelled, 0);
     assert.deepEqual(report.spec.groups, { depth: 1, groups: countBy(training, (img) => `fold_${img.fold}`) });
     assert.equal(report.spec.splits, null);
@@ -135,7 +163,11 @@ describe('audit of the generated C-NMC demo', () => {
     assert.deepEqual(
       duplicates.map((f) => f.evidence),
       [],
-      `a clean dataset reported duplicates (false positives):\n${JSON.stringify(duplicates.map((f) => f.evidence), null, 1)}`,
+      `a clean dataset reported duplicates (false positives):\n${JSON.stringify(
+        duplicates.map((f) => f.evidence),
+        null,
+        1,
+      )}`,
     );
   });
 
@@ -147,11 +179,20 @@ describe('audit of the generated C-NMC demo', () => {
     assert.equal(report.images, manifest.images.length);
     assert.deepEqual(report.spec.labelSources, [
       { kind: 'folder', depth: 3 },
-      { kind: 'csv', file: manifest.labelsCsv, fileColumn: 'new_names', labelColumn: 'labels', valueToClass: { '1': 'all', '0': 'hem' } },
+      {
+        kind: 'csv',
+        file: manifest.labelsCsv,
+        fileColumn: 'new_names',
+        labelColumn: 'labels',
+        valueToClass: { '1': 'all', '0': 'hem' },
+      },
     ]);
     // Every image is labelled: training images by folder, validation images by the CSV.
     assert.equal(report.spec.unlabelled, 0);
-    assert.deepEqual(report.spec.classes, countBy(manifest.images, (img) => img.label));
+    assert.deepEqual(
+      report.spec.classes,
+      countBy(manifest.images, (img) => img.label),
+    );
     assert.deepEqual(report.spec.splits, {
       depth: 1,
       splits: [
@@ -159,9 +200,15 @@ describe('audit of the generated C-NMC demo', () => {
         { name: 'validation_data', count: manifest.images.length - trainingImages(manifest).length, role: 'val' },
       ],
     });
-    assert.deepEqual(report.spec.groups, { depth: 2, groups: countBy(trainingImages(manifest), (img) => `fold_${img.fold}`) });
+    assert.deepEqual(report.spec.groups, {
+      depth: 2,
+      groups: countBy(trainingImages(manifest), (img) => `fold_${img.fold}`),
+    });
     // Validation files are numbered; their subjects come from the CSV's Patient_ID (the original name).
-    assert.deepEqual(report.spec.subjects, { count: subjectIds(manifest.images).size, imagesWithSubject: manifest.images.length });
+    assert.deepEqual(report.spec.subjects, {
+      count: subjectIds(manifest.images).size,
+      imagesWithSubject: manifest.images.length,
+    });
 
     assert.equal(findingOf(report, 'structural-labels')?.severity, 'error');
     assert.deepEqual(findingOf(report, 'nested-labels')?.evidence.recommendedLabelSource, { kind: 'folder', depth: 3 });
@@ -185,7 +232,11 @@ describe('audit of the generated C-NMC demo', () => {
     const leakage = findingsOf(report, 'subject-leakage');
     assert.equal(leakage.length, 1, describeFindings(report));
     assert.equal(leakage[0].severity, 'error');
-    const reported = leakage[0].evidence.subjects as { subject: string; across: string; where: Record<string, number> }[];
+    const reported = leakage[0].evidence.subjects as {
+      subject: string;
+      across: string;
+      where: Record<string, number>;
+    }[];
     const expected = manifest.defects.leakedSubjects.map((leak) => leak.subject.toUpperCase()).sort();
     assert.deepEqual(reported.map((s) => s.subject).sort(), expected);
     assert.equal(leakage[0].evidence.count, 2);
@@ -193,7 +244,9 @@ describe('audit of the generated C-NMC demo', () => {
       const entry = reported.find((s) => s.subject === leak.subject.toUpperCase())!;
       assert.equal(entry.across, 'fold');
       const ofSubject = trainingImages(manifest).filter((img) => img.subject === leak.subject);
-      const where = Object.fromEntries(countBy(ofSubject, (img) => `fold_${img.fold}`).map(({ name, count }) => [name, count]));
+      const where = Object.fromEntries(
+        countBy(ofSubject, (img) => `fold_${img.fold}`).map(({ name, count }) => [name, count]),
+      );
       assert.deepEqual(entry.where, where);
       assert.deepEqual(Object.keys(where).sort(), [`fold_${leak.homeFold}`, `fold_${leak.leakedToFold}`].sort());
       assert.equal(where[`fold_${leak.leakedToFold}`], leak.movedPaths.length);
@@ -227,8 +280,15 @@ describe('audit of the generated C-NMC demo', () => {
       const original = underTraining(duplicate.originalPath);
       const copy = underTraining(duplicate.copyPath);
       const set = setsOf(duplicate.kind).find((s) => s.paths.includes(original) && s.paths.includes(copy));
-      assert.ok(set, `planted ${duplicate.kind} duplicate ${original} / ${copy} not reported:\n${describeFindings(report)}`);
-      assert.equal(set.crosses.includes('class'), duplicate.crossClass, `${original} / ${copy}: crosses ${set.crosses}`);
+      assert.ok(
+        set,
+        `planted ${duplicate.kind} duplicate ${original} / ${copy} not reported:\n${describeFindings(report)}`,
+      );
+      assert.equal(
+        set.crosses.includes('class'),
+        duplicate.crossClass,
+        `${original} / ${copy}: crosses ${set.crosses}`,
+      );
       assert.equal(set.crosses.includes('fold'), duplicate.crossFold, `${original} / ${copy}: crosses ${set.crosses}`);
       if (duplicate.kind === 'exact') assert.equal(set.distance, 0);
     }
@@ -237,7 +297,12 @@ describe('audit of the generated C-NMC demo', () => {
       .filter((d) => d.kind === 'exact')
       .map((d) => [underTraining(d.originalPath), underTraining(d.copyPath)].sort().join(' + '))
       .sort();
-    assert.deepEqual(setsOf('exact').map((s) => [...s.paths].sort().join(' + ')).sort(), exactPairs);
+    assert.deepEqual(
+      setsOf('exact')
+        .map((s) => [...s.paths].sort().join(' + '))
+        .sort(),
+      exactPairs,
+    );
     // Every planted copy crosses a fold or a class, so both findings are errors.
     for (const f of findings) assert.equal(f.severity, 'error', f.message);
     assert.equal(findings.length, 2, describeFindings(report));
@@ -253,25 +318,37 @@ describe('audit of the generated C-NMC demo', () => {
     assertReportContract(report, root);
 
     const reasonFor = { empty: 'empty', text: 'not-an-image', truncated: 'corrupt' } as const;
-    const expected = planted.map((c) => ({ path: underTraining(c.path), reason: reasonFor[c.kind] })).sort((a, b) => (a.path < b.path ? -1 : 1));
+    const expected = planted
+      .map((c) => ({ path: underTraining(c.path), reason: reasonFor[c.kind] }))
+      .sort((a, b) => (a.path < b.path ? -1 : 1));
     assert.deepEqual(
       report.unreadable.map(({ path: p, reason }) => ({ path: p, reason })).sort((a, b) => (a.path < b.path ? -1 : 1)),
       expected,
     );
-    for (const entry of report.unreadable) assert.ok(typeof entry.detail === 'string' && entry.detail.length > 0, JSON.stringify(entry));
+    for (const entry of report.unreadable)
+      assert.ok(typeof entry.detail === 'string' && entry.detail.length > 0, JSON.stringify(entry));
 
     const unreadable = findingOf(report, 'unreadable-images');
     assert.ok(unreadable, describeFindings(report));
     assert.equal(unreadable.severity, 'warning');
-    assert.deepEqual([...unreadable.paths].sort(), expected.map((e) => e.path));
+    assert.deepEqual(
+      [...unreadable.paths].sort(),
+      expected.map((e) => e.path),
+    );
     assert.deepEqual(unreadable.evidence.byReason, { empty: 1, 'not-an-image': 1, corrupt: 1 });
 
     // The corrupt files are skipped; every real image is still audited.
     const training = trainingImages(manifest);
     assert.equal(report.images, training.length);
     assert.deepEqual(report.spec.labelSources, [{ kind: 'folder', depth: 2 }]);
-    assert.deepEqual(report.spec.classes, countBy(training, (img) => img.label));
-    assert.deepEqual(report.spec.groups?.groups, countBy(training, (img) => `fold_${img.fold}`));
+    assert.deepEqual(
+      report.spec.classes,
+      countBy(training, (img) => img.label),
+    );
+    assert.deepEqual(
+      report.spec.groups?.groups,
+      countBy(training, (img) => `fold_${img.fold}`),
+    );
     assert.equal(findingOf(report, 'structural-labels')?.severity, 'error');
     assert.ok(findingOf(report, 'nested-labels'), describeFindings(report));
     assert.equal(findingOf(report, 'subject-leakage'), undefined);
@@ -290,11 +367,20 @@ describe('audit of hand-made layouts (PNGs written with sharp)', () => {
     assert.equal(report.images, 48);
     assert.deepEqual(report.unreadable, []);
     assert.deepEqual(report.spec.labelSources, [{ kind: 'folder', depth: 1 }]);
-    assert.deepEqual(report.spec.classes, [{ name: 'ALL', count: 24 }, { name: 'HEM', count: 24 }]);
+    assert.deepEqual(report.spec.classes, [
+      { name: 'ALL', count: 24 },
+      { name: 'HEM', count: 24 },
+    ]);
     assert.equal(report.spec.groups, null);
     assert.equal(report.spec.splits, null);
     assert.equal(report.spec.split.kind, 'subject-disjoint');
-    for (const code of ['structural-labels', 'nested-labels', 'no-labels', 'unreadable-images', 'label-mismatch'] as const) {
+    for (const code of [
+      'structural-labels',
+      'nested-labels',
+      'no-labels',
+      'unreadable-images',
+      'label-mismatch',
+    ] as const) {
       assert.equal(findingOf(report, code), undefined, `unexpected ${code}:\n${describeFindings(report)}`);
     }
   });
@@ -307,7 +393,10 @@ describe('audit of hand-made layouts (PNGs written with sharp)', () => {
     assertReportContract(report, root);
 
     assert.deepEqual(report.spec.labelSources, [{ kind: 'folder', depth: 1 }]);
-    assert.deepEqual(report.spec.classes, [{ name: '0', count: 24 }, { name: '1', count: 24 }]);
+    assert.deepEqual(report.spec.classes, [
+      { name: '0', count: 24 },
+      { name: '1', count: 24 },
+    ]);
     const numeric = findingOf(report, 'numeric-class-names');
     assert.ok(numeric, describeFindings(report));
     assert.equal(numeric.severity, 'info');
@@ -330,7 +419,10 @@ describe('audit of hand-made layouts (PNGs written with sharp)', () => {
 
     assert.equal(report.images, 64);
     assert.deepEqual(report.spec.labelSources, [{ kind: 'folder', depth: 2 }]);
-    assert.deepEqual(report.spec.classes, [{ name: 'all', count: 32 }, { name: 'hem', count: 32 }]);
+    assert.deepEqual(report.spec.classes, [
+      { name: 'all', count: 32 },
+      { name: 'hem', count: 32 },
+    ]);
     assert.deepEqual(report.spec.splits, {
       depth: 1,
       splits: [

@@ -24,7 +24,8 @@ function cnmcTrainingPaths(prefix = '', perSubject = 8): string[] {
       const hemSubject = fold * 10 + s + 1;
       for (let i = 0; i < perSubject; i++) {
         paths.push(`${prefix}fold_${fold}/all/UID_${allSubject}_${i}_1_all.bmp`);
-        if (i < perSubject / 2) paths.push(`${prefix}fold_${fold}/hem/UID_${s === 0 ? 'h' : 'H'}${hemSubject}_${i}_1_hem.bmp`);
+        if (i < perSubject / 2)
+          paths.push(`${prefix}fold_${fold}/hem/UID_${s === 0 ? 'h' : 'H'}${hemSubject}_${i}_1_hem.bmp`);
       }
     }
   }
@@ -51,8 +52,14 @@ test('C-NMC training_data: fold folders are flagged and all/hem one level deeper
   assert.ok(nested);
   assert.deepEqual(nested.evidence.recommendedLabelSource, { kind: 'folder', depth: 2 });
   assert.deepEqual(report.spec.labelSources[0], { kind: 'folder', depth: 2 });
-  assert.deepEqual(report.spec.classes, [{ name: 'all', count: 96 }, { name: 'hem', count: 48 }]);
-  assert.deepEqual(report.spec.groups?.groups.map((g) => g.name), ['fold_0', 'fold_1', 'fold_2']);
+  assert.deepEqual(report.spec.classes, [
+    { name: 'all', count: 96 },
+    { name: 'hem', count: 48 },
+  ]);
+  assert.deepEqual(
+    report.spec.groups?.groups.map((g) => g.name),
+    ['fold_0', 'fold_1', 'fold_2'],
+  );
   assert.deepEqual(report.spec.split, { kind: 'folds', depth: 1, validationGroup: 'fold_2' });
   assert.equal(finding(report, 'filename-labels')?.severity, 'info');
   assert.equal(finding(report, 'label-mismatch'), undefined);
@@ -69,20 +76,31 @@ test('a clean ALL/HEM layout produces no structural-labels', () => {
   assert.deepEqual(report.spec.labelSources, [{ kind: 'folder', depth: 1 }]);
   assert.ok(!codes(report).includes('structural-labels'), codes(report).join());
   assert.ok(!codes(report).includes('nested-labels'));
-  assert.deepEqual(report.spec.classes.map((c) => c.name), ['ALL', 'HEM']);
+  assert.deepEqual(
+    report.spec.classes.map((c) => c.name),
+    ['ALL', 'HEM'],
+  );
   assert.equal(report.spec.split.kind, 'subject-disjoint');
   assert.deepEqual(report.findings, []);
 });
 
 test('train/val/test folders become splits, not classes', () => {
   const paths: string[] = [];
-  for (const split of ['train', 'val', 'test']) for (let i = 0; i < 30; i++) paths.push(`${split}/all/a${i}.jpg`, `${split}/hem/h${i}.jpg`);
+  for (const split of ['train', 'val', 'test'])
+    for (let i = 0; i < 30; i++) paths.push(`${split}/all/a${i}.jpg`, `${split}/hem/h${i}.jpg`);
   const report = auditScan(scanOf(paths));
   const structural = finding(report, 'structural-labels');
   assert.ok(structural);
   assert.match(structural.message, /train\/validation\/test splits/);
   assert.deepEqual(report.spec.labelSources[0], { kind: 'folder', depth: 2 });
-  assert.deepEqual(report.spec.splits?.splits.map((s) => [s.name, s.role]), [['test', 'test'], ['train', 'train'], ['val', 'val']]);
+  assert.deepEqual(
+    report.spec.splits?.splits.map((s) => [s.name, s.role]),
+    [
+      ['test', 'test'],
+      ['train', 'train'],
+      ['val', 'val'],
+    ],
+  );
   assert.deepEqual(report.spec.split, { kind: 'predefined', depth: 1 });
 });
 
@@ -97,14 +115,24 @@ test('numeric class folders are information, not an alarm', () => {
 
 test('numeric folders that wrap the same class folders are structural', () => {
   const paths: string[] = [];
-  for (const fold of ['0', '1', '2']) for (let i = 0; i < 20; i++) paths.push(`${fold}/ALL/x${i}.png`, `${fold}/HEM/y${i}.png`);
+  for (const fold of ['0', '1', '2'])
+    for (let i = 0; i < 20; i++) paths.push(`${fold}/ALL/x${i}.png`, `${fold}/HEM/y${i}.png`);
   const report = auditScan(scanOf(paths));
   assert.equal(finding(report, 'structural-labels')?.severity, 'error');
   assert.deepEqual(report.spec.labelSources[0], { kind: 'folder', depth: 2 });
 });
 
 test('structural names of every kind are recognised', () => {
-  for (const names of [['fold1', 'fold2'], ['split2', 'split3'], ['batch_3', 'batch_4'], ['part-1', 'part-2'], ['cv4', 'cv5'], ['shard00', 'shard01'], ['2019-04-01', '2019-05-02'], ['site_A', 'site_B']]) {
+  for (const names of [
+    ['fold1', 'fold2'],
+    ['split2', 'split3'],
+    ['batch_3', 'batch_4'],
+    ['part-1', 'part-2'],
+    ['cv4', 'cv5'],
+    ['shard00', 'shard01'],
+    ['2019-04-01', '2019-05-02'],
+    ['site_A', 'site_B'],
+  ]) {
     const paths: string[] = [];
     for (const name of names) for (let i = 0; i < 20; i++) paths.push(`${name}/a_${i}.png`);
     const report = auditScan(scanOf(paths));
@@ -120,7 +148,10 @@ test('file-name class tokens are used when the folders are only folds', () => {
   assert.equal(finding(report, 'structural-labels')?.severity, 'error');
   assert.equal(report.spec.labelSources[0].kind, 'filename');
   assert.equal(finding(report, 'filename-labels')?.severity, 'warning');
-  assert.deepEqual(report.spec.classes, [{ name: 'all', count: 96 }, { name: 'hem', count: 48 }]);
+  assert.deepEqual(report.spec.classes, [
+    { name: 'all', count: 96 },
+    { name: 'hem', count: 48 },
+  ]);
 });
 
 test('a file in the wrong class folder is a label mismatch', () => {
@@ -145,11 +176,16 @@ test('a subject in two folds is leakage, and the split becomes subject-disjoint'
 
 test('a custom subject pattern is honoured', () => {
   const paths: string[] = [];
-  for (const fold of ['fold_0', 'fold_1']) for (let i = 0; i < 20; i++) paths.push(`${fold}/ALL/patient${fold === 'fold_0' ? 1 : 2}-${i}.png`, `${fold}/HEM/patient3-${i}.png`);
+  for (const fold of ['fold_0', 'fold_1'])
+    for (let i = 0; i < 20; i++)
+      paths.push(`${fold}/ALL/patient${fold === 'fold_0' ? 1 : 2}-${i}.png`, `${fold}/HEM/patient3-${i}.png`);
   const report = auditScan(scanOf(paths), {}, { subjectPattern: '^patient(\\d+)-' });
   assert.equal(report.spec.subjects.count, 3);
   const leakage = finding(report, 'subject-leakage');
-  assert.deepEqual((leakage?.evidence.subjects as { subject: string }[]).map((s) => s.subject), ['3']);
+  assert.deepEqual(
+    (leakage?.evidence.subjects as { subject: string }[]).map((s) => s.subject),
+    ['3'],
+  );
 });
 
 test('C-NMC root: splits at depth 1, folds at depth 2, labels at depth 3, validation labels from the CSV', () => {
@@ -158,7 +194,9 @@ test('C-NMC root: splits at depth 1, folds at depth 2, labels at depth 3, valida
   for (let i = 1; i <= 30; i++) {
     const isAll = i % 3 !== 0;
     paths.push(`validation_data/C-NMC_test_prelim_phase_data/${i}.bmp`);
-    csvRows.push(`UID_${isAll ? 50 + (i % 4) : 'H' + (60 + (i % 3))}_${i}_1_${isAll ? 'all' : 'hem'}.bmp,${i}.bmp,${isAll ? 1 : 0}`);
+    csvRows.push(
+      `UID_${isAll ? 50 + (i % 4) : 'H' + (60 + (i % 3))}_${i}_1_${isAll ? 'all' : 'hem'}.bmp,${i}.bmp,${isAll ? 1 : 0}`,
+    );
   }
   for (let i = 1; i <= 10; i++) paths.push(`testing_data/C-NMC_test_final_phase_data/${i}.bmp`);
   const scan = scanOf(paths);
@@ -171,9 +209,16 @@ test('C-NMC root: splits at depth 1, folds at depth 2, labels at depth 3, valida
   const report = auditScan(scan, { csvTables: [table] });
   assert.deepEqual(report.spec.labelSources[0], { kind: 'folder', depth: 3 });
   assert.deepEqual(report.spec.labelSources[1], {
-    kind: 'csv', file: 'validation_data/C-NMC_test_prelim_phase_data_labels.csv', fileColumn: 'new_names', labelColumn: 'labels', valueToClass: { '1': 'all', '0': 'hem' },
+    kind: 'csv',
+    file: 'validation_data/C-NMC_test_prelim_phase_data_labels.csv',
+    fileColumn: 'new_names',
+    labelColumn: 'labels',
+    valueToClass: { '1': 'all', '0': 'hem' },
   });
-  assert.deepEqual(report.spec.classes, [{ name: 'all', count: 96 + 20 }, { name: 'hem', count: 48 + 10 }]);
+  assert.deepEqual(report.spec.classes, [
+    { name: 'all', count: 96 + 20 },
+    { name: 'hem', count: 48 + 10 },
+  ]);
   assert.equal(report.spec.unlabelled, 10);
   assert.equal(report.spec.splits?.depth, 1);
   assert.equal(report.spec.groups?.depth, 2);
@@ -186,7 +231,12 @@ test('C-NMC root: splits at depth 1, folds at depth 2, labels at depth 3, valida
 test('duplicates: identical pixels across folds and classes, near-duplicates across folds', () => {
   const paths = cnmcTrainingPaths();
   const hashes = new Map<string, ImageHashes>();
-  paths.forEach((p, i) => hashes.set(p, { pixel: `p${i}`, perceptual: (BigInt(i) * 0x9e3779b97f4a7c15n % (1n << 64n)).toString(16).padStart(16, '0') }));
+  paths.forEach((p, i) =>
+    hashes.set(p, {
+      pixel: `p${i}`,
+      perceptual: ((BigInt(i) * 0x9e3779b97f4a7c15n) % (1n << 64n)).toString(16).padStart(16, '0'),
+    }),
+  );
   hashes.set('fold_2/hem/UID_H21_0_1_hem.bmp', { ...hashes.get('fold_0/all/UID_1_0_1_all.bmp')! });
   const near = hashes.get('fold_0/all/UID_1_1_1_all.bmp')!;
   const flipped = (BigInt('0x' + near.perceptual) ^ 0b101n).toString(16).padStart(16, '0');
@@ -199,7 +249,9 @@ test('duplicates: identical pixels across folds and classes, near-duplicates acr
   assert.deepEqual((exact.evidence.sets as { crosses: string[] }[])[0].crosses, ['class', 'fold']);
   const nearFinding = duplicates.find((f) => f.evidence.kind === 'near')!;
   assert.deepEqual((nearFinding.evidence.sets as { paths: string[]; distance: number }[])[0], {
-    paths: ['fold_0/all/UID_1_1_1_all.bmp', 'fold_1/all/UID_11_1_1_all.bmp'], distance: 2, crosses: ['fold'],
+    paths: ['fold_0/all/UID_1_1_1_all.bmp', 'fold_1/all/UID_11_1_1_all.bmp'],
+    distance: 2,
+    crosses: ['fold'],
   });
 });
 

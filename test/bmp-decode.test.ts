@@ -124,7 +124,12 @@ function bgrRows(indices: number[][], palette: Rgb[]): number[][] {
 }
 
 test('24-bit bottom-up: rows reversed, BGR order, 5-pixel rows padded from 15 to 16 bytes', async () => {
-  const bmp = buildBmp({ width: 5, height: 3, bitsPerPixel: 24, pixels: paddedRows(bgrRows(INDICES, PALETTE).reverse()) });
+  const bmp = buildBmp({
+    width: 5,
+    height: 3,
+    bitsPerPixel: 24,
+    pixels: paddedRows(bgrRows(INDICES, PALETTE).reverse()),
+  });
   await assertDecodesTo(bmp, picture(5, 3, 3, rgbOf(INDICES, PALETTE)));
 });
 
@@ -191,7 +196,13 @@ test('1-bit paletted: most significant bit is the leftmost pixel', async () => {
     [0, 0, 1, 0, 1],
   ];
   // Bottom row first: 00101 → 0b00101000, top row 10110 → 0b10110000.
-  const bmp = buildBmp({ width: 5, height: 2, bitsPerPixel: 1, palette: twoColours, pixels: paddedRows([[0b00101000], [0b10110000]]) });
+  const bmp = buildBmp({
+    width: 5,
+    height: 2,
+    bitsPerPixel: 1,
+    palette: twoColours,
+    pixels: paddedRows([[0b00101000], [0b10110000]]),
+  });
   await assertDecodesTo(bmp, picture(5, 2, 3, rgbOf(bits, twoColours)));
 });
 
@@ -221,7 +232,14 @@ test('16-bit BI_BITFIELDS 5-6-5', async () => {
     [px(16, 32, 1), px(31, 63, 31), px(0, 1, 0)],
     [px(31, 0, 0), px(0, 63, 0), px(0, 0, 31)],
   ]);
-  const bmp = buildBmp({ width: 3, height: 2, bitsPerPixel: 16, compression: BI_BITFIELDS, masks: [0xf800, 0x07e0, 0x001f], pixels });
+  const bmp = buildBmp({
+    width: 3,
+    height: 2,
+    bitsPerPixel: 16,
+    compression: BI_BITFIELDS,
+    masks: [0xf800, 0x07e0, 0x001f],
+    pixels,
+  });
   await assertDecodesTo(bmp, picture(3, 2, 3, [255, 0, 0, 0, 255, 0, 0, 0, 255, 132, 130, 8, 255, 255, 255, 0, 4, 0]));
 });
 
@@ -315,7 +333,14 @@ test('RLE8: runs, padded literal, early end of line, delta and end of bitmap; sk
     // file row 2 (top): move right by 1, four 5s, end of bitmap
     ...[0, 2, 1, 0, 4, 5, 0, 1],
   ]);
-  const bmp = buildBmp({ width: 5, height: 3, bitsPerPixel: 8, compression: BI_RLE8, palette: RLE_PALETTE, pixels: stream });
+  const bmp = buildBmp({
+    width: 5,
+    height: 3,
+    bitsPerPixel: 8,
+    compression: BI_RLE8,
+    palette: RLE_PALETTE,
+    pixels: stream,
+  });
   const expected = rleExpected([
     [null, 5, 5, 5, 5],
     [1, 2, 3, 4, 4],
@@ -331,7 +356,14 @@ test('RLE4: runs alternate nibbles, an odd literal is padded to an even byte cou
     // file row 1: literal of 5 (3 4 5 6 7) in 3 bytes + 1 pad byte, one pixel of 8, end of bitmap
     ...[0, 5, 0x34, 0x56, 0x70, 0x00, 1, 0x80, 0, 1],
   ]);
-  const bmp = buildBmp({ width: 6, height: 2, bitsPerPixel: 4, compression: BI_RLE4, palette: RLE_PALETTE, pixels: stream });
+  const bmp = buildBmp({
+    width: 6,
+    height: 2,
+    bitsPerPixel: 4,
+    compression: BI_RLE4,
+    palette: RLE_PALETTE,
+    pixels: stream,
+  });
   const expected = rleExpected([
     [3, 4, 5, 6, 7, 8],
     [1, 2, 1, 15, 0, 9],
@@ -347,7 +379,14 @@ function assertCorrupt(bytes: Uint8Array, pattern: RegExp): void {
 }
 
 test('RLE stream that stops mid-image without end of bitmap is corrupt', () => {
-  const bmp = buildBmp({ width: 5, height: 3, bitsPerPixel: 8, compression: BI_RLE8, palette: RLE_PALETTE, pixels: Uint8Array.from([5, 1, 0, 0]) });
+  const bmp = buildBmp({
+    width: 5,
+    height: 3,
+    bitsPerPixel: 8,
+    compression: BI_RLE8,
+    palette: RLE_PALETTE,
+    pixels: Uint8Array.from([5, 1, 0, 0]),
+  });
   assertCorrupt(bmp, /RLE8 data ends after 4 bytes, at row 2 of 3/);
 });
 
@@ -357,8 +396,14 @@ test('truncated 24-bit file names the bytes present and needed', () => {
 });
 
 test('embedded PNG (BI_PNG) and unknown bit depths are reported as unsupported', () => {
-  assertCorrupt(buildBmp({ width: 2, height: 2, bitsPerPixel: 0, compression: BI_PNG, pixels: new Uint8Array(16) }), /embedded PNG.*not supported/);
-  assertCorrupt(buildBmp({ width: 2, height: 2, bitsPerPixel: 64, pixels: new Uint8Array(32) }), /64 bits per pixel is not supported/);
+  assertCorrupt(
+    buildBmp({ width: 2, height: 2, bitsPerPixel: 0, compression: BI_PNG, pixels: new Uint8Array(16) }),
+    /embedded PNG.*not supported/,
+  );
+  assertCorrupt(
+    buildBmp({ width: 2, height: 2, bitsPerPixel: 64, pixels: new Uint8Array(32) }),
+    /64 bits per pixel is not supported/,
+  );
 });
 
 test('450×450 24-bit decodes in a few milliseconds', (t) => {

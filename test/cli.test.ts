@@ -24,7 +24,8 @@ function run(args: string[], options: { cwd?: string } = {}): SpawnSyncReturns<s
   return result;
 }
 
-const show = (r: SpawnSyncReturns<string>) => `exit ${r.status}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+const show = (r: SpawnSyncReturns<string>) =>
+  `exit ${r.status}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 
 const tempDirs: string[] = [];
 async function freshDir(): Promise<string> {
@@ -85,9 +86,23 @@ describe('demo-data', () => {
 
   test('--json prints only the manifest on stdout', async () => {
     const dir = await freshDir();
-    const result = run(['demo-data', dir, '--image-size', '16', '--images-per-fold', '30', '--duplicates', '2', '--json']);
+    const result = run([
+      'demo-data',
+      dir,
+      '--image-size',
+      '16',
+      '--images-per-fold',
+      '30',
+      '--duplicates',
+      '2',
+      '--json',
+    ]);
     assert.equal(result.status, 0, show(result));
-    const manifest = JSON.parse(result.stdout) as { root: string; images: { path: string }[]; defects: { duplicates: unknown[] } };
+    const manifest = JSON.parse(result.stdout) as {
+      root: string;
+      images: { path: string }[];
+      defects: { duplicates: unknown[] };
+    };
     assert.equal(manifest.root, path.join(dir, 'C-NMC_Leukemia'));
     assert.equal(manifest.defects.duplicates.length, 2);
     assert.equal((await listBmps(manifest.root)).length, manifest.images.length);
@@ -141,7 +156,11 @@ describe('audit', () => {
       assert.ok(['error', 'warning', 'info'].includes(f.severity), f.severity);
       assert.ok(typeof f.message === 'string' && f.message.length > 0);
       assert.ok(f.evidence !== null && typeof f.evidence === 'object' && !Array.isArray(f.evidence));
-      assert.ok(Array.isArray(f.paths) && f.paths.length <= 20 && f.paths.every((p) => typeof p === 'string' && !path.isAbsolute(p)));
+      assert.ok(
+        Array.isArray(f.paths) &&
+          f.paths.length <= 20 &&
+          f.paths.every((p) => typeof p === 'string' && !path.isAbsolute(p)),
+      );
     }
     const structural = findings.find((f) => f.code === 'structural-labels');
     assert.equal(structural?.severity, 'error');
@@ -157,9 +176,18 @@ describe('audit', () => {
   });
 
   test('--subject-pattern and --no-pixels are honoured', () => {
-    const result = run(['audit', path.join(demoRoot, 'training_data'), '--json', '--no-pixels', '--subject-pattern', '^UID_(H?\\d+)_\\d+_']);
+    const result = run([
+      'audit',
+      path.join(demoRoot, 'training_data'),
+      '--json',
+      '--no-pixels',
+      '--subject-pattern',
+      '^UID_(H?\\d+)_\\d+_',
+    ]);
     assert.equal(result.status, 0, show(result));
-    const report = JSON.parse(result.stdout) as { spec: { subjectPattern: string; subjects: { imagesWithSubject: number } } };
+    const report = JSON.parse(result.stdout) as {
+      spec: { subjectPattern: string; subjects: { imagesWithSubject: number } };
+    };
     assert.equal(report.spec.subjectPattern, '^UID_(H?\\d+)_\\d+_');
     assert.equal(report.spec.subjects.imagesWithSubject, 90);
   });
@@ -220,11 +248,16 @@ describe('usage', () => {
     const result = run(['--help']);
     assert.equal(result.status, 0, show(result));
     assert.match(result.stdout, USAGE);
-    for (const command of ['audit', 'train', 'demo-data']) assert.match(result.stdout, new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['audit', 'train', 'demo-data'])
+      assert.match(result.stdout, new RegExp(`^  ${command} `, 'm'));
   });
 
-  test('<command> --help: exit 0 with that command\'s options', () => {
-    for (const [command, option] of [['audit', '--subject-pattern'], ['train', '--labels'], ['demo-data', '--images-per-fold']]) {
+  test("<command> --help: exit 0 with that command's options", () => {
+    for (const [command, option] of [
+      ['audit', '--subject-pattern'],
+      ['train', '--labels'],
+      ['demo-data', '--images-per-fold'],
+    ]) {
       const result = run([command, '--help']);
       assert.equal(result.status, 0, show(result));
       assert.match(result.stdout, new RegExp(`^Usage: leukemia-audit ${command} `));

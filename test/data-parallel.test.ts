@@ -29,7 +29,11 @@ function halfBatch(): Batch {
   let state = 12345;
   const random = () => ((state = (state * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
   const y = Int32Array.from([0, 1, 1, 0]);
-  return { x: Float32Array.from({ length: 4 * SIZE * SIZE * 3 }, random), y, paths: Array.from(y, (_, i) => `image-${i}`) };
+  return {
+    x: Float32Array.from({ length: 4 * SIZE * SIZE * 3 }, random),
+    y,
+    paths: Array.from(y, (_, i) => `image-${i}`),
+  };
 }
 
 function duplicatedBatch(): Batch {
@@ -40,66 +44,91 @@ function duplicatedBatch(): Batch {
   return { x, y: Int32Array.from([...half.y, ...half.y]), paths: [...half.paths, ...half.paths] };
 }
 
-test('a 2-way data-parallel step updates the weights as the single-process trainStep does', { timeout: 60_000 }, async () => {
-  const batch = duplicatedBatch();
-  // SGD, not Adam: Adam's first step is ≈ lr·sign(g), which turns rounding noise in near-zero gradients
-  // into full-size differences; SGD's update is lr·g, so its difference is the gradient's difference.
-  const learningRate = 0.1;
+test(
+  'a 2-way data-parallel step updates the weights as the single-process trainStep does',
+  { timeout: 60_000 },
+  async () => {
+    const batch = duplicatedBatch();
+    // SGD, not Adam: Adam's first step is ≈ lr·sign(g), which turns rounding noise in near-zero gradients
+    // into full-size differences; SGD's update is lr·g, so its difference is the gradient's difference.
+    const learningRate = 0.1;
 
-  const reference = createResNet18(CLASSES, 7);
-  const before = snapshot(reference);
-  const referenceOptimizer = createOptimizer('sgd');
-  const expected = trainStep(reference, trainableByName(reference, 'full'), referenceOptimizer, batch, SIZE, CLASSES, WEIGHTS, learningRate);
-  // Each shard computes exactly what trainStep computes on the four distinct images; the recombination
-  // (×4 per shard, sum of two, ÷8) is exact in binary floats, so this reference must match bit for bit,
-  // running statistics included (the shards' equal-weight average of two equal values is exact too).
-  const shardwise = createResNet18(CLASSES, 7);
-  const shardwiseOptimizer = createOptimizer('sgd');
-  const expectedShard = trainStep(shardwise, trainableByName(shardwise, 'full'), shardwiseOptimizer, halfBatch(), SIZE, CLASSES, WEIGHTS, learningRate);
+    const reference = createResNet18(CLASSES, 7);
+    const before = snapshot(reference);
+    const referenceOptimizer = createOptimizer('sgd');
+    const expected = trainStep(
+      reference,
+      trainableByName(reference, 'full'),
+      referenceOptimizer,
+      batch,
+      SIZE,
+      CLASSES,
+      WEIGHTS,
+      learningRate,
+    );
+    // Each shard computes exactly what trainStep computes on the four distinct images; the recombination
+    // (×4 per shard, sum of two, ÷8) is exact in binary floats, so this reference must match bit for bit,
+    // running statistics included (the shards' equal-weight average of two equal values is exact too).
+    const shardwise = createResNet18(CLASSES, 7);
+    const shardwiseOptimizer = createOptimizer('sgd');
+    const expectedShard = trainStep(
+      shardwise,
+      trainableByName(shardwise, 'full'),
+      shardwiseOptimizer,
+      halfBatch(),
+      SIZE,
+      CLASSES,
+      WEIGHTS,
+      learningRate,
+    );
 
-  const model = createResNet18(CLASSES, 7);
-  const optimizer = createOptimizer('sgd');
-  const trainer = createDataParallelTrainer({ numClasses: CLASSES, imageSize: SIZE, workers: 2 });
-  try {
-    const actual = await trainer.step(model, trainableByName(model, 'full'), optimizer, batch, WEIGHTS, learningRate);
-    assert.equal(actual.correct, expected.correct);
-    assert.equal(actual.correct, 2 * expectedShard.correct);
-    assert.equal(actual.loss, expectedShard.loss);
-    // Same float32 noise bound as the updates below (measured ~3e-6 relative).
-    assert.ok(Math.abs(actual.loss - expected.loss) <= 1e-4 * Math.abs(expected.loss), `loss ${actual.loss} vs ${expected.loss}`);
+    const model = createResNet18(CLASSES, 7);
+    const optimizer = createOptimizer('sgd');
+    const trainer = createDataParallelTrainer({ numClasses: CLASSES, imageSize: SIZE, workers: 2 });
+    try {
+      const actual = await trainer.step(model, trainableByName(model, 'full'), optimizer, batch, WEIGHTS, learningRate);
+      assert.equal(actual.correct, expected.correct);
+      assert.equal(actual.correct, 2 * expectedShard.correct);
+      assert.equal(actual.loss, expectedShard.loss);
+      // Same float32 noise bound as the updates below (measured ~3e-6 relative).
+      assert.ok(
+        Math.abs(actual.loss - expected.loss) <= 1e-4 * Math.abs(expected.loss),
+        `loss ${actual.loss} vs ${expected.loss}`,
+      );
 
-    for (const [name, variable] of model) {
-      const got = variable.dataSync();
-      assert.deepEqual(got, shardwise.get(name)!.dataSync(), `${name} matches the shard-wise reference exactly`);
-      const want = reference.get(name)!.dataSync();
-      const start = before.get(name)!;
-      if (name.endsWith('num_batches_tracked')) {
-        assert.equal(got[0], want[0], `${name} advances once per step`);
-        continue;
+      for (const [name, variable] of model) {
+        const got = variable.dataSync();
+        assert.deepEqual(got, shardwise.get(name)!.dataSync(), `${name} matches the shard-wise reference exactly`);
+        const want = reference.get(name)!.dataSync();
+        const start = before.get(name)!;
+        if (name.endsWith('num_batches_tracked')) {
+          assert.equal(got[0], want[0], `${name} advances once per step`);
+          continue;
+        }
+        // running_var differs by design: each shard's n/(n−1) correction uses its own n (4·H·W, not 8·H·W).
+        if (name.endsWith('running_var')) continue;
+        // Against the whole-batch trainStep, compare the update (new − old) relative to the tensor's largest
+        // update. The two are mathematically equal, but float32 rounding through 18 BatchNorm'd layers is
+        // not small here: trainStep itself on these 4 images vs on the 8 duplicated ones differs by up to
+        // 1.2e-4 relative (measured). 1e-3 leaves room for that and still catches a real mistake
+        // (a wrong normaliser or a lost shard is an error of tens of percent).
+        let scale = 0;
+        let difference = 0;
+        for (let i = 0; i < got.length; i++) {
+          scale = Math.max(scale, Math.abs(want[i] - start[i]));
+          difference = Math.max(difference, Math.abs(got[i] - want[i]));
+        }
+        if (scale === 0) continue;
+        assert.ok(difference <= 1e-3 * scale, `${name}: update differs by ${difference} (largest update ${scale})`);
       }
-      // running_var differs by design: each shard's n/(n−1) correction uses its own n (4·H·W, not 8·H·W).
-      if (name.endsWith('running_var')) continue;
-      // Against the whole-batch trainStep, compare the update (new − old) relative to the tensor's largest
-      // update. The two are mathematically equal, but float32 rounding through 18 BatchNorm'd layers is
-      // not small here: trainStep itself on these 4 images vs on the 8 duplicated ones differs by up to
-      // 1.2e-4 relative (measured). 1e-3 leaves room for that and still catches a real mistake
-      // (a wrong normaliser or a lost shard is an error of tens of percent).
-      let scale = 0;
-      let difference = 0;
-      for (let i = 0; i < got.length; i++) {
-        scale = Math.max(scale, Math.abs(want[i] - start[i]));
-        difference = Math.max(difference, Math.abs(got[i] - want[i]));
-      }
-      if (scale === 0) continue;
-      assert.ok(difference <= 1e-3 * scale, `${name}: update differs by ${difference} (largest update ${scale})`);
+    } finally {
+      await trainer.dispose();
+      for (const p of [reference, shardwise, model]) disposeModel(p);
+      for (const o of [referenceOptimizer, shardwiseOptimizer]) o.dispose();
+      optimizer.dispose();
     }
-  } finally {
-    await trainer.dispose();
-    for (const p of [reference, shardwise, model]) disposeModel(p);
-    for (const o of [referenceOptimizer, shardwiseOptimizer]) o.dispose();
-    optimizer.dispose();
-  }
-});
+  },
+);
 
 test('dispose terminates the workers and later steps fail', { timeout: 60_000 }, async () => {
   const model = createResNet18(CLASSES, 1);
@@ -114,7 +143,10 @@ test('dispose terminates the workers and later steps fail', { timeout: 60_000 },
     await trainer.dispose();
     const workersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Worker' || r === 'MessagePort').length;
     assert.equal(workersAfter, 0);
-    await assert.rejects(trainer.step(model, trainableByName(model, 'full'), optimizer, duplicatedBatch(), WEIGHTS, 0.01), /disposed/);
+    await assert.rejects(
+      trainer.step(model, trainableByName(model, 'full'), optimizer, duplicatedBatch(), WEIGHTS, 0.01),
+      /disposed/,
+    );
   } finally {
     disposeModel(model);
     optimizer.dispose();

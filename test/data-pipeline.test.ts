@@ -17,7 +17,14 @@ import {
   type BatchOptions,
   type Example,
 } from '../src/core/data/batches.js';
-import { cacheFilePath, cacheKey, defaultImageCacheDir, prepareImages, readPreprocessed, type PreparedImages } from '../src/core/data/cache.js';
+import {
+  cacheFilePath,
+  cacheKey,
+  defaultImageCacheDir,
+  prepareImages,
+  readPreprocessed,
+  type PreparedImages,
+} from '../src/core/data/cache.js';
 import {
   CENTER_CROP_FRACTION,
   IMAGENET_MEAN,
@@ -27,7 +34,13 @@ import {
   preprocessImage,
   resizeRgb,
 } from '../src/core/data/preprocess.js';
-import { assignSplits, findSubjectOverlap, subjectReader, summariseSplits, type SplitName } from '../src/core/data/splits.js';
+import {
+  assignSplits,
+  findSubjectOverlap,
+  subjectReader,
+  summariseSplits,
+  type SplitName,
+} from '../src/core/data/splits.js';
 import type { DatasetSpec } from '../src/core/dataset.js';
 import { generateDemoDataset, type DemoManifest, type DemoOptions } from '../src/core/demo/generate.js';
 import { decodeImage } from '../src/core/image/decode.js';
@@ -36,7 +49,13 @@ import { createRng } from '../src/core/random.js';
 import { scanDataset } from '../src/core/scan.js';
 import type { RawImage } from '../src/core/types.js';
 
-const SMALL: DemoOptions = { imageSize: 32, imagesPerFold: 24, allSubjectsPerFold: 4, hemSubjectsPerFold: 3, validationImages: 9 };
+const SMALL: DemoOptions = {
+  imageSize: 32,
+  imagesPerFold: 24,
+  allSubjectsPerFold: 4,
+  hemSubjectsPerFold: 3,
+  validationImages: 9,
+};
 
 const tempDirs: string[] = [];
 after(async () => {
@@ -89,7 +108,11 @@ function countingDecoder(): { decode: (bytes: Uint8Array) => Promise<RawImage>; 
   };
 }
 
-async function collect(prepared: PreparedImages, examples: readonly Example[], options: BatchOptions): Promise<Batch[]> {
+async function collect(
+  prepared: PreparedImages,
+  examples: readonly Example[],
+  options: BatchOptions,
+): Promise<Batch[]> {
   const all: Batch[] = [];
   for await (const batch of batches(prepared, examples, options)) all.push(batch);
   return all;
@@ -124,7 +147,10 @@ describe('splits', () => {
     assert.deepEqual(findSubjectOverlap(splitOf, subjectOf), []);
 
     const summary = summariseSplits(splitOf, labelOf, subjectOf);
-    assert.deepEqual(summary.map((s) => s.split), ['train', 'val', 'test']);
+    assert.deepEqual(
+      summary.map((s) => s.split),
+      ['train', 'val', 'test'],
+    );
     const val = summary.find((s) => s.split === 'val')!;
     assert.deepEqual(val.byClass, { all: 16, hem: 8 });
     assert.equal(val.subjects, 7);
@@ -138,7 +164,11 @@ describe('splits', () => {
       for (let i = 0; i < 3; i++) paths.push(`${split}/all/UID_${i}_1_1_all.bmp`, `${split}/hem/UID_H${i}_1_1_hem.bmp`);
     }
     paths.push('unlabelled/cell.bmp');
-    const spec: Pick<DatasetSpec, 'split' | 'groups' | 'splits'> = { split: { kind: 'predefined', depth: 1 }, groups: null, splits: null };
+    const spec: Pick<DatasetSpec, 'split' | 'groups' | 'splits'> = {
+      split: { kind: 'predefined', depth: 1 },
+      groups: null,
+      splits: null,
+    };
     const labelOf: Labeler = (p) => (p.startsWith('unlabelled/') ? undefined : p.split('/')[1]);
     const { splitOf } = assignSplits(spec, paths, labelOf, () => undefined);
     assert.equal(splitOf.size, 18);
@@ -150,7 +180,11 @@ describe('splits', () => {
 
   test('subject-disjoint: whole subjects held out per class, seeded, no subject on both sides', async () => {
     const { paths, labelOf, subjectOf } = await clean();
-    const spec = { split: { kind: 'subject-disjoint', seed: 7, validationFraction: 0.25 }, groups: null, splits: null } as const;
+    const spec = {
+      split: { kind: 'subject-disjoint', seed: 7, validationFraction: 0.25 },
+      groups: null,
+      splits: null,
+    } as const;
     const first = assignSplits(spec, paths, labelOf, subjectOf);
     assert.deepEqual(findSubjectOverlap(first.splitOf, subjectOf), []);
     assert.equal(first.imagesSplitWithoutSubject, 0);
@@ -158,19 +192,27 @@ describe('splits', () => {
     const val = summary.find((s) => s.split === 'val')!;
     // 12+4 ALL and 9+3 HEM subjects (training folds + test set): a quarter of each.
     const valSubjects = new Set([...first.splitOf].filter(([, s]) => s === 'val').map(([p]) => subjectOf(p)));
-    const valSubjectsOf = (label: string) => [...valSubjects].filter((s) => paths.some((p) => subjectOf(p) === s && labelOf(p) === label)).length;
+    const valSubjectsOf = (label: string) =>
+      [...valSubjects].filter((s) => paths.some((p) => subjectOf(p) === s && labelOf(p) === label)).length;
     assert.equal(valSubjectsOf('all'), 4);
     assert.equal(valSubjectsOf('hem'), 3);
     assert.equal(val.subjects, 7);
 
-    assert.deepEqual(assignSplits(spec, [...paths].reverse(), labelOf, subjectOf).splitOf, sortedMap(first.splitOf, paths));
+    assert.deepEqual(
+      assignSplits(spec, [...paths].reverse(), labelOf, subjectOf).splitOf,
+      sortedMap(first.splitOf, paths),
+    );
     const reseeded = assignSplits({ ...spec, split: { ...spec.split, seed: 8 } }, paths, labelOf, subjectOf);
     assert.notDeepEqual([...reseeded.splitOf.values()], [...first.splitOf.values()]);
   });
 
   test('subject-disjoint without subjects falls back to a stratified image split and says so', async () => {
     const { paths, labelOf } = await clean();
-    const spec = { split: { kind: 'subject-disjoint', seed: 1, validationFraction: 0.2 }, groups: null, splits: null } as const;
+    const spec = {
+      split: { kind: 'subject-disjoint', seed: 1, validationFraction: 0.2 },
+      groups: null,
+      splits: null,
+    } as const;
     const noSubject = subjectReader('^no-such-pattern$');
     const { splitOf, imagesSplitWithoutSubject, notes } = assignSplits(spec, paths, labelOf, noSubject);
     assert.equal(imagesSplitWithoutSubject, paths.length);
@@ -188,7 +230,9 @@ describe('splits', () => {
       ['b/UID_1_2_1_all.bmp', 'val'],
       ['b/UID_2_1_1_all.bmp', 'val'],
     ]);
-    assert.deepEqual(findSubjectOverlap(splitOf, subjectReader('^UID_(H?\\d+)_')), [{ subject: '1', where: { train: 1, val: 1 } }]);
+    assert.deepEqual(findSubjectOverlap(splitOf, subjectReader('^UID_(H?\\d+)_')), [
+      { subject: '1', where: { train: 1, val: 1 } },
+    ]);
   });
 });
 
@@ -201,13 +245,26 @@ describe('preprocessing', () => {
   test('shrinking averages areas, enlarging interpolates bilinearly', () => {
     const gradient = image(4, 4, (x) => [x * 64, 255 - x * 64, 7]);
     const small = resizeRgb(gradient, 2, 2);
-    assert.deepEqual(reds(small, 2), [[32, 160], [32, 160]]);
+    assert.deepEqual(reds(small, 2), [
+      [32, 160],
+      [32, 160],
+    ]);
     assert.deepEqual([small[1], small[2]], [223, 7]);
 
     const pair = image(2, 1, (x) => [x * 255, 0, 0]);
     assert.deepEqual(reds(resizeRgb(pair, 4, 1), 4), [[0, 64, 191, 255]]);
     // A non-integer ratio: 3 → 2 gives each target 1.5 source pixels.
-    assert.deepEqual(reds(resizeRgb(image(3, 1, (x) => [[0, 90, 180][x], 0, 0]), 2, 1), 2), [[30, 150]]);
+    assert.deepEqual(
+      reds(
+        resizeRgb(
+          image(3, 1, (x) => [[0, 90, 180][x], 0, 0]),
+          2,
+          1,
+        ),
+        2,
+      ),
+      [[30, 150]],
+    );
     assert.equal(preprocessImage(gradient, { size: 4 }).length, 48);
   });
 
@@ -234,14 +291,27 @@ describe('preprocessing', () => {
     assert.deepEqual(reds(cropped, 8)[2], [3, 200, 200, 200, 200, 200, 200, 3]);
     // Against the border the square slides inside rather than padding.
     assert.deepEqual(cropBox(cell(0, 36), 'cell'), { left: 0, top: 32, side: 8 });
-    assert.equal(cropBox(image(5, 5, () => [0, 0, 0]), 'cell'), undefined, 'an all-black image keeps its frame');
+    assert.equal(
+      cropBox(
+        image(5, 5, () => [0, 0, 0]),
+        'cell',
+      ),
+      undefined,
+      'an all-black image keeps its frame',
+    );
   });
 
   test('normalisation uses the ImageNet mean and std per channel', () => {
     const out = new Float32Array(6);
     normaliseInto(Uint8Array.from([255, 0, 128]), out, 3);
-    const expected = [(1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], -IMAGENET_MEAN[1] / IMAGENET_STD[1], (128 / 255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2]];
-    expected.forEach((value, channel) => assert.ok(Math.abs(out[3 + channel] - value) < 1e-5, `${out[3 + channel]} vs ${value}`));
+    const expected = [
+      (1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0],
+      -IMAGENET_MEAN[1] / IMAGENET_STD[1],
+      (128 / 255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2],
+    ];
+    expected.forEach((value, channel) =>
+      assert.ok(Math.abs(out[3 + channel] - value) < 1e-5, `${out[3 + channel]} vs ${value}`),
+    );
     assert.deepEqual([...out.subarray(0, 3)], [0, 0, 0]);
   });
 });
@@ -252,17 +322,26 @@ describe('image cache', () => {
     const cacheDir = await freshDir('data-cache-');
     const counter = countingDecoder();
     const progress: number[] = [];
-    const first = await prepareImages(manifest.root, paths, { size: 16, cacheDir, decode: counter.decode, onProgress: (done) => progress.push(done) });
+    const first = await prepareImages(manifest.root, paths, {
+      size: 16,
+      cacheDir,
+      decode: counter.decode,
+      onProgress: (done) => progress.push(done),
+    });
     assert.equal(first.stats.decoded, paths.length);
     assert.equal(counter.count(), paths.length);
     assert.equal(first.skipped.length, 0);
     assert.equal(progress.at(-1), paths.length);
 
     const second = await prepareImages(manifest.root, paths, { size: 16, cacheDir, decode: counter.decode });
-    assert.deepEqual({ decoded: second.stats.decoded, fromCache: second.stats.fromCache }, { decoded: 0, fromCache: paths.length });
+    assert.deepEqual(
+      { decoded: second.stats.decoded, fromCache: second.stats.fromCache },
+      { decoded: 0, fromCache: paths.length },
+    );
     assert.deepEqual(second.keys, first.keys);
     const examples = examplesFor(paths, labelOf, ['all', 'hem']);
-    for (const epoch of [0, 1]) await collect(second, examples, { batchSize: 16, seed: 1, epoch, sampling: 'shuffle', augment: true });
+    for (const epoch of [0, 1])
+      await collect(second, examples, { batchSize: 16, seed: 1, epoch, sampling: 'shuffle', augment: true });
     assert.equal(counter.count(), paths.length, 'no decode after the first build');
 
     const key = first.keys.get(paths[0])!;
@@ -270,7 +349,11 @@ describe('image cache', () => {
     assert.ok(onDisk.includes(`${key}.rgb`));
     assert.notEqual(cacheKey('abc', 16, 'none'), cacheKey('abc', 24, 'none'));
     assert.notEqual(cacheKey('abc', 16, 'none'), cacheKey('abc', 16, 'cell'));
-    const bigger = await prepareImages(manifest.root, paths.slice(0, 5), { size: 24, cacheDir, decode: counter.decode });
+    const bigger = await prepareImages(manifest.root, paths.slice(0, 5), {
+      size: 24,
+      cacheDir,
+      decode: counter.decode,
+    });
     assert.equal(bigger.stats.decoded, 5);
     assert.notEqual(bigger.keys.get(paths[0]), key);
   });
@@ -291,21 +374,36 @@ describe('image cache', () => {
     // between scan and training, and a caller may pass paths without scanning).
     const corrupt = manifest.defects.corruptFiles.map((f) => f.path);
     const requested = [...paths, ...corrupt, 'training_data/fold_0/all/vanished.bmp'];
-    const prepared = await prepareImages(manifest.root, requested, { size: 8, cacheDir: await freshDir('data-cache-') });
+    const prepared = await prepareImages(manifest.root, requested, {
+      size: 8,
+      cacheDir: await freshDir('data-cache-'),
+    });
     const reasons = Object.fromEntries(prepared.skipped.map((s) => [s.path, s.reason]));
     assert.deepEqual(reasons, {
       ...Object.fromEntries(
-        manifest.defects.corruptFiles.map((f) => [f.path, { empty: 'empty', truncated: 'corrupt', text: 'not-an-image' }[f.kind]]),
+        manifest.defects.corruptFiles.map((f) => [
+          f.path,
+          { empty: 'empty', truncated: 'corrupt', text: 'not-an-image' }[f.kind],
+        ]),
       ),
       'training_data/fold_0/all/vanished.bmp': 'io-error',
     });
-    assert.match(prepared.skipped.find((s) => reasons[s.path] === 'corrupt')!.detail, /could not be decoded: BMP header says/);
+    assert.match(
+      prepared.skipped.find((s) => reasons[s.path] === 'corrupt')!.detail,
+      /could not be decoded: BMP header says/,
+    );
     assert.equal(prepared.keys.size, paths.length);
   });
 
   test('the default cache folder follows XDG_CACHE_HOME', () => {
-    assert.equal(defaultImageCacheDir({ XDG_CACHE_HOME: '/x/cache' }, 'linux'), path.join('/x/cache', 'leukemia-audit', 'images'));
-    assert.equal(defaultImageCacheDir({}, 'darwin'), path.join(os.homedir(), 'Library', 'Caches', 'leukemia-audit', 'images'));
+    assert.equal(
+      defaultImageCacheDir({ XDG_CACHE_HOME: '/x/cache' }, 'linux'),
+      path.join('/x/cache', 'leukemia-audit', 'images'),
+    );
+    assert.equal(
+      defaultImageCacheDir({}, 'darwin'),
+      path.join(os.homedir(), 'Library', 'Caches', 'leukemia-audit', 'images'),
+    );
   });
 });
 
@@ -322,10 +420,20 @@ describe('batches', () => {
   test('shapes, labels and normalised values', async () => {
     const { prepared, examples } = await prepared12();
     const all = await collect(prepared, examples, { batchSize: 5, seed: 1, epoch: 0 });
-    assert.deepEqual(all.map((b) => b.y.length), [5, 5, 2]);
+    assert.deepEqual(
+      all.map((b) => b.y.length),
+      [5, 5, 2],
+    );
     assert.equal(all[0].x.length, 5 * 8 * 8 * 3);
-    assert.deepEqual(all.flatMap((b) => b.paths), examples.map((e) => e.path), 'sequential keeps the order');
-    assert.deepEqual([...all[0].y], examples.slice(0, 5).map((e) => e.label));
+    assert.deepEqual(
+      all.flatMap((b) => b.paths),
+      examples.map((e) => e.path),
+      'sequential keeps the order',
+    );
+    assert.deepEqual(
+      [...all[0].y],
+      examples.slice(0, 5).map((e) => e.label),
+    );
     const pixels = await readPreprocessed(prepared, examples[0].path);
     const expected = new Float32Array(pixels.length);
     normaliseInto(pixels, expected);
@@ -339,17 +447,31 @@ describe('batches', () => {
     const options: BatchOptions = { batchSize: 4, seed: 3, epoch: 0, sampling: 'shuffle', augment: true };
     const a = await collect(prepared, examples, options);
     const b = await collect(prepared, examples, options);
-    assert.deepEqual(a.map((x) => x.paths), b.map((x) => x.paths));
-    assert.deepEqual(a.map((x) => [...x.x]), b.map((x) => [...x.x]));
+    assert.deepEqual(
+      a.map((x) => x.paths),
+      b.map((x) => x.paths),
+    );
+    assert.deepEqual(
+      a.map((x) => [...x.x]),
+      b.map((x) => [...x.x]),
+    );
     const next = await collect(prepared, examples, { ...options, epoch: 1 });
-    assert.notDeepEqual(next.flatMap((x) => x.paths), a.flatMap((x) => x.paths));
-    assert.deepEqual(next.flatMap((x) => x.paths).sort(), examples.map((e) => e.path).sort(), 'a shuffle is a permutation');
+    assert.notDeepEqual(
+      next.flatMap((x) => x.paths),
+      a.flatMap((x) => x.paths),
+    );
+    assert.deepEqual(
+      next.flatMap((x) => x.paths).sort(),
+      examples.map((e) => e.path).sort(),
+      'a shuffle is a permutation',
+    );
   });
 
   test('flips and rotations move pixels without changing them', () => {
     const size = 5;
     const pixels = Uint8Array.from({ length: size * size * 3 }, (_, i) => (i * 37) % 256);
-    const triples = (p: Uint8Array) => Array.from({ length: size * size }, (_, i) => [...p.subarray(i * 3, i * 3 + 3)].join()).sort();
+    const triples = (p: Uint8Array) =>
+      Array.from({ length: size * size }, (_, i) => [...p.subarray(i * 3, i * 3 + 3)].join()).sort();
     const geometric = { flipHorizontal: true, flipVertical: true, rotate90: true, brightness: 0, contrast: 0 };
     let changed = 0;
     for (let draw = 0; draw < 8; draw++) {
@@ -373,7 +495,8 @@ describe('batches', () => {
     const pixels = new Uint8Array(16 * 3).fill(100);
     const photometric = { flipHorizontal: false, flipVertical: false, rotate90: false, brightness: 0.1, contrast: 0.1 };
     for (let draw = 0; draw < 10; draw++) {
-      for (const value of augmentPixels(pixels, 4, createRng(draw), photometric)) assert.ok(value >= 90 && value <= 110, String(value));
+      for (const value of augmentPixels(pixels, 4, createRng(draw), photometric))
+        assert.ok(value >= 90 && value <= 110, String(value));
     }
   });
 

@@ -114,7 +114,10 @@ function foldsBySubject(manifest: DemoManifest): Map<string, Set<string>> {
 }
 
 function parseCsv(text: string): string[][] {
-  return text.trimEnd().split('\n').map((line) => line.split(','));
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((line) => line.split(','));
 }
 
 test('writes the exact Kaggle C-NMC folder layout and nothing else', async () => {
@@ -151,8 +154,14 @@ test('training files follow the C-NMC name pattern and sit in the folder of thei
     assert.equal(parsed.subject, image.subject);
   }
   const hemSubjects = new Set(manifest.images.filter((image) => image.label === 'hem').map((image) => image.subject));
-  assert.ok([...hemSubjects].some((subject) => subject.startsWith('h')), 'some healthy ids use a lower-case h');
-  assert.ok([...hemSubjects].some((subject) => subject.startsWith('H')), 'most healthy ids use an upper-case H');
+  assert.ok(
+    [...hemSubjects].some((subject) => subject.startsWith('h')),
+    'some healthy ids use a lower-case h',
+  );
+  assert.ok(
+    [...hemSubjects].some((subject) => subject.startsWith('H')),
+    'most healthy ids use an upper-case H',
+  );
 });
 
 test('without defects every subject lives in exactly one fold and validation subjects are unseen', async () => {
@@ -184,7 +193,9 @@ test('the prelim test set is numbered, flat, and its CSV labels agree with each 
   const trainingSubjects = new Set(
     manifest.images.filter((image) => image.fold !== 'validation').map((image) => image.subject),
   );
-  const validation = new Map(manifest.images.filter((i) => i.fold === 'validation').map((i) => [path.posix.basename(i.path), i]));
+  const validation = new Map(
+    manifest.images.filter((i) => i.fold === 'validation').map((i) => [path.posix.basename(i.path), i]),
+  );
   for (const [patientId, newName, label] of rows) {
     const parsed = parseCellName(patientId);
     assert.equal(label, parsed.label === 'all' ? '1' : '0', `${patientId} labelled ${label}`);
@@ -216,7 +227,12 @@ test('every image is a valid 24-bit BMP of the requested size with a cell on pur
     assert.equal(header.bitsPerPixel, 24);
     assert.equal(header.compression, 0);
     assert.equal(bytes.length, 54 + 32 * 3 * 32);
-    for (const [x, y] of [[0, 0], [31, 0], [0, 31], [31, 31]]) {
+    for (const [x, y] of [
+      [0, 0],
+      [31, 0],
+      [0, 31],
+      [31, 31],
+    ]) {
       assert.deepEqual(bmpPixel(bytes, x, y), [0, 0, 0], `${image.path} corner (${x}, ${y}) is not black`);
     }
     const [red, green, blue] = bmpPixel(bytes, 16, 16);
@@ -375,8 +391,14 @@ function areaAndTexture(bytes: Buffer): [number, number] {
       area += 1;
       brightness += luminance[at];
       const awayFromEdge =
-        x >= 2 && y >= 2 && x < size - 2 && y < size - 2 &&
-        foreground[at - 2] && foreground[at + 2] && foreground[at - 2 * size] && foreground[at + 2 * size];
+        x >= 2 &&
+        y >= 2 &&
+        x < size - 2 &&
+        y < size - 2 &&
+        foreground[at - 2] &&
+        foreground[at + 2] &&
+        foreground[at - 2 * size] &&
+        foreground[at + 2 * size];
       if (!awayFromEdge) continue;
       const neighbours = luminance[at - 1] + luminance[at + 1] + luminance[at - size] + luminance[at + size];
       laplacian += Math.abs(4 * luminance[at] - neighbours) / 4;
@@ -420,7 +442,10 @@ function balancedAccuracy(predictions: boolean[], samples: Sample[]): number {
 async function samplesOf(manifest: DemoManifest, folds: number[]): Promise<Sample[]> {
   const chosen = manifest.images.filter((image) => typeof image.fold === 'number' && folds.includes(image.fold));
   return Promise.all(
-    chosen.map(async (image) => ({ features: areaAndTexture(await read(manifest, image.path)), isAll: image.label === 'all' })),
+    chosen.map(async (image) => ({
+      features: areaAndTexture(await read(manifest, image.path)),
+      isAll: image.label === 'all',
+    })),
   );
 }
 
@@ -430,8 +455,16 @@ for (const imageSize of [32, 64]) {
     const train = await samplesOf(manifest, [0, 1]);
     const heldOut = await samplesOf(manifest, [2]);
 
-    const singles = [0, 1].map((feature) => bestThreshold(train.map((s) => s.features[feature]), train).accuracy);
-    t.diagnostic(`single-feature balanced accuracy on folds 0–1: area ${singles[0].toFixed(3)}, texture ${singles[1].toFixed(3)}`);
+    const singles = [0, 1].map(
+      (feature) =>
+        bestThreshold(
+          train.map((s) => s.features[feature]),
+          train,
+        ).accuracy,
+    );
+    t.diagnostic(
+      `single-feature balanced accuracy on folds 0–1: area ${singles[0].toFixed(3)}, texture ${singles[1].toFixed(3)}`,
+    );
     for (const accuracy of singles) {
       assert.ok(accuracy > 0.65, 'each feature carries class signal');
       assert.ok(accuracy < 0.98, 'no single feature gives the class away');
@@ -439,16 +472,28 @@ for (const imageSize of [32, 64]) {
 
     // A linear rule on standardised features, direction found by scanning angles on folds 0–1 only.
     const mean = [0, 1].map((f) => train.reduce((sum, s) => sum + s.features[f], 0) / train.length);
-    const spread = [0, 1].map((f) => Math.sqrt(train.reduce((sum, s) => sum + (s.features[f] - mean[f]) ** 2, 0) / train.length));
+    const spread = [0, 1].map((f) =>
+      Math.sqrt(train.reduce((sum, s) => sum + (s.features[f] - mean[f]) ** 2, 0) / train.length),
+    );
     const score = (s: Sample, angle: number) =>
-      Math.cos(angle) * ((s.features[0] - mean[0]) / spread[0]) + Math.sin(angle) * ((s.features[1] - mean[1]) / spread[1]);
-    let best = { angle: 0, rule: bestThreshold(train.map((s) => score(s, 0)), train) };
+      Math.cos(angle) * ((s.features[0] - mean[0]) / spread[0]) +
+      Math.sin(angle) * ((s.features[1] - mean[1]) / spread[1]);
+    let best = {
+      angle: 0,
+      rule: bestThreshold(
+        train.map((s) => score(s, 0)),
+        train,
+      ),
+    };
     for (let step = 1; step < 180; step++) {
       const angle = (step * Math.PI) / 180;
-      const rule = bestThreshold(train.map((s) => score(s, angle)), train);
+      const rule = bestThreshold(
+        train.map((s) => score(s, angle)),
+        train,
+      );
       if (rule.accuracy > best.rule.accuracy) best = { angle, rule };
     }
-    const predictions = heldOut.map((s) => (score(s, best.angle) >= best.rule.threshold) !== best.rule.flipped);
+    const predictions = heldOut.map((s) => score(s, best.angle) >= best.rule.threshold !== best.rule.flipped);
     const heldOutAccuracy = balancedAccuracy(predictions, heldOut);
     t.diagnostic(`area+texture balanced accuracy on held-out fold 2: ${heldOutAccuracy.toFixed(3)}`);
     assert.ok(heldOutAccuracy >= 0.85, `held-out balanced accuracy ${heldOutAccuracy.toFixed(3)}`);
@@ -501,8 +546,14 @@ test('the seeded generator is reproducible, forks independently of draws, and st
   const first = createRng(42);
   const second = createRng(42);
   const sequence = Array.from({ length: 5 }, () => first.next());
-  assert.deepEqual(Array.from({ length: 5 }, () => second.next()), sequence);
-  assert.notDeepEqual(Array.from({ length: 5 }, () => createRng(43).next()), sequence);
+  assert.deepEqual(
+    Array.from({ length: 5 }, () => second.next()),
+    sequence,
+  );
+  assert.notDeepEqual(
+    Array.from({ length: 5 }, () => createRng(43).next()),
+    sequence,
+  );
 
   const untouched = createRng(42).fork('split').next();
   const drawnFrom = createRng(42);
@@ -521,7 +572,10 @@ test('the seeded generator is reproducible, forks independently of draws, and st
 
   const items = Array.from({ length: 20 }, (_, index) => index);
   const shuffled = rng.shuffle([...items]);
-  assert.deepEqual([...shuffled].sort((a, b) => a - b), items);
+  assert.deepEqual(
+    [...shuffled].sort((a, b) => a - b),
+    items,
+  );
   assert.notDeepEqual(shuffled, items);
   assert.throws(() => rng.int(0), RangeError);
 });

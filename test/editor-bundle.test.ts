@@ -15,7 +15,8 @@ const root = join(__dirname, '..');
 const bundle = join(root, 'dist', 'extension.js');
 
 before(() => {
-  if (!existsSync(bundle)) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: root });
+  if (!existsSync(bundle))
+    spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: root });
 });
 
 test('activation loads neither tfjs nor sharp, registers every declared command, and takes milliseconds', (t) => {
@@ -23,7 +24,8 @@ test('activation loads neither tfjs nor sharp, registers every declared command,
   const fake = createFakeVscode({ workspaceFolder: tmpdir() });
   fake.vscode.workspace.workspaceFolders = [];
   const load = (Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown })._load;
-  (Module as unknown as { _load: typeof load })._load = (request: string, ...rest: unknown[]) => (request === 'vscode' ? fake.vscode : load(request, ...rest));
+  (Module as unknown as { _load: typeof load })._load = (request: string, ...rest: unknown[]) =>
+    request === 'vscode' ? fake.vscode : load(request, ...rest);
   try {
     const before = new Set(Object.keys(require.cache));
     const started = performance.now();
@@ -33,13 +35,26 @@ test('activation loads neither tfjs nor sharp, registers every declared command,
     const api = extension.activate(fake.context);
     const activated = performance.now();
     const newlyLoaded = Object.keys(require.cache).filter((k) => !before.has(k));
-    assert.deepEqual(newlyLoaded.filter((k) => /tensorflow|sharp|@img/.test(k)), [], 'no tfjs or sharp module was loaded');
-    const declared = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).contributes.commands as { command: string }[]).map((c) => c.command).sort();
+    assert.deepEqual(
+      newlyLoaded.filter((k) => /tensorflow|sharp|@img/.test(k)),
+      [],
+      'no tfjs or sharp module was loaded',
+    );
+    const declared = (
+      JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).contributes.commands as { command: string }[]
+    )
+      .map((c) => c.command)
+      .sort();
     assert.deepEqual([...fake.commands.keys()].sort(), declared);
     assert.ok(api.activationMs < 200, `activate() took ${api.activationMs} ms`);
-    assert.ok(fake.logLines.some((l) => /^\[info\] Leukemia Audit test activated in \d+\.\d ms/.test(l)), 'the activation time is logged');
+    assert.ok(
+      fake.logLines.some((l) => /^\[info\] Leukemia Audit test activated in \d+\.\d ms/.test(l)),
+      'the activation time is logged',
+    );
     // Reported by the test run: module evaluation and activate() outside VS Code.
-    t.diagnostic(`dist/extension.js: require ${(loaded - started).toFixed(1)} ms, activate() ${(activated - loaded).toFixed(1)} ms`);
+    t.diagnostic(
+      `dist/extension.js: require ${(loaded - started).toFixed(1)} ms, activate() ${(activated - loaded).toFixed(1)} ms`,
+    );
     for (const d of fake.context.subscriptions) d.dispose();
   } finally {
     (Module as unknown as { _load: typeof load })._load = load;

@@ -20,20 +20,27 @@ let training: string;
 let answers: ((kind: string, message: string, options: unknown[]) => unknown)[] = [];
 
 before(async () => {
-  if (!existsSync(join(root, 'dist', 'extension.js'))) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: root });
+  if (!existsSync(join(root, 'dist', 'extension.js')))
+    spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: root });
   work = await mkdtemp(join(tmpdir(), 'leukemia-extension-'));
   process.env.XDG_CACHE_HOME = join(work, '.cache');
   await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 24, validationImages: 6, seed: 2 });
   training = join(work, 'C-NMC_Leukemia', 'training_data');
-  await writeFile(join(work, 'train.py'), `import torchvision\nds = torchvision.datasets.ImageFolder('${KAGGLE}', transform=None)\n`);
-  await writeFile(join(work, 'copied.ipynb'), JSON.stringify({
-    metadata: { kernelspec: { language: 'python' } },
-    cells: [
-      { cell_type: 'markdown', source: ['# ALL vs HEM'] },
-      { cell_type: 'code', source: [`data_dir = "${KAGGLE}"\n`] },
-      { cell_type: 'code', source: ['train = datasets.ImageFolder(data_dir)\n'] },
-    ],
-  }));
+  await writeFile(
+    join(work, 'train.py'),
+    `import torchvision\nds = torchvision.datasets.ImageFolder('${KAGGLE}', transform=None)\n`,
+  );
+  await writeFile(
+    join(work, 'copied.ipynb'),
+    JSON.stringify({
+      metadata: { kernelspec: { language: 'python' } },
+      cells: [
+        { cell_type: 'markdown', source: ['# ALL vs HEM'] },
+        { cell_type: 'code', source: [`data_dir = "${KAGGLE}"\n`] },
+        { cell_type: 'code', source: ['train = datasets.ImageFolder(data_dir)\n'] },
+      ],
+    }),
+  );
   await writeFile(join(training, 'leukemia-audit.json'), '{\n  "labels": "folder:1"\n}\n');
   await mkdir(join(work, 'docs'));
   fake = createFakeVscode({
@@ -42,7 +49,8 @@ before(async () => {
     answer: (kind, message, options) => answers.shift()?.(kind, message, options),
   });
   const load = (Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown })._load;
-  (Module as unknown as { _load: typeof load })._load = (request: string, ...rest: unknown[]) => (request === 'vscode' ? fake.vscode : load(request, ...rest));
+  (Module as unknown as { _load: typeof load })._load = (request: string, ...rest: unknown[]) =>
+    request === 'vscode' ? fake.vscode : load(request, ...rest);
 });
 after(async () => {
   for (const d of fake?.context.subscriptions ?? []) d.dispose();
@@ -66,7 +74,9 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20
 
 test('activation, then warnings in the Problems panel without any user action', { timeout: 60_000 }, async () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const extension = require(join(root, 'dist', 'extension.js')) as { activate(context: unknown): { activationMs: number; ready: Promise<void> } };
+  const extension = require(join(root, 'dist', 'extension.js')) as {
+    activate(context: unknown): { activationMs: number; ready: Promise<void> };
+  };
   const api = extension.activate(fake.context);
   assert.ok(api.activationMs < 200);
   await api.ready;
@@ -74,14 +84,29 @@ test('activation, then warnings in the Problems panel without any user action', 
   const py = await until('the train.py warning', () => diagnostics('leukemia-audit-python', join(work, 'train.py'))[0]);
   assert.equal(py.code, 'structural-labels');
   assert.equal(py.severity, 1);
-  assert.deepEqual([py.range.start.line, py.range.start.character, py.range.end.character], [1, 38, 38 + KAGGLE.length + 2]);
-  assert.match(py.message, /^ImageFolder will use fold_0, fold_1 and fold_2 — the sub-folders of training_data — as its classes/);
+  assert.deepEqual(
+    [py.range.start.line, py.range.start.character, py.range.end.character],
+    [1, 38, 38 + KAGGLE.length + 2],
+  );
+  assert.match(
+    py.message,
+    /^ImageFolder will use fold_0, fold_1 and fold_2 — the sub-folders of training_data — as its classes/,
+  );
 
-  const notebook = await until('the notebook warning', () => diagnostics('leukemia-audit-python', join(work, 'copied.ipynb'))[0]);
-  assert.match(notebook.message, /^cell 2: ImageFolder will use fold_0/, 'the literal is in cell 2; the call in cell 3');
+  const notebook = await until(
+    'the notebook warning',
+    () => diagnostics('leukemia-audit-python', join(work, 'copied.ipynb'))[0],
+  );
+  assert.match(
+    notebook.message,
+    /^cell 2: ImageFolder will use fold_0/,
+    'the literal is in cell 2; the call in cell 3',
+  );
 
   const file = join(training, 'leukemia-audit.json');
-  const json = await until('the dataset-file error', () => diagnostics('leukemia-audit-datasets', file).find((d) => d.code === 'structural-labels'));
+  const json = await until('the dataset-file error', () =>
+    diagnostics('leukemia-audit-datasets', file).find((d) => d.code === 'structural-labels'),
+  );
   assert.equal(json.severity, 0);
   assert.deepEqual([json.range.start.line, json.range.start.character], [1, 12]);
 
@@ -92,45 +117,77 @@ test('activation, then warnings in the Problems panel without any user action', 
     return found.length > 0 ? found : undefined;
   });
   assert.ok(anchored.every((e) => e.uri.fsPath.startsWith(join(work, 'C-NMC_Leukemia'))));
-  assert.ok(anchored.flatMap((e) => e.diagnostics).some((d) => d.code === 'structural-labels' && d.message.startsWith('C-NMC_Leukemia: ')));
+  assert.ok(
+    anchored
+      .flatMap((e) => e.diagnostics)
+      .some((d) => d.code === 'structural-labels' && d.message.startsWith('C-NMC_Leukemia: ')),
+  );
 });
 
-test('Train asks before training on the folds, then trains on all/hem in the trainer process and opens the results', { timeout: 180_000 }, async () => {
-  answers = [(kind, message, options) => {
-    assert.equal(kind, 'warning');
-    assert.equal(message, 'fold_0/fold_1/fold_2 look like cross-validation folds; the diagnoses all/hem are one level deeper.');
-    assert.deepEqual(options, ['Train on all/hem (recommended)', 'Train on the folder labels anyway']);
-    return 'Train on all/hem (recommended)';
-  }];
-  await fake.vscode.commands.executeCommand('leukemiaAudit.train', fake.vscode.Uri.file(join(training, 'leukemia-audit.json')));
-  const modal = fake.messages.find((m) => m.kind === 'warning')!;
-  assert.match(modal.detail!, /predict the fold, not the diagnosis/);
-  const results = fake.panels.find((p) => p.viewType === 'leukemiaAudit.results');
-  assert.ok(results, `the results panel opened; messages: ${JSON.stringify(fake.messages)}\n${fake.logLines.join('\n')}`);
-  assert.match(results.html, /Content-Security-Policy" content="default-src 'none'; img-src vscode-webview:\/\/fake data:; style-src vscode-webview:\/\/fake; font-src vscode-webview:\/\/fake; script-src 'nonce-/);
-  assert.match(results.html, /<script type="module" nonce="[A-Za-z0-9]+" src="vscode-webview:\/\/fake[^"]*dist\/webview\.js">/);
-  results.receive({ type: 'ready' });
-  const shown = results.posted.find((m) => (m as { type: string }).type === 'showRun') as { run: { status: string; settings: { labels: string }; dataset: { labelsAreStructural: boolean } } };
-  assert.equal(shown.run.status, 'completed');
-  assert.equal(shown.run.settings.labels, 'folder:2');
-  assert.equal(shown.run.dataset.labelsAreStructural, false);
+test(
+  'Train asks before training on the folds, then trains on all/hem in the trainer process and opens the results',
+  { timeout: 180_000 },
+  async () => {
+    answers = [
+      (kind, message, options) => {
+        assert.equal(kind, 'warning');
+        assert.equal(
+          message,
+          'fold_0/fold_1/fold_2 look like cross-validation folds; the diagnoses all/hem are one level deeper.',
+        );
+        assert.deepEqual(options, ['Train on all/hem (recommended)', 'Train on the folder labels anyway']);
+        return 'Train on all/hem (recommended)';
+      },
+    ];
+    await fake.vscode.commands.executeCommand(
+      'leukemiaAudit.train',
+      fake.vscode.Uri.file(join(training, 'leukemia-audit.json')),
+    );
+    const modal = fake.messages.find((m) => m.kind === 'warning')!;
+    assert.match(modal.detail!, /predict the fold, not the diagnosis/);
+    const results = fake.panels.find((p) => p.viewType === 'leukemiaAudit.results');
+    assert.ok(
+      results,
+      `the results panel opened; messages: ${JSON.stringify(fake.messages)}\n${fake.logLines.join('\n')}`,
+    );
+    assert.match(
+      results.html,
+      /Content-Security-Policy" content="default-src 'none'; img-src vscode-webview:\/\/fake data:; style-src vscode-webview:\/\/fake; font-src vscode-webview:\/\/fake; script-src 'nonce-/,
+    );
+    assert.match(
+      results.html,
+      /<script type="module" nonce="[A-Za-z0-9]+" src="vscode-webview:\/\/fake[^"]*dist\/webview\.js">/,
+    );
+    results.receive({ type: 'ready' });
+    const shown = results.posted.find((m) => (m as { type: string }).type === 'showRun') as {
+      run: { status: string; settings: { labels: string }; dataset: { labelsAreStructural: boolean } };
+    };
+    assert.equal(shown.run.status, 'completed');
+    assert.equal(shown.run.settings.labels, 'folder:2');
+    assert.equal(shown.run.dataset.labelsAreStructural, false);
 
-  // openImage: inside the dataset it opens; outside it is refused and logged.
-  results.receive({ type: 'openImage', path: '../../../etc/passwd' });
-  assert.ok(fake.logLines.some((l) => l.startsWith('[warn] Refused to open "../../../etc/passwd"')));
-  const dashboard = fake.panels.find((p) => p.viewType === 'leukemiaAudit.dashboard')!;
-  assert.match(dashboard.html, /<script nonce="[A-Za-z0-9]+">const __name/);
-  const runs = join(work, '.leukemia-audit', 'runs');
-  assert.ok(existsSync(runs), 'the run went to ${workspaceFolder}/.leukemia-audit/runs');
-});
+    // openImage: inside the dataset it opens; outside it is refused and logged.
+    results.receive({ type: 'openImage', path: '../../../etc/passwd' });
+    assert.ok(fake.logLines.some((l) => l.startsWith('[warn] Refused to open "../../../etc/passwd"')));
+    const dashboard = fake.panels.find((p) => p.viewType === 'leukemiaAudit.dashboard')!;
+    assert.match(dashboard.html, /<script nonce="[A-Za-z0-9]+">const __name/);
+    const runs = join(work, '.leukemia-audit', 'runs');
+    assert.ok(existsSync(runs), 'the run went to ${workspaceFolder}/.leukemia-audit/runs');
+  },
+);
 
 test('Audit Dataset Labels runs the full audit in the CLI process and reports it', { timeout: 120_000 }, async () => {
-  answers = [(kind, message) => {
-    assert.equal(kind, 'warning');
-    assert.match(message, /^Audit of training_data: [\d,]+ images — 1 error, 1 warning, \d+ notes\.$/);
-    return undefined;
-  }];
-  const report = await fake.vscode.commands.executeCommand('leukemiaAudit.audit', fake.vscode.Uri.file(training)) as { images: number; findings: { code: string }[] };
+  answers = [
+    (kind, message) => {
+      assert.equal(kind, 'warning');
+      assert.match(message, /^Audit of training_data: [\d,]+ images — 1 error, 1 warning, \d+ notes\.$/);
+      return undefined;
+    },
+  ];
+  const report = (await fake.vscode.commands.executeCommand('leukemiaAudit.audit', fake.vscode.Uri.file(training))) as {
+    images: number;
+    findings: { code: string }[];
+  };
   assert.ok(report.images > 0);
   assert.ok(report.findings.some((f) => f.code === 'structural-labels'));
 });
@@ -144,19 +201,26 @@ test('Export Audit Report writes the HTML report of a run', { timeout: 60_000 },
   assert.match(readFileSync(out, 'utf8'), /<script type="application\/json" id="run-data">/);
 });
 
-test('a results panel restored after a reload finds its run: from the page state, else from its title', { timeout: 30_000 }, async () => {
-  const runs = join(work, '.leukemia-audit', 'runs');
-  const runDir = join(runs, (await import('node:fs')).readdirSync(runs)[0]);
-  const serializer = fake.serializers.get('leukemiaAudit.results')!;
-  for (const [state, title] of [[{ runDir, opacity: 0.5 }, 'Results: something else'], [{ opacity: 0.5 }, `Results: ${(await import('node:path')).basename(runDir)}`]] as const) {
-    const panel = fake.vscode.window.createWebviewPanel('leukemiaAudit.results', title);
-    await serializer.deserializeWebviewPanel(panel, state);
-    assert.match(panel.html, /dist\/webview\.js/, `restored from ${JSON.stringify(state)}`);
-    panel.receive({ type: 'ready' });
-    assert.equal((panel.posted.at(-1) as { runDir: string }).runDir, runDir);
-    panel.dispose();
-  }
-  const lost = fake.vscode.window.createWebviewPanel('leukemiaAudit.results', 'Results: unknown');
-  await serializer.deserializeWebviewPanel(lost, undefined);
-  assert.match(lost.html, /no longer available/);
-});
+test(
+  'a results panel restored after a reload finds its run: from the page state, else from its title',
+  { timeout: 30_000 },
+  async () => {
+    const runs = join(work, '.leukemia-audit', 'runs');
+    const runDir = join(runs, (await import('node:fs')).readdirSync(runs)[0]);
+    const serializer = fake.serializers.get('leukemiaAudit.results')!;
+    for (const [state, title] of [
+      [{ runDir, opacity: 0.5 }, 'Results: something else'],
+      [{ opacity: 0.5 }, `Results: ${(await import('node:path')).basename(runDir)}`],
+    ] as const) {
+      const panel = fake.vscode.window.createWebviewPanel('leukemiaAudit.results', title);
+      await serializer.deserializeWebviewPanel(panel, state);
+      assert.match(panel.html, /dist\/webview\.js/, `restored from ${JSON.stringify(state)}`);
+      panel.receive({ type: 'ready' });
+      assert.equal((panel.posted.at(-1) as { runDir: string }).runDir, runDir);
+      panel.dispose();
+    }
+    const lost = fake.vscode.window.createWebviewPanel('leukemiaAudit.results', 'Results: unknown');
+    await serializer.deserializeWebviewPanel(lost, undefined);
+    assert.match(lost.html, /no longer available/);
+  },
+);

@@ -15,13 +15,28 @@ describe('tokenize', () => {
   test('strings of every form are single tokens with decoded values', () => {
     const tokens = tokenize(`a = r'C:\\data' + b"x" + '''multi\nline''' + "esc\\"aped" + f'{a}'`);
     const strings = tokens.filter(isString);
-    assert.deepEqual(strings.map((s) => s.value), ['C:\\data', 'x', 'multi\nline', 'esc"aped', '{a}']);
-    assert.deepEqual(strings.map((s) => [s.raw, s.bytes, s.formatted]), [[true, false, false], [false, true, false], [false, false, false], [false, false, false], [false, false, true]]);
+    assert.deepEqual(
+      strings.map((s) => s.value),
+      ['C:\\data', 'x', 'multi\nline', 'esc"aped', '{a}'],
+    );
+    assert.deepEqual(
+      strings.map((s) => [s.raw, s.bytes, s.formatted]),
+      [
+        [true, false, false],
+        [false, true, false],
+        [false, false, false],
+        [false, false, false],
+        [false, false, true],
+      ],
+    );
   });
 
   test('comments vanish and newlines inside brackets do not end a statement', () => {
     const tokens = tokenize('x = f(1, # note\n  2)\ny = 3');
-    assert.deepEqual(tokens.map((t) => t.text), ['x', '=', 'f', '(', '1', ',', '2', ')', '\n', 'y', '=', '3']);
+    assert.deepEqual(
+      tokens.map((t) => t.text),
+      ['x', '=', 'f', '(', '1', ',', '2', ')', '\n', 'y', '=', '3'],
+    );
   });
 
   test('encodeStringContent escapes for the literal it replaces, and refuses what a raw string cannot hold', () => {
@@ -66,7 +81,10 @@ describe('findDatasetCalls', () => {
       'e = ImageFolder(os.environ["DATA"])',
     ].join('\n');
     const found = calls(text);
-    assert.deepEqual(found.map((c) => c.function), ['ImageFolder', 'ImageFolder', 'image_dataset_from_directory', 'flow_from_directory', 'ImageFolder']);
+    assert.deepEqual(
+      found.map((c) => c.function),
+      ['ImageFolder', 'ImageFolder', 'image_dataset_from_directory', 'flow_from_directory', 'ImageFolder'],
+    );
     for (const call of found.slice(0, 4)) assert.equal(call.path?.value, `${KAGGLE}/training_data`);
     assert.deepEqual(found[0].path?.via, ['train_dir', 'data_dir']);
     assert.equal(found[0].path?.literal, undefined, 'a joined path is not one literal: no path rewrite');
@@ -81,7 +99,10 @@ describe('findDatasetCalls', () => {
     assert.equal(call.callee.cell, 'cell1');
     assert.equal(call.path?.value, `${KAGGLE}/training_data`, 'the assignment after the call does not count');
     assert.equal(call.path?.literal?.cell, 'cell0');
-    assert.equal(first.slice(call.path!.literal!.contentStart, call.path!.literal!.contentEnd), `${KAGGLE}/training_data`);
+    assert.equal(
+      first.slice(call.path!.literal!.contentStart, call.path!.literal!.contentEnd),
+      `${KAGGLE}/training_data`,
+    );
   });
 
   test('a later cell does not see assignments of later cells', () => {

@@ -19,7 +19,8 @@ let work: string;
 let dataset: string;
 
 before(async () => {
-  if (!existsSync(trainer)) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: root });
+  if (!existsSync(trainer))
+    spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: root });
   work = await mkdtemp(join(tmpdir(), 'leukemia-extension-trainer-'));
   process.env.XDG_CACHE_HOME = join(work, 'cache');
   await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 24, validationImages: 6, seed: 5 });
@@ -31,22 +32,26 @@ function settings(out: string): TrainSettings {
   return { ...DEFAULT_SETTINGS, dataset, out, labels: 'folder:2', imageSize: 32, batchSize: 8, epochs: 3, patience: 0 };
 }
 
-test('a killed trainer is a crash with its run folder, and the last checkpoint stays', { timeout: 180_000 }, async () => {
-  const process = new TrainerProcess(trainer);
-  const events: TrainEvent[] = [];
-  const outcome = await process.run(settings(join(work, 'crashed')), {
-    onEvent: (event) => {
-      events.push(event);
-      if (event.type === 'epoch' && event.record.epoch === 1) process.kill();
-    },
-    onOutput: () => undefined,
-  });
-  assert.equal(outcome.kind, 'crashed');
-  assert.equal(outcome.kind === 'crashed' && outcome.signal, 'SIGKILL');
-  assert.equal(outcome.runDir, join(work, 'crashed'));
-  assert.ok(existsSync(join(work, 'crashed', CHECKPOINT_FILE)), 'the checkpoint of epoch 1 is kept');
-  assert.ok(events.some((e) => e.type === 'started'));
-});
+test(
+  'a killed trainer is a crash with its run folder, and the last checkpoint stays',
+  { timeout: 180_000 },
+  async () => {
+    const process = new TrainerProcess(trainer);
+    const events: TrainEvent[] = [];
+    const outcome = await process.run(settings(join(work, 'crashed')), {
+      onEvent: (event) => {
+        events.push(event);
+        if (event.type === 'epoch' && event.record.epoch === 1) process.kill();
+      },
+      onOutput: () => undefined,
+    });
+    assert.equal(outcome.kind, 'crashed');
+    assert.equal(outcome.kind === 'crashed' && outcome.signal, 'SIGKILL');
+    assert.equal(outcome.runDir, join(work, 'crashed'));
+    assert.ok(existsSync(join(work, 'crashed', CHECKPOINT_FILE)), 'the checkpoint of epoch 1 is kept');
+    assert.ok(events.some((e) => e.type === 'started'));
+  },
+);
 
 test('cancel stops after the current batch and says so', { timeout: 180_000 }, async () => {
   const process = new TrainerProcess(trainer);

@@ -5,12 +5,29 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { outlineJsonObject } from '../src/core/editor/jsonLocate.js';
 import { describeRun, expandPathVariables, runFolderName } from '../src/core/editor/runs.js';
-import { applyTrainEvent, formatDuration, initialView, overallFraction, progressMessage, statusLine } from '../src/core/editor/trainingProgress.js';
+import {
+  applyTrainEvent,
+  formatDuration,
+  initialView,
+  overallFraction,
+  progressMessage,
+  statusLine,
+} from '../src/core/editor/trainingProgress.js';
 import { parseResultsMessage, resolveInside } from '../src/core/editor/webviewMessages.js';
 import type { RunFile } from '../src/core/run/runFile.js';
 
 describe('training progress', () => {
-  const record = (epoch: number) => ({ epoch, trainLoss: 0.5, trainAccuracy: 0.8, valLoss: 0.6, valAccuracy: 0.7, valBalancedAccuracy: 0.7, learningRate: 1e-3, seconds: 10, imagesPerSecond: 40 });
+  const record = (epoch: number) => ({
+    epoch,
+    trainLoss: 0.5,
+    trainAccuracy: 0.8,
+    valLoss: 0.6,
+    valAccuracy: 0.7,
+    valBalancedAccuracy: 0.7,
+    learningRate: 1e-3,
+    seconds: 10,
+    imagesPerSecond: 40,
+  });
 
   test('events fold into one view: phases, batches, epochs (deduplicated on resume), best epoch, bounded log', () => {
     let view = initialView('/d', 'folder:2', false, 5);
@@ -21,14 +38,27 @@ describe('training progress', () => {
     view = applyTrainEvent(view, { type: 'started', runDir: '/r', backend: 'wasm' });
     view = applyTrainEvent(view, { type: 'phase', phase: 'prepare', done: 10, total: 90 });
     assert.equal(statusLine(view), 'Preparing images 10/90');
-    view = applyTrainEvent(view, { type: 'progress', epoch: 2, epochs: 5, batch: 3, batches: 10, loss: 0.4567, accuracy: 0.8, imagesPerSecond: 33.4, etaSeconds: 125 });
+    view = applyTrainEvent(view, {
+      type: 'progress',
+      epoch: 2,
+      epochs: 5,
+      batch: 3,
+      batches: 10,
+      loss: 0.4567,
+      accuracy: 0.8,
+      imagesPerSecond: 33.4,
+      etaSeconds: 125,
+    });
     assert.equal(statusLine(view), 'Epoch 2/5 · batch 3/10 · 33 img/s');
     assert.equal(progressMessage(view), 'Epoch 2/5 · batch 3/10 · 33 img/s · loss 0.457 · ETA 2m 05s');
     assert.ok(Math.abs(overallFraction(view) - 1.3 / 5) < 1e-9);
     view = applyTrainEvent(view, { type: 'epoch', record: record(1), best: true });
     view = applyTrainEvent(view, { type: 'epoch', record: record(2), best: false });
     view = applyTrainEvent(view, { type: 'epoch', record: record(1), best: false });
-    assert.deepEqual(view.history.map((h) => h.epoch), [1, 2]);
+    assert.deepEqual(
+      view.history.map((h) => h.epoch),
+      [1, 2],
+    );
     assert.equal(view.bestEpoch, 1);
     for (let i = 0; i < 60; i++) view = applyTrainEvent(view, { type: 'log', level: 'info', message: `line ${i}` });
     assert.equal(view.log.length, 50);
@@ -47,7 +77,10 @@ describe('training progress', () => {
 describe('run folders', () => {
   test('expandPathVariables', () => {
     const ws = path.resolve('/ws');
-    assert.equal(expandPathVariables('${workspaceFolder}/.leukemia-audit/runs', { workspaceFolder: ws }), path.join(ws, '.leukemia-audit', 'runs'));
+    assert.equal(
+      expandPathVariables('${workspaceFolder}/.leukemia-audit/runs', { workspaceFolder: ws }),
+      path.join(ws, '.leukemia-audit', 'runs'),
+    );
     assert.equal(expandPathVariables('runs', { workspaceFolder: ws }), path.join(ws, 'runs'));
     assert.equal(expandPathVariables('~/runs', { userHome: path.resolve('/home/me') }), path.resolve('/home/me/runs'));
     assert.equal(expandPathVariables('${workspaceFolder}/runs', {}), undefined);
@@ -60,8 +93,11 @@ describe('run folders', () => {
 
   test('describeRun warns about structural labels', () => {
     const run = {
-      status: 'completed', updatedAt: '2025-01-01T00:00:00Z', createdAt: '2025-01-01T00:00:00Z',
-      settings: { labels: 'folder:1' }, history: [{}],
+      status: 'completed',
+      updatedAt: '2025-01-01T00:00:00Z',
+      createdAt: '2025-01-01T00:00:00Z',
+      settings: { labels: 'folder:1' },
+      history: [{}],
       dataset: { root: '/d/training_data', classes: ['fold_0', 'fold_1'], labelsAreStructural: true },
       metrics: { validation: { balancedAccuracy: 0.5, weightedF1: 0.4 }, test: null },
     } as unknown as RunFile;
@@ -75,7 +111,10 @@ describe('run folders', () => {
 describe('webview messages', () => {
   test('only well-formed messages pass', () => {
     assert.deepEqual(parseResultsMessage({ type: 'ready' }), { type: 'ready' });
-    assert.deepEqual(parseResultsMessage({ type: 'openImage', path: 'fold_0/all/a.bmp' }), { type: 'openImage', path: 'fold_0/all/a.bmp' });
+    assert.deepEqual(parseResultsMessage({ type: 'openImage', path: 'fold_0/all/a.bmp' }), {
+      type: 'openImage',
+      path: 'fold_0/all/a.bmp',
+    });
     assert.equal(parseResultsMessage({ type: 'openImage', path: 3 }), undefined);
     assert.equal(parseResultsMessage({ type: 'runCommand', command: 'x' }), undefined);
     assert.equal(parseResultsMessage('ready'), undefined);
@@ -96,12 +135,18 @@ test('outlineJsonObject keeps offsets, tolerates comments and trailing commas, a
   const text = '{\n  // the dataset\n  "root": "a",\n  "n": [1, {"x": null}],\n}';
   const outline = outlineJsonObject(text)!;
   assert.equal(outline.complete, true);
-  assert.deepEqual(outline.properties.map((p) => [p.key, p.value, text.slice(p.valueStart, p.valueEnd)]), [
-    ['root', 'a', '"a"'],
-    ['n', [1, { x: null }], '[1, {"x": null}]'],
-  ]);
+  assert.deepEqual(
+    outline.properties.map((p) => [p.key, p.value, text.slice(p.valueStart, p.valueEnd)]),
+    [
+      ['root', 'a', '"a"'],
+      ['n', [1, { x: null }], '[1, {"x": null}]'],
+    ],
+  );
   const broken = outlineJsonObject('{"root": "a", "labels": ')!;
   assert.equal(broken.complete, false);
-  assert.deepEqual(broken.properties.map((p) => p.key), ['root']);
+  assert.deepEqual(
+    broken.properties.map((p) => p.key),
+    ['root'],
+  );
   assert.equal(outlineJsonObject('[1]'), undefined);
 });

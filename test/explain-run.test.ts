@@ -45,7 +45,15 @@ let predictions: Prediction[] = [];
 before(async () => {
   await selectBackend('wasm');
   work = await mkdtemp(join(tmpdir(), 'explain-run-test-'));
-  const manifest = await generateDemoDataset(work, { imageSize: 64, imagesPerFold: 16, folds: 2, allSubjectsPerFold: 2, hemSubjectsPerFold: 2, validationImages: 4, seed: 4 });
+  const manifest = await generateDemoDataset(work, {
+    imageSize: 64,
+    imagesPerFold: 16,
+    folds: 2,
+    allSubjectsPerFold: 2,
+    hemSubjectsPerFold: 2,
+    validationImages: 4,
+    seed: 4,
+  });
   root = manifest.root;
   images = manifest.images.filter((image) => image.fold !== 'validation').slice(0, 20);
   runDir = join(work, 'run');
@@ -53,7 +61,11 @@ before(async () => {
   const params = createResNet18(2, 8);
   weightsFile = join(runDir, MODEL_FILE);
   // What train.ts writes, minus the crop (a bare weights file need not record it; the commands take --crop).
-  await writeSafetensors(weightsFile, exportStateDict(params), { format: 'pt', classes: JSON.stringify(CLASSES), imageSize: String(SIZE) });
+  await writeSafetensors(weightsFile, exportStateDict(params), {
+    format: 'pt',
+    classes: JSON.stringify(CLASSES),
+    imageSize: String(SIZE),
+  });
   disposeModel(params);
   // Every third prediction wrong, confidences all different, so each of the four cells is populated and ordered.
   predictions = images.map((image, i) => {
@@ -64,7 +76,12 @@ before(async () => {
     return { path: image.path, split: 'val', subject: image.subject, true: truth, predicted, probabilities };
   });
   const run = {
-    schema: 'leukemia-audit/run', version: 1, createdAt: '', updatedAt: '', status: 'completed', error: null,
+    schema: 'leukemia-audit/run',
+    version: 1,
+    createdAt: '',
+    updatedAt: '',
+    status: 'completed',
+    error: null,
     settings: { dataset: root, imageSize: SIZE, crop: CROP, seed: 3 },
     dataset: { root, classes: CLASSES },
     model: { architecture: 'resnet18', imageSize: SIZE, numClasses: 2, parameters: 0, weightsFile: MODEL_FILE },
@@ -84,7 +101,10 @@ test('loadModel: a run folder and its weights file give the same model; the run 
   try {
     assert.deepEqual([fromRun.classes, fromRun.imageSize, fromRun.crop], [CLASSES, SIZE, CROP]);
     assert.deepEqual([fromFile.classes, fromFile.imageSize, fromFile.crop], [CLASSES, SIZE, 'none']);
-    assert.deepEqual(fromRun.params.get('layer3.0.conv1.weight')!.dataSync(), fromFile.params.get('layer3.0.conv1.weight')!.dataSync());
+    assert.deepEqual(
+      fromRun.params.get('layer3.0.conv1.weight')!.dataSync(),
+      fromFile.params.get('layer3.0.conv1.weight')!.dataSync(),
+    );
     const resized = await loadModel(weightsFile, { imageSize: 64, crop: 'center' });
     assert.deepEqual([resized.imageSize, resized.trainedImageSize, resized.crop], [64, SIZE, 'center']);
     disposeModel(resized.params);
@@ -101,15 +121,34 @@ test('predict preprocesses exactly as training: same bytes as the training cache
     const paths = images.slice(0, 5).map((image) => image.path);
     const prepared = await prepareImages(root, paths, { size: SIZE, crop: CROP, cacheDir: join(work, 'cache') });
     for (const path of paths) {
-      assert.deepEqual(await preprocessFile(join(root, path), { size: SIZE, crop: CROP }), await readPreprocessed(prepared, path), path);
+      assert.deepEqual(
+        await preprocessFile(join(root, path), { size: SIZE, crop: CROP }),
+        await readPreprocessed(prepared, path),
+        path,
+      );
     }
     // The evaluation batches training builds (sequential, no augmentation), through the same forward pass.
     const examples = paths.map((path) => ({ path, label: 0 }));
     const expected: number[][] = [];
-    for await (const batch of batches(prepared, examples, { batchSize: 3, seed: 0, epoch: 0, sampling: 'sequential' })) {
-      expected.push(...tf.tidy(() => forward(model.params, tf.tensor4d(batch.x, [batch.y.length, SIZE, SIZE, 3]), { training: false }).logits.arraySync()));
+    for await (const batch of batches(prepared, examples, {
+      batchSize: 3,
+      seed: 0,
+      epoch: 0,
+      sampling: 'sequential',
+    })) {
+      expected.push(
+        ...tf.tidy(() =>
+          forward(model.params, tf.tensor4d(batch.x, [batch.y.length, SIZE, SIZE, 3]), {
+            training: false,
+          }).logits.arraySync(),
+        ),
+      );
     }
-    const ours = await predictFiles(model, paths.map((path) => join(root, path)), 2);
+    const ours = await predictFiles(
+      model,
+      paths.map((path) => join(root, path)),
+      2,
+    );
     assert.equal(ours.length, paths.length);
     ours.forEach((prediction, i) => {
       assert.deepEqual(prediction.logits, expected[i], `logits of ${paths[i]}`);
@@ -130,7 +169,11 @@ test('sample selection: confusion cells with ALL positive, most confident first,
   assert.equal(confusionCell({ true: 0, predicted: 1 }, 0), 'false-negative');
   assert.equal(confusionCell({ true: 1, predicted: 1 }, 0), 'true-negative');
   assert.equal(confusionCell({ true: 2, predicted: 1 }, null), 'wrong');
-  const runLike = (classes: string[], positiveClass?: string) => ({ dataset: { classes }, metrics: { validation: positiveClass ? { positiveClass } : null, test: null } }) as unknown as RunFile;
+  const runLike = (classes: string[], positiveClass?: string) =>
+    ({
+      dataset: { classes },
+      metrics: { validation: positiveClass ? { positiveClass } : null, test: null },
+    }) as unknown as RunFile;
   assert.equal(positiveClassIndex(runLike(['all', 'hem'], 'all')), 0);
   assert.equal(positiveClassIndex(runLike(['hem', 'ALL'])), 1, 'a class named all, whatever its case, without metrics');
   assert.equal(positiveClassIndex(runLike(['a', 'b'], 'b')), 1, 'what the metrics used');
@@ -142,12 +185,22 @@ test('sample selection: confusion cells with ALL positive, most confident first,
     const picked = selected.filter((s) => s.cell === cell);
     assert.ok(available.length > 0, `the fixture populates ${cell}`);
     assert.equal(picked.length, Math.min(3, available.length), cell);
-    const best = available.map((p) => p.probabilities[p.predicted]).sort((a, b) => b - a).slice(0, 3);
-    assert.deepEqual(picked.map((s) => s.confidence), best, `${cell}: the most confident, in order`);
+    const best = available
+      .map((p) => p.probabilities[p.predicted])
+      .sort((a, b) => b - a)
+      .slice(0, 3);
+    assert.deepEqual(
+      picked.map((s) => s.confidence),
+      best,
+      `${cell}: the most confident, in order`,
+    );
   }
   assert.deepEqual([...new Set(selected.map((s) => s.cell))], cells, 'cells in reporting order');
   const spread = spreadAcrossCells(selected, 5);
-  assert.deepEqual(spread.map((s) => s.cell), [...cells, 'true-positive']);
+  assert.deepEqual(
+    spread.map((s) => s.cell),
+    [...cells, 'true-positive'],
+  );
 });
 
 test('explainRun: PNGs per sample, the preprocessed original, sanity and shortcut checks', async (t) => {
@@ -155,39 +208,80 @@ test('explainRun: PNGs per sample, the preprocessed original, sanity and shortcu
   await writeFile(join(runDir, 'explanations', 'stale.png'), 'left over from an earlier run');
   const started = performance.now();
   const progress: [number, number][] = [];
-  const result = await explainRun(runDir, { perCell: 2, method: 'gradcam++', colormap: 'turbo', onProgress: (done, total) => progress.push([done, total]) });
-  assert.deepEqual(progress, [[0, 15], [8, 15], ...[9, 10, 11, 12, 13, 14, 15].map((done) => [done, 15])], '8 images, then the trained maps and 6 randomisation steps');
-  t.diagnostic(`explainRun: ${result.samples.length} samples at ${SIZE} px in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const result = await explainRun(runDir, {
+    perCell: 2,
+    method: 'gradcam++',
+    colormap: 'turbo',
+    onProgress: (done, total) => progress.push([done, total]),
+  });
+  assert.deepEqual(
+    progress,
+    [[0, 15], [8, 15], ...[9, 10, 11, 12, 13, 14, 15].map((done) => [done, 15])],
+    '8 images, then the trained maps and 6 randomisation steps',
+  );
+  t.diagnostic(
+    `explainRun: ${result.samples.length} samples at ${SIZE} px in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
   assert.deepEqual([result.method, result.layer, result.colormap], ['gradcam++', 'layer4', 'turbo']);
   assert.equal(result.samples.length, 8, '2 per cell × 4 cells');
   assert.ok(!existsSync(join(runDir, 'explanations', 'stale.png')), 'the folder is replaced');
   for (const sample of result.samples) {
     const prediction = predictions.find((p) => p.path === sample.path)!;
     assert.equal(sample.cell, confusionCell(prediction, 0));
-    assert.equal(sample.explainedClass, prediction.predicted, 'the map explains the run\'s prediction');
-    assert.ok(sample.backgroundEnergy >= 0 && sample.backgroundEnergy <= 1, `background energy ${sample.backgroundEnergy}`);
+    assert.equal(sample.explainedClass, prediction.predicted, "the map explains the run's prediction");
+    assert.ok(
+      sample.backgroundEnergy >= 0 && sample.backgroundEnergy <= 1,
+      `background energy ${sample.backgroundEnergy}`,
+    );
     for (const file of [sample.original, sample.overlay, sample.overlayShared]) {
-      assert.match(file, new RegExp(`^explanations/${sample.cell}/\\d\\d-[\\w.-]+-(original|overlay|overlay-shared)\\.png$`));
+      assert.match(
+        file,
+        new RegExp(`^explanations/${sample.cell}/\\d\\d-[\\w.-]+-(original|overlay|overlay-shared)\\.png$`),
+      );
       const metadata = await sharp(join(runDir, file)).metadata();
       assert.deepEqual([metadata.width, metadata.height, metadata.channels], [SIZE, SIZE, 3], file);
     }
     const original = await sharp(join(runDir, sample.original)).raw().toBuffer();
-    assert.deepEqual(new Uint8Array(original), await preprocessFile(join(root, sample.path), { size: SIZE, crop: CROP }), 'original = the network input');
+    assert.deepEqual(
+      new Uint8Array(original),
+      await preprocessFile(join(root, sample.path), { size: SIZE, crop: CROP }),
+      'original = the network input',
+    );
     // The raw map at layer4 (2×2 at 48 px), and with the run's shared scale it makes exactly the shared-scale PNG.
     const cam = sample.cam!;
-    assert.deepEqual([cam.length, ...cam.map((row) => row.length)], [2, 2, 2], 'cam is [row][column] at the layer resolution');
-    assert.ok(cam.flat().every((v) => Number.isFinite(v) && v >= 0), 'cam is non-negative');
+    assert.deepEqual(
+      [cam.length, ...cam.map((row) => row.length)],
+      [2, 2, 2],
+      'cam is [row][column] at the layer resolution',
+    );
+    assert.ok(
+      cam.flat().every((v) => Number.isFinite(v) && v >= 0),
+      'cam is non-negative',
+    );
     const shared = await sharp(join(runDir, sample.overlayShared)).raw().toBuffer();
     const [upsampled] = upsampleMaps([cam], SIZE);
-    assert.deepEqual(new Uint8Array(shared), overlayPixels(new Uint8Array(original), upsampled, { colormap: 'turbo', sharedScale: result.sharedScale }), 'overlayShared = cam + sharedScale');
+    assert.deepEqual(
+      new Uint8Array(shared),
+      overlayPixels(new Uint8Array(original), upsampled, { colormap: 'turbo', sharedScale: result.sharedScale }),
+      'overlayShared = cam + sharedScale',
+    );
   }
   const cams = result.samples.map((s) => s.cam!);
-  assert.equal(result.sharedScale, sharedScale(upsampleMaps(cams, SIZE)), 'sharedScale: the largest upsampled map value');
+  assert.equal(
+    result.sharedScale,
+    sharedScale(upsampleMaps(cams, SIZE)),
+    'sharedScale: the largest upsampled map value',
+  );
   assert.ok(result.sharedScale > 0 && result.sharedScale <= Math.max(...cams.flat(2)), 'at most the largest raw value');
-  assert.deepEqual(result.sanity.steps.map((s) => s.randomisedUpTo), ['fc', 'layer4', 'layer3', 'layer2', 'layer1', 'conv1/bn1']);
+  assert.deepEqual(
+    result.sanity.steps.map((s) => s.randomisedUpTo),
+    ['fc', 'layer4', 'layer3', 'layer2', 'layer1', 'conv1/bn1'],
+  );
   assert.match(result.sanity.message, /\(4 images\)/);
   assert.equal(typeof result.sanity.passed, 'boolean');
-  t.diagnostic(`sanity: ${result.sanity.steps.map((s) => `${s.randomisedUpTo} ${s.spearman.toFixed(2)}`).join(', ')}; shortcut: ${JSON.stringify(result.shortcut.perClass)}`);
+  t.diagnostic(
+    `sanity: ${result.sanity.steps.map((s) => `${s.randomisedUpTo} ${s.spearman.toFixed(2)}`).join(', ')}; shortcut: ${JSON.stringify(result.shortcut.perClass)}`,
+  );
   const explainedClasses = new Set(result.samples.map((s) => CLASSES[s.explainedClass]));
   assert.deepEqual(new Set(Object.keys(result.shortcut.perClass)), explainedClasses);
   for (const name of explainedClasses) {
@@ -195,7 +289,10 @@ test('explainRun: PNGs per sample, the preprocessed original, sanity and shortcu
     const mean = energies.reduce((a, b) => a + b, 0) / energies.length;
     assert.ok(Math.abs(result.shortcut.perClass[name] - mean) < 1e-12, `${name}: mean background energy`);
   }
-  assert.equal(result.shortcut.flagged, Object.values(result.shortcut.perClass).some((v) => v > result.shortcut.threshold));
+  assert.equal(
+    result.shortcut.flagged,
+    Object.values(result.shortcut.perClass).some((v) => v > result.shortcut.threshold),
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -207,13 +304,21 @@ async function command(name: 'predict' | 'explain', args: string[]): Promise<{ s
   const module = name === 'predict' ? './src/cli/commands/predict.ts' : './src/cli/commands/explain.ts';
   const exported = name === 'predict' ? 'predictCommand' : 'explainCommand';
   const script = `require(${JSON.stringify(module)}).${exported}(process.argv.slice(1)).then((code) => { process.exitCode = code; })`;
-  return execFileAsync(process.execPath, ['--import', 'tsx', '-e', script, '--', ...args], { cwd: join(__dirname, '..'), timeout: 60_000 });
+  return execFileAsync(process.execPath, ['--import', 'tsx', '-e', script, '--', ...args], {
+    cwd: join(__dirname, '..'),
+    timeout: 60_000,
+  });
 }
 
 test('predict --json prints per image probabilities and logits, as predictFiles computes them', async () => {
   const files = images.slice(0, 3).map((image) => join(root, image.path));
   const { stdout } = await command('predict', ['--weights', runDir, '--json', ...files]);
-  const output = JSON.parse(stdout) as { classes: string[]; imageSize: number; crop: string; images: { path: string; predictedClass: string; probabilities: number[]; logits: number[] }[] };
+  const output = JSON.parse(stdout) as {
+    classes: string[];
+    imageSize: number;
+    crop: string;
+    images: { path: string; predictedClass: string; probabilities: number[]; logits: number[] }[];
+  };
   assert.deepEqual([output.classes, output.imageSize, output.crop], [CLASSES, SIZE, CROP]);
   const model = await loadModel(runDir);
   try {
@@ -221,7 +326,9 @@ test('predict --json prints per image probabilities and logits, as predictFiles 
     output.images.forEach((image, i) => {
       assert.equal(image.path, files[i]);
       assert.equal(image.predictedClass, CLASSES[expected[i].predicted]);
-      image.logits.forEach((logit, c) => assert.ok(Math.abs(logit - expected[i].logits[c]) < 1e-5, `logit ${c} of image ${i}`));
+      image.logits.forEach((logit, c) =>
+        assert.ok(Math.abs(logit - expected[i].logits[c]) < 1e-5, `logit ${c} of image ${i}`),
+      );
     });
   } finally {
     disposeModel(model.params);
@@ -231,8 +338,26 @@ test('predict --json prints per image probabilities and logits, as predictFiles 
 test('explain --json: raw layer-resolution map, background energy and an overlay per image', async () => {
   const files = images.slice(3, 5).map((image) => join(root, image.path));
   const out = join(work, 'cli-explanations');
-  const { stdout } = await command('explain', ['--weights', weightsFile, '--crop', CROP, '--class', 'hem', '--method', 'gradcam++', '--layer', 'layer3', '--out', out, '--json', ...files]);
-  const output = JSON.parse(stdout) as { layer: string; images: { explainedClass: number; cam: number[][]; backgroundEnergy: number; overlay: string; logits: number[] }[] };
+  const { stdout } = await command('explain', [
+    '--weights',
+    weightsFile,
+    '--crop',
+    CROP,
+    '--class',
+    'hem',
+    '--method',
+    'gradcam++',
+    '--layer',
+    'layer3',
+    '--out',
+    out,
+    '--json',
+    ...files,
+  ]);
+  const output = JSON.parse(stdout) as {
+    layer: string;
+    images: { explainedClass: number; cam: number[][]; backgroundEnergy: number; overlay: string; logits: number[] }[];
+  };
   assert.equal(output.layer, 'layer3');
   const model = await loadModel(weightsFile, { crop: CROP });
   try {
@@ -243,8 +368,18 @@ test('explain --json: raw layer-resolution map, background energy and an overlay
     for (const [i, image] of output.images.entries()) {
       assert.equal(image.explainedClass, 1, '--class hem');
       assert.equal(image.cam.length, 3, 'layer3 is 3×3 at 48 px');
-      image.cam.flat().forEach((value, j) => assert.ok(Math.abs(value - expected.maps[i].flat()[j]) <= 1e-5 * Math.max(1, value), `cam value ${j} of image ${i}`));
-      assert.ok(image.backgroundEnergy >= 0 && image.backgroundEnergy <= 1, `background energy ${image.backgroundEnergy}`);
+      image.cam
+        .flat()
+        .forEach((value, j) =>
+          assert.ok(
+            Math.abs(value - expected.maps[i].flat()[j]) <= 1e-5 * Math.max(1, value),
+            `cam value ${j} of image ${i}`,
+          ),
+        );
+      assert.ok(
+        image.backgroundEnergy >= 0 && image.backgroundEnergy <= 1,
+        `background energy ${image.backgroundEnergy}`,
+      );
       const metadata = await sharp(image.overlay).metadata();
       assert.deepEqual([metadata.width, metadata.height], [SIZE, SIZE]);
     }
@@ -254,10 +389,28 @@ test('explain --json: raw layer-resolution map, background energy and an overlay
 });
 
 test('commands refuse bad arguments as usage errors', async () => {
-  await assert.rejects(explainCommand(['--run', runDir, '--weights', weightsFile, 'a.png']), (error) => error instanceof UsageError && /exactly one of --run/.test(error.message));
-  await assert.rejects(explainCommand(['--run', runDir, '--layer', 'layer4.0', 'a.png']), (error) => error instanceof UsageError && /layer1\.1 … layer4\.1/.test(error.message));
-  await assert.rejects(explainCommand(['--run', runDir, '--colormap', 'rainbow', 'a.png']), (error) => error instanceof UsageError && /viridis, turbo, jet/.test(error.message));
-  await assert.rejects(predictCommand(['a.png']), (error) => error instanceof UsageError && /--weights/.test(error.message));
-  await assert.rejects(predictCommand(['--weights', runDir]), (error) => error instanceof UsageError && /at least one image/.test(error.message));
-  await assert.rejects(explainCommand(['--run', runDir, '--class', 'blast', join(root, images[0].path)]), (error) => error instanceof UsageError && /--class must be one of all, hem/.test(error.message));
+  await assert.rejects(
+    explainCommand(['--run', runDir, '--weights', weightsFile, 'a.png']),
+    (error) => error instanceof UsageError && /exactly one of --run/.test(error.message),
+  );
+  await assert.rejects(
+    explainCommand(['--run', runDir, '--layer', 'layer4.0', 'a.png']),
+    (error) => error instanceof UsageError && /layer1\.1 … layer4\.1/.test(error.message),
+  );
+  await assert.rejects(
+    explainCommand(['--run', runDir, '--colormap', 'rainbow', 'a.png']),
+    (error) => error instanceof UsageError && /viridis, turbo, jet/.test(error.message),
+  );
+  await assert.rejects(
+    predictCommand(['a.png']),
+    (error) => error instanceof UsageError && /--weights/.test(error.message),
+  );
+  await assert.rejects(
+    predictCommand(['--weights', runDir]),
+    (error) => error instanceof UsageError && /at least one image/.test(error.message),
+  );
+  await assert.rejects(
+    explainCommand(['--run', runDir, '--class', 'blast', join(root, images[0].path)]),
+    (error) => error instanceof UsageError && /--class must be one of all, hem/.test(error.message),
+  );
 });

@@ -15,7 +15,15 @@ import { readSafetensors, type HostTensor } from '../src/core/weights/safetensor
 import { computeCams, resolveCamLayer, type CamMethod } from '../src/core/explain/gradcam.js';
 import { inputBatch } from '../src/core/explain/predict.js';
 import { explainPixels, upsampledMaps } from '../src/core/explain/explainImages.js';
-import { COLORMAPS, colormapTable, colouriseRgba, colourOf, normalisePerImage, normaliseShared, sharedScale } from '../src/core/explain/colormaps.js';
+import {
+  COLORMAPS,
+  colormapTable,
+  colouriseRgba,
+  colourOf,
+  normalisePerImage,
+  normaliseShared,
+  sharedScale,
+} from '../src/core/explain/colormaps.js';
 import { blendOverlay, upsampleMaps, writePng } from '../src/core/explain/overlay.js';
 import {
   RANDOMISATION_CASCADE,
@@ -54,7 +62,7 @@ function withModel<T>(seed: number, body: (params: ResNet18Params) => T): T {
 /** Synthetic C-NMC-like RGB bytes: a textured disc on black, seeded. */
 function cellImage(size: number, seed: number, centre = [0.5, 0.5], radius = 0.3): Uint8Array {
   let state = seed;
-  const random = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const pixels = new Uint8Array(size * size * 3);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
@@ -130,7 +138,10 @@ save(folder + '/reference.safetensors', dict(pixels=pixels.permute(0, 2, 3, 1).c
 /** The reference folder for `size`, or the reason PyTorch cannot produce it. */
 async function pytorchReference(size: number): Promise<string | { folder: string }> {
   const folder = await mkdtemp(join(workDir, `pytorch-${size}-`));
-  const run = await runPythonIfAvailable(PYTORCH_GRADCAM, [folder, String(size)], { timeoutMs: 60_000, purpose: 'PyTorch parity' });
+  const run = await runPythonIfAvailable(PYTORCH_GRADCAM, [folder, String(size)], {
+    timeoutMs: 60_000,
+    purpose: 'PyTorch parity',
+  });
   if ('unavailable' in run) return run.unavailable;
   return { folder };
 }
@@ -156,7 +167,9 @@ test('PyTorch parity: Grad-CAM and Grad-CAM++ at layer4, 224 px, Pearson ≥ 0.9
   try {
     loadStateDict(params, (await readSafetensors(join(reference.folder, 'weights.safetensors'))).tensors);
     const pixelData = floats(tensors.get('pixels'), 'pixels');
-    const images = [0, 1].map((i) => Uint8Array.from(pixelData.subarray(i * size * size * 3, (i + 1) * size * size * 3)));
+    const images = [0, 1].map((i) =>
+      Uint8Array.from(pixelData.subarray(i * size * size * 3, (i + 1) * size * size * 3)),
+    );
     const predicted = Array.from(tensors.get('predicted')!.data as BigInt64Array, Number);
     const cases: { method: CamMethod; targets?: number[]; key: string }[] = [
       { method: 'gradcam', key: 'gradcam' },
@@ -172,17 +185,24 @@ test('PyTorch parity: Grad-CAM and Grad-CAM++ at layer4, 224 px, Pearson ≥ 0.9
         const milliseconds = (performance.now() - started) / images.length;
         if (!targets) {
           assert.deepEqual(ours.targets, predicted, 'the same predicted classes');
-          const logitDifference = Math.max(...ours.logits.flat().map((value, i) => Math.abs(value - floats(tensors.get('logits'), 'logits')[i])));
+          const logitDifference = Math.max(
+            ...ours.logits.flat().map((value, i) => Math.abs(value - floats(tensors.get('logits'), 'logits')[i])),
+          );
           assert.ok(logitDifference < 1e-3, `logits differ by ${logitDifference}`);
         }
         perImage(tensors.get(key), key).forEach((expected, i) => {
           const actual = flat(ours.maps[i]);
           assert.equal(actual.length, 49, 'layer4 is 7×7 at 224 px');
-          assert.ok(expected.some((value) => value > 0), `${key}[${i}]: the reference map is not blank`);
+          assert.ok(
+            expected.some((value) => value > 0),
+            `${key}[${i}]: the reference map is not blank`,
+          );
           const r = pearson(actual, expected);
           const scale = Math.max(...expected);
           const worst = Math.max(...actual.map((value, j) => Math.abs(value - expected[j]))) / scale;
-          t.diagnostic(`${key}[${i}] (${method}, class ${ours.targets[i]}): Pearson ${r.toFixed(7)}, max |Δ| / max = ${worst.toExponential(2)}, ${milliseconds.toFixed(0)} ms per image`);
+          t.diagnostic(
+            `${key}[${i}] (${method}, class ${ours.targets[i]}): Pearson ${r.toFixed(7)}, max |Δ| / max = ${worst.toExponential(2)}, ${milliseconds.toFixed(0)} ms per image`,
+          );
           assert.ok(r >= 0.999, `${key}[${i}]: Pearson ${r}`);
           assert.ok(worst < 1e-3, `${key}[${i}]: raw values differ by ${worst} of the maximum`);
         });
@@ -218,7 +238,11 @@ test('Grad-CAM at layer4 equals the closed form ReLU(A · fc.weight[:, c]) / (H�
       assert.deepEqual(ours.targets, targets);
       ours.maps.forEach((map, n) => {
         assert.equal(map.length, 3, '96 px gives a 3×3 layer4');
-        map.forEach((row, i) => row.forEach((value, j) => assert.ok(Math.abs(value - expected[n][i][j][targets[n]]) < 1e-5, `image ${n} (${i}, ${j})`)));
+        map.forEach((row, i) =>
+          row.forEach((value, j) =>
+            assert.ok(Math.abs(value - expected[n][i][j][targets[n]]) < 1e-5, `image ${n} (${i}, ${j})`),
+          ),
+        );
       });
     } finally {
       x.dispose();
@@ -232,7 +256,10 @@ test('layers: resolutions per layer, layer4.1 is layer4, unknown layers and bad 
     try {
       const sizeAt = (layer: string) => computeCams(params, x, { layer }).maps[0].length;
       assert.deepEqual(['maxpool', 'layer1', 'layer2', 'layer3', 'layer4'].map(sizeAt), [16, 16, 8, 4, 2]);
-      assert.deepEqual(computeCams(params, x, { layer: 'layer4.1' }).maps, computeCams(params, x, { layer: 'layer4' }).maps);
+      assert.deepEqual(
+        computeCams(params, x, { layer: 'layer4.1' }).maps,
+        computeCams(params, x, { layer: 'layer4' }).maps,
+      );
       assert.throws(() => resolveCamLayer('layer4.0'), /must be one of maxpool, layer1, layer2, layer3, layer4/);
       assert.throws(() => resolveCamLayer('fc'), /got "fc"/);
       assert.throws(() => computeCams(params, x, { targets: [2] }), /one class index in 0…1 per image/);
@@ -262,11 +289,19 @@ test('colormaps: exact endpoints, matplotlib mid-points within 4/255', () => {
   const matplotlibAt03 = { viridis: [52.7, 94.8, 141.0], turbo: [24.9, 213.5, 204.9], jet: [0, 176.5, 255] } as const;
   for (const [name, expected] of Object.entries(matplotlibAt03)) {
     const colour = colourOf(name as keyof typeof matplotlibAt03, 76 / 255);
-    colour.forEach((value, channel) => assert.ok(Math.abs(value - expected[channel]) <= 4, `${name}(0.3) channel ${channel}: ${value} vs ${expected[channel]}`));
+    colour.forEach((value, channel) =>
+      assert.ok(
+        Math.abs(value - expected[channel]) <= 4,
+        `${name}(0.3) channel ${channel}: ${value} vs ${expected[channel]}`,
+      ),
+    );
   }
   // viridis rises in lightness throughout: a sum of channels is a crude but monotone proxy for it here.
   const brightness = Array.from({ length: 11 }, (_, i) => colourOf('viridis', i / 10).reduce((a, b) => a + b, 0));
-  assert.ok(brightness.every((value, i) => i === 0 || value > brightness[i - 1]), `viridis brightens: ${brightness}`);
+  assert.ok(
+    brightness.every((value, i) => i === 0 || value > brightness[i - 1]),
+    `viridis brightens: ${brightness}`,
+  );
 });
 
 test('colormaps.ts: the tables overlay.ts had, one lookup for the PNGs and the page, no Node imports', async () => {
@@ -284,9 +319,16 @@ test('colormaps.ts: the tables overlay.ts had, one lookup for the PNGs and the p
     // The page's RGBA (canvas ImageData) and the PNG blend at alpha 1 are the same table entries.
     const rgba = colouriseRgba(ramp, name);
     assert.deepEqual(Array.from(rgba.filter((_, i) => i % 4 !== 3)), Array.from(table), `${name}: colouriseRgba`);
-    assert.ok(rgba.filter((_, i) => i % 4 === 3).every((alpha) => alpha === 255), `${name}: opaque`);
+    assert.ok(
+      rgba.filter((_, i) => i % 4 === 3).every((alpha) => alpha === 255),
+      `${name}: opaque`,
+    );
     assert.deepEqual(Array.from(blendOverlay(black, ramp, name, 1)), Array.from(table), `${name}: blendOverlay`);
-    assert.deepEqual(Array.from(colouriseRgba([-1, Number.NaN, 2], name)), [...colourOf(name, 0), 255, ...colourOf(name, 0), 255, ...colourOf(name, 1), 255], `${name}: clamped`);
+    assert.deepEqual(
+      Array.from(colouriseRgba([-1, Number.NaN, 2], name)),
+      [...colourOf(name, 0), 255, ...colourOf(name, 0), 255, ...colourOf(name, 1), 255],
+      `${name}: clamped`,
+    );
   }
   // The results view bundles this module for the browser: it must stay free of imports.
   const source = await readFile(join(__dirname, '..', 'src', 'core', 'explain', 'colormaps.ts'), 'utf8');
@@ -294,16 +336,47 @@ test('colormaps.ts: the tables overlay.ts had, one lookup for the PNGs and the p
 });
 
 test('upsampling: bilinear with half-pixel centres and clamped edges; maps stay non-negative', () => {
-  const [up] = upsampleMaps([[[0, 1], [2, 3]]], 4);
+  const [up] = upsampleMaps(
+    [
+      [
+        [0, 1],
+        [2, 3],
+      ],
+    ],
+    4,
+  );
   // Source coordinates of the 4 target pixels: −0.25 → 0 (clamped), 0.25, 0.75, 1.25 → 1 (clamped).
   const axis = [0, 0.25, 0.75, 1];
   const expected = axis.flatMap((y) => axis.map((x) => 2 * y + x));
   assert.deepEqual(Array.from(up), expected);
-  const [constant] = upsampleMaps([[[5, 5, 5], [5, 5, 5], [5, 5, 5]]], 48);
+  const [constant] = upsampleMaps(
+    [
+      [
+        [5, 5, 5],
+        [5, 5, 5],
+        [5, 5, 5],
+      ],
+    ],
+    48,
+  );
   assert.equal(constant.length, 48 * 48);
-  assert.ok(constant.every((value) => Math.abs(value - 5) < 1e-6), 'a constant map stays constant');
-  const [sparse] = upsampleMaps([[[0, 0], [0, 9]]], 7);
-  assert.ok(sparse.every((value) => value >= 0 && value <= 9), 'upsampling stays within the map range');
+  assert.ok(
+    constant.every((value) => Math.abs(value - 5) < 1e-6),
+    'a constant map stays constant',
+  );
+  const [sparse] = upsampleMaps(
+    [
+      [
+        [0, 0],
+        [0, 9],
+      ],
+    ],
+    7,
+  );
+  assert.ok(
+    sparse.every((value) => value >= 0 && value <= 9),
+    'upsampling stays within the map range',
+  );
 });
 
 test('normalisation: per image stretches to [0, 1]; the shared scale keeps ratios between images', () => {
@@ -366,18 +439,25 @@ test('Spearman with ties: a hand-checked example, and the edge cases', () => {
 test('shortcut: a map all on the background scores 1 and is flagged; all on the cell scores 0', () => {
   const size = 16;
   const pixels = new Uint8Array(size * size * 3);
-  const onCell = (p: number) => p % size >= 4 && p % size < 12 && Math.floor(p / size) >= 4 && Math.floor(p / size) < 12;
+  const onCell = (p: number) =>
+    p % size >= 4 && p % size < 12 && Math.floor(p / size) >= 4 && Math.floor(p / size) < 12;
   for (let p = 0; p < size * size; p++) if (onCell(p)) pixels.fill(200, p * 3, p * 3 + 3);
   pixels[0] = 20; // at the threshold: still background
   pixels[(size - 1) * 3 + 2] = 21; // above it in one channel: foreground
   const mask = cellMask(pixels);
-  assert.equal(mask.reduce((a, b) => a + b, 0), 64 + 1);
+  assert.equal(
+    mask.reduce((a, b) => a + b, 0),
+    64 + 1,
+  );
   const background = Float32Array.from({ length: size * size }, (_, p) => (mask[p] ? 0 : 1));
   const cell = Float32Array.from({ length: size * size }, (_, p) => (mask[p] ? 3 : 0));
   const uniform = new Float32Array(size * size).fill(2);
   assert.equal(backgroundEnergy(background, mask), 1);
   assert.equal(backgroundEnergy(cell, mask), 0);
-  assert.ok(Math.abs(backgroundEnergy(uniform, mask) - (256 - 65) / 256) < 1e-12, 'uniform map: the background area share');
+  assert.ok(
+    Math.abs(backgroundEnergy(uniform, mask) - (256 - 65) / 256) < 1e-12,
+    'uniform map: the background area share',
+  );
   assert.equal(backgroundEnergy(new Float32Array(size * size), mask), 0, 'blank map');
 
   const flagged = shortcutCheck([
@@ -404,21 +484,43 @@ test('sanity check: Grad-CAM decorrelates under cascading randomisation; an inpu
     const images = [cellImage(size, 21), cellImage(size, 22, [0.4, 0.6], 0.22), cellImage(size, 23, [0.6, 0.45], 0.26)];
     const targets = explainPixels(params, images, size).map((e) => e.predicted);
     const trainedBefore = params.get('layer4.1.conv2.weight')!.dataSync().slice();
-    const result = randomisationSanityCheck(params, (weights) => upsampledMaps(weights, images, size, { layer: 'layer3', targets }), { seed: 5 });
-    assert.deepEqual(result.steps.map((s) => s.randomisedUpTo), RANDOMISATION_CASCADE.map((s) => s.name));
-    assert.deepEqual(result.steps.map((s) => s.randomisedUpTo), ['fc', 'layer4', 'layer3', 'layer2', 'layer1', 'conv1/bn1']);
+    const result = randomisationSanityCheck(
+      params,
+      (weights) => upsampledMaps(weights, images, size, { layer: 'layer3', targets }),
+      { seed: 5 },
+    );
+    assert.deepEqual(
+      result.steps.map((s) => s.randomisedUpTo),
+      RANDOMISATION_CASCADE.map((s) => s.name),
+    );
+    assert.deepEqual(
+      result.steps.map((s) => s.randomisedUpTo),
+      ['fc', 'layer4', 'layer3', 'layer2', 'layer1', 'conv1/bn1'],
+    );
     t.diagnostic(result.steps.map((s) => `${s.randomisedUpTo}: ${s.spearman.toFixed(3)}`).join(', '));
     const layer4 = result.steps[1].spearman;
     assert.ok(layer4 < 0.9, `mean Spearman after randomising layer4: ${layer4}`);
-    assert.ok(result.steps.every((s) => s.spearman >= -1 && s.spearman <= 1), `correlations: ${result.steps.map((s) => s.spearman)}`);
+    assert.ok(
+      result.steps.every((s) => s.spearman >= -1 && s.spearman <= 1),
+      `correlations: ${result.steps.map((s) => s.spearman)}`,
+    );
     assert.equal(result.passed, true, result.message);
     assert.match(result.message, /^Passed/);
-    assert.deepEqual(params.get('layer4.1.conv2.weight')!.dataSync(), trainedBefore, 'the trained weights are left alone');
+    assert.deepEqual(
+      params.get('layer4.1.conv2.weight')!.dataSync(),
+      trainedBefore,
+      'the trained weights are left alone',
+    );
 
     // A "saliency map" that is the image's brightness ignores the weights entirely: the check must fail it.
-    const brightness = images.map((image) => Float32Array.from({ length: size * size }, (_, p) => image[p * 3] + image[p * 3 + 1] + image[p * 3 + 2]));
+    const brightness = images.map((image) =>
+      Float32Array.from({ length: size * size }, (_, p) => image[p * 3] + image[p * 3 + 1] + image[p * 3 + 2]),
+    );
     const edgeDetector = randomisationSanityCheck(params, () => brightness);
-    assert.ok(edgeDetector.steps.every((s) => s.spearman === 1), `correlations: ${edgeDetector.steps.map((s) => s.spearman)}`);
+    assert.ok(
+      edgeDetector.steps.every((s) => s.spearman === 1),
+      `correlations: ${edgeDetector.steps.map((s) => s.spearman)}`,
+    );
     assert.equal(edgeDetector.passed, false);
     assert.match(edgeDetector.message, /^Failed: the maps barely change/);
   });

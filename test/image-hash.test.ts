@@ -32,7 +32,9 @@ function stripes(): RawImage {
 }
 
 async function png(image: RawImage): Promise<Buffer> {
-  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } }).png().toBuffer();
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } })
+    .png()
+    .toBuffer();
 }
 
 test('the same pixels stored as BMP and PNG have the same pixel hash', async () => {
@@ -49,7 +51,12 @@ test('grey and the equivalent RGB hash equal; so do RGBA and its composite over 
   const rgb: RawImage = { width: 2, height: 1, channels: 3, data: Uint8Array.from([7, 7, 7, 200, 200, 200]) };
   assert.equal(pixelHash(grey), pixelHash(rgb));
 
-  const rgba: RawImage = { width: 2, height: 1, channels: 4, data: Uint8Array.from([200, 100, 50, 128, 255, 255, 255, 0]) };
+  const rgba: RawImage = {
+    width: 2,
+    height: 1,
+    channels: 4,
+    data: Uint8Array.from([200, 100, 50, 128, 255, 255, 255, 0]),
+  };
   const composite = toRgb(rgba);
   assert.deepEqual(Array.from(composite.data), [100, 50, 25, 0, 0, 0]);
   assert.equal(pixelHash(rgba), pixelHash(composite));

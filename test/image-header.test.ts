@@ -60,19 +60,79 @@ test('headers of files written by sharp agree with the channels decodeImage retu
     { name: 'PNG grey+alpha', bytes: fromRaw(2).png().toBuffer(), format: 'png', channels: 2, decoded: 4 },
     { name: 'PNG RGB', bytes: fromRaw(3).png().toBuffer(), format: 'png', channels: 3, decoded: 3 },
     { name: 'PNG RGBA', bytes: fromRaw(4).png().toBuffer(), format: 'png', channels: 4, decoded: 4 },
-    { name: 'PNG palette', bytes: fromRaw(3).png({ palette: true }).toBuffer(), format: 'png', channels: 3, decoded: 3 },
-    { name: 'PNG palette+tRNS', bytes: fromRaw(4).png({ palette: true }).toBuffer(), format: 'png', channels: 4, decoded: 4 },
+    {
+      name: 'PNG palette',
+      bytes: fromRaw(3).png({ palette: true }).toBuffer(),
+      format: 'png',
+      channels: 3,
+      decoded: 3,
+    },
+    {
+      name: 'PNG palette+tRNS',
+      bytes: fromRaw(4).png({ palette: true }).toBuffer(),
+      format: 'png',
+      channels: 4,
+      decoded: 4,
+    },
     { name: 'JPEG grey', bytes: fromRaw(1).jpeg().toBuffer(), format: 'jpeg', channels: 1, decoded: 1 },
     { name: 'JPEG RGB', bytes: fromRaw(3).jpeg().toBuffer(), format: 'jpeg', channels: 3, decoded: 3 },
-    { name: 'JPEG progressive', bytes: fromRaw(3).jpeg({ progressive: true }).toBuffer(), format: 'jpeg', channels: 3, decoded: 3 },
-    { name: 'JPEG CMYK', bytes: fromRaw(3).toColourspace('cmyk').jpeg().toBuffer(), format: 'jpeg', channels: 3, decoded: 3 },
-    { name: 'TIFF grey', bytes: fromRaw(1).tiff({ compression: 'lzw' }).toBuffer(), format: 'tiff', channels: 1, decoded: 1 },
-    { name: 'TIFF RGB', bytes: fromRaw(3).tiff({ compression: 'none' }).toBuffer(), format: 'tiff', channels: 3, decoded: 3 },
-    { name: 'TIFF RGBA', bytes: fromRaw(4).tiff({ compression: 'deflate' }).toBuffer(), format: 'tiff', channels: 4, decoded: 4 },
-    { name: 'TIFF CMYK', bytes: fromRaw(3).toColourspace('cmyk').tiff().toBuffer(), format: 'tiff', channels: 3, decoded: 3 },
+    {
+      name: 'JPEG progressive',
+      bytes: fromRaw(3).jpeg({ progressive: true }).toBuffer(),
+      format: 'jpeg',
+      channels: 3,
+      decoded: 3,
+    },
+    {
+      name: 'JPEG CMYK',
+      bytes: fromRaw(3).toColourspace('cmyk').jpeg().toBuffer(),
+      format: 'jpeg',
+      channels: 3,
+      decoded: 3,
+    },
+    {
+      name: 'TIFF grey',
+      bytes: fromRaw(1).tiff({ compression: 'lzw' }).toBuffer(),
+      format: 'tiff',
+      channels: 1,
+      decoded: 1,
+    },
+    {
+      name: 'TIFF RGB',
+      bytes: fromRaw(3).tiff({ compression: 'none' }).toBuffer(),
+      format: 'tiff',
+      channels: 3,
+      decoded: 3,
+    },
+    {
+      name: 'TIFF RGBA',
+      bytes: fromRaw(4).tiff({ compression: 'deflate' }).toBuffer(),
+      format: 'tiff',
+      channels: 4,
+      decoded: 4,
+    },
+    {
+      name: 'TIFF CMYK',
+      bytes: fromRaw(3).toColourspace('cmyk').tiff().toBuffer(),
+      format: 'tiff',
+      channels: 3,
+      decoded: 3,
+    },
     { name: 'WebP lossy (VP8)', bytes: fromRaw(3).webp().toBuffer(), format: 'webp', channels: 3, decoded: 3 },
-    { name: 'WebP lossless (VP8L)', bytes: fromRaw(3).webp({ lossless: true }).toBuffer(), format: 'webp', channels: 3, decoded: 3 },
-    { name: 'WebP lossless alpha (VP8L)', bytes: fromRaw(4).webp({ lossless: true }).toBuffer(), format: 'webp', channels: 4, decoded: 4 },
+    {
+      name: 'WebP lossless (VP8L)',
+      bytes: fromRaw(3).webp({ lossless: true }).toBuffer(),
+      format: 'webp',
+      channels: 3,
+      decoded: 3,
+    },
+    {
+      name: 'WebP lossless alpha (VP8L)',
+      bytes: fromRaw(4).webp({ lossless: true }).toBuffer(),
+      format: 'webp',
+      channels: 4,
+      decoded: 4,
+    },
     { name: 'WebP lossy alpha (VP8X)', bytes: fromRaw(4).webp().toBuffer(), format: 'webp', channels: 4, decoded: 4 },
   ];
   for (const { name, bytes, format, channels, decoded } of cases) {
@@ -139,7 +199,21 @@ test('BMP truncation is judged against the file size, not the prefix', () => {
 function jpegWithLargeExif(appSegments: number, bytesEach: number): Uint8Array {
   const app = [0xff, 0xe1, (bytesEach + 2) >> 8, (bytesEach + 2) & 0xff, ...new Array<number>(bytesEach).fill(0x45)];
   const comment = [0xff, 0xfe, 0x00, 0x05, 0x68, 0x69, 0x21];
-  const sof0 = [0xff, 0xff, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x01, 0xe0, 0x02, 0x80, 0x03, ...new Array<number>(9).fill(0x11)];
+  const sof0 = [
+    0xff,
+    0xff,
+    0xff,
+    0xc0,
+    0x00,
+    0x11,
+    0x08,
+    0x01,
+    0xe0,
+    0x02,
+    0x80,
+    0x03,
+    ...new Array<number>(9).fill(0x11),
+  ];
   const apps = Array.from({ length: appSegments }, () => app).flat();
   return Uint8Array.from([0xff, 0xd8, ...apps, ...comment, ...sof0, 0xff, 0xd9]);
 }
@@ -149,7 +223,8 @@ test('JPEG: walks past large APPn segments and fill bytes to the frame header', 
   assert.deepEqual(readImageHeader(jpeg), { format: 'jpeg', width: 640, height: 480, channels: 3 });
   assert.throws(
     () => readImageHeader(jpeg.subarray(0, 4096), jpeg.length),
-    (error: unknown) => error instanceof IncompleteHeaderError && error.bytesNeeded > 4096 && error.bytesNeeded <= jpeg.length,
+    (error: unknown) =>
+      error instanceof IncompleteHeaderError && error.bytesNeeded > 4096 && error.bytesNeeded <= jpeg.length,
   );
 });
 
@@ -161,7 +236,12 @@ test('readFileImageHeader reads further into the file when the header needs it',
   await writeFile(file, jpeg);
   const handle = await open(file, 'r');
   try {
-    assert.deepEqual(await readFileImageHeader(handle, jpeg.length), { format: 'jpeg', width: 640, height: 480, channels: 3 });
+    assert.deepEqual(await readFileImageHeader(handle, jpeg.length), {
+      format: 'jpeg',
+      width: 640,
+      height: 480,
+      channels: 3,
+    });
   } finally {
     await handle.close();
   }
@@ -196,12 +276,16 @@ test('TIFF: both byte orders, SHORT and LONG sizes, directory beyond the first r
   ]);
   assert.deepEqual(readImageHeader(bigEndian), { format: 'tiff', width: 70_000, height: 3, channels: 3 });
 
-  const greyAlphaAtEnd = tiff(true, [
-    [256, 3, 12],
-    [257, 4, 9],
-    [262, 3, 1],
-    [277, 3, 2],
-  ], 10_000);
+  const greyAlphaAtEnd = tiff(
+    true,
+    [
+      [256, 3, 12],
+      [257, 4, 9],
+      [262, 3, 1],
+      [277, 3, 2],
+    ],
+    10_000,
+  );
   assert.deepEqual(readImageHeader(greyAlphaAtEnd), { format: 'tiff', width: 12, height: 9, channels: 2 });
   assert.throws(() => readImageHeader(greyAlphaAtEnd.subarray(0, 4096), greyAlphaAtEnd.length), IncompleteHeaderError);
 
@@ -242,24 +326,36 @@ test('malformed headers throw ImageFormatError with a sentence naming the proble
 
   assertCorrupt(png.subarray(0, 20), /PNG file ends after 20 bytes, before its IHDR chunk/);
   assertCorrupt(Uint8Array.from([0xff, 0xd8, 0xff, 0xd9]), /ends \(EOI marker\) before any frame header/);
-  assertCorrupt(Buffer.from('RIFF\x10\0\0\0WEBPJUNK\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0', 'latin1'), /unknown chunk "JUNK"/);
+  assertCorrupt(
+    Buffer.from('RIFF\x10\0\0\0WEBPJUNK\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0', 'latin1'),
+    /unknown chunk "JUNK"/,
+  );
 
   assert.throws(
     () => readImageHeader(Buffer.from('Time,Event\n0,start\n')),
     (error: unknown) =>
-      error instanceof ImageFormatError && error.reason === 'not-an-image' && /starts with "Time,Eve"/.test(error.message),
+      error instanceof ImageFormatError &&
+      error.reason === 'not-an-image' &&
+      /starts with "Time,Eve"/.test(error.message),
   );
 });
 
 test('truncation past the header surfaces at decode time, and readImageFile names the file', async (t) => {
   const isCorruptDecode = (pattern: RegExp) => (error: unknown) =>
     error instanceof ImageFormatError && error.reason === 'corrupt' && pattern.test(error.message);
-  const png = await sharp(rawPixels(3), { raw: { width: WIDTH, height: HEIGHT, channels: 3 } }).png().toBuffer();
-  const jpeg = await sharp(Buffer.alloc(64 * 64 * 3, 90), { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
+  const png = await sharp(rawPixels(3), { raw: { width: WIDTH, height: HEIGHT, channels: 3 } })
+    .png()
+    .toBuffer();
+  const jpeg = await sharp(Buffer.alloc(64 * 64 * 3, 90), { raw: { width: 64, height: 64, channels: 3 } })
+    .jpeg()
+    .toBuffer();
   const truncatedPng = png.subarray(0, png.length - 20);
   assert.deepEqual(readImageHeader(truncatedPng).width, WIDTH);
   await assert.rejects(decodeImage(truncatedPng), isCorruptDecode(/^PNG could not be decoded: /));
-  await assert.rejects(decodeImage(jpeg.subarray(0, jpeg.length - 100)), isCorruptDecode(/^JPEG could not be decoded: /));
+  await assert.rejects(
+    decodeImage(jpeg.subarray(0, jpeg.length - 100)),
+    isCorruptDecode(/^JPEG could not be decoded: /),
+  );
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'leukemia-audit-decode-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
@@ -267,9 +363,13 @@ test('truncation past the header surfaces at decode time, and readImageFile name
   await writeFile(file, truncatedPng);
   await assert.rejects(
     readImageFile(file),
-    (error: unknown) => error instanceof ImageFormatError && error.message.startsWith(`${file}: PNG could not be decoded: `),
+    (error: unknown) =>
+      error instanceof ImageFormatError && error.message.startsWith(`${file}: PNG could not be decoded: `),
   );
   const text = path.join(dir, 'notes.png');
   await writeFile(text, 'not a picture');
-  await assert.rejects(readImageFile(text), (error: unknown) => error instanceof ImageFormatError && error.reason === 'not-an-image');
+  await assert.rejects(
+    readImageFile(text),
+    (error: unknown) => error instanceof ImageFormatError && error.reason === 'not-an-image',
+  );
 });

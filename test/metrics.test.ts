@@ -272,16 +272,50 @@ test('the displayed ROC curve is downsampled to at most 200 points, keeping both
 });
 
 test('rejects inputs that cannot be evaluated', () => {
-  const valid: ClassificationInput = { classes: ['hem', 'all'], yTrue: [0, 1], probabilities: [[1, 0], [0, 1]] };
+  const valid: ClassificationInput = {
+    classes: ['hem', 'all'],
+    yTrue: [0, 1],
+    probabilities: [
+      [1, 0],
+      [0, 1],
+    ],
+  };
   const cases: [string, Partial<ClassificationInput>, RegExp][] = [
     ['one class', { classes: ['all'], probabilities: [[1], [1]] }, /two classes/],
     ['no samples', { yTrue: [], probabilities: [] }, /No samples/],
     ['length mismatch', { yTrue: [0] }, /1 labels but 2/],
     ['label out of range', { yTrue: [0, 2] }, /label 2/],
     ['short row', { probabilities: [[1, 0], [1]] }, /1 probabilities for 2/],
-    ['logits', { probabilities: [[2.1, 0.3], [0, 1]] }, /logits/],
-    ['negative', { probabilities: [[1.2, -0.2], [0, 1]] }, /non-negative/],
-    ['NaN', { probabilities: [[NaN, 1], [0, 1]] }, /finite/],
+    [
+      'logits',
+      {
+        probabilities: [
+          [2.1, 0.3],
+          [0, 1],
+        ],
+      },
+      /logits/,
+    ],
+    [
+      'negative',
+      {
+        probabilities: [
+          [1.2, -0.2],
+          [0, 1],
+        ],
+      },
+      /non-negative/,
+    ],
+    [
+      'NaN',
+      {
+        probabilities: [
+          [NaN, 1],
+          [0, 1],
+        ],
+      },
+      /finite/,
+    ],
     ['unknown positive class', { positiveClass: 'ALL' }, /not one of the classes/],
   ];
   for (const [what, change, message] of cases) {
@@ -378,7 +412,16 @@ function parityCases(): ParityCase[] {
     },
     {
       name: 'binary, only one class in the labels',
-      input: { classes: binary, yTrue: [1, 1, 1, 1], probabilities: [[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.1, 0.9]] },
+      input: {
+        classes: binary,
+        yTrue: [1, 1, 1, 1],
+        probabilities: [
+          [0.2, 0.8],
+          [0.6, 0.4],
+          [0.5, 0.5],
+          [0.1, 0.9],
+        ],
+      },
     },
     { name: 'binary, 1000 samples (downsampled curve)', input: { classes: binary, ...manyPoints } },
   ];
@@ -473,7 +516,8 @@ interface SklearnResult {
 function sklearnUnavailableReason(): string | null {
   const probe = spawnSync(PYTHON, ['-c', 'import sklearn, numpy'], { encoding: 'utf8', timeout: 60_000 });
   if (probe.error) return `${PYTHON} could not be run (${probe.error.message})`;
-  if (probe.status !== 0) return `${PYTHON} cannot import scikit-learn/numpy: ${probe.stderr.trim().split('\n').at(-1)}`;
+  if (probe.status !== 0)
+    return `${PYTHON} cannot import scikit-learn/numpy: ${probe.stderr.trim().split('\n').at(-1)}`;
   return null;
 }
 
@@ -505,18 +549,42 @@ function assertMatchesSklearn(ours: ClassificationMetrics, input: Classification
   ours.confusionMatrix.rowNormalized.forEach((row, t) => assertAllClose(row, ref.rowNormalized[t], `row ${t}`));
   assertClose(ours.accuracy, ref.accuracy, 'accuracy');
   assertClose(ours.balancedAccuracy, ref.balancedAccuracy, 'balanced accuracy');
-  assertAllClose(ours.perClass.map((c) => c.precision), ref.precision, 'precision');
-  assertAllClose(ours.perClass.map((c) => c.recall), ref.recall, 'recall');
-  assertAllClose(ours.perClass.map((c) => c.f1), ref.f1, 'F1');
-  assert.deepEqual(ours.perClass.map((c) => c.support), ref.support, 'support');
-  assertAllClose(ours.perClass.map((c) => c.rocAuc), ref.classAuc, 'one-vs-rest AUC');
+  assertAllClose(
+    ours.perClass.map((c) => c.precision),
+    ref.precision,
+    'precision',
+  );
+  assertAllClose(
+    ours.perClass.map((c) => c.recall),
+    ref.recall,
+    'recall',
+  );
+  assertAllClose(
+    ours.perClass.map((c) => c.f1),
+    ref.f1,
+    'F1',
+  );
+  assert.deepEqual(
+    ours.perClass.map((c) => c.support),
+    ref.support,
+    'support',
+  );
+  assertAllClose(
+    ours.perClass.map((c) => c.rocAuc),
+    ref.classAuc,
+    'one-vs-rest AUC',
+  );
   assertClose(ours.macroF1, ref.macroF1, 'macro F1');
   assertClose(ours.weightedF1, ref.weightedF1, 'weighted F1');
   assertClose(ours.rocAuc, ref.rocAuc, 'ROC AUC');
   assertClose(ours.logLoss, ref.logLoss, 'log loss');
   assertClose(ours.sensitivity, ref.sensitivity, 'sensitivity');
   assertClose(ours.specificity, ref.specificity, 'specificity');
-  assert.deepEqual(ours.reliability.map((bin) => bin.count), ref.binCounts, 'calibration bin counts');
+  assert.deepEqual(
+    ours.reliability.map((bin) => bin.count),
+    ref.binCounts,
+    'calibration bin counts',
+  );
   assertClose(ours.expectedCalibrationError, ref.ece, 'ECE');
 
   // The full curve must match sklearn point for point; the displayed one must be a subset of it.

@@ -61,12 +61,16 @@ async function cellPng(seed: number): Promise<Buffer> {
       else if (d < radius) pixels.set([170, 120, 190], i);
     }
   }
-  return sharp(pixels, { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } }).png().toBuffer();
+  return sharp(pixels, { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** A jet-coloured heat blob blended over the cell, as the explainer's overlays look. */
 async function overlayPng(seed: number, peak: number): Promise<Buffer> {
-  const base = await sharp(await cellPng(seed)).raw().toBuffer();
+  const base = await sharp(await cellPng(seed))
+    .raw()
+    .toBuffer();
   const rng = createRng(`cam/${seed}`);
   const hx = 14 + rng.int(20);
   const hy = 14 + rng.int(20);
@@ -74,12 +78,18 @@ async function overlayPng(seed: number, peak: number): Promise<Buffer> {
   for (let y = 0; y < IMAGE_SIZE; y++) {
     for (let x = 0; x < IMAGE_SIZE; x++) {
       const v = peak * Math.exp(-((x - hx) ** 2 + (y - hy) ** 2) / 120);
-      const jet = [Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 3))), Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 2))), Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 1)))];
+      const jet = [
+        Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 3))),
+        Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 2))),
+        Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 1))),
+      ];
       const i = (y * IMAGE_SIZE + x) * 3;
       for (let c = 0; c < 3; c++) out[i + c] = Math.round(0.5 * base[i + c] + 0.5 * 255 * jet[c]);
     }
   }
-  return sharp(out, { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } }).png().toBuffer();
+  return sharp(out, { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** The raw maps are 6×6, as at layer2 of a 48 px input; the page paints them smoothly onto 48 px canvases. */
@@ -97,8 +107,11 @@ function camOf(seed: number): { cam: number[][]; peak: number; high: [number, nu
   const high: [number, number] = [rng.int(2), 1 + rng.int(3)];
   const low: [number, number] = [4, high[1] >= 2 ? 0 : 4];
   const inBlock = (r: number, c: number, [r0, c0]: [number, number]) => r >= r0 && r < r0 + 2 && c >= c0 && c < c0 + 2;
-  const cam = Array.from({ length: CAM_SIZE }, (_, r) => Array.from({ length: CAM_SIZE }, (_, c) =>
-    inBlock(r, c, high) ? peak : inBlock(r, c, low) ? 0 : peak * (0.1 + 0.8 * rng.next())));
+  const cam = Array.from({ length: CAM_SIZE }, (_, r) =>
+    Array.from({ length: CAM_SIZE }, (_, c) =>
+      inBlock(r, c, high) ? peak : inBlock(r, c, low) ? 0 : peak * (0.1 + 0.8 * rng.next()),
+    ),
+  );
   return { cam, peak, high, low };
 }
 
@@ -121,11 +134,23 @@ function predictions(split: 'val' | 'test', n: number): Prediction[] {
     const probabilities = [pAll, 1 - pAll];
     const subject = String(1 + rng.int(12));
     const file = `fold_2/${CLASSES[truth]}/UID_${subject}_${i}_1_${CLASSES[truth]}.bmp`;
-    return { path: split === 'val' && i === 0 ? HOSTILE : file, split, subject, true: truth, predicted: pAll >= 0.5 ? 0 : 1, probabilities };
+    return {
+      path: split === 'val' && i === 0 ? HOSTILE : file,
+      split,
+      subject,
+      true: truth,
+      predicted: pAll >= 0.5 ? 0 : 1,
+      probabilities,
+    };
   });
 }
 
-const CELL_OF: Record<string, ConfusionCell> = { '0,0': 'true-positive', '0,1': 'false-negative', '1,0': 'false-positive', '1,1': 'true-negative' };
+const CELL_OF: Record<string, ConfusionCell> = {
+  '0,0': 'true-positive',
+  '0,1': 'false-negative',
+  '1,0': 'false-positive',
+  '1,1': 'true-negative',
+};
 
 async function explainedSamples(runDir: string, all: Prediction[]): Promise<ExplainedSample[]> {
   const samples: ExplainedSample[] = [];
@@ -145,8 +170,16 @@ async function explainedSamples(runDir: string, all: Prediction[]): Promise<Expl
     await writeFile(path.join(runDir, overlay), await overlayPng(seed, 1));
     await writeFile(path.join(runDir, overlayShared), await overlayPng(seed, 0.6));
     samples.push({
-      path: p.path, split: p.split, cell: CELL_OF[`${p.true},${p.predicted}`], true: p.true, predicted: p.predicted,
-      confidence: p.probabilities[p.predicted], explainedClass: p.predicted, original, overlay, overlayShared,
+      path: p.path,
+      split: p.split,
+      cell: CELL_OF[`${p.true},${p.predicted}`],
+      true: p.true,
+      predicted: p.predicted,
+      confidence: p.probabilities[p.predicted],
+      explainedClass: p.predicted,
+      original,
+      overlay,
+      overlayShared,
       backgroundEnergy: 0.05 + (seed % 7) / 20,
       cam: camOf(seed).cam,
     });
@@ -159,53 +192,110 @@ async function explainedSamples(runDir: string, all: Prediction[]): Promise<Expl
 
 const FINDINGS: Finding[] = [
   {
-    code: 'structural-labels', severity: 'error',
+    code: 'structural-labels',
+    severity: 'error',
     message: 'The folders fold_0, fold_1 and fold_2 look like cross-validation folds or numbered partitions.',
     evidence: {
-      depth: 1, nearEqualSizes: true, repeatedSubfolders: ['all', 'hem'],
+      depth: 1,
+      nearEqualSizes: true,
+      repeatedSubfolders: ['all', 'hem'],
       independence: { chiSquare: 0.41, degreesOfFreedom: 2, pValue: 0.81, cramersV: 0.02, n: 600 },
-      contingency: { rows: ['fold_0', 'fold_1', 'fold_2'], columns: ['all', 'hem'], counts: [[135, 65], [137, 63], [133, 67]] },
+      contingency: {
+        rows: ['fold_0', 'fold_1', 'fold_2'],
+        columns: ['all', 'hem'],
+        counts: [
+          [135, 65],
+          [137, 63],
+          [133, 67],
+        ],
+      },
     },
     paths: ['fold_0/all/UID_11_10_1_all.bmp', 'fold_1/hem/UID_H3_2_1_hem.bmp'],
   },
   {
-    code: 'subject-leakage', severity: 'error',
+    code: 'subject-leakage',
+    severity: 'error',
     message: 'Subject 7 appears in fold_1 and fold_2 <script>alert(2)</script>.',
     evidence: { subjects: [{ subject: '7', folds: ['fold_1', 'fold_2'], images: 12 }] },
     paths: [HOSTILE, 'fold_1/all/UID_7_1_1_all.bmp'],
   },
   {
-    code: 'class-imbalance', severity: 'info',
+    code: 'class-imbalance',
+    severity: 'info',
     message: 'all has 2.1× as many images as hem.',
-    evidence: { ratio: 2.077, classes: [{ name: 'all', count: 405 }, { name: 'hem', count: 195 }] },
+    evidence: {
+      ratio: 2.077,
+      classes: [
+        { name: 'all', count: 405 },
+        { name: 'hem', count: 195 },
+      ],
+    },
     paths: [],
   },
 ];
 
 function baseRun(runDir: string): RunFile {
-  const settings = { ...DEFAULT_SETTINGS, dataset: '/data/C-NMC_Leukemia/training_data', out: runDir, labels: 'folder:2' as const, epochs: 6 };
+  const settings = {
+    ...DEFAULT_SETTINGS,
+    dataset: '/data/C-NMC_Leukemia/training_data',
+    out: runDir,
+    labels: 'folder:2' as const,
+    epochs: 6,
+  };
   return {
-    schema: 'leukemia-audit/run', version: 1, createdAt: '2026-11-26T20:00:00.000Z', updatedAt: '2026-11-26T20:03:00.000Z',
-    status: 'completed', error: null, settings, backend: { name: 'wasm', skipped: ['tensorflow: not installed'] },
+    schema: 'leukemia-audit/run',
+    version: 1,
+    createdAt: '2026-11-26T20:00:00.000Z',
+    updatedAt: '2026-11-26T20:03:00.000Z',
+    status: 'completed',
+    error: null,
+    settings,
+    backend: { name: 'wasm', skipped: ['tensorflow: not installed'] },
     dataset: {
       root: settings.dataset,
       spec: {
-        version: 1, root: settings.dataset, labelSources: [{ kind: 'folder', depth: 2 }],
-        classes: [{ name: 'all', count: 405 }, { name: 'hem', count: 195 }], unlabelled: 0, groups: null, splits: null,
-        split: { kind: 'folds', depth: 1, validationGroup: 'fold_2' }, subjectPattern: '^UID_(H?\\d+)_', subjects: { count: 30, imagesWithSubject: 600 },
+        version: 1,
+        root: settings.dataset,
+        labelSources: [{ kind: 'folder', depth: 2 }],
+        classes: [
+          { name: 'all', count: 405 },
+          { name: 'hem', count: 195 },
+        ],
+        unlabelled: 0,
+        groups: null,
+        splits: null,
+        split: { kind: 'folds', depth: 1, validationGroup: 'fold_2' },
+        subjectPattern: '^UID_(H?\\d+)_',
+        subjects: { count: 30, imagesWithSubject: 600 },
       } as RunFile['dataset']['spec'],
-      findings: FINDINGS, labelsAreStructural: false, classes: CLASSES,
+      findings: FINDINGS,
+      labelsAreStructural: false,
+      classes: CLASSES,
       splits: [
         { split: 'train', images: 400, byClass: { all: 270, hem: 130 }, subjects: 20, imagesWithoutSubject: 0 },
         { split: 'val', images: 60, byClass: { all: 41, hem: 19 }, subjects: 6, imagesWithoutSubject: 0 },
         { split: 'test', images: 40, byClass: { all: 27, hem: 13 }, subjects: 4, imagesWithoutSubject: 0 },
       ],
-      skipped: [], notes: [],
+      skipped: [],
+      notes: [],
     },
-    model: { architecture: 'resnet18', imageSize: IMAGE_SIZE, numClasses: 2, parameters: 11177538, weightsFile: 'model.safetensors' },
+    model: {
+      architecture: 'resnet18',
+      imageSize: IMAGE_SIZE,
+      numClasses: 2,
+      parameters: 11177538,
+      weightsFile: 'model.safetensors',
+    },
     history: Array.from({ length: 6 }, (_, i) => ({
-      epoch: i + 1, trainLoss: 0.6 / (i + 1), trainAccuracy: 0.7 + i * 0.05, valLoss: 0.7 - i * 0.08 + (i === 5 ? 0.2 : 0),
-      valAccuracy: 0.6 + i * 0.05, valBalancedAccuracy: 0.55 + i * 0.05, learningRate: 1e-3 * Math.cos((i / 6) * (Math.PI / 2)), seconds: 28, imagesPerSecond: 14,
+      epoch: i + 1,
+      trainLoss: 0.6 / (i + 1),
+      trainAccuracy: 0.7 + i * 0.05,
+      valLoss: 0.7 - i * 0.08 + (i === 5 ? 0.2 : 0),
+      valAccuracy: 0.6 + i * 0.05,
+      valBalancedAccuracy: 0.55 + i * 0.05,
+      learningRate: 1e-3 * Math.cos((i / 6) * (Math.PI / 2)),
+      seconds: 28,
+      imagesPerSecond: 14,
     })),
     bestEpoch: 5,
     metrics: { validation: null, test: null },
@@ -215,7 +305,11 @@ function baseRun(runDir: string): RunFile {
 }
 
 function metricsOf(list: Prediction[]) {
-  return computeClassificationMetrics({ classes: CLASSES, yTrue: list.map((p) => p.true), probabilities: list.map((p) => p.probabilities) });
+  return computeClassificationMetrics({
+    classes: CLASSES,
+    yTrue: list.map((p) => p.true),
+    probabilities: list.map((p) => p.probabilities),
+  });
 }
 
 /** A finished run with validation and test metrics, Grad-CAM samples and both checks. */
@@ -232,15 +326,32 @@ async function writeFullRun(): Promise<{ runDir: string; run: RunFile }> {
   run.predictions = [...val, ...test];
   const samples = await explainedSamples(runDir, run.predictions);
   run.explanations = {
-    method: 'gradcam', layer: 'layer2', colormap: 'jet',
+    method: 'gradcam',
+    layer: 'layer2',
+    colormap: 'jet',
     sharedScale: Math.max(...samples.map((s) => Math.max(...s.cam!.flat()))),
     samples,
     sanity: {
-      steps: [['fc', 0.81], ['layer4', 0.32], ['layer3', 0.12], ['layer2', 0.05], ['layer1', 0.03], ['conv1', -0.02]].map(([randomisedUpTo, spearman]) => ({ randomisedUpTo: randomisedUpTo as string, spearman: spearman as number })),
+      steps: [
+        ['fc', 0.81],
+        ['layer4', 0.32],
+        ['layer3', 0.12],
+        ['layer2', 0.05],
+        ['layer1', 0.03],
+        ['conv1', -0.02],
+      ].map(([randomisedUpTo, spearman]) => ({
+        randomisedUpTo: randomisedUpTo as string,
+        spearman: spearman as number,
+      })),
       passed: true,
       message: 'The maps change as the weights are randomised: they depend on what the model learned.',
     },
-    shortcut: { perClass: { all: 0.12, hem: 0.31 }, threshold: 0.25, flagged: true, message: 'For hem, 31 % of the attention falls on the background: the model may use the cell\'s surroundings.' },
+    shortcut: {
+      perClass: { all: 0.12, hem: 0.31 },
+      threshold: 0.25,
+      flagged: true,
+      message: "For hem, 31 % of the attention falls on the background: the model may use the cell's surroundings.",
+    },
   };
   await writeFile(path.join(runDir, 'run.json'), JSON.stringify(run, null, 2));
   return { runDir, run };
@@ -286,14 +397,25 @@ function renderedDom(htmlFile: string): string | null {
   if (!existsSync(CHROMIUM)) return null;
   const result = spawnSync(
     CHROMIUM,
-    ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--dump-dom', `file://${htmlFile}`],
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--dump-dom',
+      `file://${htmlFile}`,
+    ],
     { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 * 1024 * 1024 },
   );
   assert.equal(result.status, 0, `chromium failed: ${result.error ?? ''}\n${result.stderr}`);
   return result.stdout;
 }
 
-const noChromium = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed: cannot check that the page draws itself`;
+const noChromium = existsSync(CHROMIUM)
+  ? false
+  : `${CHROMIUM} is not installed: cannot check that the page draws itself`;
 
 /** The rendered view: what the script built inside `<main id="app">`, without the page's own script text. */
 function appOf(dom: string): string {
@@ -345,7 +467,10 @@ describe('report', () => {
     const data = JSON.parse(json) as ShowRunMessage;
     assert.equal(data.type, 'showRun');
     assert.deepEqual(data.run.dataset.findings, FINDINGS);
-    assert.deepEqual(data.run.metrics.validation!.confusionMatrix.counts, full.run.metrics.validation!.confusionMatrix.counts);
+    assert.deepEqual(
+      data.run.metrics.validation!.confusionMatrix.counts,
+      full.run.metrics.validation!.confusionMatrix.counts,
+    );
     const samples = full.run.explanations!.samples;
     assert.equal(data.imageUris[samples[0].original].slice(0, 22), 'data:image/png;base64,');
     assert.equal(Object.keys(data.imageUris).length, samples.length * 3 - 2);
@@ -361,7 +486,12 @@ describe('report', () => {
 
   test('the CLI command writes <run>/report.html by default, or --out, and prints the path', async () => {
     const script = `require(${JSON.stringify(path.join(REPO, 'src', 'cli', 'commands', 'report.ts'))}).reportCommand(process.argv.slice(1)).then((c) => { process.exitCode = c; })`;
-    const runCommand = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', '-e', script, ...args], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+    const runCommand = (args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', '-e', script, ...args], {
+        cwd: REPO,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
     const byDefault = runCommand([full.runDir]);
     assert.equal(byDefault.status, 0, byDefault.stderr);
     assert.equal(byDefault.stdout, `${path.join(full.runDir, 'report.html')}\n`);
@@ -379,7 +509,11 @@ describe('report', () => {
   test('leukemia-audit report runs from the built CLI, finding its assets from dist/', (t) => {
     const bin = path.join(REPO, 'bin', 'leukemia-audit.js');
     const out = path.join(path.dirname(full.runDir), 'from-bin.html');
-    const result = spawnSync(process.execPath, [bin, 'report', full.runDir, '--out', out], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+    const result = spawnSync(process.execPath, [bin, 'report', full.runDir, '--out', out], {
+      cwd: REPO,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     if (/unknown command "report"/.test(result.stderr)) {
       t.skip('the report command is not registered in src/cli/main.ts yet');
       return;
@@ -388,64 +522,91 @@ describe('report', () => {
     assert.equal(result.stdout, `${out}\n`);
   });
 
-  test('Chromium draws findings, metrics, confusion matrices, charts and the Grad-CAM gallery', { skip: noChromium }, async () => {
-    const file = path.join(path.dirname(full.runDir), 'full.html');
-    await writeFile(file, html);
-    const dom = appOf(renderedDom(file)!);
-    assert.doesNotMatch(dom, /could not be shown/, 'a part of the page failed to render');
-    for (const split of ['val', 'test']) assert.match(dom, new RegExp(`<table class="confusion" id="confusion-${split}"`));
-    const { counts } = full.run.metrics.validation!.confusionMatrix;
-    const images = (n: number) => `${n} image${n === 1 ? '' : 's'}`;
-    assert.ok(dom.includes(`true all, predicted hem: ${images(counts[0][1])}`), 'false-negative count');
-    assert.ok(dom.includes(`true hem, predicted hem: ${images(counts[1][1])}`), 'true-negative count');
-    assert.ok(dom.includes(FINDINGS[0].message), 'finding message');
-    assert.match(dom, /structural-labels/);
-    assert.ok(dom.includes(`<td class="num">${full.run.metrics.test!.weightedF1.toFixed(3)}</td>`), 'test weighted F1');
-    assert.equal(dom.match(/<svg [^>]*class="chart"/g)?.length, 4, 'loss, accuracy, ROC and reliability charts');
-    // The hostile name is text in the page: escaped in the serialised DOM, never an element.
-    assert.ok(dom.includes(HOSTILE_ESCAPED), 'hostile path shown as text');
-    assert.ok(dom.includes('&lt;script&gt;alert(2)&lt;/script&gt;'), 'hostile message shown as text');
-    assert.doesNotMatch(dom, /<img src="x"|<img src=x/i);
-    // Per sample: the input, and the input under the map painted from the raw map on a canvas (the PNG
-    // overlays, one of them never written, are not needed).
-    const samples = full.run.explanations!.samples;
-    const shown = dom.match(/<img src="data:image\/png;base64,/g)?.length ?? 0;
-    assert.equal(shown, samples.length * 2);
-    assert.doesNotMatch(dom, /<img [^>]*class="overlay"/);
-    assert.doesNotMatch(dom, /image not available/);
-    // Drawn: paintCam marks a canvas with the colour map once it has painted it (viridis by default).
-    const canvases = [...dom.matchAll(/<canvas [^>]*>/g)].map((m) => m[0]).filter((tag) => /class="overlay"/.test(tag));
-    assert.equal(canvases.length, samples.length, 'one painted map per sample');
-    for (const tag of canvases) {
-      assert.match(tag, new RegExp(`width="${IMAGE_SIZE}" height="${IMAGE_SIZE}"`), 'the canvas has the input image size');
-      assert.match(tag, /data-colormap="viridis"/, `painted: ${tag}`);
-      assert.match(tag, /role="img" aria-label="Grad-CAM: /);
-    }
-    const select = /<select id="overlay-colormap"[^>]*>([\s\S]*?)<\/select>/.exec(dom);
-    assert.ok(select, 'the colour map select');
-    assert.doesNotMatch(select[0], /disabled/);
-    assert.deepEqual([...select[1].matchAll(/<option value="([^"]+)">/g)].map((m) => m[1]), ['viridis', 'turbo', 'jet']);
-    assert.match(dom, /<label for="overlay-colormap">Colour map<\/label>/);
-    assert.match(dom, /low<canvas class="colormap" aria-hidden="true" width="256" height="1"><\/canvas>high/);
-    assert.doesNotMatch(dom, /overlay-colormap-note/, 'no note when every sample has its map');
-    assert.match(dom, /Sanity check <vscode-badge class="badge badge-pass"[^>]*>passed<\/vscode-badge>/);
-    assert.match(dom, /Shortcut check <vscode-badge class="badge badge-fail"[^>]*>flagged<\/vscode-badge>/);
-  });
+  test(
+    'Chromium draws findings, metrics, confusion matrices, charts and the Grad-CAM gallery',
+    { skip: noChromium },
+    async () => {
+      const file = path.join(path.dirname(full.runDir), 'full.html');
+      await writeFile(file, html);
+      const dom = appOf(renderedDom(file)!);
+      assert.doesNotMatch(dom, /could not be shown/, 'a part of the page failed to render');
+      for (const split of ['val', 'test'])
+        assert.match(dom, new RegExp(`<table class="confusion" id="confusion-${split}"`));
+      const { counts } = full.run.metrics.validation!.confusionMatrix;
+      const images = (n: number) => `${n} image${n === 1 ? '' : 's'}`;
+      assert.ok(dom.includes(`true all, predicted hem: ${images(counts[0][1])}`), 'false-negative count');
+      assert.ok(dom.includes(`true hem, predicted hem: ${images(counts[1][1])}`), 'true-negative count');
+      assert.ok(dom.includes(FINDINGS[0].message), 'finding message');
+      assert.match(dom, /structural-labels/);
+      assert.ok(
+        dom.includes(`<td class="num">${full.run.metrics.test!.weightedF1.toFixed(3)}</td>`),
+        'test weighted F1',
+      );
+      assert.equal(dom.match(/<svg [^>]*class="chart"/g)?.length, 4, 'loss, accuracy, ROC and reliability charts');
+      // The hostile name is text in the page: escaped in the serialised DOM, never an element.
+      assert.ok(dom.includes(HOSTILE_ESCAPED), 'hostile path shown as text');
+      assert.ok(dom.includes('&lt;script&gt;alert(2)&lt;/script&gt;'), 'hostile message shown as text');
+      assert.doesNotMatch(dom, /<img src="x"|<img src=x/i);
+      // Per sample: the input, and the input under the map painted from the raw map on a canvas (the PNG
+      // overlays, one of them never written, are not needed).
+      const samples = full.run.explanations!.samples;
+      const shown = dom.match(/<img src="data:image\/png;base64,/g)?.length ?? 0;
+      assert.equal(shown, samples.length * 2);
+      assert.doesNotMatch(dom, /<img [^>]*class="overlay"/);
+      assert.doesNotMatch(dom, /image not available/);
+      // Drawn: paintCam marks a canvas with the colour map once it has painted it (viridis by default).
+      const canvases = [...dom.matchAll(/<canvas [^>]*>/g)]
+        .map((m) => m[0])
+        .filter((tag) => /class="overlay"/.test(tag));
+      assert.equal(canvases.length, samples.length, 'one painted map per sample');
+      for (const tag of canvases) {
+        assert.match(
+          tag,
+          new RegExp(`width="${IMAGE_SIZE}" height="${IMAGE_SIZE}"`),
+          'the canvas has the input image size',
+        );
+        assert.match(tag, /data-colormap="viridis"/, `painted: ${tag}`);
+        assert.match(tag, /role="img" aria-label="Grad-CAM: /);
+      }
+      const select = /<select id="overlay-colormap"[^>]*>([\s\S]*?)<\/select>/.exec(dom);
+      assert.ok(select, 'the colour map select');
+      assert.doesNotMatch(select[0], /disabled/);
+      assert.deepEqual(
+        [...select[1].matchAll(/<option value="([^"]+)">/g)].map((m) => m[1]),
+        ['viridis', 'turbo', 'jet'],
+      );
+      assert.match(dom, /<label for="overlay-colormap">Colour map<\/label>/);
+      assert.match(dom, /low<canvas class="colormap" aria-hidden="true" width="256" height="1"><\/canvas>high/);
+      assert.doesNotMatch(dom, /overlay-colormap-note/, 'no note when every sample has its map');
+      assert.match(dom, /Sanity check <vscode-badge class="badge badge-pass"[^>]*>passed<\/vscode-badge>/);
+      assert.match(dom, /Shortcut check <vscode-badge class="badge badge-fail"[^>]*>flagged<\/vscode-badge>/);
+    },
+  );
 
-  test('in a webview the same bundle answers ready, draws showRun, filters by cell, and posts saveState and openImage', { skip: noChromium }, async () => {
-    const { html: report } = await buildHtmlReport(full.runDir);
-    const data = JSON.parse(/<script type="application\/json" id="run-data">([\s\S]*?)<\/script>/.exec(report)![1]) as ShowRunMessage;
-    const wrong = full.run.explanations!.samples.find((s) => s.split === 'val' && s.true !== s.predicted)!;
-    const cell = full.run.explanations!.samples
-      .filter((s) => s.split === 'val' && s.true === wrong.true && s.predicted === wrong.predicted)
-      .sort((a, b) => b.confidence - a.confidence);
-    const cellLabel = `true ${CLASSES[wrong.true]}, predicted ${CLASSES[wrong.predicted]}:`;
-    // Per sample of the cell, in the gallery's order: the canvas pixels in the middle of its high and low blocks.
-    const maps = cell.map((s) => camOf(seedOf(s)));
-    const cellCentres = maps.map((m) => [blockCentre(m.high), blockCentre(m.low)]);
-    const bundle = (await readFile(path.join(REPO, 'dist', 'webview.js'), 'utf8')).replace(/\/\/# sourceMappingURL=.*$/m, '');
-    // A stand-in for VS Code: the API the webview acquires, then what the user does, in one module so it runs in order.
-    const script = `
+  test(
+    'in a webview the same bundle answers ready, draws showRun, filters by cell, and posts saveState and openImage',
+    { skip: noChromium },
+    async () => {
+      const { html: report } = await buildHtmlReport(full.runDir);
+      const data = JSON.parse(
+        /<script type="application\/json" id="run-data">([\s\S]*?)<\/script>/.exec(report)![1],
+      ) as ShowRunMessage;
+      const wrong = full.run.explanations!.samples.find((s) => s.split === 'val' && s.true !== s.predicted)!;
+      const cell = full.run
+        .explanations!.samples.filter(
+          (s) => s.split === 'val' && s.true === wrong.true && s.predicted === wrong.predicted,
+        )
+        .sort((a, b) => b.confidence - a.confidence);
+      const cellLabel = `true ${CLASSES[wrong.true]}, predicted ${CLASSES[wrong.predicted]}:`;
+      // Per sample of the cell, in the gallery's order: the canvas pixels in the middle of its high and low blocks.
+      const maps = cell.map((s) => camOf(seedOf(s)));
+      const cellCentres = maps.map((m) => [blockCentre(m.high), blockCentre(m.low)]);
+      const bundle = (await readFile(path.join(REPO, 'dist', 'webview.js'), 'utf8')).replace(
+        /\/\/# sourceMappingURL=.*$/m,
+        '',
+      );
+      // A stand-in for VS Code: the API the webview acquires, then what the user does, in one module so it runs in order.
+      const script = `
       const sent = [];
       let stored;
       globalThis.acquireVsCodeApi = () => ({ postMessage: (m) => sent.push(m), getState: () => undefined, setState: (s) => { stored = s; } });
@@ -475,79 +636,149 @@ describe('report', () => {
       out.id = 'sent';
       out.textContent = JSON.stringify({ sent, stored, painted });
       document.body.append(out);`;
-    const file = path.join(path.dirname(full.runDir), 'webview.html');
-    await writeFile(file, `<!doctype html><html><head><meta charset="utf-8"></head><body><main id="app"></main><script type="module">${script}</script></body></html>`);
-    const dom = renderedDom(file)!;
-    const sentText = /<pre id="sent">([\s\S]*?)<\/pre>/.exec(dom)?.[1];
-    assert.ok(sentText, `the interaction script ran to its end:\n${appOf(dom).slice(0, 2000)}`);
-    const { sent, stored, painted } = JSON.parse(sentText.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'));
-    const filter = { split: 'val', true: wrong.true, predicted: wrong.predicted };
-    assert.deepEqual(sent, [
-      { type: 'ready' },
-      { type: 'saveState', state: { filter, opacity: 0.6, scale: 'image', colormap: 'viridis', sort: 'confidence-desc' } },
-      { type: 'saveState', state: { filter, opacity: 0.6, scale: 'shared', colormap: 'viridis', sort: 'confidence-desc' } },
-      { type: 'saveState', state: { filter, opacity: 0.6, scale: 'shared', colormap: 'jet', sort: 'confidence-desc' } },
-      { type: 'openImage', path: cell[0].path },
-      { type: 'saveState', state: { filter, opacity: 0.2, scale: 'shared', colormap: 'jet', sort: 'confidence-desc' } },
-    ]);
-    // The page's own VS Code state names the run, for the panel serializer after a window reload.
-    assert.deepEqual(stored, { filter, opacity: 0.2, scale: 'shared', colormap: 'jet', sort: 'confidence-desc', runDir: full.runDir });
-    // The painted colours are the colour map's, at the raw map's values: its own range per image (high block
-    // 1, low block 0), then the run-wide scale, then the same in jet. Opaque; the opacity is the canvas's CSS.
-    const sharedScale = full.run.explanations!.sharedScale!;
-    const expected = (name: ColormapName, high: (peak: number) => number) => maps.map((m) => [[...colourOf(name, high(m.peak)), 255], [...colourOf(name, 0), 255]]);
-    const near = (actual: number[][][], wanted: number[][][], what: string) => {
-      assert.equal(actual.length, wanted.length, `${what}: one canvas per sample of the cell`);
-      actual.forEach((points, i) => points.forEach((rgba, j) => rgba.forEach((value, c) =>
-        assert.ok(Math.abs(value - wanted[i][j][c]) <= 2, `${what}, sample ${i}, ${j === 0 ? 'high' : 'low'} block: ${rgba} vs ${wanted[i][j]}`))));
-    };
-    near(painted.before, expected('viridis', () => 1), 'viridis, each image its own maximum');
-    near(painted.shared, expected('viridis', (peak) => peak / sharedScale), 'viridis, run-wide scale');
-    near(painted.jet, expected('jet', (peak) => peak / sharedScale), 'jet, run-wide scale');
-    assert.ok(maps.some((m) => m.peak / sharedScale < 0.9), 'the fixture has maps weaker than the run maximum');
-    assert.equal(painted.sameCanvas, true, 'a colour map change repaints the canvases in place');
-    assert.equal(painted.marked, 'jet');
-    const app = appOf(dom);
-    assert.equal(app.match(/class="gallery-group"/g)?.length, 1, 'only the chosen cell');
-    assert.match(app, /aria-pressed="true"/);
-    assert.match(app, /<div class="gallery" id="gallery" style="--overlay-opacity: 0.2;">/);
-    assert.match(app, /<output for="overlay-opacity">20(&nbsp;|\u00a0)%<\/output>/);
-    assert.equal(app.match(/<canvas class="overlay"/g)?.length, cell.length, 'one painted map per sample of the cell');
-  });
+      const file = path.join(path.dirname(full.runDir), 'webview.html');
+      await writeFile(
+        file,
+        `<!doctype html><html><head><meta charset="utf-8"></head><body><main id="app"></main><script type="module">${script}</script></body></html>`,
+      );
+      const dom = renderedDom(file)!;
+      const sentText = /<pre id="sent">([\s\S]*?)<\/pre>/.exec(dom)?.[1];
+      assert.ok(sentText, `the interaction script ran to its end:\n${appOf(dom).slice(0, 2000)}`);
+      const { sent, stored, painted } = JSON.parse(
+        sentText.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'),
+      );
+      const filter = { split: 'val', true: wrong.true, predicted: wrong.predicted };
+      assert.deepEqual(sent, [
+        { type: 'ready' },
+        {
+          type: 'saveState',
+          state: { filter, opacity: 0.6, scale: 'image', colormap: 'viridis', sort: 'confidence-desc' },
+        },
+        {
+          type: 'saveState',
+          state: { filter, opacity: 0.6, scale: 'shared', colormap: 'viridis', sort: 'confidence-desc' },
+        },
+        {
+          type: 'saveState',
+          state: { filter, opacity: 0.6, scale: 'shared', colormap: 'jet', sort: 'confidence-desc' },
+        },
+        { type: 'openImage', path: cell[0].path },
+        {
+          type: 'saveState',
+          state: { filter, opacity: 0.2, scale: 'shared', colormap: 'jet', sort: 'confidence-desc' },
+        },
+      ]);
+      // The page's own VS Code state names the run, for the panel serializer after a window reload.
+      assert.deepEqual(stored, {
+        filter,
+        opacity: 0.2,
+        scale: 'shared',
+        colormap: 'jet',
+        sort: 'confidence-desc',
+        runDir: full.runDir,
+      });
+      // The painted colours are the colour map's, at the raw map's values: its own range per image (high block
+      // 1, low block 0), then the run-wide scale, then the same in jet. Opaque; the opacity is the canvas's CSS.
+      const sharedScale = full.run.explanations!.sharedScale!;
+      const expected = (name: ColormapName, high: (peak: number) => number) =>
+        maps.map((m) => [
+          [...colourOf(name, high(m.peak)), 255],
+          [...colourOf(name, 0), 255],
+        ]);
+      const near = (actual: number[][][], wanted: number[][][], what: string) => {
+        assert.equal(actual.length, wanted.length, `${what}: one canvas per sample of the cell`);
+        actual.forEach((points, i) =>
+          points.forEach((rgba, j) =>
+            rgba.forEach((value, c) =>
+              assert.ok(
+                Math.abs(value - wanted[i][j][c]) <= 2,
+                `${what}, sample ${i}, ${j === 0 ? 'high' : 'low'} block: ${rgba} vs ${wanted[i][j]}`,
+              ),
+            ),
+          ),
+        );
+      };
+      near(
+        painted.before,
+        expected('viridis', () => 1),
+        'viridis, each image its own maximum',
+      );
+      near(
+        painted.shared,
+        expected('viridis', (peak) => peak / sharedScale),
+        'viridis, run-wide scale',
+      );
+      near(
+        painted.jet,
+        expected('jet', (peak) => peak / sharedScale),
+        'jet, run-wide scale',
+      );
+      assert.ok(
+        maps.some((m) => m.peak / sharedScale < 0.9),
+        'the fixture has maps weaker than the run maximum',
+      );
+      assert.equal(painted.sameCanvas, true, 'a colour map change repaints the canvases in place');
+      assert.equal(painted.marked, 'jet');
+      const app = appOf(dom);
+      assert.equal(app.match(/class="gallery-group"/g)?.length, 1, 'only the chosen cell');
+      assert.match(app, /aria-pressed="true"/);
+      assert.match(app, /<div class="gallery" id="gallery" style="--overlay-opacity: 0.2;">/);
+      assert.match(app, /<output for="overlay-opacity">20(&nbsp;|\u00a0)%<\/output>/);
+      assert.equal(
+        app.match(/<canvas class="overlay"/g)?.length,
+        cell.length,
+        'one painted map per sample of the cell',
+      );
+    },
+  );
 
-  test('a run without raw maps shows the overlay PNGs, with the colour map select disabled and a note', { skip: noChromium }, async () => {
-    const old = await writeRunWithoutMaps(full);
-    const file = path.join(old.runDir, 'report.html');
-    const { html: report, missingImages } = await buildHtmlReport(old.runDir);
-    assert.deepEqual(missingImages, ['../outside.png', 'explanations/val/never-written.png']);
-    await writeFile(file, report);
-    const dom = appOf(renderedDom(file)!);
-    assert.doesNotMatch(dom, /could not be shown/);
-    // Per sample: the input, the input under the map, and the map, except the one map that was never written.
-    const samples = old.run.explanations!.samples;
-    assert.equal(dom.match(/<img src="data:image\/png;base64,/g)?.length ?? 0, samples.length * 3 - 1);
-    assert.equal(dom.match(/<img [^>]*class="overlay"/g)?.length, samples.length - 1);
-    assert.match(dom, /image not available/);
-    assert.doesNotMatch(dom, /<canvas class="overlay"/);
-    const select = /<select id="overlay-colormap"([^>]*)>([\s\S]*?)<\/select>/.exec(dom);
-    assert.ok(select, 'the colour map select');
-    assert.match(select[1], /disabled=""/);
-    assert.match(select[1], /aria-describedby="overlay-colormap-note"/);
-    assert.deepEqual([...select[2].matchAll(/<option value="([^"]+)">/g)].map((m) => m[1]), ['viridis', 'turbo', 'jet']);
-    assert.match(dom, /<p class="hint colormap-note" id="overlay-colormap-note">Colour map fixed \(jet\): [^<]*Explain the run again/);
-    assert.match(dom, /colour map jet\./, 'the lead names the colour map baked into the PNGs');
-  });
+  test(
+    'a run without raw maps shows the overlay PNGs, with the colour map select disabled and a note',
+    { skip: noChromium },
+    async () => {
+      const old = await writeRunWithoutMaps(full);
+      const file = path.join(old.runDir, 'report.html');
+      const { html: report, missingImages } = await buildHtmlReport(old.runDir);
+      assert.deepEqual(missingImages, ['../outside.png', 'explanations/val/never-written.png']);
+      await writeFile(file, report);
+      const dom = appOf(renderedDom(file)!);
+      assert.doesNotMatch(dom, /could not be shown/);
+      // Per sample: the input, the input under the map, and the map, except the one map that was never written.
+      const samples = old.run.explanations!.samples;
+      assert.equal(dom.match(/<img src="data:image\/png;base64,/g)?.length ?? 0, samples.length * 3 - 1);
+      assert.equal(dom.match(/<img [^>]*class="overlay"/g)?.length, samples.length - 1);
+      assert.match(dom, /image not available/);
+      assert.doesNotMatch(dom, /<canvas class="overlay"/);
+      const select = /<select id="overlay-colormap"([^>]*)>([\s\S]*?)<\/select>/.exec(dom);
+      assert.ok(select, 'the colour map select');
+      assert.match(select[1], /disabled=""/);
+      assert.match(select[1], /aria-describedby="overlay-colormap-note"/);
+      assert.deepEqual(
+        [...select[2].matchAll(/<option value="([^"]+)">/g)].map((m) => m[1]),
+        ['viridis', 'turbo', 'jet'],
+      );
+      assert.match(
+        dom,
+        /<p class="hint colormap-note" id="overlay-colormap-note">Colour map fixed \(jet\): [^<]*Explain the run again/,
+      );
+      assert.match(dom, /colour map jet\./, 'the lead names the colour map baked into the PNGs');
+    },
+  );
 
-  test('Chromium shows notes for what a run does not have yet, and the structural-labels banner', { skip: noChromium }, async () => {
-    const runDir = await writeEarlyRun();
-    const file = path.join(runDir, 'report.html');
-    await writeFile(file, (await buildHtmlReport(runDir)).html);
-    const dom = appOf(renderedDom(file)!);
-    assert.doesNotMatch(dom, /could not be shown/);
-    assert.match(dom, /These labels are folders, not diagnoses/);
-    assert.match(dom, /No metrics yet/);
-    assert.match(dom, /No finished epoch yet/);
-    assert.match(dom, /No Grad-CAM explanations in this run yet/);
-    assert.doesNotMatch(dom, /class="confusion"/);
-  });
+  test(
+    'Chromium shows notes for what a run does not have yet, and the structural-labels banner',
+    { skip: noChromium },
+    async () => {
+      const runDir = await writeEarlyRun();
+      const file = path.join(runDir, 'report.html');
+      await writeFile(file, (await buildHtmlReport(runDir)).html);
+      const dom = appOf(renderedDom(file)!);
+      assert.doesNotMatch(dom, /could not be shown/);
+      assert.match(dom, /These labels are folders, not diagnoses/);
+      assert.match(dom, /No metrics yet/);
+      assert.match(dom, /No finished epoch yet/);
+      assert.match(dom, /No Grad-CAM explanations in this run yet/);
+      assert.doesNotMatch(dom, /class="confusion"/);
+    },
+  );
 });

@@ -61,7 +61,12 @@ function floatsOf(tensor: HostTensor | undefined, name: string): Float32Array {
 
 /** PyTorch's NCHW images as the NHWC tensor tfjs convolutions expect. */
 function nhwcFromNchw(tensor: HostTensor): tf.Tensor4D {
-  return tf.tidy(() => tf.transpose(tf.tensor4d(tensor.data as Float32Array, tensor.shape as [number, number, number, number]), [0, 2, 3, 1]));
+  return tf.tidy(() =>
+    tf.transpose(
+      tf.tensor4d(tensor.data as Float32Array, tensor.shape as [number, number, number, number]),
+      [0, 2, 3, 1],
+    ),
+  );
 }
 
 function withModel<T>(numClasses: number, seed: number, body: (params: ResNet18Params) => T): T {
@@ -89,7 +94,10 @@ test('layer output sizes at 224 and 64 px', () => {
     const layers = ['conv1', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'layer4.1', 'avgpool'];
     const shapesAt = (size: number) =>
       tf.tidy(() => {
-        const { logits, activations } = forward(params, tf.zeros([1, size, size, 3]), { training: false, captureLayers: layers });
+        const { logits, activations } = forward(params, tf.zeros([1, size, size, 3]), {
+          training: false,
+          captureLayers: layers,
+        });
         return { logits: logits.shape, ...Object.fromEntries(layers.map((name) => [name, activations[name]?.shape])) };
       });
     assert.deepEqual(shapesAt(224), {
@@ -120,10 +128,16 @@ test('layer output sizes at 224 and 64 px', () => {
 test('tf.tidy around forward keeps the logits and captured activations and nothing else', () => {
   withModel(2, 1, (params) => {
     const tensorsBefore = tf.memory().numTensors;
-    const result = tf.tidy(() => forward(params, tf.zeros([2, 32, 32, 3]), { training: true, captureLayers: ['layer4.1'] }));
+    const result = tf.tidy(() =>
+      forward(params, tf.zeros([2, 32, 32, 3]), { training: true, captureLayers: ['layer4.1'] }),
+    );
     assert.ok(!result.activations['layer4.1'].isDisposed);
     assert.deepEqual(Object.keys(result.activations), ['layer4.1']);
-    assert.equal(tf.memory().numTensors, tensorsBefore + 2, 'only logits and layer4.1 survive (running stats replaced in place)');
+    assert.equal(
+      tf.memory().numTensors,
+      tensorsBefore + 2,
+      'only logits and layer4.1 survive (running stats replaced in place)',
+    );
     tf.dispose(result);
   });
 });
@@ -139,7 +153,10 @@ test('forwardFrom a cached layer3 or avgpool activation gives the same logits as
         assert.ok(maxAbsDifference(resumed.logits.dataSync(), expected) < 1e-6, `resuming after ${start}`);
       }
       const features = full.activations.layer3;
-      assert.throws(() => forwardFrom(params, features, 'layer3', { training: false, captureLayers: ['layer2'] }), /not computed when resuming after "layer3"/);
+      assert.throws(
+        () => forwardFrom(params, features, 'layer3', { training: false, captureLayers: ['layer2'] }),
+        /not computed when resuming after "layer3"/,
+      );
       assert.throws(() => forward(params, x, { training: false, captureLayers: ['layer5'] }), /Unknown layer "layer5"/);
     }),
   );
@@ -147,7 +164,8 @@ test('forwardFrom a cached layer3 or avgpool activation gives the same logits as
 
 test('trainableVariables: full, finetune (layer4 + fc) and linear (fc) never include BatchNorm buffers', () => {
   withModel(2, 1, (params) => {
-    const namesOf = (variables: tf.Variable[]) => variables.map((variable) => [...params].find(([, v]) => v === variable)![0]);
+    const namesOf = (variables: tf.Variable[]) =>
+      variables.map((variable) => [...params].find(([, v]) => v === variable)![0]);
     const sizeOf = (variables: tf.Variable[]) => variables.reduce((sum, variable) => sum + variable.size, 0);
     const full = trainableVariables(params, 'full');
     const finetune = trainableVariables(params, 'finetune');
@@ -243,7 +261,9 @@ test('safetensors: F32 and I64 round trip with metadata, scalars and empty tenso
 test('safetensors: F16, BF16 and F64 are read as Float32', () => {
   const data = new Uint8Array(8 * 2 + 2 * 2 + 2 * 8);
   const view = new DataView(data.buffer);
-  [0x3c00, 0xc000, 0x3800, 0x0001, 0x7c00, 0xfc00, 0x0000, 0x3555].forEach((bits, i) => view.setUint16(2 * i, bits, true));
+  [0x3c00, 0xc000, 0x3800, 0x0001, 0x7c00, 0xfc00, 0x0000, 0x3555].forEach((bits, i) =>
+    view.setUint16(2 * i, bits, true),
+  );
   [0x3f80, 0xc040].forEach((bits, i) => view.setUint16(16 + 2 * i, bits, true));
   [0.1, -1e300].forEach((value, i) => view.setFloat64(20 + 8 * i, value, true));
   const decoded = decodeSafetensors(
@@ -257,7 +277,16 @@ test('safetensors: F16, BF16 and F64 are read as Float32', () => {
     ),
     'mixed.safetensors',
   );
-  assert.deepEqual(Array.from(decoded.tensors.get('half')!.data as Float32Array), [1, -2, 0.5, 2 ** -24, Infinity, -Infinity, 0, Math.fround(0.333251953125)]);
+  assert.deepEqual(Array.from(decoded.tensors.get('half')!.data as Float32Array), [
+    1,
+    -2,
+    0.5,
+    2 ** -24,
+    Infinity,
+    -Infinity,
+    0,
+    Math.fround(0.333251953125),
+  ]);
   assert.deepEqual(Array.from(decoded.tensors.get('brain')!.data as Float32Array), [1, -3]);
   assert.deepEqual(Array.from(decoded.tensors.get('double')!.data as Float32Array), [Math.fround(0.1), -Infinity]);
   assert.equal(decoded.tensors.get('half')!.storedDtype, 'F16');
@@ -265,7 +294,11 @@ test('safetensors: F16, BF16 and F64 are read as Float32', () => {
 
 test('safetensors: malformed files are rejected with the file and tensor named', () => {
   const eightFloats = new Uint8Array(32);
-  const tensor = (begin: number, end: number, shape = [(end - begin) / 4]) => ({ dtype: 'F32', shape, data_offsets: [begin, end] });
+  const tensor = (begin: number, end: number, shape = [(end - begin) / 4]) => ({
+    dtype: 'F32',
+    shape,
+    data_offsets: [begin, end],
+  });
   assertSafetensorsError(new Uint8Array(5), /too short/);
   assertSafetensorsError(craftFile({}, new Uint8Array(0), 10n ** 12n), /exceeds the 100000000-byte limit/);
   assertSafetensorsError(craftFile({}, new Uint8Array(0), 999n), /runs past the end/);
@@ -273,16 +306,42 @@ test('safetensors: malformed files are rejected with the file and tensor named',
   corrupt[8] = 0x5b; // '[' turns the header into invalid JSON
   assertSafetensorsError(corrupt, /header is not valid UTF-8 JSON/);
   assertSafetensorsError(craftFile([1, 2], new Uint8Array(0)), /header is not a JSON object/);
-  assertSafetensorsError(craftFile({ w: tensor(0, 32), v: tensor(32, 64) }, eightFloats), /run past the 32-byte data section/, 'v');
+  assertSafetensorsError(
+    craftFile({ w: tensor(0, 32), v: tensor(32, 64) }, eightFloats),
+    /run past the 32-byte data section/,
+    'v',
+  );
   assertSafetensorsError(craftFile({ w: tensor(0, 32), v: tensor(16, 32) }, eightFloats), /overlap tensor "w"/, 'v');
-  assertSafetensorsError(craftFile({ w: tensor(0, 16), v: tensor(20, 32) }, eightFloats), /bytes 16..20 .* belong to no tensor/, 'v');
+  assertSafetensorsError(
+    craftFile({ w: tensor(0, 16), v: tensor(20, 32) }, eightFloats),
+    /bytes 16..20 .* belong to no tensor/,
+    'v',
+  );
   assertSafetensorsError(craftFile({ w: tensor(0, 16) }, eightFloats), /16 trailing bytes/);
-  assertSafetensorsError(craftFile({ w: tensor(0, 32, [3, 3]) }, eightFloats), /shape \[3,3\] of F32 needs 36 bytes/, 'w');
+  assertSafetensorsError(
+    craftFile({ w: tensor(0, 32, [3, 3]) }, eightFloats),
+    /shape \[3,3\] of F32 needs 36 bytes/,
+    'w',
+  );
   assertSafetensorsError(craftFile({ w: tensor(32, 0, [8]) }, eightFloats), /is not \[begin, end\]/, 'w');
-  assertSafetensorsError(craftFile({ w: { ...tensor(0, 32), dtype: 'U8' } }, eightFloats), /unsupported dtype "U8"/, 'w');
-  assertSafetensorsError(craftFile({ w: { ...tensor(0, 32), shape: [-8] } }, eightFloats), /is not a list of sizes/, 'w');
-  assertSafetensorsError(craftFile({ __metadata__: { epoch: 3 }, w: tensor(0, 32) }, eightFloats), /__metadata__ value for "epoch"/);
-  assert.throws(() => encodeSafetensors(new Map([['w', { shape: [3], data: new Float32Array(2) }]])), /tensor "w": shape \[3\] does not hold the 2 values/);
+  assertSafetensorsError(
+    craftFile({ w: { ...tensor(0, 32), dtype: 'U8' } }, eightFloats),
+    /unsupported dtype "U8"/,
+    'w',
+  );
+  assertSafetensorsError(
+    craftFile({ w: { ...tensor(0, 32), shape: [-8] } }, eightFloats),
+    /is not a list of sizes/,
+    'w',
+  );
+  assertSafetensorsError(
+    craftFile({ __metadata__: { epoch: 3 }, w: tensor(0, 32) }, eightFloats),
+    /__metadata__ value for "epoch"/,
+  );
+  assert.throws(
+    () => encodeSafetensors(new Map([['w', { shape: [3], data: new Float32Array(2) }]])),
+    /tensor "w": shape \[3\] does not hold the 2 values/,
+  );
 });
 
 test('safetensors: writes atomically (no temporary file left) and reads back', async () => {
@@ -340,7 +399,10 @@ test('state dict: missing, unexpected and mismatched keys are all reported and n
       (error: Error) => {
         assert.match(error.message, /missing keys: layer3\.1\.conv2\.weight;/);
         assert.match(error.message, /unexpected keys: module\.extra;/);
-        assert.match(error.message, /layer1\.0\.conv1\.weight: checkpoint shape \[64,64,1,3\], model shape \[64,64,3,3\]/);
+        assert.match(
+          error.message,
+          /layer1\.0\.conv1\.weight: checkpoint shape \[64,64,1,3\], model shape \[64,64,3,3\]/,
+        );
         assert.doesNotMatch(error.message, /num_batches_tracked/);
         return true;
       },
@@ -358,15 +420,31 @@ test('state dict: another class count needs allowHeadMismatch, then keeps the ba
     assert.throws(() => loadStateDict(params, dict), /checkpoint classifies 10 classes; allow a head mismatch/);
     const report = loadStateDict(params, dict, { allowHeadMismatch: true, headSeed: 4 });
     assert.equal(report.headReinitialised, true);
-    assert.ok(params.get('layer4.1.bn2.running_var')!.dataSync().every((value) => value === 4), 'backbone loaded');
+    assert.ok(
+      params
+        .get('layer4.1.bn2.running_var')!
+        .dataSync()
+        .every((value) => value === 4),
+      'backbone loaded',
+    );
     assert.deepEqual(params.get('fc.weight')!.shape, [512, 2]);
     const bound = 1 / Math.sqrt(512);
     for (const name of ['fc.weight', 'fc.bias']) {
-      assert.ok(params.get(name)!.dataSync().every((value) => Math.abs(value) <= bound), `${name} re-initialised like nn.Linear`);
+      assert.ok(
+        params
+          .get(name)!
+          .dataSync()
+          .every((value) => Math.abs(value) <= bound),
+        `${name} re-initialised like nn.Linear`,
+      );
     }
     assert.ok(maxAbs(params.get('fc.weight')!.dataSync()) > bound * 0.99, 'fc.weight spans U(±1/sqrt(512))');
     dict.set('fc.bias', { shape: [3], data: new Float32Array(3) });
-    assert.throws(() => loadStateDict(params, dict, { allowHeadMismatch: true }), /fc\.weight: checkpoint shape \[10,512\]/, 'weight and bias must agree');
+    assert.throws(
+      () => loadStateDict(params, dict, { allowHeadMismatch: true }),
+      /fc\.weight: checkpoint shape \[10,512\]/,
+      'weight and bias must agree',
+    );
   });
 });
 
@@ -425,7 +503,10 @@ let pytorchReference: Promise<PyTorchReference | string> | undefined;
 function loadPyTorchReference(): Promise<PyTorchReference | string> {
   pytorchReference ??= (async () => {
     const folder = await mkdtemp(join(workDir, 'pytorch-'));
-    const run = await runPythonIfAvailable(PYTORCH_SCRIPT, ['generate', folder], { timeoutMs: 60_000, purpose: 'PyTorch parity' });
+    const run = await runPythonIfAvailable(PYTORCH_SCRIPT, ['generate', folder], {
+      timeoutMs: 60_000,
+      purpose: 'PyTorch parity',
+    });
     if ('unavailable' in run) return run.unavailable;
     return {
       folder,
@@ -450,7 +531,10 @@ test('PyTorch parity: eval-mode logits and layer4 at 224 px; our export loads st
   try {
     assert.deepEqual([...params.keys()], [...torch.weights.tensors.keys()], 'same keys in state_dict order');
     const outputs = tf.tidy(() => {
-      const result = forward(params, nhwcFromNchw(reference.get('input224')!), { training: false, captureLayers: ['layer4'] });
+      const result = forward(params, nhwcFromNchw(reference.get('input224')!), {
+        training: false,
+        captureLayers: ['layer4'],
+      });
       // Back to NCHW to compare with PyTorch element by element.
       return { logits: result.logits, layer4: tf.transpose(result.activations.layer4, [0, 3, 1, 2]) };
     });
@@ -461,13 +545,19 @@ test('PyTorch parity: eval-mode logits and layer4 at 224 px; our export loads st
     const expectedLayer4 = floatsOf(reference.get('layer4_224'), 'layer4_224');
     const logitsDifference = maxAbsDifference(logits, expectedLogits);
     const layer4Difference = maxAbsDifference(layer4, expectedLayer4);
-    t.diagnostic(`eval 224 px: max |Δ logits| = ${logitsDifference.toExponential(2)} (|logits| ≤ ${maxAbs(expectedLogits).toFixed(2)})`);
-    t.diagnostic(`eval 224 px: max |Δ layer4| = ${layer4Difference.toExponential(2)} (|layer4| ≤ ${maxAbs(expectedLayer4).toFixed(2)})`);
+    t.diagnostic(
+      `eval 224 px: max |Δ logits| = ${logitsDifference.toExponential(2)} (|logits| ≤ ${maxAbs(expectedLogits).toFixed(2)})`,
+    );
+    t.diagnostic(
+      `eval 224 px: max |Δ layer4| = ${layer4Difference.toExponential(2)} (|layer4| ≤ ${maxAbs(expectedLayer4).toFixed(2)})`,
+    );
     assert.ok(logitsDifference <= 1e-4, `logits differ by ${logitsDifference}`);
     assert.ok(layer4Difference <= 1e-4 * Math.max(1, maxAbs(expectedLayer4)), `layer4 differs by ${layer4Difference}`);
 
     await writeSafetensors(join(torch.folder, 'exported.safetensors'), exportStateDict(params), { format: 'pt' });
-    const check = JSON.parse(await runPython(PYTORCH_SCRIPT, ['check-export', torch.folder], { timeoutMs: 60_000 })) as { differing: string[]; logits: number[] };
+    const check = JSON.parse(
+      await runPython(PYTORCH_SCRIPT, ['check-export', torch.folder], { timeoutMs: 60_000 }),
+    ) as { differing: string[]; logits: number[] };
     assert.deepEqual(check.differing, [], 'exported tensors equal the PyTorch originals bit for bit');
     assert.deepEqual(check.logits, Array.from(expectedLogits), 'PyTorch gives the same logits from our export');
   } finally {
@@ -481,7 +571,9 @@ test('PyTorch parity: training-mode logits and running-stat updates at 64 px', a
   const reference = torch.reference.tensors;
   const params = loadPyTorchWeights(torch);
   try {
-    const logitsTensor = tf.tidy(() => forward(params, nhwcFromNchw(reference.get('input64')!), { training: true }).logits);
+    const logitsTensor = tf.tidy(
+      () => forward(params, nhwcFromNchw(reference.get('input64')!), { training: true }).logits,
+    );
     const logits = logitsTensor.dataSync();
     logitsTensor.dispose();
     const logitsDifference = maxAbsDifference(logits, floatsOf(reference.get('train_logits64'), 'train_logits64'));
@@ -492,12 +584,17 @@ test('PyTorch parity: training-mode logits and running-stat updates at 64 px', a
         const name = `${layer}.${buffer}`;
         const expected = floatsOf(reference.get(`after_train.${name}`), name);
         const difference = maxAbsDifference(params.get(name)!.dataSync(), expected);
-        t.diagnostic(`train 64 px: max |Δ ${name}| = ${difference.toExponential(2)} (|${buffer}| ≤ ${maxAbs(expected).toFixed(2)})`);
+        t.diagnostic(
+          `train 64 px: max |Δ ${name}| = ${difference.toExponential(2)} (|${buffer}| ≤ ${maxAbs(expected).toFixed(2)})`,
+        );
         assert.ok(difference <= 1e-4 * Math.max(1, maxAbs(expected)), `${name} differs by ${difference}`);
       }
     }
     const expectedCount = reference.get('after_train.bn1.num_batches_tracked')!.data as BigInt64Array;
-    assert.deepEqual(Array.from(params.get('bn1.num_batches_tracked')!.dataSync()), int64ToNumbers(expectedCount, 'num_batches_tracked'));
+    assert.deepEqual(
+      Array.from(params.get('bn1.num_batches_tracked')!.dataSync()),
+      int64ToNumbers(expectedCount, 'num_batches_tracked'),
+    );
   } finally {
     disposeModel(params);
   }

@@ -77,7 +77,9 @@ async function buildFixture(t: { after: (fn: () => Promise<void>) => void }): Pr
 
 function summary(result: ScanResult) {
   return {
-    images: result.images.map(({ path: p, format, width, height, channels }) => `${p} ${format} ${width}x${height}x${channels}`),
+    images: result.images.map(
+      ({ path: p, format, width, height, channels }) => `${p} ${format} ${width}x${height}x${channels}`,
+    ),
     unreadable: result.unreadable.map(({ path: p, reason }) => `${p} ${reason}`),
     otherFiles: result.otherFiles,
     ignored: result.ignored,
@@ -91,7 +93,9 @@ test('classifies every file of a messy tree by content', async (t) => {
 
   const lockedImage = 'locked/locked.bmp bmp 6x4x3';
   if (permissionsIgnored) {
-    t.diagnostic('running with permissions ignored (root?): chmod 000 does not block reads, so locked.bmp scans as an image');
+    t.diagnostic(
+      'running with permissions ignored (root?): chmod 000 does not block reads, so locked.bmp scans as an image',
+    );
   }
   assert.deepEqual(summary(result), {
     images: [
@@ -171,10 +175,16 @@ test('a root that cannot be scanned throws an error naming it', async (t) => {
     await rm(parent, { recursive: true, force: true });
   });
   const missing = path.join(parent, 'no-such-folder');
-  await assert.rejects(scanDataset(missing), (error: Error) => error.message === `Cannot scan ${missing}: it does not exist`);
+  await assert.rejects(
+    scanDataset(missing),
+    (error: Error) => error.message === `Cannot scan ${missing}: it does not exist`,
+  );
   const file = path.join(parent, 'labels.csv');
   await writeFile(file, 'a,b\n');
-  await assert.rejects(scanDataset(file), (error: Error) => error.message === `Cannot scan ${file}: it is a file, not a folder`);
+  await assert.rejects(
+    scanDataset(file),
+    (error: Error) => error.message === `Cannot scan ${file}: it is a file, not a folder`,
+  );
 
   await mkdir(locked);
   await writeFile(path.join(locked, 'a.bmp'), encodeBmp24(pixels(2, 2)));
@@ -183,7 +193,10 @@ test('a root that cannot be scanned throws an error naming it', async (t) => {
     t.diagnostic('running with permissions ignored (root?): a chmod 000 root is still readable');
     assert.equal((await scanDataset(locked)).images.length, 1);
   } else {
-    await assert.rejects(scanDataset(locked), (error: Error) => error.message === `Cannot scan ${locked}: permission denied`);
+    await assert.rejects(
+      scanDataset(locked),
+      (error: Error) => error.message === `Cannot scan ${locked}: permission denied`,
+    );
   }
 });
 
@@ -194,6 +207,10 @@ test('an aborted scan rejects with the abort reason', async (t) => {
   await assert.rejects(scanDataset(root, { signal: controller.signal }), /user cancelled/);
 
   const midway = new AbortController();
-  const scan = scanDataset(root, { concurrency: 1, signal: midway.signal, onProgress: () => midway.abort(new Error('stop')) });
+  const scan = scanDataset(root, {
+    concurrency: 1,
+    signal: midway.signal,
+    onProgress: () => midway.abort(new Error('stop')),
+  });
   await assert.rejects(scan, /stop/);
 });

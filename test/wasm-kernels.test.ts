@@ -91,7 +91,12 @@ function gradientsOf(c: ConvCase, seed: number): () => tf.Tensor[] {
  * the sub-pixel convolution. Heights are odd and widths even.
  */
 function kernelCases(): KernelCase[] {
-  const explicit: Pad = [[0, 0], [1, 2], [0, 3], [0, 0]];
+  const explicit: Pad = [
+    [0, 0],
+    [1, 2],
+    [0, 3],
+    [0, 0],
+  ];
   const cases: KernelCase[] = [];
   for (const stride of [1, 2]) {
     for (const size of [3, 1, 7]) {
@@ -101,8 +106,28 @@ function kernelCases(): KernelCase[] {
         const fewPixels = { 1: [3, 4, 64], 3: [5, 6, 32], 7: [9, 8, 8] }[size]!;
         const manyPixels = { 1: [13, 12, 8], 3: [13, 12, 8], 7: [21, 20, 3] }[size]!;
         cases.push(
-          { method: 'matmul', batch: 1, height: fewPixels[0], width: fewPixels[1], inChannels: fewPixels[2], outChannels: 16, filter, strides, pad },
-          { method: 'subpixel-conv', batch: 3, height: manyPixels[0], width: manyPixels[1], inChannels: manyPixels[2], outChannels: 8, filter, strides, pad },
+          {
+            method: 'matmul',
+            batch: 1,
+            height: fewPixels[0],
+            width: fewPixels[1],
+            inChannels: fewPixels[2],
+            outChannels: 16,
+            filter,
+            strides,
+            pad,
+          },
+          {
+            method: 'subpixel-conv',
+            batch: 3,
+            height: manyPixels[0],
+            width: manyPixels[1],
+            inChannels: manyPixels[2],
+            outChannels: 8,
+            filter,
+            strides,
+            pad,
+          },
         );
       }
     }
@@ -113,10 +138,25 @@ function kernelCases(): KernelCase[] {
     { height: 11, width: 7, outChannels: 6, filter: [3, 2], strides: [2, 1], pad: 'same' },
     { height: 11, width: 8, outChannels: 6, filter: [3, 3], strides: [3, 2], pad: 'valid' },
     { height: 11, width: 7, outChannels: 6, filter: [3, 3], strides: [2, 2], pad: 1, dimRoundingMode: 'ceil' },
-    { height: 6, width: 6, outChannels: 6, filter: [1, 1], strides: [3, 3], pad: [[0, 0], [4, 4], [3, 0], [0, 0]] },
+    {
+      height: 6,
+      width: 6,
+      outChannels: 6,
+      filter: [1, 1],
+      strides: [3, 3],
+      pad: [
+        [0, 0],
+        [4, 4],
+        [3, 0],
+        [0, 0],
+      ],
+    },
   ];
   for (const geometry of unusual) {
-    cases.push({ ...geometry, method: 'matmul', batch: 1, inChannels: 16 }, { ...geometry, method: 'subpixel-conv', batch: 3, inChannels: 2 });
+    cases.push(
+      { ...geometry, method: 'matmul', batch: 1, inChannels: 16 },
+      { ...geometry, method: 'subpixel-conv', batch: 3, inChannels: 2 },
+    );
   }
   return cases;
 }
@@ -126,8 +166,19 @@ test('Conv2DBackpropFilter and Conv2DBackpropInput on wasm match the cpu backend
   for (const [i, c] of kernelCases().entries()) {
     await t.test(caseName(c), async () => {
       const filterShape: [number, number, number, number] = [...c.filter, c.inChannels, c.outChannels];
-      const { outShape } = tf.backend_util.computeConv2DInfo([c.batch, c.height, c.width, c.inChannels], filterShape, c.strides, 1, c.pad, c.dimRoundingMode);
-      assert.equal(inputGradientMethod(outShape, filterShape), c.method, 'the shapes no longer exercise the intended dx method');
+      const { outShape } = tf.backend_util.computeConv2DInfo(
+        [c.batch, c.height, c.width, c.inChannels],
+        filterShape,
+        c.strides,
+        1,
+        c.pad,
+        c.dimRoundingMode,
+      );
+      assert.equal(
+        inputGradientMethod(outShape, filterShape),
+        c.method,
+        'the shapes no longer exercise the intended dx method',
+      );
       const [cpuFilter, cpuInput] = await onBackend('cpu', gradientsOf(c, 10 * i));
       const [wasmFilter, wasmInput] = await onBackend('wasm', gradientsOf(c, 10 * i));
       const filterError = relativeError(wasmFilter, cpuFilter);
@@ -144,7 +195,10 @@ test('the replacement kernels are installed once and keep wasm memory flat', asy
   registerWasmTrainingKernels();
   const installed = wasmTrainingKernelNames.map((name) => tf.getKernel(name, 'wasm').kernelFunc);
   registerWasmTrainingKernels();
-  assert.deepEqual(wasmTrainingKernelNames.map((name) => tf.getKernel(name, 'wasm').kernelFunc), installed);
+  assert.deepEqual(
+    wasmTrainingKernelNames.map((name) => tf.getKernel(name, 'wasm').kernelFunc),
+    installed,
+  );
 
   // One geometry per dx method.
   const cases: ConvCase[] = [
@@ -168,12 +222,31 @@ test('unsupported convolutions fail with a message naming the problem', () => {
   const common = { strides: 1, pad: 'same', dimRoundingMode: undefined };
   const run = (name: string, inputs: tf.NamedTensorMap, attrs: object) => () =>
     tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap);
-  assert.throws(run('Conv2DBackpropFilter', { x, dy }, { ...common, dataFormat: 'NHWC', dilations: 2, filterShape: filter.shape }), /dilation 1 only/);
-  assert.throws(run('Conv2DBackpropInput', { dy, filter }, { ...common, dataFormat: 'NHWC', dilations: [1, 2], inputShape: x.shape }), /dilation 1 only/);
-  assert.throws(run('Conv2DBackpropInput', { dy, filter }, { ...common, dataFormat: 'NCHW', inputShape: x.shape }), /'NHWC' only/);
+  assert.throws(
+    run('Conv2DBackpropFilter', { x, dy }, { ...common, dataFormat: 'NHWC', dilations: 2, filterShape: filter.shape }),
+    /dilation 1 only/,
+  );
+  assert.throws(
+    run(
+      'Conv2DBackpropInput',
+      { dy, filter },
+      { ...common, dataFormat: 'NHWC', dilations: [1, 2], inputShape: x.shape },
+    ),
+    /dilation 1 only/,
+  );
+  assert.throws(
+    run('Conv2DBackpropInput', { dy, filter }, { ...common, dataFormat: 'NCHW', inputShape: x.shape }),
+    /'NHWC' only/,
+  );
   const smallDy = tf.zeros([1, 4, 4, 3]);
-  assert.throws(run('Conv2DBackpropFilter', { x, dy: smallDy }, { ...common, dataFormat: 'NHWC', filterShape: filter.shape }), /dy has shape/);
-  assert.throws(run('Conv2DBackpropInput', { dy, filter }, { ...common, dataFormat: 'NHWC', inputShape: [1, 8, 8, 5] }), /input channels/);
+  assert.throws(
+    run('Conv2DBackpropFilter', { x, dy: smallDy }, { ...common, dataFormat: 'NHWC', filterShape: filter.shape }),
+    /dy has shape/,
+  );
+  assert.throws(
+    run('Conv2DBackpropInput', { dy, filter }, { ...common, dataFormat: 'NHWC', inputShape: [1, 8, 8, 5] }),
+    /input channels/,
+  );
   tf.dispose([x, dy, filter, smallDy]);
 });
 
@@ -192,11 +265,21 @@ function tinyBlockGradients(): tf.Tensor[] {
   const classifier = variable([8, 4], 6);
   const labels = tf.oneHot(tf.tensor1d([1, 3, 0], 'int32'), 4);
   const loss = () => {
-    const padded = tf.pad(input, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+    const padded = tf.pad(input, [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ]);
     const stem = tf.conv2d(padded as tf.Tensor4D, stemFilter as tf.Tensor4D, 2, 'valid');
     const { mean, variance } = tf.moments(stem, [0, 1, 2]);
     const normalised = tf.relu(tf.batchNorm(stem, mean, variance, beta, gamma, 1e-5)) as tf.Tensor4D;
-    const pooled = tf.maxPool(normalised, 3, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+    const pooled = tf.maxPool(normalised, 3, 2, [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ]);
     const residual = tf.relu(tf.add(tf.conv2d(pooled, blockFilter as tf.Tensor4D, 1, 'same'), pooled));
     const features = tf.mean(residual, [1, 2]) as tf.Tensor2D;
     return tf.losses.softmaxCrossEntropy(labels, tf.matMul(features, classifier as tf.Tensor2D)) as tf.Scalar;

@@ -11,8 +11,20 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { createResNet18, disposeModel, forward } from '../src/core/model/resnet18.js';
 import { exportStateDict, loadStateDict } from '../src/core/model/stateDict.js';
-import { ensureImagenetWeights, WeightsDownloadError, WEIGHTS_URL_ENV, defaultWeightsCacheDir } from '../src/core/weights/imagenet.js';
-import { PickleDict, PickleError, PickleTuple, UnsafePickleError, unpickle, type PickleValue } from '../src/core/weights/pickle.js';
+import {
+  ensureImagenetWeights,
+  WeightsDownloadError,
+  WEIGHTS_URL_ENV,
+  defaultWeightsCacheDir,
+} from '../src/core/weights/imagenet.js';
+import {
+  PickleDict,
+  PickleError,
+  PickleTuple,
+  UnsafePickleError,
+  unpickle,
+  type PickleValue,
+} from '../src/core/weights/pickle.js';
 import { PthError, decodePth, readPth } from '../src/core/weights/pth.js';
 import { resolveWeights } from '../src/core/weights/resolveWeights.js';
 import { writeSafetensors, type HostTensor } from '../src/core/weights/safetensors.js';
@@ -37,7 +49,11 @@ const PYTHON_TIMEOUT_MS = 90_000;
 
 /** Bytes from opcodes (numbers), raw text (latin-1 strings) and byte arrays. */
 function bytesOf(...parts: (number | string | Uint8Array)[]): Uint8Array {
-  return Buffer.concat(parts.map((part) => (typeof part === 'number' ? Uint8Array.of(part) : typeof part === 'string' ? Buffer.from(part, 'latin1') : part)));
+  return Buffer.concat(
+    parts.map((part) =>
+      typeof part === 'number' ? Uint8Array.of(part) : typeof part === 'string' ? Buffer.from(part, 'latin1') : part,
+    ),
+  );
 }
 
 /** BINUNICODE: 'X', little-endian u32 length, UTF-8. */
@@ -74,34 +90,90 @@ function payloads(folder: string): Payload[] {
   const touch = (name: string) => `touch '${marker(name)}'`;
   return [
     {
-      name: 'os-system', global: 'os.system', marker: marker('os-system'), liveInPython: true,
+      name: 'os-system',
+      global: 'os.system',
+      marker: marker('os-system'),
+      liveInPython: true,
       bytes: bytesOf(PROTO2, 'c', 'os\nsystem\n', unicode(touch('os-system')), TUPLE1, REDUCE, STOP),
     },
     {
-      name: 'posix-system', global: 'posix.system', marker: marker('posix-system'), liveInPython: true,
+      name: 'posix-system',
+      global: 'posix.system',
+      marker: marker('posix-system'),
+      liveInPython: true,
       bytes: bytesOf(PROTO2, 'c', 'posix\nsystem\n', unicode(touch('posix-system')), TUPLE1, REDUCE, STOP),
     },
     {
       // Protocol 4 style: STACK_GLOBAL takes module and name from the stack.
-      name: 'stack-global-eval', global: 'builtins.eval', marker: marker('stack-global-eval'), liveInPython: true,
-      bytes: bytesOf(0x80, 4, shortUnicode('builtins'), shortUnicode('eval'), 0x93, unicode(`open(r'${marker('stack-global-eval')}', 'w').close()`), TUPLE1, REDUCE, STOP),
-    },
-    {
-      // A valid-looking state dict whose second entry is the payload.
-      name: 'nested', global: 'os.system', marker: marker('nested'), liveInPython: true,
+      name: 'stack-global-eval',
+      global: 'builtins.eval',
+      marker: marker('stack-global-eval'),
+      liveInPython: true,
       bytes: bytesOf(
-        PROTO2, 'c', 'collections\nOrderedDict\n', ')', REDUCE, 'q', 0,
-        '(', unicode('bn1.num_batches_tracked'), 'K', 3, unicode('conv1.weight'), 'c', 'os\nsystem\n', unicode(touch('nested')), TUPLE1, REDUCE, 'u',
+        0x80,
+        4,
+        shortUnicode('builtins'),
+        shortUnicode('eval'),
+        0x93,
+        unicode(`open(r'${marker('stack-global-eval')}', 'w').close()`),
+        TUPLE1,
+        REDUCE,
         STOP,
       ),
     },
     {
-      name: 'popen', global: 'subprocess.Popen', marker: marker('popen'), liveInPython: false,
-      bytes: bytesOf(PROTO2, 'c', 'subprocess\nPopen\n', ']', '(', unicode('touch'), unicode(marker('popen')), 'e', TUPLE1, REDUCE, STOP),
+      // A valid-looking state dict whose second entry is the payload.
+      name: 'nested',
+      global: 'os.system',
+      marker: marker('nested'),
+      liveInPython: true,
+      bytes: bytesOf(
+        PROTO2,
+        'c',
+        'collections\nOrderedDict\n',
+        ')',
+        REDUCE,
+        'q',
+        0,
+        '(',
+        unicode('bn1.num_batches_tracked'),
+        'K',
+        3,
+        unicode('conv1.weight'),
+        'c',
+        'os\nsystem\n',
+        unicode(touch('nested')),
+        TUPLE1,
+        REDUCE,
+        'u',
+        STOP,
+      ),
+    },
+    {
+      name: 'popen',
+      global: 'subprocess.Popen',
+      marker: marker('popen'),
+      liveInPython: false,
+      bytes: bytesOf(
+        PROTO2,
+        'c',
+        'subprocess\nPopen\n',
+        ']',
+        '(',
+        unicode('touch'),
+        unicode(marker('popen')),
+        'e',
+        TUPLE1,
+        REDUCE,
+        STOP,
+      ),
     },
     {
       // torch's own loader of pickled storages runs an unrestricted torch.load on the embedded bytes.
-      name: 'load-from-bytes', global: 'torch.storage._load_from_bytes', marker: marker('load-from-bytes'), liveInPython: false,
+      name: 'load-from-bytes',
+      global: 'torch.storage._load_from_bytes',
+      marker: marker('load-from-bytes'),
+      liveInPython: false,
       bytes: bytesOf(PROTO2, 'c', 'torch.storage\n_load_from_bytes\n', 'C', 3, 'abc', TUPLE1, REDUCE, STOP),
     },
   ];
@@ -138,12 +210,17 @@ test('pickle: globals outside the allow-list are refused by name and never execu
   // The same bytes are live: Python's own pickle runs them and the markers appear.
   const live = payloads(folder).filter((payload) => payload.liveInPython);
   for (const payload of live) await writeFile(join(folder, `${payload.name}.pkl`), payload.bytes);
-  const run = await runPythonIfAvailable('import pickle, sys\nfor path in sys.argv[1:]:\n    pickle.loads(open(path, "rb").read())', live.map((payload) => join(folder, `${payload.name}.pkl`)), {
-    timeoutMs: PYTHON_TIMEOUT_MS,
-    purpose: 'that the hostile pickles are live',
-  });
+  const run = await runPythonIfAvailable(
+    'import pickle, sys\nfor path in sys.argv[1:]:\n    pickle.loads(open(path, "rb").read())',
+    live.map((payload) => join(folder, `${payload.name}.pkl`)),
+    {
+      timeoutMs: PYTHON_TIMEOUT_MS,
+      purpose: 'that the hostile pickles are live',
+    },
+  );
   if ('unavailable' in run) return t.diagnostic(run.unavailable);
-  for (const payload of live) assert.ok(existsSync(payload.marker), `${payload.name}: plain Python pickle should have created the marker`);
+  for (const payload of live)
+    assert.ok(existsSync(payload.marker), `${payload.name}: plain Python pickle should have created the marker`);
 });
 
 test('pickle: a hostile data.pkl inside a .pth zip is refused naming the file', async (t) => {
@@ -162,7 +239,10 @@ test('pickle: a hostile data.pkl inside a .pth zip is refused naming the file', 
   await assert.rejects(readPth(zipFile), (error: unknown) => {
     assert.ok(error instanceof UnsafePickleError);
     assert.equal(error.global, 'os.system');
-    assert.ok(error.message.startsWith(`refusing to load ${zipFile} (archive/data.pkl): it references os.system`), error.message);
+    assert.ok(
+      error.message.startsWith(`refusing to load ${zipFile} (archive/data.pkl): it references os.system`),
+      error.message,
+    );
     return true;
   });
   assert.ok(!existsSync(payload.marker));
@@ -171,12 +251,15 @@ test('pickle: a hostile data.pkl inside a .pth zip is refused naming the file', 
 test('pickle: unknown and unsupported opcodes, truncation and malformed streams are errors', () => {
   const file = 'broken.pkl';
   const fails = (bytes: Uint8Array, pattern: RegExp) =>
-    assert.throws(() => unpickle(bytes, { file }), (error: unknown) => {
-      assert.ok(error instanceof PickleError && !(error instanceof UnsafePickleError), String(error));
-      assert.match(error.message, /^broken\.pkl: /);
-      assert.match(error.message, pattern);
-      return true;
-    });
+    assert.throws(
+      () => unpickle(bytes, { file }),
+      (error: unknown) => {
+        assert.ok(error instanceof PickleError && !(error instanceof UnsafePickleError), String(error));
+        assert.match(error.message, /^broken\.pkl: /);
+        assert.match(error.message, pattern);
+        return true;
+      },
+    );
   fails(bytesOf(PROTO2, 0xff, STOP), /unknown pickle opcode 0xff/);
   fails(bytesOf(PROTO2, 'i', 'os\nsystem\n', STOP), /opcode INST \(0x69\) .*not supported/);
   fails(bytesOf(PROTO2, 0x82, 1, STOP), /opcode EXT1 .*not supported/);
@@ -190,7 +273,20 @@ test('pickle: unknown and unsupported opcodes, truncation and malformed streams 
   fails(bytesOf(PROTO2, 'N', 'Q', STOP), /persistent id appears/);
 
   // Every proper prefix of a valid pickle is rejected as truncated.
-  const valid = bytesOf(PROTO2, 'c', 'collections\nOrderedDict\n', ')', REDUCE, 'q', 0, unicode('fc.bias'), 'J', Buffer.from([0xfe, 0xff, 0xff, 0xff]), 's', STOP);
+  const valid = bytesOf(
+    PROTO2,
+    'c',
+    'collections\nOrderedDict\n',
+    ')',
+    REDUCE,
+    'q',
+    0,
+    unicode('fc.bias'),
+    'J',
+    Buffer.from([0xfe, 0xff, 0xff, 0xff]),
+    's',
+    STOP,
+  );
   const value = unpickle(valid, { file }).value;
   assert.ok(value instanceof PickleDict);
   assert.deepEqual([...value], [['fc.bias', -2]]);
@@ -233,8 +329,22 @@ for protocol in range(2, 6):
     ['text', 'ünïcode ✓'],
     ['bytes', { bytes: [0, 255] }],
     ['empty', { tuple: [{ tuple: [] }, [], dict([])] }],
-    ['shared', { tuple: [[1, 2], [1, 2]] }],
-    ['od', dict([['b', 1], ['a', 2]])],
+    [
+      'shared',
+      {
+        tuple: [
+          [1, 2],
+          [1, 2],
+        ],
+      },
+    ],
+    [
+      'od',
+      dict([
+        ['b', 1],
+        ['a', 2],
+      ]),
+    ],
     ['long_text', 'x'.repeat(300)],
   ]);
   assertUnsafe(() => unpickle(Buffer.from(lines[0], 'hex'), { file: 'protocol-2' }), '_codecs.encode', 'protocol-2');
@@ -343,7 +453,10 @@ let pytorchFiles: Promise<PyTorchFiles | string> | undefined;
 function loadPyTorchFiles(): Promise<PyTorchFiles | string> {
   pytorchFiles ??= (async () => {
     const folder = await mkdtemp(join(workDir, 'pytorch-'));
-    const run = await runPythonIfAvailable(PYTORCH_SCRIPT, [folder], { timeoutMs: PYTHON_TIMEOUT_MS, purpose: 'Reading torch.save files against PyTorch' });
+    const run = await runPythonIfAvailable(PYTORCH_SCRIPT, [folder], {
+      timeoutMs: PYTHON_TIMEOUT_MS,
+      purpose: 'Reading torch.save files against PyTorch',
+    });
     if ('unavailable' in run) return run.unavailable;
     return {
       folder,
@@ -357,7 +470,10 @@ function loadPyTorchFiles(): Promise<PyTorchFiles | string> {
 function referenceFloats(files: PyTorchFiles, group: string, name: string): { shape: number[]; data: Float32Array } {
   const entry = files.manifest[group][name];
   // Copied into a fresh, 4-byte aligned buffer (Buffer's slice would share the file's).
-  return { shape: entry.shape, data: new Float32Array(new Uint8Array(files.bytes.subarray(entry.offset, entry.offset + entry.length)).buffer) };
+  return {
+    shape: entry.shape,
+    data: new Float32Array(new Uint8Array(files.bytes.subarray(entry.offset, entry.offset + entry.length)).buffer),
+  };
 }
 
 /** Same keys in the same order, same shapes and dtypes, and the same bits as PyTorch. */
@@ -367,9 +483,15 @@ function assertMatchesPyTorch(actual: Map<string, HostTensor>, files: PyTorchFil
   for (const [name, entry] of Object.entries(expected)) {
     const tensor = actual.get(name)!;
     assert.deepEqual(tensor.shape, entry.shape, `${what}: ${name} shape`);
-    assert.ok(entry.dtype === 'float32' ? tensor.data instanceof Float32Array : tensor.data instanceof BigInt64Array, `${what}: ${name} should be ${entry.dtype}`);
+    assert.ok(
+      entry.dtype === 'float32' ? tensor.data instanceof Float32Array : tensor.data instanceof BigInt64Array,
+      `${what}: ${name} should be ${entry.dtype}`,
+    );
     const bits = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
-    assert.ok(bits.equals(files.bytes.subarray(entry.offset, entry.offset + entry.length)), `${what}: ${name} differs from PyTorch`);
+    assert.ok(
+      bits.equals(files.bytes.subarray(entry.offset, entry.offset + entry.length)),
+      `${what}: ${name} differs from PyTorch`,
+    );
   }
 }
 
@@ -386,8 +508,19 @@ test('pth: torch.save files match PyTorch bit for bit (fp32, fp16, every dtype, 
   const path = (name: string) => join(files.folder, name);
   assertMatchesPyTorch(await readPth(path('resnet18-3.pth')), files, 'resnet18-3', 'fp32 state dict');
   assertMatchesPyTorch(await readPth(path('resnet18-3-half.pth')), files, 'resnet18-3-half', 'fp16 state dict');
-  assertMatchesPyTorch(await readPth(path('resnet18-3-dataparallel.pth')), files, 'resnet18-3', 'DataParallel state dict (module. stripped)');
-  for (const name of ['mixed.pth', 'mixed-legacy.pth', 'mixed-deflated.pth', 'checkpoint-model.pth', 'checkpoint-state-dict.pth']) {
+  assertMatchesPyTorch(
+    await readPth(path('resnet18-3-dataparallel.pth')),
+    files,
+    'resnet18-3',
+    'DataParallel state dict (module. stripped)',
+  );
+  for (const name of [
+    'mixed.pth',
+    'mixed-legacy.pth',
+    'mixed-deflated.pth',
+    'checkpoint-model.pth',
+    'checkpoint-state-dict.pth',
+  ]) {
     assertMatchesPyTorch(await readPth(path(name)), files, 'mixed', name);
   }
 });
@@ -403,21 +536,34 @@ test('pth: a pickled whole model, truncated files and non-PyTorch files are refu
     return true;
   });
   const zip = await readFile(path('resnet18-3.pth'));
-  assert.throws(() => decodePth(zip.subarray(0, zip.length - 100), 'cut.pth'), /cut\.pth: broken zip archive: no end-of-central-directory record/);
+  assert.throws(
+    () => decodePth(zip.subarray(0, zip.length - 100), 'cut.pth'),
+    /cut\.pth: broken zip archive: no end-of-central-directory record/,
+  );
   const legacy = await readFile(path('single-legacy.pth'));
-  assert.throws(() => decodePth(legacy.subarray(0, legacy.length - 3), 'cut-legacy.pth'), /cut-legacy\.pth: legacy PyTorch format: truncated inside storage/);
-  assert.throws(() => decodePth(legacy.subarray(0, 200), 'cut-pickle.pth'), (error: unknown) => error instanceof PickleError && /truncated/.test(error.message));
+  assert.throws(
+    () => decodePth(legacy.subarray(0, legacy.length - 3), 'cut-legacy.pth'),
+    /cut-legacy\.pth: legacy PyTorch format: truncated inside storage/,
+  );
+  assert.throws(
+    () => decodePth(legacy.subarray(0, 200), 'cut-pickle.pth'),
+    (error: unknown) => error instanceof PickleError && /truncated/.test(error.message),
+  );
   // A zip whose records were cut out: the central directory points past the end.
   const centralDirectoryOnly = Buffer.concat([zip.subarray(0, 64), zip.subarray(zip.length - 40_000)]);
   assert.throws(() => decodePth(centralDirectoryOnly, 'hollow.pth'), PthError);
   assert.throws(() => decodePth(Buffer.from('hello'), 'hello.pth'), /hello\.pth: is not a PyTorch file/);
 });
 
-test('PyTorch parity: weights from .pth give PyTorch\'s logits (3 classes) and features (1000 → 2 classes, fc re-initialised)', async (t) => {
+test("PyTorch parity: weights from .pth give PyTorch's logits (3 classes) and features (1000 → 2 classes, fc re-initialised)", async (t) => {
   const files = await loadPyTorchFiles();
   if (typeof files === 'string') return t.skip(files);
   const images = referenceFloats(files, 'outputs', 'images');
-  const nhwc = () => tf.transpose(tf.tensor4d(images.data, images.shape as [number, number, number, number]), [0, 2, 3, 1]) as tf.Tensor4D;
+  const nhwc = () =>
+    tf.transpose(
+      tf.tensor4d(images.data, images.shape as [number, number, number, number]),
+      [0, 2, 3, 1],
+    ) as tf.Tensor4D;
 
   const three = createResNet18(3, 99);
   try {
@@ -442,8 +588,13 @@ test('PyTorch parity: weights from .pth give PyTorch\'s logits (3 classes) and f
     }
     const fc = exportStateDict(two).get('fc.weight')!;
     assert.deepEqual(fc.shape, [2, 512]);
-    assert.ok((fc.data as Float32Array).every((value) => Math.abs(value) <= 1 / Math.sqrt(512)), 'fc re-initialised like nn.Linear');
-    const features = tf.tidy(() => forward(two, nhwc(), { training: false, captureLayers: ['avgpool'] }).activations.avgpool);
+    assert.ok(
+      (fc.data as Float32Array).every((value) => Math.abs(value) <= 1 / Math.sqrt(512)),
+      'fc re-initialised like nn.Linear',
+    );
+    const features = tf.tidy(
+      () => forward(two, nhwc(), { training: false, captureLayers: ['avgpool'] }).activations.avgpool,
+    );
     const difference = maxAbsDifference(features.dataSync(), referenceFloats(files, 'outputs', 'features1000').data);
     features.dispose();
     t.diagnostic(`1000 → 2 classes, 224 px: max |Δ avgpool features| = ${difference.toExponential(2)}`);
@@ -486,7 +637,8 @@ async function startServer(routes: Record<string, Route>): Promise<TestServer> {
 }
 
 function serve(body: Uint8Array): Route {
-  return (_request, response) => response.writeHead(200, { 'content-length': body.length, 'content-type': 'application/octet-stream' }).end(body);
+  return (_request, response) =>
+    response.writeHead(200, { 'content-length': body.length, 'content-type': 'application/octet-stream' }).end(body);
 }
 
 const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -499,8 +651,10 @@ test('download: streamed with progress, verified by the SHA-256 prefix in its na
   const server = await startServer({
     [`/files/${fileName}`]: serve(body),
     [`/corrupt/${fileName}`]: serve(corrupt),
-    [`/redirect/${fileName}`]: (_request, response) => response.writeHead(302, { location: `/files/${fileName}` }).end(),
-    [`/insecure/${fileName}`]: (_request, response) => response.writeHead(301, { location: `http://example.com/${fileName}` }).end(),
+    [`/redirect/${fileName}`]: (_request, response) =>
+      response.writeHead(302, { location: `/files/${fileName}` }).end(),
+    [`/insecure/${fileName}`]: (_request, response) =>
+      response.writeHead(301, { location: `http://example.com/${fileName}` }).end(),
     [`/truncated/${fileName}`]: (_request, response) => {
       response.writeHead(200, { 'content-length': body.length });
       response.write(body.subarray(0, 1000), () => setTimeout(() => response.destroy(), 20));
@@ -511,36 +665,64 @@ test('download: streamed with progress, verified by the SHA-256 prefix in its na
   try {
     const cacheDir = join(root, 'cache');
     const progress: [number, number | undefined][] = [];
-    const first = await ensureImagenetWeights({ env, cacheDir, onProgress: (bytes, total) => progress.push([bytes, total]) });
+    const first = await ensureImagenetWeights({
+      env,
+      cacheDir,
+      onProgress: (bytes, total) => progress.push([bytes, total]),
+    });
     assert.equal(first.downloaded, true);
     assert.equal(first.file, join(cacheDir, fileName));
     assert.equal(first.sha256, sha256Hex(body));
     assert.ok((await readFile(first.file)).equals(body));
     assert.deepEqual(progress.at(-1), [body.length, body.length]);
-    assert.ok(progress.every(([bytes], i) => i === 0 || bytes >= progress[i - 1][0]), 'progress never goes back');
+    assert.ok(
+      progress.every(([bytes], i) => i === 0 || bytes >= progress[i - 1][0]),
+      'progress never goes back',
+    );
     assert.deepEqual(await readdir(cacheDir), [fileName], 'no temporary file left behind');
 
-    const second = await ensureImagenetWeights({ env, cacheDir, onProgress: () => assert.fail('no download expected') });
+    const second = await ensureImagenetWeights({
+      env,
+      cacheDir,
+      onProgress: () => assert.fail('no download expected'),
+    });
     assert.deepEqual(second, { ...first, downloaded: false });
     assert.equal(server.requests.get(`/files/${fileName}`), 1, 'the cached copy is used without a request');
 
-    for (const [route, problem] of [['corrupt', /downloaded file is corrupt: its SHA-256 is [0-9a-f]{64}, not [0-9a-f]{8}…/], ['truncated', /download broke off/]] as const) {
+    for (const [route, problem] of [
+      ['corrupt', /downloaded file is corrupt: its SHA-256 is [0-9a-f]{64}, not [0-9a-f]{8}…/],
+      ['truncated', /download broke off/],
+    ] as const) {
       const emptyCache = join(root, `cache-${route}`);
-      await assert.rejects(ensureImagenetWeights({ url: `${server.origin}/${route}/${fileName}`, cacheDir: emptyCache, env }), (error: unknown) => {
-        assert.ok(error instanceof WeightsDownloadError, String(error));
-        assert.match(error.message, problem);
-        assert.equal(error.expectedFile, join(emptyCache, fileName));
-        return true;
-      });
+      await assert.rejects(
+        ensureImagenetWeights({ url: `${server.origin}/${route}/${fileName}`, cacheDir: emptyCache, env }),
+        (error: unknown) => {
+          assert.ok(error instanceof WeightsDownloadError, String(error));
+          assert.match(error.message, problem);
+          assert.equal(error.expectedFile, join(emptyCache, fileName));
+          return true;
+        },
+      );
       assert.deepEqual(await readdir(emptyCache), [], `${route}: nothing is left in the cache`);
     }
 
     const redirectCache = join(root, 'cache-redirect');
-    const redirected = await ensureImagenetWeights({ url: `${server.origin}/redirect/${fileName}`, cacheDir: redirectCache, env });
+    const redirected = await ensureImagenetWeights({
+      url: `${server.origin}/redirect/${fileName}`,
+      cacheDir: redirectCache,
+      env,
+    });
     assert.equal(redirected.downloaded, true);
     assert.equal(redirected.file, join(redirectCache, fileName));
     assert.equal(server.requests.get(`/files/${fileName}`), 2);
-    await assert.rejects(ensureImagenetWeights({ url: `${server.origin}/insecure/${fileName}`, cacheDir: join(root, 'cache-insecure'), env }), /only https URLs are allowed/);
+    await assert.rejects(
+      ensureImagenetWeights({
+        url: `${server.origin}/insecure/${fileName}`,
+        cacheDir: join(root, 'cache-insecure'),
+        env,
+      }),
+      /only https URLs are allowed/,
+    );
 
     // A verified copy in PyTorch's hub cache is used in place.
     const hubCopy = join(env.TORCH_HOME, 'hub', 'checkpoints', fileName);
@@ -562,26 +744,51 @@ test('download: offline or unanswered fails fast, naming where to put which file
   await closed.close();
   const hanging = await startServer({ [`/${fileName}`]: () => undefined });
   try {
-    for (const [origin, connectTimeoutMs, reason] of [[closedOrigin, 15_000, /ECONNREFUSED/], [hanging.origin, 300, /no answer from 127\.0\.0\.1:\d+ within 0\.3 s/]] as const) {
+    for (const [origin, connectTimeoutMs, reason] of [
+      [closedOrigin, 15_000, /ECONNREFUSED/],
+      [hanging.origin, 300, /no answer from 127\.0\.0\.1:\d+ within 0\.3 s/],
+    ] as const) {
       const cacheDir = join(root, `cache-${connectTimeoutMs}`);
       const started = performance.now();
-      await assert.rejects(ensureImagenetWeights({ url: `${origin}/${fileName}`, cacheDir, connectTimeoutMs, env: { TORCH_HOME: join(root, 'torch') } }), (error: unknown) => {
-        assert.ok(error instanceof WeightsDownloadError, String(error));
-        const expected = join(cacheDir, fileName);
-        assert.match(error.message, reason);
-        assert.ok(error.message.includes(`curl -L -o "${expected}" ${origin}/${fileName}`), error.message);
-        assert.ok(error.message.includes(`put it at ${expected} (file name ${fileName}; its SHA-256 must start with f37072fd)`), error.message);
-        return true;
-      });
+      await assert.rejects(
+        ensureImagenetWeights({
+          url: `${origin}/${fileName}`,
+          cacheDir,
+          connectTimeoutMs,
+          env: { TORCH_HOME: join(root, 'torch') },
+        }),
+        (error: unknown) => {
+          assert.ok(error instanceof WeightsDownloadError, String(error));
+          const expected = join(cacheDir, fileName);
+          assert.match(error.message, reason);
+          assert.ok(error.message.includes(`curl -L -o "${expected}" ${origin}/${fileName}`), error.message);
+          assert.ok(
+            error.message.includes(
+              `put it at ${expected} (file name ${fileName}; its SHA-256 must start with f37072fd)`,
+            ),
+            error.message,
+          );
+          return true;
+        },
+      );
       assert.ok(performance.now() - started < 5_000, 'fails fast');
       assert.deepEqual(await readdir(cacheDir), []);
     }
   } finally {
     await hanging.close();
   }
-  await assert.rejects(ensureImagenetWeights({ url: 'http://127.0.0.1:1/weights.pth', cacheDir: root }), /carries no SHA-256 prefix of at least 8 hex digits/);
-  await assert.rejects(ensureImagenetWeights({ url: `http://example.com/${fileName}`, cacheDir: root }), /only https URLs are allowed/);
-  assert.equal(defaultWeightsCacheDir({ XDG_CACHE_HOME: '/x/cache' }, 'linux'), join('/x/cache', 'leukemia-audit', 'weights'));
+  await assert.rejects(
+    ensureImagenetWeights({ url: 'http://127.0.0.1:1/weights.pth', cacheDir: root }),
+    /carries no SHA-256 prefix of at least 8 hex digits/,
+  );
+  await assert.rejects(
+    ensureImagenetWeights({ url: `http://example.com/${fileName}`, cacheDir: root }),
+    /only https URLs are allowed/,
+  );
+  assert.equal(
+    defaultWeightsCacheDir({ XDG_CACHE_HOME: '/x/cache' }, 'linux'),
+    join('/x/cache', 'leukemia-audit', 'weights'),
+  );
 });
 
 test('resolveWeights: none, run folders and files recognised by content, imagenet through the cache', async (t) => {
@@ -590,7 +797,10 @@ test('resolveWeights: none, run folders and files recognised by content, imagene
   await assert.rejects(resolveWeights(join(root, 'missing'), { numClasses: 2 }), /no such file or folder/);
   await assert.rejects(resolveWeights(root, { numClasses: 2 }), /is a folder without model\.safetensors/);
   await writeFile(join(root, 'notes.txt'), 'not weights');
-  await assert.rejects(resolveWeights(join(root, 'notes.txt'), { numClasses: 2 }), /neither a PyTorch file \(torch\.save\) nor a safetensors file/);
+  await assert.rejects(
+    resolveWeights(join(root, 'notes.txt'), { numClasses: 2 }),
+    /neither a PyTorch file \(torch\.save\) nor a safetensors file/,
+  );
 
   // A run folder's model.safetensors, and the same file under a misleading name.
   const run = join(root, 'run');
@@ -607,7 +817,10 @@ test('resolveWeights: none, run folders and files recognised by content, imagene
   assert.equal(fromRun.headMismatch, true);
   assert.equal(fromRun.sha256, sha256Hex(await readFile(join(run, 'model.safetensors'))));
   await copyFile(join(run, 'model.safetensors'), join(root, 'actually-safetensors.pth'));
-  assert.match((await resolveWeights(join(root, 'actually-safetensors.pth'), { numClasses: 3 }))!.source, /^safetensors weights from /);
+  assert.match(
+    (await resolveWeights(join(root, 'actually-safetensors.pth'), { numClasses: 3 }))!.source,
+    /^safetensors weights from /,
+  );
   assert.equal((await resolveWeights(join(root, 'actually-safetensors.pth'), { numClasses: 3 }))!.headMismatch, false);
 
   const files = await loadPyTorchFiles();
@@ -622,7 +835,11 @@ test('resolveWeights: none, run folders and files recognised by content, imagene
   const fileName = `resnet18-${sha256Hex(imagenetLike).slice(0, 8)}.pth`;
   const server = await startServer({ [`/models/${fileName}`]: serve(imagenetLike) });
   try {
-    const options = { numClasses: 2, cacheDir: join(root, 'cache'), env: { [WEIGHTS_URL_ENV]: `${server.origin}/models/${fileName}`, TORCH_HOME: join(root, 'torch') } };
+    const options = {
+      numClasses: 2,
+      cacheDir: join(root, 'cache'),
+      env: { [WEIGHTS_URL_ENV]: `${server.origin}/models/${fileName}`, TORCH_HOME: join(root, 'torch') },
+    };
     let progressCalls = 0;
     const imagenet = await resolveWeights('imagenet', { ...options, onProgress: () => progressCalls++ });
     assert.ok(imagenet && progressCalls > 0);

@@ -4,7 +4,13 @@
  * - the VS Code webview, as a `message` event; the script answers `ready` first, and `saveState` /
  *   `openImage` as the user works.
  */
-import type { ExtensionToWebview, PersistedWebviewState, ShowRunMessage, ViewState, WebviewToExtension } from './protocol.js';
+import type {
+  ExtensionToWebview,
+  PersistedWebviewState,
+  ShowRunMessage,
+  ViewState,
+  WebviewToExtension,
+} from './protocol.js';
 import type { Host } from './results/host.js';
 import { renderMessage, renderRun } from './results/render.js';
 import { DEFAULT_STATE, restoreState } from './results/state.js';

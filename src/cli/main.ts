@@ -14,16 +14,45 @@ import { UsageError } from './usage.js';
 declare const PACKAGE_VERSION: string;
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
-  audit: { summary: 'audit <dir> [--json] [--subject-pattern RE] [--no-pixels]   check where the labels really are', run: auditCommand },
-  train: { summary: 'train <dir> [--labels …] [--epochs N] [--image-size S] [--out RUN] [--resume] [--json]   train ResNet-18 and write a run folder', run: trainCommand },
-  predict: { summary: 'predict --weights FILE|RUN [--image-size S] [--crop C] [--json] IMAGE...   class probabilities and logits per image', run: predictCommand },
-  explain: { summary: 'explain (--run RUN | --weights FILE) [--layer L] [--class C] [--method gradcam|gradcam++] [--colormap viridis|turbo|jet] [--out DIR] [--json] IMAGE...   Grad-CAM overlays', run: explainCommand },
-  report: { summary: 'report <run> [--out report.html]   write the run as one self-contained HTML file', run: reportCommand },
-  'demo-data': { summary: 'demo-data <dir> [--seed N] [--image-size S] [--images-per-fold N] [--leak-subjects N] [--duplicates N] [--corrupt-files N] [--overwrite] [--json]   write a C-NMC-like demo dataset', run: demoDataCommand },
+  audit: {
+    summary: 'audit <dir> [--json] [--subject-pattern RE] [--no-pixels]   check where the labels really are',
+    run: auditCommand,
+  },
+  train: {
+    summary:
+      'train <dir> [--labels …] [--epochs N] [--image-size S] [--out RUN] [--resume] [--json]   train ResNet-18 and write a run folder',
+    run: trainCommand,
+  },
+  predict: {
+    summary:
+      'predict --weights FILE|RUN [--image-size S] [--crop C] [--json] IMAGE...   class probabilities and logits per image',
+    run: predictCommand,
+  },
+  explain: {
+    summary:
+      'explain (--run RUN | --weights FILE) [--layer L] [--class C] [--method gradcam|gradcam++] [--colormap viridis|turbo|jet] [--out DIR] [--json] IMAGE...   Grad-CAM overlays',
+    run: explainCommand,
+  },
+  report: {
+    summary: 'report <run> [--out report.html]   write the run as one self-contained HTML file',
+    run: reportCommand,
+  },
+  'demo-data': {
+    summary:
+      'demo-data <dir> [--seed N] [--image-size S] [--images-per-fold N] [--leak-subjects N] [--duplicates N] [--corrupt-files N] [--overwrite] [--json]   write a C-NMC-like demo dataset',
+    run: demoDataCommand,
+  },
 };
 
 export function usage(): string {
-  return ['Usage: leukemia-audit <command> [options]', '', 'Commands:', ...Object.values(COMMANDS).map((c) => `  ${c.summary}`), '', 'Run `leukemia-audit <command> --help` for details.'].join('\n');
+  return [
+    'Usage: leukemia-audit <command> [options]',
+    '',
+    'Commands:',
+    ...Object.values(COMMANDS).map((c) => `  ${c.summary}`),
+    '',
+    'Run `leukemia-audit <command> --help` for details.',
+  ].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -13,7 +13,9 @@ export function describeLabelSource(source: LabelSource): string {
     case 'filename':
       return `file-name token #${source.tokenIndex < 0 ? `${-source.tokenIndex} from the end` : source.tokenIndex + 1}`;
     case 'csv':
-      return `${source.file}, column ${source.labelColumn} (${Object.entries(source.valueToClass).map(([v, c]) => `${v}=${c}`).join(', ')})`;
+      return `${source.file}, column ${source.labelColumn} (${Object.entries(source.valueToClass)
+        .map(([v, c]) => `${v}=${c}`)
+        .join(', ')})`;
   }
 }
 
@@ -21,12 +23,22 @@ export function formatAuditReport(report: AuditReport): string {
   const { spec } = report;
   const lines: string[] = [];
   lines.push(`Dataset ${report.root}`);
-  lines.push(`  ${formatCount(report.images)} images, ${formatCount(report.unreadable.length)} unreadable, ${formatCount(spec.unlabelled)} without a label`);
+  lines.push(
+    `  ${formatCount(report.images)} images, ${formatCount(report.unreadable.length)} unreadable, ${formatCount(spec.unlabelled)} without a label`,
+  );
   lines.push(`  Labels from: ${spec.labelSources.map(describeLabelSource).join(', then ') || 'nothing found'}`);
   lines.push(`  Classes: ${spec.classes.map((c) => `${c.name} ${formatCount(c.count)}`).join(', ') || 'none'}`);
-  if (spec.groups) lines.push(`  Folds (depth ${spec.groups.depth}): ${spec.groups.groups.map((g) => `${g.name} ${formatCount(g.count)}`).join(', ')}`);
-  if (spec.splits) lines.push(`  Splits (depth ${spec.splits.depth}): ${spec.splits.splits.map((s) => `${s.name} (${s.role}) ${formatCount(s.count)}`).join(', ')}`);
-  lines.push(`  Subjects: ${formatCount(spec.subjects.count)} (${formatCount(spec.subjects.imagesWithSubject)} images matched ${spec.subjectPattern})`);
+  if (spec.groups)
+    lines.push(
+      `  Folds (depth ${spec.groups.depth}): ${spec.groups.groups.map((g) => `${g.name} ${formatCount(g.count)}`).join(', ')}`,
+    );
+  if (spec.splits)
+    lines.push(
+      `  Splits (depth ${spec.splits.depth}): ${spec.splits.splits.map((s) => `${s.name} (${s.role}) ${formatCount(s.count)}`).join(', ')}`,
+    );
+  lines.push(
+    `  Subjects: ${formatCount(spec.subjects.count)} (${formatCount(spec.subjects.imagesWithSubject)} images matched ${spec.subjectPattern})`,
+  );
   lines.push(`  Proposed split: ${describeSplit(spec.split)}`);
   lines.push('');
   if (report.findings.length === 0) lines.push('No findings.');
@@ -51,16 +63,31 @@ function describeSplit(split: AuditReport['spec']['split']): string {
 /** The metrics of a finished run, as a short table. */
 export function formatMetrics(run: RunFile): string {
   const lines: string[] = [];
-  if (run.dataset.labelsAreStructural) lines.push('WARNING: trained on labels the audit judged structural; these metrics describe folders, not diagnoses.');
-  lines.push(`Run: ${run.status}, backend ${run.backend.name}, best epoch ${run.bestEpoch ?? '-'} of ${run.history.length}`);
-  for (const [name, metrics] of [['validation', run.metrics.validation], ['test', run.metrics.test]] as const) {
+  if (run.dataset.labelsAreStructural)
+    lines.push(
+      'WARNING: trained on labels the audit judged structural; these metrics describe folders, not diagnoses.',
+    );
+  lines.push(
+    `Run: ${run.status}, backend ${run.backend.name}, best epoch ${run.bestEpoch ?? '-'} of ${run.history.length}`,
+  );
+  for (const [name, metrics] of [
+    ['validation', run.metrics.validation],
+    ['test', run.metrics.test],
+  ] as const) {
     if (!metrics) continue;
     lines.push('');
     lines.push(`${name} (${metrics.sampleCount} images)`);
-    lines.push(`  accuracy ${fmt(metrics.accuracy)}  balanced accuracy ${fmt(metrics.balancedAccuracy)}  weighted F1 ${fmt(metrics.weightedF1)}  macro F1 ${fmt(metrics.macroF1)}  ROC AUC ${fmt(metrics.rocAuc)}`);
-    if (metrics.positiveClass !== null) lines.push(`  sensitivity ${fmt(metrics.sensitivity)}  specificity ${fmt(metrics.specificity)} (positive: ${metrics.positiveClass})  ECE ${fmt(metrics.expectedCalibrationError)}`);
+    lines.push(
+      `  accuracy ${fmt(metrics.accuracy)}  balanced accuracy ${fmt(metrics.balancedAccuracy)}  weighted F1 ${fmt(metrics.weightedF1)}  macro F1 ${fmt(metrics.macroF1)}  ROC AUC ${fmt(metrics.rocAuc)}`,
+    );
+    if (metrics.positiveClass !== null)
+      lines.push(
+        `  sensitivity ${fmt(metrics.sensitivity)}  specificity ${fmt(metrics.specificity)} (positive: ${metrics.positiveClass})  ECE ${fmt(metrics.expectedCalibrationError)}`,
+      );
     lines.push(`  confusion (rows true, columns predicted): ${metrics.classes.join(' / ')}`);
-    metrics.confusionMatrix.counts.forEach((row, i) => lines.push(`    ${metrics.classes[i].padEnd(8)} ${row.map((v) => String(v).padStart(6)).join('')}`));
+    metrics.confusionMatrix.counts.forEach((row, i) =>
+      lines.push(`    ${metrics.classes[i].padEnd(8)} ${row.map((v) => String(v).padStart(6)).join('')}`),
+    );
   }
   return lines.join('\n');
 }

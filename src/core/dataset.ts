@@ -63,7 +63,9 @@ export function fileStem(fileName: string): string {
 }
 
 export function fileNameTokens(fileName: string): string[] {
-  return fileStem(fileName).split(/[_\-. ]+/).filter(Boolean);
+  return fileStem(fileName)
+    .split(/[_\-. ]+/)
+    .filter(Boolean);
 }
 
 export function tokenAt(tokens: string[], index: number): string | undefined {

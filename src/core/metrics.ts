@@ -133,9 +133,7 @@ export function computeClassificationMetrics(input: ClassificationInput): Classi
   const precision = classes.map((_, c) => safeDivide(truePositives[c], predictedCount[c]));
   // 2·TP / (2·TP + FP + FN) equals 2PR / (P + R) whenever both are defined, and is 0 exactly when sklearn's
   // zero_division=0 makes it 0, without the rounding of going through P and R.
-  const f1 = classes.map((_, c) =>
-    safeDivide(2 * truePositives[c], support[c] + predictedCount[c]),
-  );
+  const f1 = classes.map((_, c) => safeDivide(2 * truePositives[c], support[c] + predictedCount[c]));
   const classAucs = classes.map((_, c) =>
     rocAucFromRanks(
       yTrue.map((y) => y === c),
@@ -201,7 +199,7 @@ export function rocAucFromRanks(isPositive: readonly boolean[], scores: readonly
   if (positives === 0 || negatives === 0) return null;
   const order = scores.map((_, i) => i).sort((a, b) => scores[a] - scores[b]);
   let positiveRankSum = 0;
-  for (let start = 0; start < order.length; ) {
+  for (let start = 0; start < order.length;) {
     let end = start + 1;
     while (end < order.length && scores[order[end]] === scores[order[start]]) end++;
     const averageRank = (start + 1 + end) / 2; // ranks are 1-based: start+1 … end
@@ -251,11 +249,7 @@ export function downsampleIndices(length: number, maxPoints: number): number[] {
   return Array.from({ length: maxPoints }, (_, i) => Math.round((i * (length - 1)) / (maxPoints - 1)));
 }
 
-function displayRocCurve(
-  positiveClass: string,
-  isPositive: boolean[],
-  scores: number[],
-): RocCurve | null {
+function displayRocCurve(positiveClass: string, isPositive: boolean[], scores: number[]): RocCurve | null {
   const full = rocCurve(isPositive, scores);
   if (full === null) return null;
   const kept = downsampleIndices(full.fpr.length, MAX_ROC_CURVE_POINTS);

@@ -125,7 +125,11 @@ class Scan {
       }
       throw error;
     }
-    this.enqueue(entries, { absPath: this.root, relPath: '', ancestry: { key: folderKey(rootStats), parent: undefined } });
+    this.enqueue(entries, {
+      absPath: this.root,
+      relPath: '',
+      ancestry: { key: folderKey(rootStats), parent: undefined },
+    });
     const workers = Math.max(1, Math.floor(this.options.concurrency ?? 32));
     await Promise.all(Array.from({ length: workers }, () => this.work()));
     if (this.failure !== undefined) throw this.failure.error;
@@ -271,7 +275,8 @@ class Scan {
     } catch (error) {
       if (error instanceof ImageFormatError) {
         if (error.reason === 'corrupt') this.report(relPath, 'corrupt', error.message);
-        else if (claimsImage) this.report(relPath, 'not-an-image', `Named ${path.extname(relPath)}, but ${lowerFirst(error.message)}`);
+        else if (claimsImage)
+          this.report(relPath, 'not-an-image', `Named ${path.extname(relPath)}, but ${lowerFirst(error.message)}`);
         else this.otherFiles.push(relPath);
       } else if (isErrnoException(error)) {
         this.reportFsError(relPath, error, 'read the file');

@@ -21,13 +21,7 @@ export interface ImageEntry extends ImageHeader {
   size: number;
 }
 
-export type UnreadableReason =
-  | 'empty'
-  | 'not-an-image'
-  | 'corrupt'
-  | 'permission-denied'
-  | 'io-error'
-  | 'symlink-loop';
+export type UnreadableReason = 'empty' | 'not-an-image' | 'corrupt' | 'permission-denied' | 'io-error' | 'symlink-loop';
 
 /** A file that looked like an image (by name or content) but could not be used. */
 export interface UnreadableEntry {

@@ -22,7 +22,9 @@ function integer(value: unknown, min: number, fallback: number): number {
 }
 
 /** The training options the settings control; everything else keeps DEFAULT_SETTINGS. */
-export function trainOptions(scope?: vscode.Uri): Pick<TrainSettings, 'epochs' | 'imageSize' | 'batchSize' | 'strategy' | 'backend' | 'weights' | 'subjectPattern'> {
+export function trainOptions(
+  scope?: vscode.Uri,
+): Pick<TrainSettings, 'epochs' | 'imageSize' | 'batchSize' | 'strategy' | 'backend' | 'weights' | 'subjectPattern'> {
   const s = settings(scope);
   const pattern = s.get<string>('subjectPattern');
   return {
@@ -57,7 +59,9 @@ export function workspaceFolderFor(fsPath?: string): vscode.WorkspaceFolder | un
  */
 export function runsFolder(datasetRoot?: string): string {
   const workspaceFolder = workspaceFolderFor(datasetRoot)?.uri.fsPath;
-  const configured = settings(workspaceFolder ? vscode.Uri.file(workspaceFolder) : undefined).get<string>('runsFolder') || DEFAULT_RUNS_FOLDER;
+  const configured =
+    settings(workspaceFolder ? vscode.Uri.file(workspaceFolder) : undefined).get<string>('runsFolder') ||
+    DEFAULT_RUNS_FOLDER;
   const expanded = expandPathVariables(configured, { workspaceFolder, userHome: os.homedir() });
   if (expanded) return expanded;
   return path.join(datasetRoot ? path.dirname(datasetRoot) : os.homedir(), 'leukemia-audit-runs');

@@ -61,7 +61,12 @@ export function activate(context: vscode.ExtensionContext): LeukemiaAuditApi {
     });
 
   context.subscriptions.push(
-    output, datasets, audits, datasetDiagnostics, pythonDiagnostics, training,
+    output,
+    datasets,
+    audits,
+    datasetDiagnostics,
+    pythonDiagnostics,
+    training,
     vscode.languages.registerCodeActionsProvider(
       [{ language: 'python' }, { pattern: '**/leukemia-audit.json' }],
       fixes,
@@ -81,7 +86,9 @@ export function activate(context: vscode.ExtensionContext): LeukemiaAuditApi {
   );
 
   const activationMs = performance.now() - started;
-  output.info(`Leukemia Audit ${context.extension.packageJSON.version} activated in ${activationMs.toFixed(1)} ms (${vscode.workspace.isTrusted ? 'trusted' : 'untrusted: training disabled, audits allowed'}).`);
+  output.info(
+    `Leukemia Audit ${context.extension.packageJSON.version} activated in ${activationMs.toFixed(1)} ms (${vscode.workspace.isTrusted ? 'trusted' : 'untrusted: training disabled, audits allowed'}).`,
+  );
 
   // The first pass runs after activation returns: diagnostics show up without any user action.
   const ready = (async () => {

@@ -21,7 +21,9 @@ export interface PageParts {
 }
 
 export function nonce(): string {
-  return randomBytes(18).toString('base64').replace(/[^A-Za-z0-9]/g, '');
+  return randomBytes(18)
+    .toString('base64')
+    .replace(/[^A-Za-z0-9]/g, '');
 }
 
 export function renderPage(webview: vscode.Webview, parts: PageParts): string {

@@ -19,14 +19,24 @@ function send(message: TrainerMessage): Promise<void> {
 async function train(settings: Parameters<typeof trainRun>[0]): Promise<void> {
   busy = true;
   try {
-    const run = await trainRun(settings, (event) => {
-      if (event.type === 'started') runDir = event.runDir;
-      void send({ type: 'event', event });
-    }, controller.signal);
+    const run = await trainRun(
+      settings,
+      (event) => {
+        if (event.type === 'started') runDir = event.runDir;
+        void send({ type: 'event', event });
+      },
+      controller.signal,
+    );
     await send({ type: 'result', runDir: runDir!, run });
   } catch (error) {
     if (error instanceof TrainingCancelled || controller.signal.aborted) await send({ type: 'cancelled', runDir });
-    else await send({ type: 'error', message: (error as Error).message ?? String(error), stack: (error as Error).stack, runDir });
+    else
+      await send({
+        type: 'error',
+        message: (error as Error).message ?? String(error),
+        stack: (error as Error).stack,
+        runDir,
+      });
   } finally {
     process.disconnect?.();
     process.exit(0);
@@ -34,13 +44,19 @@ async function train(settings: Parameters<typeof trainRun>[0]): Promise<void> {
 }
 
 if (!process.send) {
-  process.stderr.write('The leukemia-audit trainer is started by the extension (child_process.fork); use the leukemia-audit CLI instead.\n');
+  process.stderr.write(
+    'The leukemia-audit trainer is started by the extension (child_process.fork); use the leukemia-audit CLI instead.\n',
+  );
   process.exit(2);
 }
 
 process.on('message', (message: unknown) => {
   if (!isTrainerCommand(message)) {
-    void send({ type: 'error', message: `The trainer received a message it does not understand: ${JSON.stringify(message).slice(0, 200)}`, runDir });
+    void send({
+      type: 'error',
+      message: `The trainer received a message it does not understand: ${JSON.stringify(message).slice(0, 200)}`,
+      runDir,
+    });
     return;
   }
   if (message.type === 'cancel') controller.abort();

@@ -27,5 +27,7 @@ export function isTrainerCommand(value: unknown): value is TrainerCommand {
   if (type === 'cancel') return true;
   if (type !== 'train') return false;
   const settings = (value as { settings?: unknown }).settings;
-  return typeof settings === 'object' && settings !== null && typeof (settings as { dataset?: unknown }).dataset === 'string';
+  return (
+    typeof settings === 'object' && settings !== null && typeof (settings as { dataset?: unknown }).dataset === 'string'
+  );
 }

@@ -3,7 +3,18 @@
 // playwright-core, and keeps screenshots and logs under test-output/e2e/.
 // Every wait is bounded and its timeout message names what was awaited.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import * as os from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +25,8 @@ export const OUTPUT = join(REPO, 'test-output', 'e2e');
 export const VSIX = process.env.LEUKEMIA_AUDIT_E2E_VSIX ?? join(REPO, 'leukemia-audit.vsix');
 export const EXTENSION_ID = 'leukemia-audit.leukemia-audit';
 
-const SETUP_HINT = 'Run `bash scripts/e2e-setup.sh` first (it installs chromium, Node 24 and code-server; CI runs it before `npm run test:e2e`).';
+const SETUP_HINT =
+  'Run `bash scripts/e2e-setup.sh` first (it installs chromium, Node 24 and code-server; CI runs it before `npm run test:e2e`).';
 
 export function e2eHome() {
   return process.env.LEUKEMIA_AUDIT_E2E_HOME || join(os.homedir(), '.cache', 'leukemia-audit-e2e');
@@ -43,11 +55,14 @@ export function locateTools() {
   const codeServerPackage = join(home, 'code-server', 'node_modules', 'code-server');
   const codeServer = join(codeServerPackage, 'out', 'node', 'entry.js');
   if (!existsSync(codeServer)) problems.push(`code-server not found at ${codeServer}`);
-  else if (!existsSync(join(codeServerPackage, 'lib', 'vscode', 'node_modules'))) problems.push(`code-server at ${codeServerPackage} is incomplete (its postinstall did not run)`);
+  else if (!existsSync(join(codeServerPackage, 'lib', 'vscode', 'node_modules')))
+    problems.push(`code-server at ${codeServerPackage} is incomplete (its postinstall did not run)`);
   const chromium = process.env.LEUKEMIA_AUDIT_E2E_CHROMIUM || '/usr/bin/chromium';
   if (!existsSync(chromium)) problems.push(`Chromium not found at ${chromium}`);
   if (problems.length > 0) {
-    throw new Error(`The end-to-end tools are not installed (LEUKEMIA_AUDIT_E2E_HOME=${home}):\n  - ${problems.join('\n  - ')}\n${SETUP_HINT}`);
+    throw new Error(
+      `The end-to-end tools are not installed (LEUKEMIA_AUDIT_E2E_HOME=${home}):\n  - ${problems.join('\n  - ')}\n${SETUP_HINT}`,
+    );
   }
   return { home, node24, codeServer, chromium };
 }
@@ -73,7 +88,9 @@ export async function waitFor(what, probe, { timeout = 30_000, interval = 250, d
           state = `\n  (describing the state failed: ${error.message})`;
         }
       }
-      throw new Error(`Timed out after ${Math.round(timeout / 1000)} s waiting for ${what}${lastError ? `\n  last error: ${lastError.message.split('\n')[0]}` : ''}${state}`);
+      throw new Error(
+        `Timed out after ${Math.round(timeout / 1000)} s waiting for ${what}${lastError ? `\n  last error: ${lastError.message.split('\n')[0]}` : ''}${state}`,
+      );
     }
     await sleep(interval);
   }
@@ -101,27 +118,35 @@ export class CodeServer {
     this.logFile = join(tmp, 'code-server.log');
     this.child = undefined;
     this.exited = undefined;
-    for (const dir of ['user-data/User', 'extensions', 'xdg-config', 'xdg-data', 'xdg-cache']) mkdirSync(join(tmp, dir), { recursive: true });
+    for (const dir of ['user-data/User', 'extensions', 'xdg-config', 'xdg-data', 'xdg-cache'])
+      mkdirSync(join(tmp, dir), { recursive: true });
     // A quiet, deterministic workbench: no welcome page, no tips, no update or extension-gallery checks.
-    writeFileSync(join(this.userDataDir, 'User', 'settings.json'), JSON.stringify({
-      'workbench.startupEditor': 'none',
-      'workbench.tips.enabled': false,
-      'workbench.enableExperiments': false,
-      'workbench.welcomePage.walkthroughs.openOnInstall': false,
-      'telemetry.telemetryLevel': 'off',
-      'update.mode': 'none',
-      'extensions.autoCheckUpdates': false,
-      'extensions.autoUpdate': false,
-      'extensions.ignoreRecommendations': true,
-      'security.workspace.trust.enabled': false,
-      'git.enabled': false,
-      'chat.disableAIFeatures': true,
-      'notebook.startupEditor': 'none',
-      'window.commandCenter': false,
-      'editor.hover.delay': 100,
-      'workbench.secondarySideBar.defaultVisibility': 'hidden',
-      'remote.autoForwardPorts': false,
-    }, null, 2));
+    writeFileSync(
+      join(this.userDataDir, 'User', 'settings.json'),
+      JSON.stringify(
+        {
+          'workbench.startupEditor': 'none',
+          'workbench.tips.enabled': false,
+          'workbench.enableExperiments': false,
+          'workbench.welcomePage.walkthroughs.openOnInstall': false,
+          'telemetry.telemetryLevel': 'off',
+          'update.mode': 'none',
+          'extensions.autoCheckUpdates': false,
+          'extensions.autoUpdate': false,
+          'extensions.ignoreRecommendations': true,
+          'security.workspace.trust.enabled': false,
+          'git.enabled': false,
+          'chat.disableAIFeatures': true,
+          'notebook.startupEditor': 'none',
+          'window.commandCenter': false,
+          'editor.hover.delay': 100,
+          'workbench.secondarySideBar.defaultVisibility': 'hidden',
+          'remote.autoForwardPorts': false,
+        },
+        null,
+        2,
+      ),
+    );
   }
 
   env() {
@@ -135,16 +160,34 @@ export class CodeServer {
   }
 
   baseArgs() {
-    return [this.tools.codeServer, '--user-data-dir', this.userDataDir, '--extensions-dir', this.extensionsDir, '--disable-telemetry', '--disable-update-check'];
+    return [
+      this.tools.codeServer,
+      '--user-data-dir',
+      this.userDataDir,
+      '--extensions-dir',
+      this.extensionsDir,
+      '--disable-telemetry',
+      '--disable-update-check',
+    ];
   }
 
   installExtension(vsix, timeout = 120_000) {
-    const result = spawnSync(this.tools.node24, [...this.baseArgs(), '--install-extension', vsix, '--force'], { env: this.env(), encoding: 'utf8', timeout, killSignal: 'SIGKILL' });
+    const result = spawnSync(this.tools.node24, [...this.baseArgs(), '--install-extension', vsix, '--force'], {
+      env: this.env(),
+      encoding: 'utf8',
+      timeout,
+      killSignal: 'SIGKILL',
+    });
     const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim();
-    if (result.error) throw new Error(`code-server --install-extension ${vsix} failed: ${result.error.message}\n${output}`);
-    if (result.status !== 0) throw new Error(`code-server --install-extension ${vsix} exited with ${result.status}:\n${output}`);
+    if (result.error)
+      throw new Error(`code-server --install-extension ${vsix} failed: ${result.error.message}\n${output}`);
+    if (result.status !== 0)
+      throw new Error(`code-server --install-extension ${vsix} exited with ${result.status}:\n${output}`);
     const installed = readdirSync(this.extensionsDir).filter((name) => name.startsWith(`${EXTENSION_ID}-`));
-    if (installed.length === 0) throw new Error(`code-server --install-extension said:\n${output}\nbut ${this.extensionsDir} holds no ${EXTENSION_ID}-* folder`);
+    if (installed.length === 0)
+      throw new Error(
+        `code-server --install-extension said:\n${output}\nbut ${this.extensionsDir} holds no ${EXTENSION_ID}-* folder`,
+      );
     return output;
   }
 
@@ -156,19 +199,38 @@ export class CodeServer {
     this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
     const out = createWriteStream(this.logFile);
-    this.child = spawn(this.tools.node24, [
-      ...this.baseArgs(), '--auth', 'none', '--bind-addr', `127.0.0.1:${this.port}`, '--disable-workspace-trust', folder,
-    ], { env: this.env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(
+      this.tools.node24,
+      [
+        ...this.baseArgs(),
+        '--auth',
+        'none',
+        '--bind-addr',
+        `127.0.0.1:${this.port}`,
+        '--disable-workspace-trust',
+        folder,
+      ],
+      { env: this.env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.child.stdout.pipe(out);
     this.child.stderr.pipe(out);
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
     let exit;
-    void this.exited.then((e) => { exit = e; });
-    await waitFor(`code-server to answer on ${this.url}/healthz`, async () => {
-      if (exit) throw new Error(`code-server exited (code ${exit.code}, signal ${exit.signal}); log: ${this.logFile}\n${this.logTail()}`);
-      const response = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      return response.ok;
-    }, { timeout, interval: 500, describe: () => this.logTail() });
+    void this.exited.then((e) => {
+      exit = e;
+    });
+    await waitFor(
+      `code-server to answer on ${this.url}/healthz`,
+      async () => {
+        if (exit)
+          throw new Error(
+            `code-server exited (code ${exit.code}, signal ${exit.signal}); log: ${this.logFile}\n${this.logTail()}`,
+          );
+        const response = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+        return response.ok;
+      },
+      { timeout, interval: 500, describe: () => this.logTail() },
+    );
   }
 
   logTail(lines = 20) {
@@ -189,7 +251,8 @@ export class CodeServer {
     killGroup(child.pid, 'SIGTERM');
     const stopped = await Promise.race([this.exited.then(() => true), sleep(10_000).then(() => false)]);
     killGroup(child.pid, 'SIGKILL');
-    if (!stopped) log(`code-server (pid ${child.pid}) did not stop within 10 s of SIGTERM; its process group was killed`);
+    if (!stopped)
+      log(`code-server (pid ${child.pid}) did not stop within 10 s of SIGTERM; its process group was killed`);
   }
 }
 

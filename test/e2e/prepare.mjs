@@ -7,7 +7,17 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, VSIX, newestMtime } from './harness.mjs';
 
-const INPUTS = ['src', 'webview', 'media', 'schemas', 'package.json', 'package-lock.json', '.vscodeignore', 'scripts/build.mjs', 'tsconfig.json'];
+const INPUTS = [
+  'src',
+  'webview',
+  'media',
+  'schemas',
+  'package.json',
+  'package-lock.json',
+  '.vscodeignore',
+  'scripts/build.mjs',
+  'tsconfig.json',
+];
 
 function reason() {
   if (process.env.LEUKEMIA_AUDIT_E2E_VSIX) return undefined;
@@ -24,14 +34,18 @@ if (why) {
   const started = Date.now();
   const result = spawnSync('npm', ['run', 'package'], { cwd: REPO, stdio: 'inherit' });
   if (result.status !== 0) {
-    process.stderr.write(`e2e: npm run package failed (exit ${result.status ?? result.signal}); the end-to-end suite needs the VSIX.\n`);
+    process.stderr.write(
+      `e2e: npm run package failed (exit ${result.status ?? result.signal}); the end-to-end suite needs the VSIX.\n`,
+    );
     process.exit(1);
   }
   if (!existsSync(VSIX)) {
     process.stderr.write(`e2e: npm run package succeeded but ${VSIX} is missing.\n`);
     process.exit(1);
   }
-  process.stdout.write(`e2e: packaged ${VSIX} (${(statSync(VSIX).size / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  process.stdout.write(
+    `e2e: packaged ${VSIX} (${(statSync(VSIX).size / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  );
 } else {
   const vsix = process.env.LEUKEMIA_AUDIT_E2E_VSIX ?? VSIX;
   if (!existsSync(vsix)) {

@@ -4,7 +4,13 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUTPUT, log, waitFor } from './harness.mjs';
 
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+];
 
 export class Workbench {
   constructor(page) {
@@ -27,12 +33,20 @@ export class Workbench {
 
   async open(url) {
     await this.page.goto(url, { timeout: 60_000 });
-    await waitFor('the VS Code workbench (.monaco-workbench) to render', () => this.page.locator('.monaco-workbench').isVisible(), { timeout: 90_000 });
-    await waitFor('the Explorer to list the workspace', () => this.page.getByRole('treeitem').first().isVisible(), { timeout: 60_000 });
+    await waitFor(
+      'the VS Code workbench (.monaco-workbench) to render',
+      () => this.page.locator('.monaco-workbench').isVisible(),
+      { timeout: 90_000 },
+    );
+    await waitFor('the Explorer to list the workspace', () => this.page.getByRole('treeitem').first().isVisible(), {
+      timeout: 60_000,
+    });
   }
 
   async explorerItems() {
-    return this.page.locator('.explorer-folders-view .monaco-list-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? ''));
+    return this.page
+      .locator('.explorer-folders-view .monaco-list-row')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? ''));
   }
 
   /** Opens the command palette and types `text`; returns the labels of the rows it offers. */
@@ -45,13 +59,19 @@ export class Workbench {
   }
 
   async quickPickRows() {
-    return this.page.locator('.quick-input-widget .quick-input-list .monaco-list-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? r.textContent ?? ''));
+    return this.page
+      .locator('.quick-input-widget .quick-input-list .monaco-list-row')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? r.textContent ?? ''));
   }
 
   async closeQuickInput() {
     if (await this.page.locator('.quick-input-widget').isVisible()) {
       await this.page.keyboard.press('Escape');
-      await waitFor('the quick input to close', async () => !(await this.page.locator('.quick-input-widget').isVisible()), { timeout: 5_000 });
+      await waitFor(
+        'the quick input to close',
+        async () => !(await this.page.locator('.quick-input-widget').isVisible()),
+        { timeout: 5_000 },
+      );
     }
   }
 
@@ -62,23 +82,36 @@ export class Workbench {
    */
   async paletteUntil(what, text, accept, { timeout = 60_000 } = {}) {
     let rows = [];
-    return waitFor(what, async () => {
-      rows = await this.palette(text);
-      const settle = Date.now() + 3_000;
-      while (Date.now() < settle) {
-        rows = await this.quickPickRows();
-        if (accept(rows)) return rows;
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-      await this.closeQuickInput();
-      return undefined;
-    }, { timeout, interval: 500, describe: async () => `the palette offered ${JSON.stringify(rows)}` });
+    return waitFor(
+      what,
+      async () => {
+        rows = await this.palette(text);
+        const settle = Date.now() + 3_000;
+        while (Date.now() < settle) {
+          rows = await this.quickPickRows();
+          if (accept(rows)) return rows;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        await this.closeQuickInput();
+        return undefined;
+      },
+      { timeout, interval: 500, describe: async () => `the palette offered ${JSON.stringify(rows)}` },
+    );
   }
 
   /** Runs a command from the palette by its full title ("Category: Title"), as a user would. */
   async runCommand(title, { timeout = 60_000 } = {}) {
-    await this.paletteUntil(`the command palette to offer "${title}"`, title, (rows) => rows.some((r) => r.includes(title)), { timeout });
-    await this.page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({ hasText: title }).first().click();
+    await this.paletteUntil(
+      `the command palette to offer "${title}"`,
+      title,
+      (rows) => rows.some((r) => r.includes(title)),
+      { timeout },
+    );
+    await this.page
+      .locator('.quick-input-widget .quick-input-list .monaco-list-row')
+      .filter({ hasText: title })
+      .first()
+      .click();
   }
 
   dialog() {
@@ -120,7 +153,14 @@ export class Workbench {
     const titles = [];
     for (const frame of this.page.frames()) {
       if (frame === this.page.mainFrame()) continue;
-      titles.push(await frame.evaluate(() => `${document.title || '(untitled)'}: ${(document.body?.innerText ?? '').slice(0, 80).replace(/\s+/g, ' ')}`).catch(() => '(detached)'));
+      titles.push(
+        await frame
+          .evaluate(
+            () =>
+              `${document.title || '(untitled)'}: ${(document.body?.innerText ?? '').slice(0, 80).replace(/\s+/g, ' ')}`,
+          )
+          .catch(() => '(detached)'),
+      );
     }
     return JSON.stringify(titles);
   }

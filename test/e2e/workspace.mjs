@@ -8,24 +8,45 @@ import { REPO } from './harness.mjs';
 
 export const KAGGLE_TRAINING_PATH = '/kaggle/input/leukemia-classification/C-NMC_Leukemia/training_data';
 export const NOTEBOOK = 'leukemia_resnet18.ipynb';
-export const TRAINING_SETTINGS = { 'leukemiaAudit.epochs': 1, 'leukemiaAudit.imageSize': 32, 'leukemiaAudit.batchSize': 8 };
+export const TRAINING_SETTINGS = {
+  'leukemiaAudit.epochs': 1,
+  'leukemiaAudit.imageSize': 32,
+  'leukemiaAudit.batchSize': 8,
+};
 
 function cell(source) {
   const lines = source.split('\n');
-  return { cell_type: 'code', execution_count: null, metadata: {}, outputs: [], source: lines.map((l, i) => (i < lines.length - 1 ? `${l}\n` : l)) };
+  return {
+    cell_type: 'code',
+    execution_count: null,
+    metadata: {},
+    outputs: [],
+    source: lines.map((l, i) => (i < lines.length - 1 ? `${l}\n` : l)),
+  };
 }
 
 /** `cli`: the CLI bundle to write the dataset with; the suite passes the one inside the installed VSIX. */
 export function writeWorkspace(folder, cli = join(REPO, 'dist', 'cli.js')) {
   mkdirSync(join(folder, '.vscode'), { recursive: true });
-  const result = spawnSync(process.execPath, [cli, 'demo-data', folder, '--image-size', '32', '--images-per-fold', '24', '--seed', '7'], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`${cli} demo-data failed (exit ${result.status}):\n${result.stderr}${result.stdout}`);
+  const result = spawnSync(
+    process.execPath,
+    [cli, 'demo-data', folder, '--image-size', '32', '--images-per-fold', '24', '--seed', '7'],
+    { encoding: 'utf8' },
+  );
+  if (result.status !== 0)
+    throw new Error(`${cli} demo-data failed (exit ${result.status}):\n${result.stderr}${result.stdout}`);
   writeFileSync(join(folder, '.vscode', 'settings.json'), `${JSON.stringify(TRAINING_SETTINGS, null, 2)}\n`);
   const notebook = {
     cells: [
-      { cell_type: 'markdown', metadata: {}, source: ['# ALL vs HEM with ResNet-18\n', 'Copied from a popular Kaggle notebook.'] },
+      {
+        cell_type: 'markdown',
+        metadata: {},
+        source: ['# ALL vs HEM with ResNet-18\n', 'Copied from a popular Kaggle notebook.'],
+      },
       cell('import torch\nfrom torchvision import datasets, transforms, models'),
-      cell(`tf = transforms.Compose([transforms.Resize(224), transforms.ToTensor()])\ntrain_ds = datasets.ImageFolder('${KAGGLE_TRAINING_PATH}', transform=tf)\nprint(train_ds.classes)`),
+      cell(
+        `tf = transforms.Compose([transforms.Resize(224), transforms.ToTensor()])\ntrain_ds = datasets.ImageFolder('${KAGGLE_TRAINING_PATH}', transform=tf)\nprint(train_ds.classes)`,
+      ),
       cell('model = models.resnet18(num_classes=len(train_ds.classes))'),
     ],
     metadata: {

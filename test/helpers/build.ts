@@ -25,7 +25,10 @@ export function newestSourceTime(dir: string): number {
  */
 export function ensureBuilt(bundles: readonly string[], sourceDirs: readonly string[] = ['src']): void {
   const buildScript = path.join(REPO, 'scripts', 'build.mjs');
-  const sources = Math.max(...sourceDirs.map((dir) => newestSourceTime(path.join(REPO, dir))), statSync(buildScript).mtimeMs);
+  const sources = Math.max(
+    ...sourceDirs.map((dir) => newestSourceTime(path.join(REPO, dir))),
+    statSync(buildScript).mtimeMs,
+  );
   const outputs = bundles.map((name) => path.join(REPO, 'dist', name));
   if (outputs.every((file) => existsSync(file) && statSync(file).mtimeMs >= sources)) return;
   const build = spawnSync(process.execPath, [buildScript], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });

@@ -26,7 +26,11 @@ export class EventEmitter<T> {
 }
 
 export class Uri {
-  private constructor(readonly scheme: string, readonly fsPath: string, private readonly raw?: string) {}
+  private constructor(
+    readonly scheme: string,
+    readonly fsPath: string,
+    private readonly raw?: string,
+  ) {}
   static file(p: string) {
     return new Uri('file', path.resolve(p));
   }
@@ -45,7 +49,10 @@ export class Uri {
 }
 
 export class Position {
-  constructor(readonly line: number, readonly character: number) {}
+  constructor(
+    readonly line: number,
+    readonly character: number,
+  ) {}
 }
 
 export class Range {
@@ -56,7 +63,12 @@ export class Range {
     this.end = typeof a === 'number' ? new Position(c!, d!) : (b as Position);
   }
   isEqual(other: Range) {
-    return this.start.line === other.start.line && this.start.character === other.start.character && this.end.line === other.end.line && this.end.character === other.end.character;
+    return (
+      this.start.line === other.start.line &&
+      this.start.character === other.start.character &&
+      this.end.line === other.end.line &&
+      this.end.character === other.end.character
+    );
   }
 }
 
@@ -64,20 +76,33 @@ export class Diagnostic {
   source?: string;
   code?: string;
   relatedInformation?: unknown[];
-  constructor(readonly range: Range, readonly message: string, readonly severity: number) {}
+  constructor(
+    readonly range: Range,
+    readonly message: string,
+    readonly severity: number,
+  ) {}
 }
 
 export class DiagnosticRelatedInformation {
-  constructor(readonly location: unknown, readonly message: string) {}
+  constructor(
+    readonly location: unknown,
+    readonly message: string,
+  ) {}
 }
 export class Location {
-  constructor(readonly uri: Uri, readonly range: unknown) {}
+  constructor(
+    readonly uri: Uri,
+    readonly range: unknown,
+  ) {}
 }
 export class CodeAction {
   diagnostics?: unknown[];
   isPreferred?: boolean;
   edit?: WorkspaceEdit;
-  constructor(readonly title: string, readonly kind: unknown) {}
+  constructor(
+    readonly title: string,
+    readonly kind: unknown,
+  ) {}
 }
 export class WorkspaceEdit {
   readonly edits: { uri: Uri; range: Range; newText: string }[] = [];
@@ -86,7 +111,10 @@ export class WorkspaceEdit {
   }
 }
 export class RelativePattern {
-  constructor(readonly base: Uri, readonly pattern: string) {}
+  constructor(
+    readonly base: Uri,
+    readonly pattern: string,
+  ) {}
 }
 export class CancellationTokenSource {
   private readonly emitter = new EventEmitter<void>();
@@ -170,20 +198,40 @@ export function createFakeVscode(options: FakeOptions) {
   const logLines: string[] = [];
   const contextKeys = new Map<string, unknown>();
   const serializers = new Map<string, { deserializeWebviewPanel(panel: unknown, state: unknown): Promise<void> }>();
-  const workspaceFolder = { uri: Uri.file(options.workspaceFolder), name: path.basename(options.workspaceFolder), index: 0 };
+  const workspaceFolder = {
+    uri: Uri.file(options.workspaceFolder),
+    name: path.basename(options.workspaceFolder),
+    index: 0,
+  };
   const noEvent = () => disposable;
   const watcher = () => ({ onDidCreate: noEvent, onDidChange: noEvent, onDidDelete: noEvent, dispose() {} });
-  const output = Object.fromEntries(['info', 'warn', 'error', 'debug', 'trace', 'appendLine'].map((level) => [level, (line: string) => logLines.push(`[${level}] ${line}`)]));
-  const message = (kind: 'warning' | 'info' | 'error') => async (text: string, ...rest: unknown[]) => {
-    const modal = typeof rest[0] === 'object' && rest[0] !== null ? (rest.shift() as { detail?: string }) : undefined;
-    const buttons = rest as string[];
-    messages.push({ kind, message: text, detail: modal?.detail, buttons });
-    return options.answer?.(kind, text, buttons);
-  };
+  const output = Object.fromEntries(
+    ['info', 'warn', 'error', 'debug', 'trace', 'appendLine'].map((level) => [
+      level,
+      (line: string) => logLines.push(`[${level}] ${line}`),
+    ]),
+  );
+  const message =
+    (kind: 'warning' | 'info' | 'error') =>
+    async (text: string, ...rest: unknown[]) => {
+      const modal = typeof rest[0] === 'object' && rest[0] !== null ? (rest.shift() as { detail?: string }) : undefined;
+      const buttons = rest as string[];
+      messages.push({ kind, message: text, detail: modal?.detail, buttons });
+      return options.answer?.(kind, text, buttons);
+    };
 
   const vscode = {
-    Uri, Position, Range, Diagnostic, DiagnosticRelatedInformation, Location, CodeAction, WorkspaceEdit, RelativePattern,
-    CancellationTokenSource, EventEmitter,
+    Uri,
+    Position,
+    Range,
+    Diagnostic,
+    DiagnosticRelatedInformation,
+    Location,
+    CodeAction,
+    WorkspaceEdit,
+    RelativePattern,
+    CancellationTokenSource,
+    EventEmitter,
     DiagnosticSeverity: { Error: 0, Warning: 1, Information: 2, Hint: 3 },
     CodeActionKind: { QuickFix: { value: 'quickfix' } },
     StatusBarAlignment: { Left: 1, Right: 2 },
@@ -216,25 +264,39 @@ export function createFakeVscode(options: FakeOptions) {
           .filter((f) => includeRe.test(f) && !excludeRe?.test(f));
         return found.slice(0, max).map((f) => Uri.file(path.join(options.workspaceFolder, f)));
       },
-      onDidOpenTextDocument: noEvent, onDidChangeTextDocument: noEvent, onDidCloseTextDocument: noEvent, onDidSaveTextDocument: noEvent,
-      onDidOpenNotebookDocument: noEvent, onDidChangeNotebookDocument: noEvent, onDidCloseNotebookDocument: noEvent,
-      onDidChangeWorkspaceFolders: noEvent, onDidChangeConfiguration: noEvent,
+      onDidOpenTextDocument: noEvent,
+      onDidChangeTextDocument: noEvent,
+      onDidCloseTextDocument: noEvent,
+      onDidSaveTextDocument: noEvent,
+      onDidOpenNotebookDocument: noEvent,
+      onDidChangeNotebookDocument: noEvent,
+      onDidCloseNotebookDocument: noEvent,
+      onDidChangeWorkspaceFolders: noEvent,
+      onDidChangeConfiguration: noEvent,
     },
     window: {
       createOutputChannel: () => ({ ...output, show() {}, dispose() {} }),
       createStatusBarItem: () => ({ show() {}, hide() {}, dispose() {} }),
-      registerWebviewPanelSerializer: (viewType: string, serializer: { deserializeWebviewPanel(panel: unknown, state: unknown): Promise<void> }) => (serializers.set(viewType, serializer), disposable),
+      registerWebviewPanelSerializer: (
+        viewType: string,
+        serializer: { deserializeWebviewPanel(panel: unknown, state: unknown): Promise<void> },
+      ) => (serializers.set(viewType, serializer), disposable),
       showWarningMessage: message('warning'),
       showInformationMessage: message('info'),
       showErrorMessage: message('error'),
-      showQuickPick: async (items: unknown[], opts: { title?: string }) => options.answer?.('quickPick', opts?.title ?? '', items),
+      showQuickPick: async (items: unknown[], opts: { title?: string }) =>
+        options.answer?.('quickPick', opts?.title ?? '', items),
       showOpenDialog: async () => undefined,
       showSaveDialog: async () => undefined,
-      withProgress: (_: unknown, task: (progress: { report(v: unknown): void }, token: unknown) => unknown) => task({ report() {} }, new CancellationTokenSource().token),
+      withProgress: (_: unknown, task: (progress: { report(v: unknown): void }, token: unknown) => unknown) =>
+        task({ report() {} }, new CancellationTokenSource().token),
       createWebviewPanel: (viewType: string, title: string): FakeWebviewPanel & Record<string, unknown> => {
         const received = new NodeEmitter();
         const panel: FakeWebviewPanel & Record<string, unknown> = {
-          viewType, title, html: '', posted: [],
+          viewType,
+          title,
+          html: '',
+          posted: [],
           receive: (m: unknown) => received.emit('message', m),
           dispose: () => received.emit('dispose'),
           reveal() {},
@@ -245,8 +307,12 @@ export function createFakeVscode(options: FakeOptions) {
             asWebviewUri: (uri: Uri) => ({ toString: () => `vscode-webview://fake${uri.fsPath}` }),
             postMessage: async (m: unknown) => (panel.posted.push(m), true),
             onDidReceiveMessage: (l: (m: unknown) => void) => (received.on('message', l), disposable),
-            set html(value: string) { panel.html = value; },
-            get html() { return panel.html; },
+            set html(value: string) {
+              panel.html = value;
+            },
+            get html() {
+              return panel.html;
+            },
           },
         };
         panels.push(panel);
@@ -254,7 +320,10 @@ export function createFakeVscode(options: FakeOptions) {
       },
     },
     commands: {
-      registerCommand: (id: string, fn: (...args: unknown[]) => unknown) => (commands.set(id, fn), { dispose: () => commands.delete(id) }),
+      registerCommand: (id: string, fn: (...args: unknown[]) => unknown) => (
+        commands.set(id, fn),
+        { dispose: () => commands.delete(id) }
+      ),
       executeCommand: async (id: string, ...args: unknown[]) => {
         if (id === 'setContext') return contextKeys.set(args[0] as string, args[1]);
         return commands.get(id)?.(...args);
@@ -270,7 +339,11 @@ export function createFakeVscode(options: FakeOptions) {
     extensionPath,
     extensionUri: Uri.file(extensionPath),
     asAbsolutePath: (p: string) => path.join(extensionPath, p),
-    workspaceState: { get: (k: string, d?: unknown) => (state.has(k) ? state.get(k) : d), update: async (k: string, v: unknown) => void state.set(k, v), keys: () => [...state.keys()] },
+    workspaceState: {
+      get: (k: string, d?: unknown) => (state.has(k) ? state.get(k) : d),
+      update: async (k: string, v: unknown) => void state.set(k, v),
+      keys: () => [...state.keys()],
+    },
   };
   return { vscode, context, collections, commands, messages, panels, logLines, contextKeys, serializers };
 }

@@ -41,22 +41,36 @@ await esbuild.build({
 // The fixture: what a user who copied the Kaggle notebook would have open.
 rmSync(workspace, { recursive: true, force: true });
 mkdirSync(join(workspace, '.vscode'), { recursive: true });
-if (run(process.execPath, ['dist/cli.js', 'demo-data', workspace, '--image-size', '32', '--images-per-fold', '30']) !== 0) process.exit(1);
+if (
+  run(process.execPath, ['dist/cli.js', 'demo-data', workspace, '--image-size', '32', '--images-per-fold', '30']) !== 0
+)
+  process.exit(1);
 const training = 'C-NMC_Leukemia/training_data';
-writeFileSync(join(workspace, 'train_notebook.py'), [
-  'import torchvision',
-  "data_dir = '/kaggle/input/leukemia-classification/C-NMC_Leukemia/training_data'",
-  'dataset = torchvision.datasets.ImageFolder(data_dir, transform=None)',
-  '',
-].join('\n'));
+writeFileSync(
+  join(workspace, 'train_notebook.py'),
+  [
+    'import torchvision',
+    "data_dir = '/kaggle/input/leukemia-classification/C-NMC_Leukemia/training_data'",
+    'dataset = torchvision.datasets.ImageFolder(data_dir, transform=None)',
+    '',
+  ].join('\n'),
+);
 writeFileSync(join(workspace, training, 'leukemia-audit.json'), JSON.stringify({ labels: 'folder:1' }, null, 2) + '\n');
-writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'leukemiaAudit.epochs': 1, 'leukemiaAudit.imageSize': 32, 'leukemiaAudit.batchSize': 16 }, null, 2) + '\n');
+writeFileSync(
+  join(workspace, '.vscode', 'settings.json'),
+  JSON.stringify({ 'leukemiaAudit.epochs': 1, 'leukemiaAudit.imageSize': 32, 'leukemiaAudit.batchSize': 16 }, null, 2) +
+    '\n',
+);
 
 // VS Code itself: downloaded once into .vscode-test/ (the place test-cli looks).
 let vscodeExecutable;
 try {
   const { downloadAndUnzipVSCode } = await import('@vscode/test-electron');
-  vscodeExecutable = await downloadAndUnzipVSCode({ version: process.env.VSCODE_TEST_VERSION ?? 'stable', cachePath: join(root, '.vscode-test'), timeout: 20_000 });
+  vscodeExecutable = await downloadAndUnzipVSCode({
+    version: process.env.VSCODE_TEST_VERSION ?? 'stable',
+    cachePath: join(root, '.vscode-test'),
+    timeout: 20_000,
+  });
 } catch (error) {
   notRun(`VS Code could not be downloaded (${String(error?.message ?? error).split('\n')[0]})`);
 }

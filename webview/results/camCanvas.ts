@@ -5,13 +5,21 @@
  * input image; its CSS opacity is the overlay opacity. Nothing reads the image's pixels: webview image URIs
  * are cross-origin, and the map does not need them.
  */
-import { colouriseRgba, normalisePerImage, normaliseShared, type ColormapName } from '../../src/core/explain/colormaps.js';
+import {
+  colouriseRgba,
+  normalisePerImage,
+  normaliseShared,
+  type ColormapName,
+} from '../../src/core/explain/colormaps.js';
 
 /** A map the page can draw: a non-empty rectangle of finite numbers (run.json is data; it is checked, not trusted). */
 export function isCam(value: unknown): value is number[][] {
   if (!Array.isArray(value) || value.length === 0 || !Array.isArray(value[0]) || value[0].length === 0) return false;
   const width = value[0].length;
-  return value.every((row) => Array.isArray(row) && row.length === width && row.every((v) => typeof v === 'number' && Number.isFinite(v)));
+  return value.every(
+    (row) =>
+      Array.isArray(row) && row.length === width && row.every((v) => typeof v === 'number' && Number.isFinite(v)),
+  );
 }
 
 /** The map as [0, 1] values, row-major: its own range (`scale` undefined), or divided by a run-wide scale. */
@@ -31,7 +39,12 @@ export function largestValue(cams: readonly (readonly (readonly number[])[])[]):
  * Paints `cam` over the whole of `canvas` (whose width and height are the image size). The small coloured
  * map goes through a scratch canvas because `putImageData` does not scale; `drawImage` does, smoothly.
  */
-export function paintCam(canvas: HTMLCanvasElement, cam: readonly (readonly number[])[], colormap: ColormapName, scale?: number): void {
+export function paintCam(
+  canvas: HTMLCanvasElement,
+  cam: readonly (readonly number[])[],
+  colormap: ColormapName,
+  scale?: number,
+): void {
   const rows = cam.length;
   const columns = cam[0].length;
   const small = document.createElement('canvas');

@@ -39,10 +39,23 @@ export function curvesSection(run: RunFile): HTMLElement {
   return section('curves', 'Training curves', h('div', { class: 'charts' }, loss, accuracy));
 }
 
-function series(label: string, history: EpochRecord[], metric: Metric, tone: number, dashed: boolean, format: (v: number) => string): Series {
+function series(
+  label: string,
+  history: EpochRecord[],
+  metric: Metric,
+  tone: number,
+  dashed: boolean,
+  format: (v: number) => string,
+): Series {
   const kept = history.filter((e) => metric(e) !== null && Number.isFinite(metric(e)));
   const points: Point[] = kept.map((e) => [e.epoch, metric(e)!]);
-  return { label, tone, dashed, points, markers: { describe: (i) => `epoch ${kept[i].epoch}: ${label} ${format(points[i][1])}` } };
+  return {
+    label,
+    tone,
+    dashed,
+    points,
+    markers: { describe: (i) => `epoch ${kept[i].epoch}: ${label} ${format(points[i][1])}` },
+  };
 }
 
 function epochAxis(history: EpochRecord[]): Axis {

@@ -8,7 +8,9 @@ export function fixed(value: number | null | undefined, digits = 3): string {
 
 /** With a no-break space, so "12 %" never wraps between the number and its sign. */
 export function percent(value: number | null | undefined, digits = 1): string {
-  return value === null || value === undefined || !Number.isFinite(value) ? DASH : `${(value * 100).toFixed(digits)}\u00a0%`;
+  return value === null || value === undefined || !Number.isFinite(value)
+    ? DASH
+    : `${(value * 100).toFixed(digits)}\u00a0%`;
 }
 
 export function count(value: number | null | undefined): string {

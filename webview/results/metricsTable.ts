@@ -14,13 +14,21 @@ interface Row {
 const ROWS: Row[] = [
   { label: 'images', value: (m) => count(m.sampleCount) },
   { label: 'accuracy', value: (m) => fixed(m.accuracy) },
-  { label: 'balanced accuracy', hint: 'mean recall over classes; not fooled by imbalance', value: (m) => fixed(m.balancedAccuracy) },
+  {
+    label: 'balanced accuracy',
+    hint: 'mean recall over classes; not fooled by imbalance',
+    value: (m) => fixed(m.balancedAccuracy),
+  },
   { label: 'weighted F1', hint: 'the C-NMC 2019 ranking metric', value: (m) => fixed(m.weightedF1) },
   { label: 'macro F1', value: (m) => fixed(m.macroF1) },
   { label: 'ROC AUC', value: (m) => fixed(m.rocAuc) },
   { label: 'sensitivity', hint: 'recall of the positive class', value: (m) => withPositive(m, m.sensitivity) },
   { label: 'specificity', hint: 'recall of the other classes', value: (m) => withPositive(m, m.specificity) },
-  { label: 'expected calibration error', hint: '15 bins; lower is better', value: (m) => fixed(m.expectedCalibrationError) },
+  {
+    label: 'expected calibration error',
+    hint: '15 bins; lower is better',
+    value: (m) => fixed(m.expectedCalibrationError),
+  },
   { label: 'log loss', value: (m) => fixed(m.logLoss) },
 ];
 
@@ -35,7 +43,13 @@ export function metricsSection(run: RunFile): HTMLElement {
   return section(
     'metrics',
     'Metrics',
-    h('p', { class: 'lead' }, run.bestEpoch === null ? 'Computed with the final weights.' : `Computed with the best weights (epoch ${run.bestEpoch}, lowest validation loss).`),
+    h(
+      'p',
+      { class: 'lead' },
+      run.bestEpoch === null
+        ? 'Computed with the final weights.'
+        : `Computed with the best weights (epoch ${run.bestEpoch}, lowest validation loss).`,
+    ),
     headlineTable(splits),
     note ? notAvailable(note) : null,
     h('div', { class: 'side-by-side' }, ...splits.map((s) => h('div', {}, perClassTable(s)))),
@@ -46,7 +60,16 @@ function headlineTable(splits: EvaluatedSplit[]): HTMLElement {
   return h(
     'table',
     { class: 'grid metrics' },
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'metric'), ...splits.map((s) => h('th', { scope: 'col', class: 'num' }, s.name)))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', { scope: 'col' }, 'metric'),
+        ...splits.map((s) => h('th', { scope: 'col', class: 'num' }, s.name)),
+      ),
+    ),
     h(
       'tbody',
       {},
@@ -76,7 +99,12 @@ function perClassTable({ name, metrics }: EvaluatedSplit): HTMLElement {
         h(
           'tr',
           {},
-          h('th', { scope: 'row' }, c.className, c.className === metrics.positiveClass ? h('span', { class: 'hint' }, ' positive') : null),
+          h(
+            'th',
+            { scope: 'row' },
+            c.className,
+            c.className === metrics.positiveClass ? h('span', { class: 'hint' }, ' positive') : null,
+          ),
           h('td', { class: 'num' }, fixed(c.precision)),
           h('td', { class: 'num' }, fixed(c.recall)),
           h('td', { class: 'num' }, fixed(c.f1)),

@@ -34,7 +34,11 @@ export function renderRun(root: HTMLElement, run: RunFile, host: Host, state: Vi
       return part.build(run, host, store);
     } catch (error) {
       console.error(`leukemia-audit: could not render ${part.id}`, error);
-      return section(part.id, part.title, notAvailable(`This part could not be shown: ${(error as Error).message ?? String(error)}`));
+      return section(
+        part.id,
+        part.title,
+        notAvailable(`This part could not be shown: ${(error as Error).message ?? String(error)}`),
+      );
     }
   });
   const banner = safely(() => structuralBanner(run));
@@ -47,12 +51,22 @@ export function renderMessage(root: HTMLElement, text: string): void {
 }
 
 function header(run: RunFile): HTMLElement {
-  const folder = typeof run.settings?.out === 'string' ? run.settings.out.split(/[\\/]/).filter(Boolean).pop() : undefined;
-  return h('header', { class: 'page-header' }, h('h1', {}, folder ? `Run ${folder}` : 'Run'), h('p', { class: 'hint' }, 'leukemia-audit · ResNet-18 on ', h('code', { class: 'path' }, run.dataset?.root ?? '')));
+  const folder =
+    typeof run.settings?.out === 'string' ? run.settings.out.split(/[\\/]/).filter(Boolean).pop() : undefined;
+  return h(
+    'header',
+    { class: 'page-header' },
+    h('h1', {}, folder ? `Run ${folder}` : 'Run'),
+    h('p', { class: 'hint' }, 'leukemia-audit · ResNet-18 on ', h('code', { class: 'path' }, run.dataset?.root ?? '')),
+  );
 }
 
 function navigation(): HTMLElement {
-  return h('nav', { class: 'toc', 'aria-label': 'Sections' }, h('ul', {}, ...PARTS.map((p) => h('li', {}, h('a', { href: `#${p.id}` }, p.title)))));
+  return h(
+    'nav',
+    { class: 'toc', 'aria-label': 'Sections' },
+    h('ul', {}, ...PARTS.map((p) => h('li', {}, h('a', { href: `#${p.id}` }, p.title)))),
+  );
 }
 
 function safely(build: () => HTMLElement | null): HTMLElement | null {

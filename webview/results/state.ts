@@ -2,7 +2,13 @@
 import { DEFAULT_COLORMAP, isColormapName } from '../../src/core/explain/colormaps.js';
 import type { CellFilter, ViewState } from '../protocol.js';
 
-export const DEFAULT_STATE: ViewState = { filter: null, opacity: 0.6, scale: 'image', colormap: DEFAULT_COLORMAP, sort: 'confidence-desc' };
+export const DEFAULT_STATE: ViewState = {
+  filter: null,
+  opacity: 0.6,
+  scale: 'image',
+  colormap: DEFAULT_COLORMAP,
+  sort: 'confidence-desc',
+};
 
 /** Accepts state from outside (webview storage, the extension) field by field, so a stale shape cannot break the view. */
 export function restoreState(value: unknown): ViewState {
@@ -19,11 +25,19 @@ export function restoreState(value: unknown): ViewState {
 
 function isFilter(value: unknown): value is CellFilter {
   const f = value as CellFilter | null;
-  return typeof f === 'object' && f !== null && (f.split === 'val' || f.split === 'test') && Number.isInteger(f.true) && Number.isInteger(f.predicted);
+  return (
+    typeof f === 'object' &&
+    f !== null &&
+    (f.split === 'val' || f.split === 'test') &&
+    Number.isInteger(f.true) &&
+    Number.isInteger(f.predicted)
+  );
 }
 
 export function sameFilter(a: CellFilter | null, b: CellFilter | null): boolean {
-  return a === b || (a !== null && b !== null && a.split === b.split && a.true === b.true && a.predicted === b.predicted);
+  return (
+    a === b || (a !== null && b !== null && a.split === b.split && a.true === b.true && a.predicted === b.predicted)
+  );
 }
 
 export class Store {

@@ -14,15 +14,45 @@ export function summarySection(run: RunFile, host: Host): HTMLElement {
   const seconds = history.reduce((total, epoch) => total + epoch.seconds, 0);
   const stoppedEarly = run.status === 'completed' && history.length < settings.epochs;
   const items: [string, Child][] = [
-    ['Status', h('span', {}, badge(run.status, STATUS_TONE[run.status] ?? 'neutral'), run.error ? h('span', { class: 'error-text' }, ` ${run.error}`) : null)],
+    [
+      'Status',
+      h(
+        'span',
+        {},
+        badge(run.status, STATUS_TONE[run.status] ?? 'neutral'),
+        run.error ? h('span', { class: 'error-text' }, ` ${run.error}`) : null,
+      ),
+    ],
     ['Dataset', h('code', { class: 'path' }, dataset.root)],
     ['Labels', settings.labels],
-    ['Classes', dataset.classes.map((name) => (classCounts.has(name) ? `${name} (${count(classCounts.get(name))})` : name)).join(', ')],
-    ['Best epoch', run.bestEpoch === null ? 'none yet' : `${run.bestEpoch} of ${history.length}${stoppedEarly ? ` (stopped early; ${settings.epochs} planned)` : ''}`],
-    ['Backend', `${run.backend.name}${run.backend.skipped.length ? ` (skipped ${run.backend.skipped.join('; ')})` : ''}`],
-    ['Model', `${model.architecture}, ${model.imageSize} × ${model.imageSize} px input, ${count(model.parameters)} parameters, weights ${settings.weights}`],
-    ['Training', `${settings.strategy} · ${settings.optimizer} lr ${settings.learningRate} (${settings.schedule}) · batch ${settings.batchSize} · crop ${settings.crop} · seed ${settings.seed}`],
-    ['Time', `${history.length === 0 ? 'no epoch finished yet' : `${duration(seconds)} over ${plural(history.length, 'epoch')}`} · started ${dateTime(run.createdAt)} · updated ${dateTime(run.updatedAt)}`],
+    [
+      'Classes',
+      dataset.classes
+        .map((name) => (classCounts.has(name) ? `${name} (${count(classCounts.get(name))})` : name))
+        .join(', '),
+    ],
+    [
+      'Best epoch',
+      run.bestEpoch === null
+        ? 'none yet'
+        : `${run.bestEpoch} of ${history.length}${stoppedEarly ? ` (stopped early; ${settings.epochs} planned)` : ''}`,
+    ],
+    [
+      'Backend',
+      `${run.backend.name}${run.backend.skipped.length ? ` (skipped ${run.backend.skipped.join('; ')})` : ''}`,
+    ],
+    [
+      'Model',
+      `${model.architecture}, ${model.imageSize} × ${model.imageSize} px input, ${count(model.parameters)} parameters, weights ${settings.weights}`,
+    ],
+    [
+      'Training',
+      `${settings.strategy} · ${settings.optimizer} lr ${settings.learningRate} (${settings.schedule}) · batch ${settings.batchSize} · crop ${settings.crop} · seed ${settings.seed}`,
+    ],
+    [
+      'Time',
+      `${history.length === 0 ? 'no epoch finished yet' : `${duration(seconds)} over ${plural(history.length, 'epoch')}`} · started ${dateTime(run.createdAt)} · updated ${dateTime(run.updatedAt)}`,
+    ],
   ];
   return section(
     'summary',
@@ -44,7 +74,16 @@ function splitsTable(run: RunFile): HTMLElement {
     'table',
     { class: 'grid splits' },
     h('caption', {}, 'Images per split'),
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'split'), ...['images', ...classes, 'subjects', 'without subject'].map((c) => h('th', { scope: 'col', class: 'num' }, c)))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', { scope: 'col' }, 'split'),
+        ...['images', ...classes, 'subjects', 'without subject'].map((c) => h('th', { scope: 'col', class: 'num' }, c)),
+      ),
+    ),
     h(
       'tbody',
       {},
@@ -64,5 +103,11 @@ function splitsTable(run: RunFile): HTMLElement {
 }
 
 function skippedList(run: RunFile, host: Host): HTMLElement {
-  return h('ul', { class: 'paths' }, ...run.dataset.skipped.map((s) => h('li', {}, imagePath(host, s.path), ` ${s.reason}${s.detail ? `: ${s.detail}` : ''}`)));
+  return h(
+    'ul',
+    { class: 'paths' },
+    ...run.dataset.skipped.map((s) =>
+      h('li', {}, imagePath(host, s.path), ` ${s.reason}${s.detail ? `: ${s.detail}` : ''}`),
+    ),
+  );
 }

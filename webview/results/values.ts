@@ -22,14 +22,20 @@ export function valueView(value: unknown, depth = 0): Node {
 }
 
 export function objectView(value: Plain, depth = 0): HTMLElement {
-  const rows = Object.entries(value).map(([key, v]) => h('tr', {}, h('th', { scope: 'row' }, key), h('td', {}, valueView(v, depth + 1))));
-  return rows.length === 0 ? h('span', { class: 'dim' }, 'empty') : h('table', { class: 'kv' }, h('tbody', {}, ...rows));
+  const rows = Object.entries(value).map(([key, v]) =>
+    h('tr', {}, h('th', { scope: 'row' }, key), h('td', {}, valueView(v, depth + 1))),
+  );
+  return rows.length === 0
+    ? h('span', { class: 'dim' }, 'empty')
+    : h('table', { class: 'kv' }, h('tbody', {}, ...rows));
 }
 
 function arrayView(items: unknown[], depth: number): Node {
   if (items.length === 0) return h('span', { class: 'dim' }, 'none');
   if (items.every(isPrimitive)) {
-    const shown = items.slice(0, MAX_LIST_ITEMS).map((item) => (typeof item === 'number' ? number(item) : String(item)));
+    const shown = items
+      .slice(0, MAX_LIST_ITEMS)
+      .map((item) => (typeof item === 'number' ? number(item) : String(item)));
     const rest = items.length - shown.length;
     return document.createTextNode(shown.join(', ') + (rest > 0 ? ` … and ${rest} more` : ''));
   }
@@ -46,20 +52,33 @@ function arrayView(items: unknown[], depth: number): Node {
       'table',
       { class: 'grid' },
       h('thead', {}, h('tr', {}, ...columns.map((c) => h('th', { scope: 'col', class: align(c) }, c)))),
-      h('tbody', {}, ...shown.map((item) => h('tr', {}, ...columns.map((c) => h('td', { class: align(c) }, valueView(item[c], depth + 1)))))),
+      h(
+        'tbody',
+        {},
+        ...shown.map((item) =>
+          h('tr', {}, ...columns.map((c) => h('td', { class: align(c) }, valueView(item[c], depth + 1)))),
+        ),
+      ),
     );
     const rest = items.length - shown.length;
     return rest > 0 ? h('div', {}, table, h('p', { class: 'dim' }, `… and ${rest} more`)) : table;
   }
-  return h('ol', { class: 'values' }, ...items.slice(0, MAX_LIST_ITEMS).map((item) => h('li', {}, valueView(item, depth + 1))));
+  return h(
+    'ol',
+    { class: 'values' },
+    ...items.slice(0, MAX_LIST_ITEMS).map((item) => h('li', {}, valueView(item, depth + 1))),
+  );
 }
 
 /** The audit's contingency tables: `{ rows, columns, counts }`, drawn as the matrix they are. */
 function isContingency(value: Plain): value is { rows: unknown[]; columns: unknown[]; counts: unknown[][] } {
   const { rows, columns, counts } = value;
   return (
-    Array.isArray(rows) && Array.isArray(columns) && Array.isArray(counts) &&
-    counts.length === rows.length && counts.every((row) => Array.isArray(row) && row.length === columns.length)
+    Array.isArray(rows) &&
+    Array.isArray(columns) &&
+    Array.isArray(counts) &&
+    counts.length === rows.length &&
+    counts.every((row) => Array.isArray(row) && row.length === columns.length)
   );
 }
 
@@ -68,12 +87,28 @@ function contingencyView(value: { rows: unknown[]; columns: unknown[]; counts: u
 }
 
 function matrixTable(rowNames: string[] | null, columnNames: string[] | null, cells: unknown[][]): HTMLElement {
-  const head = columnNames ? h('thead', {}, h('tr', {}, rowNames ? h('td', {}) : null, ...columnNames.map((c) => h('th', { scope: 'col', class: 'num' }, c)))) : null;
+  const head = columnNames
+    ? h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          rowNames ? h('td', {}) : null,
+          ...columnNames.map((c) => h('th', { scope: 'col', class: 'num' }, c)),
+        ),
+      )
+    : null;
   const body = h(
     'tbody',
     {},
     ...cells.map((row, r) =>
-      h('tr', {}, rowNames ? h('th', { scope: 'row' }, rowNames[r]) : null, ...row.map((cell) => h('td', { class: 'num' }, valueView(cell, MAX_DEPTH - 1)))),
+      h(
+        'tr',
+        {},
+        rowNames ? h('th', { scope: 'row' }, rowNames[r]) : null,
+        ...row.map((cell) => h('td', { class: 'num' }, valueView(cell, MAX_DEPTH - 1))),
+      ),
     ),
   );
   return h('table', { class: 'grid' }, head, body);

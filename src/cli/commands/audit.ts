@@ -13,11 +13,15 @@ flags fold/split folders that would become classes, subject leakage, duplicates 
   --no-pixels            skip decoding every image (no duplicate or truncated-pixel check; much faster)`;
 
 export async function auditCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommandArgs(argv, {
-    json: { type: 'boolean' },
-    'subject-pattern': { type: 'string' },
-    'no-pixels': { type: 'boolean' },
-  }, HELP);
+  const parsed = parseCommandArgs(
+    argv,
+    {
+      json: { type: 'boolean' },
+      'subject-pattern': { type: 'string' },
+      'no-pixels': { type: 'boolean' },
+    },
+    HELP,
+  );
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('audit takes exactly one dataset folder');

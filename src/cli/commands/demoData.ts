@@ -17,16 +17,20 @@ C-NMC 2019 "leukemia-classification" (training_data/fold_k/{all,hem}, validation
   --json                print the manifest (every file, subject, label, planted defect) as JSON`;
 
 export async function demoDataCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommandArgs(argv, {
-    seed: { type: 'string' },
-    'image-size': { type: 'string' },
-    'images-per-fold': { type: 'string' },
-    'leak-subjects': { type: 'string' },
-    duplicates: { type: 'string' },
-    'corrupt-files': { type: 'string' },
-    overwrite: { type: 'boolean' },
-    json: { type: 'boolean' },
-  }, HELP);
+  const parsed = parseCommandArgs(
+    argv,
+    {
+      seed: { type: 'string' },
+      'image-size': { type: 'string' },
+      'images-per-fold': { type: 'string' },
+      'leak-subjects': { type: 'string' },
+      duplicates: { type: 'string' },
+      'corrupt-files': { type: 'string' },
+      overwrite: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    HELP,
+  );
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('demo-data takes exactly one output folder');

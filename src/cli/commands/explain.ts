@@ -31,17 +31,29 @@ function classIndex(value: string, classes: readonly string[]): number {
   if (named >= 0) return named;
   const index = Number(value);
   if (Number.isInteger(index) && index >= 0 && index < classes.length) return index;
-  throw new UsageError(`--class must be one of ${classes.join(', ')} or an index from 0 to ${classes.length - 1}, got "${value}"`);
+  throw new UsageError(
+    `--class must be one of ${classes.join(', ')} or an index from 0 to ${classes.length - 1}, got "${value}"`,
+  );
 }
 
 export async function explainCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommandArgs(argv, {
-    ...MODEL_OPTIONS, run: { type: 'string' }, layer: { type: 'string' }, class: { type: 'string' }, method: { type: 'string' },
-    colormap: { type: 'string' }, out: { type: 'string' },
-  }, HELP);
+  const parsed = parseCommandArgs(
+    argv,
+    {
+      ...MODEL_OPTIONS,
+      run: { type: 'string' },
+      layer: { type: 'string' },
+      class: { type: 'string' },
+      method: { type: 'string' },
+      colormap: { type: 'string' },
+      out: { type: 'string' },
+    },
+    HELP,
+  );
   if (!parsed) return 0;
   const { values, positionals } = parsed;
-  if ((values.run === undefined) === (values.weights === undefined)) throw new UsageError('explain needs exactly one of --run RUN and --weights FILE');
+  if ((values.run === undefined) === (values.weights === undefined))
+    throw new UsageError('explain needs exactly one of --run RUN and --weights FILE');
   if (positionals.length === 0) throw new UsageError('explain needs at least one image');
   let layer;
   try {
@@ -59,7 +71,11 @@ export async function explainCommand(argv: string[]): Promise<number> {
     const target = values.class === undefined ? undefined : classIndex(values.class, model.classes);
     const size = model.imageSize;
     const pixels = await Promise.all(positionals.map((file) => preprocessFile(file, { size, crop: model.crop })));
-    const explanations = explainPixels(model.params, pixels, size, { layer, method, targets: target === undefined ? undefined : pixels.map(() => target) });
+    const explanations = explainPixels(model.params, pixels, size, {
+      layer,
+      method,
+      targets: target === undefined ? undefined : pixels.map(() => target),
+    });
     const images = [];
     for (const [i, explanation] of explanations.entries()) {
       const overlay = join(out, `${String(i + 1).padStart(2, '0')}-${pngStem(positionals[i])}-${layer}-${method}.png`);
@@ -77,7 +93,17 @@ export async function explainCommand(argv: string[]): Promise<number> {
       });
     }
     if (values.json) {
-      const output = { weights: model.weightsFile, classes: model.classes, imageSize: size, crop: model.crop, backend: backend.name, method, layer, colormap, images };
+      const output = {
+        weights: model.weightsFile,
+        classes: model.classes,
+        imageSize: size,
+        crop: model.crop,
+        backend: backend.name,
+        method,
+        layer,
+        colormap,
+        images,
+      };
       process.stdout.write(JSON.stringify(output, null, 2) + '\n');
     } else {
       for (const image of images) {

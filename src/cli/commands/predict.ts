@@ -23,14 +23,19 @@ export const MODEL_OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-
 /** Loads the model a command names and says on stderr when preprocessing departs from training. */
-export async function loadModelForCommand(source: string, values: { 'image-size'?: string; crop?: string }): Promise<LoadedModel> {
-  const imageSize = values['image-size'] === undefined ? undefined : integerOption(values['image-size'], 'image-size', 0, 32);
+export async function loadModelForCommand(
+  source: string,
+  values: { 'image-size'?: string; crop?: string },
+): Promise<LoadedModel> {
+  const imageSize =
+    values['image-size'] === undefined ? undefined : integerOption(values['image-size'], 'image-size', 0, 32);
   const crop = values.crop === undefined ? undefined : oneOf<CropMode>(values.crop, 'crop', CROP_MODES, 'none');
   const model = await loadModel(resolve(source), { imageSize, crop });
   if (model.trainedImageSize !== undefined && model.imageSize !== model.trainedImageSize) {
-    process.stderr.write(`note: the model was trained at ${model.trainedImageSize} px; predicting at ${model.imageSize} px changes its answers\n`);
+    process.stderr.write(
+      `note: the model was trained at ${model.trainedImageSize} px; predicting at ${model.imageSize} px changes its answers\n`,
+    );
   }
   return model;
 }
@@ -47,14 +52,26 @@ export async function predictCommand(argv: string[]): Promise<number> {
     const predictions = await predictFiles(model, positionals);
     if (values.json) {
       const output = {
-        weights: model.weightsFile, classes: model.classes, imageSize: model.imageSize, crop: model.crop, backend: backend.name,
-        images: predictions.map((p) => ({ path: p.path, predicted: p.predicted, predictedClass: model.classes[p.predicted], probabilities: p.probabilities, logits: p.logits })),
+        weights: model.weightsFile,
+        classes: model.classes,
+        imageSize: model.imageSize,
+        crop: model.crop,
+        backend: backend.name,
+        images: predictions.map((p) => ({
+          path: p.path,
+          predicted: p.predicted,
+          predictedClass: model.classes[p.predicted],
+          probabilities: p.probabilities,
+          logits: p.logits,
+        })),
       };
       process.stdout.write(JSON.stringify(output, null, 2) + '\n');
     } else {
       for (const p of predictions) {
         const probabilities = model.classes.map((name, c) => `${name} ${p.probabilities[c].toFixed(4)}`).join('  ');
-        process.stdout.write(`${p.path}: ${model.classes[p.predicted]} (${probabilities}; logits ${p.logits.map((l) => l.toFixed(3)).join(', ')})\n`);
+        process.stdout.write(
+          `${p.path}: ${model.classes[p.predicted]} (${probabilities}; logits ${p.logits.map((l) => l.toFixed(3)).join(', ')})\n`,
+        );
       }
     }
   } finally {

@@ -20,7 +20,9 @@ export async function reportCommand(argv: string[]): Promise<number> {
   const out = resolve(values.out ?? join(runDir, 'report.html'));
   const { html, missingImages } = await buildHtmlReport(runDir);
   if (missingImages.length > 0) {
-    process.stderr.write(`leukemia-audit: ${missingImages.length} image${missingImages.length === 1 ? '' : 's'} named in run.json could not be read and show as "not available", e.g. ${missingImages[0]}\n`);
+    process.stderr.write(
+      `leukemia-audit: ${missingImages.length} image${missingImages.length === 1 ? '' : 's'} named in run.json could not be read and show as "not available", e.g. ${missingImages[0]}\n`,
+    );
   }
   await writeFileAtomic(out, html);
   process.stdout.write(`${out}\n`);

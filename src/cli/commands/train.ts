@@ -1,6 +1,12 @@
 import { resolve } from 'node:path';
 import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
-import { DEFAULT_SETTINGS, type BackendChoice, type OptimizerName, type ScheduleName, type TrainSettings } from '../../core/train/settings.js';
+import {
+  DEFAULT_SETTINGS,
+  type BackendChoice,
+  type OptimizerName,
+  type ScheduleName,
+  type TrainSettings,
+} from '../../core/train/settings.js';
 import { trainRun } from '../../core/train/train.js';
 import type { TrainingStrategy } from '../../core/model/resnet18.js';
 import { formatMetrics } from '../report.js';
@@ -32,15 +38,32 @@ Refuses labels the audit judges structural (e.g. fold folders) unless --labels s
   --resume                   continue the run in --out from its last checkpoint
   --json                     print only the final run.json on stdout`;
 
-
 export async function trainCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommandArgs(argv, {
-    out: { type: 'string' }, labels: { type: 'string' }, epochs: { type: 'string' }, 'image-size': { type: 'string' },
-    'batch-size': { type: 'string' }, strategy: { type: 'string' }, backend: { type: 'string' }, weights: { type: 'string' },
-    optimizer: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' }, patience: { type: 'string' },
-    crop: { type: 'string' }, split: { type: 'string' }, 'subject-pattern': { type: 'string' }, seed: { type: 'string' }, workers: { type: 'string' }, resume: { type: 'boolean' },
-    json: { type: 'boolean' },
-  }, HELP);
+  const parsed = parseCommandArgs(
+    argv,
+    {
+      out: { type: 'string' },
+      labels: { type: 'string' },
+      epochs: { type: 'string' },
+      'image-size': { type: 'string' },
+      'batch-size': { type: 'string' },
+      strategy: { type: 'string' },
+      backend: { type: 'string' },
+      weights: { type: 'string' },
+      optimizer: { type: 'string' },
+      lr: { type: 'string' },
+      schedule: { type: 'string' },
+      patience: { type: 'string' },
+      crop: { type: 'string' },
+      split: { type: 'string' },
+      'subject-pattern': { type: 'string' },
+      seed: { type: 'string' },
+      workers: { type: 'string' },
+      resume: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    HELP,
+  );
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('train takes exactly one dataset folder');
@@ -61,10 +84,25 @@ export async function trainCommand(argv: string[]): Promise<number> {
     epochs: integerOption(values.epochs, 'epochs', DEFAULT_SETTINGS.epochs, 1),
     imageSize: integerOption(values['image-size'], 'image-size', DEFAULT_SETTINGS.imageSize, 32),
     batchSize: integerOption(values['batch-size'], 'batch-size', DEFAULT_SETTINGS.batchSize, 2),
-    strategy: oneOf<TrainingStrategy>(values.strategy, 'strategy', ['full', 'finetune', 'linear'], DEFAULT_SETTINGS.strategy),
-    backend: oneOf<BackendChoice>(values.backend, 'backend', ['auto', 'tensorflow', 'wasm', 'cpu'], DEFAULT_SETTINGS.backend),
+    strategy: oneOf<TrainingStrategy>(
+      values.strategy,
+      'strategy',
+      ['full', 'finetune', 'linear'],
+      DEFAULT_SETTINGS.strategy,
+    ),
+    backend: oneOf<BackendChoice>(
+      values.backend,
+      'backend',
+      ['auto', 'tensorflow', 'wasm', 'cpu'],
+      DEFAULT_SETTINGS.backend,
+    ),
     optimizer: oneOf<OptimizerName>(values.optimizer, 'optimizer', ['adam', 'sgd'], DEFAULT_SETTINGS.optimizer),
-    schedule: oneOf<ScheduleName>(values.schedule, 'schedule', ['cosine', 'step', 'constant'], DEFAULT_SETTINGS.schedule),
+    schedule: oneOf<ScheduleName>(
+      values.schedule,
+      'schedule',
+      ['cosine', 'step', 'constant'],
+      DEFAULT_SETTINGS.schedule,
+    ),
     crop: oneOf(values.crop, 'crop', ['none', 'center', 'cell'] as const, DEFAULT_SETTINGS.crop),
     split: oneOf(values.split, 'split', ['auto', 'subject-disjoint'] as const, DEFAULT_SETTINGS.split),
     learningRate,
@@ -74,40 +112,55 @@ export async function trainCommand(argv: string[]): Promise<number> {
     subjectPattern: values['subject-pattern'],
     resume: values.resume ?? false,
     // An absolute path keeps run.json and the trainer process independent of the working directory.
-    weights: values.weights === undefined || values.weights === 'none' || values.weights === 'imagenet' ? (values.weights ?? 'none') : resolve(values.weights),
+    weights:
+      values.weights === undefined || values.weights === 'none' || values.weights === 'imagenet'
+        ? (values.weights ?? 'none')
+        : resolve(values.weights),
   };
   const progress = stderrProgress();
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   let run;
   try {
-    run = await trainRun(settings, (event) => {
-      switch (event.type) {
-        case 'started':
-          process.stderr.write(`Run folder ${event.runDir} (backend ${event.backend})\n`);
-          break;
-        case 'log':
-          endProgress();
-          process.stderr.write(`${event.level === 'info' ? '' : event.level + ': '}${event.message}\n`);
-          break;
-        case 'phase':
-          progress(event.phase === 'weights'
-            ? `downloading ImageNet weights ${(event.done / 1e6).toFixed(1)}/${(event.total / 1e6).toFixed(1)} MB`
-            : `${event.phase} ${event.done}/${event.total}`);
-          break;
-        case 'progress':
-          progress(`epoch ${event.epoch}/${event.epochs} ${bar(event.batch / event.batches)} ${event.batch}/${event.batches} loss ${event.loss.toFixed(4)} acc ${event.accuracy.toFixed(3)} ${event.imagesPerSecond.toFixed(1)} img/s ETA ${formatSeconds(event.etaSeconds)}`);
-          break;
-        case 'epoch': {
-          endProgress();
-          const r = event.record;
-          process.stderr.write(`epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}` +
-            (r.valLoss === null ? '' : ` | val loss ${r.valLoss.toFixed(4)} acc ${r.valAccuracy!.toFixed(3)} balanced ${r.valBalancedAccuracy!.toFixed(3)}`) +
-            ` | ${r.imagesPerSecond.toFixed(1)} img/s, ${r.seconds.toFixed(0)} s${event.best ? ' *' : ''}\n`);
-          break;
+    run = await trainRun(
+      settings,
+      (event) => {
+        switch (event.type) {
+          case 'started':
+            process.stderr.write(`Run folder ${event.runDir} (backend ${event.backend})\n`);
+            break;
+          case 'log':
+            endProgress();
+            process.stderr.write(`${event.level === 'info' ? '' : event.level + ': '}${event.message}\n`);
+            break;
+          case 'phase':
+            progress(
+              event.phase === 'weights'
+                ? `downloading ImageNet weights ${(event.done / 1e6).toFixed(1)}/${(event.total / 1e6).toFixed(1)} MB`
+                : `${event.phase} ${event.done}/${event.total}`,
+            );
+            break;
+          case 'progress':
+            progress(
+              `epoch ${event.epoch}/${event.epochs} ${bar(event.batch / event.batches)} ${event.batch}/${event.batches} loss ${event.loss.toFixed(4)} acc ${event.accuracy.toFixed(3)} ${event.imagesPerSecond.toFixed(1)} img/s ETA ${formatSeconds(event.etaSeconds)}`,
+            );
+            break;
+          case 'epoch': {
+            endProgress();
+            const r = event.record;
+            process.stderr.write(
+              `epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}` +
+                (r.valLoss === null
+                  ? ''
+                  : ` | val loss ${r.valLoss.toFixed(4)} acc ${r.valAccuracy!.toFixed(3)} balanced ${r.valBalancedAccuracy!.toFixed(3)}`) +
+                ` | ${r.imagesPerSecond.toFixed(1)} img/s, ${r.seconds.toFixed(0)} s${event.best ? ' *' : ''}\n`,
+            );
+            break;
+          }
         }
-      }
-    }, controller.signal);
+      },
+      controller.signal,
+    );
   } catch (error) {
     endProgress();
     if (error instanceof LabelChoiceError) {

@@ -76,7 +76,13 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
     const valueToClass = translateCsvValues(table, primary, primaryLabel, token);
     if (valueToClass) {
       csvSources.push({
-        source: { kind: 'csv', file: table.file, fileColumn: table.fileColumn, labelColumn: table.labelColumn, valueToClass },
+        source: {
+          kind: 'csv',
+          file: table.file,
+          fileColumn: table.fileColumn,
+          labelColumn: table.labelColumn,
+          valueToClass,
+        },
         table,
       });
     }
@@ -86,7 +92,15 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
     const table = inputs.csvTables?.[0];
     if (table) {
       const identity = Object.fromEntries([...new Set(table.labelByPath.values())].map((v) => [v, v]));
-      labelSources = [{ kind: 'csv', file: table.file, fileColumn: table.fileColumn, labelColumn: table.labelColumn, valueToClass: identity }];
+      labelSources = [
+        {
+          kind: 'csv',
+          file: table.file,
+          fileColumn: table.fileColumn,
+          labelColumn: table.labelColumn,
+          valueToClass: identity,
+        },
+      ];
       csvSources.push({ source: labelSources[0] as LabelSource & { kind: 'csv' }, table });
     }
   }
@@ -107,11 +121,16 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
   }
 
   // Groups (folds) and splits: structural levels above the labels are kept, not thrown away.
-  const structuralLevels = levels.filter((level) => !primary || primary.kind !== 'folder' || level.depth < primary.depth);
+  const structuralLevels = levels.filter(
+    (level) => !primary || primary.kind !== 'folder' || level.depth < primary.depth,
+  );
   const groupLevel = structuralLevels.find((level) => level.dominantKind === 'partition');
   const splitLevel = structuralLevels.find((level) => level.dominantKind === 'split');
   const groups = groupLevel
-    ? { depth: groupLevel.depth, groups: groupLevel.names.filter(({ name }) => groupLevel.kinds[name].kind === 'partition') }
+    ? {
+        depth: groupLevel.depth,
+        groups: groupLevel.names.filter(({ name }) => groupLevel.kinds[name].kind === 'partition'),
+      }
     : null;
   const splits = splitLevel
     ? {
@@ -155,14 +174,24 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
       }),
     );
   }
-  return { root: scan.root, images: images.length, unreadable: scan.unreadable, spec, findings: sortFindings(findings) };
+  return {
+    root: scan.root,
+    images: images.length,
+    unreadable: scan.unreadable,
+    spec,
+    findings: sortFindings(findings),
+  };
 }
 
 /**
  * The shallowest level whose names look like classes, unless its folders all wrap the same label-like
  * sub-folders (`0/{all,hem}`, `1/{all,hem}`): then the labels are deeper.
  */
-function chooseLabelLevel(levels: FolderLevel[], token: TokenCandidate | undefined, paths: string[]): FolderLevel | undefined {
+function chooseLabelLevel(
+  levels: FolderLevel[],
+  token: TokenCandidate | undefined,
+  paths: string[],
+): FolderLevel | undefined {
   for (const level of levels) {
     if (!isLabelLike(level)) continue;
     const next = levels.find((l) => l.depth === level.depth + 1);
@@ -180,12 +209,19 @@ function chooseLabelLevel(levels: FolderLevel[], token: TokenCandidate | undefin
 
 /** Cramér's V between a folder level and the file-name token, over the images both label. */
 function tokenAssociation(level: FolderLevel, token: TokenCandidate, paths: string[]): number | undefined {
-  const table = crossTabulate(paths, (p) => folderAt(p, level.depth), (p) => tokenLabel(token, p));
+  const table = crossTabulate(
+    paths,
+    (p) => folderAt(p, level.depth),
+    (p) => tokenLabel(token, p),
+  );
   const test = chiSquareIndependence(table.counts);
   return test.degreesOfFreedom > 0 ? test.cramersV : undefined;
 }
 
-function choosePrimarySource(labelLevel: FolderLevel | undefined, token: TokenCandidate | undefined): LabelSource | undefined {
+function choosePrimarySource(
+  labelLevel: FolderLevel | undefined,
+  token: TokenCandidate | undefined,
+): LabelSource | undefined {
   if (labelLevel) return { kind: 'folder', depth: labelLevel.depth };
   if (token) return { kind: 'filename', tokenIndex: token.tokenIndex, valueToClass: token.valueToClass };
   return undefined;
@@ -212,14 +248,21 @@ function translateCsvValues(
   const byName = new Map(values.map((v) => [v.toLowerCase(), v]));
   if (token) for (const cls of Object.values(token.valueToClass)) known.add(cls);
   if (values.every((v) => [...known].some((k) => k.toLowerCase() === v.toLowerCase()))) {
-    return Object.fromEntries([...byName.values()].map((v) => [v, [...known].find((k) => k.toLowerCase() === v.toLowerCase())!]));
+    return Object.fromEntries(
+      [...byName.values()].map((v) => [v, [...known].find((k) => k.toLowerCase() === v.toLowerCase())!]),
+    );
   }
-  const viaOriginalName = token && table.originalNameByPath.size > 0
-    ? crossTabulate(paths, (p) => table.labelByPath.get(p), (p) => {
-        const original = table.originalNameByPath.get(p);
-        return original === undefined ? undefined : tokenLabel(token, original.replace(/\\/g, '/'));
-      })
-    : undefined;
+  const viaOriginalName =
+    token && table.originalNameByPath.size > 0
+      ? crossTabulate(
+          paths,
+          (p) => table.labelByPath.get(p),
+          (p) => {
+            const original = table.originalNameByPath.get(p);
+            return original === undefined ? undefined : tokenLabel(token, original.replace(/\\/g, '/'));
+          },
+        )
+      : undefined;
   const viaPrimary = crossTabulate(paths, (p) => table.labelByPath.get(p), primaryLabel);
   for (const table of [viaOriginalName, viaPrimary]) {
     if (!table || table.rows.length < 2) continue;
@@ -240,7 +283,12 @@ function planSplit(
   if (!leaks && groups && groups.groups.length >= 2) {
     return { kind: 'folds', depth: groups.depth, validationGroup: groups.groups[groups.groups.length - 1].name };
   }
-  if (!leaks && splits && splits.splits.some((s) => s.role === 'train') && splits.splits.some((s) => s.role !== 'train')) {
+  if (
+    !leaks &&
+    splits &&
+    splits.splits.some((s) => s.role === 'train') &&
+    splits.splits.some((s) => s.role !== 'train')
+  ) {
     return { kind: 'predefined', depth: splits.depth };
   }
   return { kind: 'subject-disjoint', seed, validationFraction };
@@ -250,13 +298,20 @@ function describeLevel(level: FolderLevel): string {
   const kinds = new Set(level.names.map(({ name }) => level.kinds[name].kind));
   if (kinds.size === 1) {
     switch ([...kinds][0]) {
-      case 'partition': return 'cross-validation folds or numbered partitions';
-      case 'split': return 'train/validation/test splits';
-      case 'site': return 'acquisition sites or devices';
-      case 'date': return 'dates';
-      case 'subject': return 'patients/subjects';
-      case 'numeric': return 'plain numbers';
-      default: break;
+      case 'partition':
+        return 'cross-validation folds or numbered partitions';
+      case 'split':
+        return 'train/validation/test splits';
+      case 'site':
+        return 'acquisition sites or devices';
+      case 'date':
+        return 'dates';
+      case 'subject':
+        return 'patients/subjects';
+      case 'numeric':
+        return 'plain numbers';
+      default:
+        break;
     }
   }
   return 'a way the data was organised, not diagnoses';
@@ -279,9 +334,13 @@ function structuralFindings(
     const sizes = top.names.map((n) => n.count);
     const sizeRatio = Math.max(...sizes) / Math.min(...sizes);
     const repeated = repeatedChildren(top);
-    const independence = primary ? chiSquareIndependence(crossTabulate(paths, (p) => folderAt(p, 1), primaryLabel).counts) : undefined;
+    const independence = primary
+      ? chiSquareIndependence(crossTabulate(paths, (p) => folderAt(p, 1), primaryLabel).counts)
+      : undefined;
     const table = primary ? crossTabulate(paths, (p) => folderAt(p, 1), primaryLabel) : undefined;
-    const examplePaths = top.names.map(({ name }) => paths.find((p) => folderAt(p, 1) === name)!).slice(0, MAX_EXAMPLE_PATHS);
+    const examplePaths = top.names
+      .map(({ name }) => paths.find((p) => folderAt(p, 1) === name)!)
+      .slice(0, MAX_EXAMPLE_PATHS);
     const what = describeLevel(top);
     const single = names.length === 1;
     let message = single
@@ -318,9 +377,15 @@ function structuralFindings(
       severity: 'warning',
       message:
         `The class folders ${listNames(labelLevel.names.map((n) => n.name))} are ${labelLevel.depth - 1} level${labelLevel.depth > 2 ? 's' : ''} below the dataset folder` +
-        (repeated ? `, repeated under every ${parent.names.length > 1 ? listNames(parent.names.map((n) => n.name)) : parent.names[0].name} folder` : '') +
+        (repeated
+          ? `, repeated under every ${parent.names.length > 1 ? listNames(parent.names.map((n) => n.name)) : parent.names[0].name} folder`
+          : '') +
         `. Use the folder at depth ${labelLevel.depth} as the label: ${labelLevel.names.map((n) => `${n.name} ${formatCount(n.count)}`).join(', ')}.`,
-      evidence: { recommendedLabelSource: { kind: 'folder', depth: labelLevel.depth }, classes: labelLevel.names, parentFolders: parent.names },
+      evidence: {
+        recommendedLabelSource: { kind: 'folder', depth: labelLevel.depth },
+        classes: labelLevel.names,
+        parentFolders: parent.names,
+      },
       paths: labelLevel.names.map(({ name }) => paths.find((p) => folderAt(p, labelLevel.depth) === name)!),
     });
   }
@@ -328,7 +393,8 @@ function structuralFindings(
     findings.push({
       code: 'no-labels',
       severity: 'error',
-      message: 'No usable labels were found: no folder level with class-like names, no class token in the file names and no label table. Say where the labels are with --labels.',
+      message:
+        'No usable labels were found: no folder level with class-like names, no class token in the file names and no label table. Say where the labels are with --labels.',
       evidence: { levels: levels.map((l) => ({ depth: l.depth, names: l.names.slice(0, 10), kind: l.dominantKind })) },
       paths: paths.slice(0, 5),
     });
@@ -367,13 +433,15 @@ function tokenFindings(
   if (!token) return [];
   const tokenNames = token.values.map((v) => v.name);
   if (primary?.kind === 'filename') {
-    return [{
-      code: 'filename-labels',
-      severity: 'warning',
-      message: `The folders hold no diagnoses, but the file names do: ${token.values.map((v) => `${v.name} ${formatCount(v.count)}`).join(', ')}. Use the file-name token as the label.`,
-      evidence: { tokenIndex: token.tokenIndex, classes: token.values, recommendedLabelSource: primary },
-      paths: tokenNames.map((name) => paths.find((p) => tokenLabel(token, p) === name)!),
-    }];
+    return [
+      {
+        code: 'filename-labels',
+        severity: 'warning',
+        message: `The folders hold no diagnoses, but the file names do: ${token.values.map((v) => `${v.name} ${formatCount(v.count)}`).join(', ')}. Use the file-name token as the label.`,
+        evidence: { tokenIndex: token.tokenIndex, classes: token.values, recommendedLabelSource: primary },
+        paths: tokenNames.map((name) => paths.find((p) => tokenLabel(token, p) === name)!),
+      },
+    ];
   }
   const table = crossTabulate(paths, (p) => tokenLabel(token, p), primaryLabel);
   const { mapping, agreement } = majorityMapping(table);
@@ -391,7 +459,14 @@ function tokenFindings(
     message: agrees
       ? `The file names carry class tokens too (${listNames(tokenNames)}); they agree with the chosen labels for ${(agreement * 100).toFixed(1)}% of images.`
       : `The file names carry class tokens (${listNames(tokenNames)}) that do not follow the chosen labels (agreement ${(agreement * 100).toFixed(1)}%, Cramér's V = ${independence.cramersV.toFixed(2)}). Check which of the two is the diagnosis.`,
-    evidence: { tokenIndex: token.tokenIndex, classes: token.values, agreement, mapping, independence, contingency: table },
+    evidence: {
+      tokenIndex: token.tokenIndex,
+      classes: token.values,
+      agreement,
+      mapping,
+      independence,
+      contingency: table,
+    },
     paths: tokenNames.map((name) => paths.find((p) => tokenLabel(token, p) === name)!),
   });
   if (agrees && mismatched.length > 0) {
@@ -418,15 +493,27 @@ function csvMismatchFindings(
     const byFolder = primaryLabel(path);
     const original = table.originalNameByPath.get(path);
     const byOriginalName = original && token ? tokenLabel(token, original.replace(/\\/g, '/')) : undefined;
-    if ((byFolder !== undefined && byFolder !== mapped) || (byOriginalName !== undefined && byOriginalName !== mapped)) disagreeing.push(path);
+    if ((byFolder !== undefined && byFolder !== mapped) || (byOriginalName !== undefined && byOriginalName !== mapped))
+      disagreeing.push(path);
   }
-  const findings: Finding[] = [{
-    code: 'filename-labels',
-    severity: 'info',
-    message: `${source.file} labels ${formatCount(table.labelByPath.size)} images by ${source.fileColumn} in column ${source.labelColumn} (${Object.entries(source.valueToClass).map(([v, c]) => `${v} = ${c}`).join(', ')}).`,
-    evidence: { labelTable: source, rows: table.rows, matched: table.labelByPath.size, unmatchedRows: table.unmatchedRows },
-    paths: [source.file],
-  }];
+  const findings: Finding[] = [
+    {
+      code: 'filename-labels',
+      severity: 'info',
+      message: `${source.file} labels ${formatCount(table.labelByPath.size)} images by ${source.fileColumn} in column ${source.labelColumn} (${Object.entries(
+        source.valueToClass,
+      )
+        .map(([v, c]) => `${v} = ${c}`)
+        .join(', ')}).`,
+      evidence: {
+        labelTable: source,
+        rows: table.rows,
+        matched: table.labelByPath.size,
+        unmatchedRows: table.unmatchedRows,
+      },
+      paths: [source.file],
+    },
+  ];
   if (disagreeing.length > 0) {
     findings.push({
       code: 'label-mismatch',
@@ -459,9 +546,10 @@ function classFindings(classes: NamedCount[], labelLevel: FolderLevel | undefine
     findings.push({
       code: 'too-few-images',
       severity: 'warning',
-      message: classes.length < 2
-        ? `Only one class (${classes[0].name}) was found: a classifier needs at least two.`
-        : `${listNames(small.map((c) => `${c.name} (${c.count})`))} ${small.length === 1 ? 'has' : 'have'} fewer than ${MIN_IMAGES_PER_CLASS} images: metrics on ${small.length === 1 ? 'it' : 'them'} will be noise.`,
+      message:
+        classes.length < 2
+          ? `Only one class (${classes[0].name}) was found: a classifier needs at least two.`
+          : `${listNames(small.map((c) => `${c.name} (${c.count})`))} ${small.length === 1 ? 'has' : 'have'} fewer than ${MIN_IMAGES_PER_CLASS} images: metrics on ${small.length === 1 ? 'it' : 'them'} will be noise.`,
       evidence: { classes, minimumPerClass: MIN_IMAGES_PER_CLASS },
       paths: [],
     });
@@ -486,13 +574,18 @@ function imageFindings(scan: ScanResult): Finding[] {
     findings.push({
       code: 'unreadable-images',
       severity: 'warning',
-      message: `${formatCount(scan.unreadable.length)} file${scan.unreadable.length === 1 ? '' : 's'} could not be read and will be skipped (${Object.entries(byReason).map(([r, n]) => `${n} ${r}`).join(', ')}), e.g. ${scan.unreadable[0].path}: ${scan.unreadable[0].detail}`,
+      message: `${formatCount(scan.unreadable.length)} file${scan.unreadable.length === 1 ? '' : 's'} could not be read and will be skipped (${Object.entries(
+        byReason,
+      )
+        .map(([r, n]) => `${n} ${r}`)
+        .join(', ')}), e.g. ${scan.unreadable[0].path}: ${scan.unreadable[0].detail}`,
       evidence: { byReason, files: scan.unreadable.slice(0, 200) },
       paths: scan.unreadable.slice(0, MAX_EXAMPLE_PATHS).map((u) => u.path),
     });
   }
   const sizes = new Map<string, number>();
-  for (const img of scan.images) sizes.set(`${img.width}×${img.height}`, (sizes.get(`${img.width}×${img.height}`) ?? 0) + 1);
+  for (const img of scan.images)
+    sizes.set(`${img.width}×${img.height}`, (sizes.get(`${img.width}×${img.height}`) ?? 0) + 1);
   if (sizes.size > 1) {
     const sorted = [...sizes.entries()].sort((a, b) => b[1] - a[1]);
     const aspects = new Set(scan.images.map((img) => (img.width / img.height).toFixed(2)));
@@ -500,10 +593,15 @@ function imageFindings(scan: ScanResult): Finding[] {
       code: 'mixed-image-sizes',
       severity: aspects.size > 1 ? 'warning' : 'info',
       message: `Images come in ${sizes.size} sizes (most common ${sorted[0][0]}: ${formatCount(sorted[0][1])}). They are resized for training${aspects.size > 1 ? '; differing aspect ratios will be distorted or cropped, and a size that differs by class is a shortcut a model can learn' : ''}.`,
-      evidence: { sizes: Object.fromEntries(sorted.slice(0, 20)), distinctSizes: sizes.size, aspectRatios: [...aspects].slice(0, 20) },
-      paths: sorted.slice(1, 1 + MAX_EXAMPLE_PATHS).map(([size]) => scan.images.find((img) => `${img.width}×${img.height}` === size)!.path),
+      evidence: {
+        sizes: Object.fromEntries(sorted.slice(0, 20)),
+        distinctSizes: sizes.size,
+        aspectRatios: [...aspects].slice(0, 20),
+      },
+      paths: sorted
+        .slice(1, 1 + MAX_EXAMPLE_PATHS)
+        .map(([size]) => scan.images.find((img) => `${img.width}×${img.height}` === size)!.path),
     });
   }
   return findings;
 }
-

@@ -92,7 +92,10 @@ export function detectCsvLabels(file: string, table: DelimitedTable, images: Ima
   const labelColumn = chooseLabelColumn(header, rows, fileColumn);
   if (labelColumn === undefined) return undefined;
   const nameColumn = header.findIndex(
-    (_, c) => c !== fileColumn && c !== labelColumn && rows.some((row) => /[a-z].*\.(bmp|png|jpe?g|tiff?|webp)$/i.test(row[c] ?? '')),
+    (_, c) =>
+      c !== fileColumn &&
+      c !== labelColumn &&
+      rows.some((row) => /[a-z].*\.(bmp|png|jpe?g|tiff?|webp)$/i.test(row[c] ?? '')),
   );
 
   const labelByPath = new Map<string, string>();

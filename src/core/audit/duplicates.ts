@@ -46,7 +46,8 @@ export function findDuplicateFindings(hashes: Map<string, ImageHashes>, context:
 
 function crossings(paths: string[], context: DuplicateContext): DuplicateSet['crosses'] {
   const crosses: DuplicateSet['crosses'] = [];
-  const differs = (f: (p: string) => string | undefined) => new Set(paths.map(f).filter((v) => v !== undefined)).size > 1;
+  const differs = (f: (p: string) => string | undefined) =>
+    new Set(paths.map(f).filter((v) => v !== undefined)).size > 1;
   if (differs(context.labelOf)) crosses.push('class');
   if (differs(context.groupOf)) crosses.push('fold');
   if (differs(context.splitOf)) crosses.push('split');
@@ -71,7 +72,12 @@ function exactDuplicateSets(hashes: Map<string, ImageHashes>, context: Duplicate
  */
 function nearDuplicatePairs(hashes: Map<string, ImageHashes>, context: DuplicateContext): DuplicateSet[] {
   const maxDistance = Math.min(7, Math.max(0, context.nearDuplicateDistance));
-  const entries = [...hashes].map(([path, h]) => ({ path, pixel: h.pixel, thumbnail: h.thumbnail, bits: hexToWords(h.perceptual) }));
+  const entries = [...hashes].map(([path, h]) => ({
+    path,
+    pixel: h.pixel,
+    thumbnail: h.thumbnail,
+    bits: hexToWords(h.perceptual),
+  }));
   const pairs = new Map<string, DuplicateSet>();
   for (let position = 0; position < 8; position++) {
     const buckets = new Map<number, number[]>();
@@ -89,7 +95,12 @@ function nearDuplicatePairs(hashes: Map<string, ImageHashes>, context: Duplicate
           if (x.pixel === y.pixel) continue; // exact duplicates are reported separately
           const distance = popcount(x.bits[0] ^ y.bits[0]) + popcount(x.bits[1] ^ y.bits[1]);
           if (distance > maxDistance) continue;
-          if (x.thumbnail && y.thumbnail && thumbnailDistance(x.thumbnail, y.thumbnail) > NEAR_DUPLICATE_MAX_THUMBNAIL_DIFFERENCE) continue;
+          if (
+            x.thumbnail &&
+            y.thumbnail &&
+            thumbnailDistance(x.thumbnail, y.thumbnail) > NEAR_DUPLICATE_MAX_THUMBNAIL_DIFFERENCE
+          )
+            continue;
           const key = x.path < y.path ? `${x.path}\u0000${y.path}` : `${y.path}\u0000${x.path}`;
           if (!pairs.has(key)) {
             const paths = [x.path, y.path].sort();
@@ -118,9 +129,12 @@ function duplicateFinding(sets: DuplicateSet[], kind: 'exact' | 'near'): Finding
   const severity: Severity = acrossClasses + acrossPartitions > 0 ? 'error' : 'warning';
   const images = sets.reduce((n, s) => n + s.paths.length, 0);
   const what = kind === 'exact' ? 'identical pixels' : 'near-identical content';
-  const parts = [`${formatCount(sets.length)} ${kind === 'exact' ? 'sets' : 'pairs'} of images (${formatCount(images)} files) have ${what}`];
+  const parts = [
+    `${formatCount(sets.length)} ${kind === 'exact' ? 'sets' : 'pairs'} of images (${formatCount(images)} files) have ${what}`,
+  ];
   if (acrossClasses > 0) parts.push(`${formatCount(acrossClasses)} of them with different labels`);
-  if (acrossPartitions > 0) parts.push(`${formatCount(acrossPartitions)} across folds or splits, which leaks training images into validation`);
+  if (acrossPartitions > 0)
+    parts.push(`${formatCount(acrossPartitions)} across folds or splits, which leaks training images into validation`);
   return {
     code: 'duplicate-images',
     severity,

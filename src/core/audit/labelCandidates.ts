@@ -117,7 +117,11 @@ export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undef
     // A token that is a structural word (e.g. `train`) or too rare to be a class is no label.
     if (rare || [...counts.keys()].every((value) => isStructuralKind(classifyName(value).kind))) continue;
     const candidate = { tokenIndex, covered, values: sortedCounts(counts), valueToClass };
-    if (!best || candidate.covered > best.covered || (candidate.covered === best.covered && candidate.values.length < best.values.length)) {
+    if (
+      !best ||
+      candidate.covered > best.covered ||
+      (candidate.covered === best.covered && candidate.values.length < best.values.length)
+    ) {
       best = candidate;
     }
   }

@@ -27,14 +27,31 @@ export interface NameClassification {
 }
 
 const SPLIT_WORDS: Record<string, SplitRole> = {
-  train: 'train', training: 'train', trn: 'train', trainval: 'train',
-  val: 'val', valid: 'val', validation: 'val', validate: 'val', dev: 'val', tune: 'val',
-  test: 'test', testing: 'test', tst: 'test', holdout: 'test', eval: 'test', evaluation: 'test', prelim: 'test',
+  train: 'train',
+  training: 'train',
+  trn: 'train',
+  trainval: 'train',
+  val: 'val',
+  valid: 'val',
+  validation: 'val',
+  validate: 'val',
+  dev: 'val',
+  tune: 'val',
+  test: 'test',
+  testing: 'test',
+  tst: 'test',
+  holdout: 'test',
+  eval: 'test',
+  evaluation: 'test',
+  prelim: 'test',
 };
-const PARTITION = /^(?:fold|folds|kfold|k|cv|split|part|partition|shard|chunk|batch|subset|set|group|grp|run|round|rep|replicate|repeat|seed|bag|piece|block|slice|bucket|iter|iteration|trial)[\s_\-.]?\d+$/i;
-const SITE = /^(?:site|center|centre|hospital|clinic|scanner|lab|institution|institute|source|domain|cohort|device|machine|microscope|camera|operator)[\s_\-.]?[a-z0-9]+$/i;
+const PARTITION =
+  /^(?:fold|folds|kfold|k|cv|split|part|partition|shard|chunk|batch|subset|set|group|grp|run|round|rep|replicate|repeat|seed|bag|piece|block|slice|bucket|iter|iteration|trial)[\s_\-.]?\d+$/i;
+const SITE =
+  /^(?:site|center|centre|hospital|clinic|scanner|lab|institution|institute|source|domain|cohort|device|machine|microscope|camera|operator)[\s_\-.]?[a-z0-9]+$/i;
 const DATE = /^(?:19|20)\d{2}(?:[-_.]?(?:0[1-9]|1[0-2]))(?:[-_.]?(?:0[1-9]|[12]\d|3[01]))?$/;
-const SUBJECT = /^(?:patient|subject|case|uid|pt|pat|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*$/i;
+const SUBJECT =
+  /^(?:patient|subject|case|uid|pt|pat|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*$/i;
 const NUMBER = /^\d+$/;
 
 export function classifyName(name: string): NameClassification {
@@ -51,7 +68,10 @@ export function classifyName(name: string): NameClassification {
 
 /** A name is a split when one of its words is a split word: `testing_data`, `C-NMC_test_prelim_phase_data`. */
 function splitRoleOf(name: string): SplitRole | undefined {
-  const words = name.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+  const words = name
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
   for (const word of words) {
     const role = SPLIT_WORDS[word];
     if (role) return role;

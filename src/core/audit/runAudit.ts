@@ -42,7 +42,11 @@ export async function scanAndAudit(
   let hashes: Map<string, ImageHashes> | undefined;
   let checked = scan;
   if (options.checkPixels !== false) {
-    const result = await hashImages(scan, { concurrency: options.concurrency, signal, onProgress: (done, total) => onProgress?.('pixels', done, total) });
+    const result = await hashImages(scan, {
+      concurrency: options.concurrency,
+      signal,
+      onProgress: (done, total) => onProgress?.('pixels', done, total),
+    });
     hashes = result.hashes;
     checked = withUndecodable(scan, result.undecodable);
   }
@@ -96,7 +100,11 @@ export async function hashImages(
       const rgb = toRgb(await decodeImage(bytes));
       hashes.set(image.path, { pixel: pixelHash(rgb), perceptual: perceptualHash(rgb), thumbnail: lumaThumbnail(rgb) });
     } catch (error) {
-      undecodable.push({ path: image.path, reason: 'corrupt', detail: `pixels could not be decoded: ${(error as Error).message}` });
+      undecodable.push({
+        path: image.path,
+        reason: 'corrupt',
+        detail: `pixels could not be decoded: ${(error as Error).message}`,
+      });
     }
     done++;
     if (done % 64 === 0 || done === total) options.onProgress?.(done, total);

@@ -76,9 +76,14 @@ export function batchCount(exampleCount: number, options: Pick<BatchOptions, 'ba
   return options.dropLast ? Math.floor(exampleCount / options.batchSize) : Math.ceil(exampleCount / options.batchSize);
 }
 
-export async function* batches(prepared: PreparedImages, examples: readonly Example[], options: BatchOptions): AsyncGenerator<Batch> {
+export async function* batches(
+  prepared: PreparedImages,
+  examples: readonly Example[],
+  options: BatchOptions,
+): AsyncGenerator<Batch> {
   const { batchSize } = options;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a whole number ≥ 1, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`batchSize must be a whole number ≥ 1, got ${batchSize}`);
   const epochRng = createRng(options.seed).fork(`epoch/${options.epoch}`);
   const order = epochOrder(examples, options.sampling ?? 'sequential', epochRng.fork('order'));
   const augmentation = resolveAugmentation(options.augment);
@@ -94,7 +99,9 @@ export async function* batches(prepared: PreparedImages, examples: readonly Exam
     pixels.forEach((image, i) => {
       // Keyed by the position in the epoch, so a balanced epoch's repeats of one image are augmented differently.
       const position = batchIndex * batchSize + i;
-      const ready = augmentation ? augmentPixels(image, prepared.size, augmentRng.fork(String(position)), augmentation) : image;
+      const ready = augmentation
+        ? augmentPixels(image, prepared.size, augmentRng.fork(String(position)), augmentation)
+        : image;
       normaliseInto(ready, x, i * imageLength);
     });
     return { x, y: Int32Array.from(chosen, (example) => example.label), paths: chosen.map((example) => example.path) };
@@ -138,7 +145,12 @@ function balancedOrder(examples: readonly Example[], rng: Rng): number[] {
   const classes = [...byClass.keys()].sort((a, b) => a - b);
   if (classes.length === 0) return [];
   const quota = Math.floor(examples.length / classes.length);
-  const extra = new Set(rng.fork('extra').shuffle([...classes]).slice(0, examples.length % classes.length));
+  const extra = new Set(
+    rng
+      .fork('extra')
+      .shuffle([...classes])
+      .slice(0, examples.length % classes.length),
+  );
   const order: number[] = [];
   for (const label of classes) {
     const members = byClass.get(label)!;

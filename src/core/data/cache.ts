@@ -61,7 +61,10 @@ const PROGRESS_INTERVAL_MS = 100;
 const DEFAULT_CONCURRENCY = 4;
 
 /** `<user cache folder>/leukemia-audit/images`; XDG_CACHE_HOME wins on every platform when set. */
-export function defaultImageCacheDir(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string {
+export function defaultImageCacheDir(
+  env: NodeJS.ProcessEnv = process.env,
+  platform: NodeJS.Platform = process.platform,
+): string {
   const home = os.homedir();
   const base = env.XDG_CACHE_HOME
     ? env.XDG_CACHE_HOME
@@ -88,7 +91,11 @@ export function cacheFilePath(cacheDir: string, key: string): string {
  * Makes sure every image has a cache entry: reuses existing ones, decodes and preprocesses the rest. Images
  * that cannot be read or decoded are listed in `skipped`; a cache folder that cannot be written is an error.
  */
-export async function prepareImages(root: string, paths: readonly string[], options: ImageCacheOptions): Promise<PreparedImages> {
+export async function prepareImages(
+  root: string,
+  paths: readonly string[],
+  options: ImageCacheOptions,
+): Promise<PreparedImages> {
   const started = performance.now();
   const absoluteRoot = path.resolve(root);
   const crop = options.crop ?? 'none';
@@ -115,7 +122,8 @@ export async function prepareImages(root: string, paths: readonly string[], opti
     try {
       const fileStats = await readingSource(() => stat(source));
       const fingerprint = `${fileStats.size}:${fileStats.mtimeMs}:${fileStats.ino}`;
-      let contentHash = memo.entries.get(relative)?.fingerprint === fingerprint ? memo.entries.get(relative)!.sha256 : undefined;
+      let contentHash =
+        memo.entries.get(relative)?.fingerprint === fingerprint ? memo.entries.get(relative)!.sha256 : undefined;
       if (contentHash === undefined) {
         bytes = await readingSource(() => readFile(source));
         contentHash = sha256(bytes);
@@ -156,7 +164,8 @@ export async function prepareImages(root: string, paths: readonly string[], opti
  */
 export async function readPreprocessed(prepared: PreparedImages, relative: string): Promise<Uint8Array> {
   const key = prepared.keys.get(relative);
-  if (key === undefined) throw new Error(`${relative} was not prepared (skipped or not in the list given to prepareImages)`);
+  if (key === undefined)
+    throw new Error(`${relative} was not prepared (skipped or not in the list given to prepareImages)`);
   const file = cacheFilePath(prepared.cacheDir, key);
   const expectedBytes = prepared.size * prepared.size * 3;
   try {
@@ -254,7 +263,8 @@ async function loadHashMemo(cacheDir: string, root: string): Promise<HashMemo> {
       files?: Record<string, [string, string]>;
     };
     if (saved.version !== HASH_MEMO_VERSION || saved.root !== root || typeof saved.files !== 'object') return memo;
-    for (const [relative, [fingerprint, hash]] of Object.entries(saved.files)) memo.entries.set(relative, { fingerprint, sha256: hash });
+    for (const [relative, [fingerprint, hash]] of Object.entries(saved.files))
+      memo.entries.set(relative, { fingerprint, sha256: hash });
   } catch {
     // First run for this dataset, or a damaged memo: rebuild it.
   }
@@ -262,7 +272,9 @@ async function loadHashMemo(cacheDir: string, root: string): Promise<HashMemo> {
 }
 
 async function saveHashMemo(cacheDir: string, root: string, memo: HashMemo): Promise<void> {
-  const files = Object.fromEntries([...memo.entries].map(([relative, entry]) => [relative, [entry.fingerprint, entry.sha256]]));
+  const files = Object.fromEntries(
+    [...memo.entries].map(([relative, entry]) => [relative, [entry.fingerprint, entry.sha256]]),
+  );
   try {
     await writeFileAtomic(hashMemoPath(cacheDir, root), JSON.stringify({ version: HASH_MEMO_VERSION, root, files }));
   } catch {

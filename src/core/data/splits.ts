@@ -51,7 +51,9 @@ export function assignSplits(
   labelOf: Labeler,
   subjectOf: SubjectOf,
 ): SplitAssignment {
-  const labelled = images.map((image) => (typeof image === 'string' ? image : image.path)).filter((path) => labelOf(path) !== undefined);
+  const labelled = images
+    .map((image) => (typeof image === 'string' ? image : image.path))
+    .filter((path) => labelOf(path) !== undefined);
   const plan = spec.split;
   switch (plan.kind) {
     case 'folds':
@@ -104,8 +106,15 @@ function splitRoleAt(spec: Pick<DatasetSpec, 'splits'>, path: string, depth: num
  * one) to validation. Images without a known subject are stratified and held out one by one, separately, so
  * a few anonymous images cannot distort the subject quotas.
  */
-function holdOutSubjects(paths: string[], labelOf: Labeler, subjectOf: SubjectOf, rng: Rng, fraction: number): SplitAssignment {
-  if (!(fraction > 0 && fraction < 1)) throw new RangeError(`validationFraction must be between 0 and 1, got ${fraction}`);
+function holdOutSubjects(
+  paths: string[],
+  labelOf: Labeler,
+  subjectOf: SubjectOf,
+  rng: Rng,
+  fraction: number,
+): SplitAssignment {
+  if (!(fraction > 0 && fraction < 1))
+    throw new RangeError(`validationFraction must be between 0 and 1, got ${fraction}`);
   const imagesBySubject = new Map<string, string[]>();
   const anonymous: string[] = [];
   for (const path of paths) {
@@ -114,7 +123,11 @@ function holdOutSubjects(paths: string[], labelOf: Labeler, subjectOf: SubjectOf
     else pushTo(imagesBySubject, subject, path);
   }
   const notes: string[] = [];
-  const subjectUnits = [...imagesBySubject].map(([subject, images]) => ({ id: subject, paths: images, label: majorityLabel(images, labelOf) }));
+  const subjectUnits = [...imagesBySubject].map(([subject, images]) => ({
+    id: subject,
+    paths: images,
+    label: majorityLabel(images, labelOf),
+  }));
   const imageUnits = anonymous.map((path) => ({ id: path, paths: [path], label: labelOf(path)! }));
   const held = new Set([
     ...stratifiedHoldOut(subjectUnits, fraction, rng.fork('subjects'), 'subject', notes),
@@ -184,13 +197,24 @@ export interface SplitSummary {
 }
 
 /** Counts per split × class and subjects per split, in train, val, test order; empty splits are left out. */
-export function summariseSplits(splitOf: ReadonlyMap<string, SplitName>, labelOf: Labeler, subjectOf: SubjectOf): SplitSummary[] {
+export function summariseSplits(
+  splitOf: ReadonlyMap<string, SplitName>,
+  labelOf: Labeler,
+  subjectOf: SubjectOf,
+): SplitSummary[] {
   const classes = [...new Set([...splitOf.keys()].map((path) => labelOf(path)!))].sort();
   const summaries = new Map<SplitName, SplitSummary & { subjectSet: Set<string> }>();
   for (const [path, split] of splitOf) {
     let summary = summaries.get(split);
     if (!summary) {
-      summary = { split, images: 0, byClass: Object.fromEntries(classes.map((c) => [c, 0])), subjects: 0, imagesWithoutSubject: 0, subjectSet: new Set() };
+      summary = {
+        split,
+        images: 0,
+        byClass: Object.fromEntries(classes.map((c) => [c, 0])),
+        subjects: 0,
+        imagesWithoutSubject: 0,
+        subjectSet: new Set(),
+      };
       summaries.set(split, summary);
     }
     summary.images++;

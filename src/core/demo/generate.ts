@@ -184,7 +184,9 @@ async function prepareEmptyRoot(root: string, overwrite: boolean): Promise<void>
   }
   if (existing.length === 0) return;
   if (!overwrite) {
-    throw new Error(`${root} already exists and is not empty; choose another folder or allow replacing it (the overwrite option, --overwrite on the command line)`);
+    throw new Error(
+      `${root} already exists and is not empty; choose another folder or allow replacing it (the overwrite option, --overwrite on the command line)`,
+    );
   }
   await rm(root, { recursive: true, force: true });
 }
@@ -244,7 +246,10 @@ function planDataset(options: ResolvedDemoOptions): DatasetPlan {
   const training: TrainingImage[] = [];
   const [allPerFold, hemPerFold] = splitByClassRatio(options.imagesPerFold);
   for (let fold = 0; fold < options.folds; fold++) {
-    for (const [label, count] of [['all', allPerFold], ['hem', hemPerFold]] as const) {
+    for (const [label, count] of [
+      ['all', allPerFold],
+      ['hem', hemPerFold],
+    ] as const) {
       const owners = subjects.filter((subject) => subject.fold === fold && subject.label === label);
       for (const [owner, name] of nameCellsOfSubjects(rng.fork(`cells/${fold}/${label}`), owners, count)) {
         training.push({
@@ -257,7 +262,10 @@ function planDataset(options: ResolvedDemoOptions): DatasetPlan {
   }
 
   const validation: { name: string; owner: Subject }[] = [];
-  for (const [label, count] of [['all', validationAll], ['hem', validationHem]] as const) {
+  for (const [label, count] of [
+    ['all', validationAll],
+    ['hem', validationHem],
+  ] as const) {
     const owners = subjects.filter((subject) => subject.fold === 'validation' && subject.label === label);
     for (const [owner, name] of nameCellsOfSubjects(rng.fork(`cells/validation/${label}`), owners, count)) {
       validation.push({ name, owner });

@@ -8,7 +8,13 @@ import { listNames } from '../audit/findings.js';
 import type { DatasetCall, PathLiteral, SourceCell } from './pythonCalls.js';
 import { encodeStringContent } from './pythonTokens.js';
 import type { Resolution } from './pathResolve.js';
-import { KERAS_HELPER, TORCH_DATASET_CLASS, indentLines, kerasHelperSnippet, torchDatasetSnippet } from './pythonSnippets.js';
+import {
+  KERAS_HELPER,
+  TORCH_DATASET_CLASS,
+  indentLines,
+  kerasHelperSnippet,
+  torchDatasetSnippet,
+} from './pythonSnippets.js';
 import { structuralSummary, type StructuralSummary } from './structural.js';
 
 export interface TextEdit {
@@ -60,7 +66,8 @@ export function datasetCallWarning(
   const folderName = path.basename(resolution.folder);
   const classesWord = call.framework === 'keras' ? 'class_names' : 'classes';
   const folders = summary.folders.length === 1 ? summary.folders[0] : listNames(summary.folders);
-  let message = `${fn} will use ${folders} — the sub-folders of ${folderName} — as its ${classesWord}. ` +
+  let message =
+    `${fn} will use ${folders} — the sub-folders of ${folderName} — as its ${classesWord}. ` +
     `${summary.folders.length === 1 ? 'It looks' : 'They look'} like ${summary.looksLike}: the model would learn to predict the ${summary.predicts}, not the diagnosis.`;
   if (summary.where) {
     const classes = summary.classes.length > 0 ? ` (${listNames(summary.classes)})` : '';
@@ -72,7 +79,13 @@ export function datasetCallWarning(
     message += ` Every ${summary.predicts} holds the diagnoses in the same proportions (Cramér's V = ${summary.cramersV.toFixed(2)}).`;
   }
   message += resolutionNote(call.path.value, resolution);
-  return { code: 'structural-labels', severity: 'warning', range: { cell: range.cell, start: range.start, end: range.end }, message, fixes: callFixes(call, summary, report, cells, calls) };
+  return {
+    code: 'structural-labels',
+    severity: 'warning',
+    range: { cell: range.cell, start: range.start, end: range.end },
+    message,
+    fixes: callFixes(call, summary, report, cells, calls),
+  };
 }
 
 function examplePlace(summary: StructuralSummary, report: AuditReport): string {
@@ -80,19 +93,30 @@ function examplePlace(summary: StructuralSummary, report: AuditReport): string {
   const example = summary.finding.paths[0] ?? report.findings.find((f) => f.code === 'nested-labels')?.paths[0];
   if (!example) return '';
   const parts = example.split('/');
-  return parts.length > summary.recommended.depth ? `, e.g. ${parts.slice(0, summary.recommended.depth).join('/')}` : '';
+  return parts.length > summary.recommended.depth
+    ? `, e.g. ${parts.slice(0, summary.recommended.depth).join('/')}`
+    : '';
 }
 
 function resolutionNote(value: string, resolution: Resolution): string {
   if (resolution.how !== 'trailing-match') return '';
-  const also = resolution.alternatives?.length ? ` (also matches ${resolution.alternatives.length} other folder${resolution.alternatives.length === 1 ? '' : 's'})` : '';
+  const also = resolution.alternatives?.length
+    ? ` (also matches ${resolution.alternatives.length} other folder${resolution.alternatives.length === 1 ? '' : 's'})`
+    : '';
   return ` ${value} does not exist here; checked against the workspace folder ${resolution.folder}, which has the same trailing folder names${also}.`;
 }
 
-function callFixes(call: DatasetCall, summary: StructuralSummary, report: AuditReport, cells: SourceCell[], calls: DatasetCall[]): CodeFix[] {
+function callFixes(
+  call: DatasetCall,
+  summary: StructuralSummary,
+  report: AuditReport,
+  cells: SourceCell[],
+  calls: DatasetCall[],
+): CodeFix[] {
   const fixes: CodeFix[] = [];
   const literal = call.path?.literal;
-  const sharedLiteral = literal !== undefined && calls.filter((c) => c.path?.literal && sameLiteral(c.path.literal, literal)).length > 1;
+  const sharedLiteral =
+    literal !== undefined && calls.filter((c) => c.path?.literal && sameLiteral(c.path.literal, literal)).length > 1;
   const rewrite = literal && !sharedLiteral ? pathRewrite(literal, summary, report) : undefined;
   if (rewrite) fixes.push(rewrite);
   if (summary.recommended?.kind === 'folder' && summary.recommended.depth >= 2) {
@@ -103,30 +127,56 @@ function callFixes(call: DatasetCall, summary: StructuralSummary, report: AuditR
       looksLike: summary.looksLike,
       labelDepth: summary.recommended.depth,
       classes: summary.classes,
-      exampleGroup: report.spec.split.kind === 'folds' ? report.spec.split.validationGroup : summary.folders[summary.folders.length - 1],
+      exampleGroup:
+        report.spec.split.kind === 'folds'
+          ? report.spec.split.validationGroup
+          : summary.folders[summary.folders.length - 1],
     };
     const cell = cells.find((c) => c.id === call.callee.cell);
     const allText = cells.map((c) => c.text).join('\n');
     if (call.framework === 'torch') {
       const edits: TextEdit[] = [];
       if (!new RegExp(`\\bclass\\s+${TORCH_DATASET_CLASS}\\b`).test(allText)) {
-        edits.push({ cell: call.callee.cell, start: call.statementLineStart, end: call.statementLineStart, newText: indentLines(torchDatasetSnippet(context), call.indentation) });
+        edits.push({
+          cell: call.callee.cell,
+          start: call.statementLineStart,
+          end: call.statementLineStart,
+          newText: indentLines(torchDatasetSnippet(context), call.indentation),
+        });
       }
       if (call.function === 'ImageFolder' && cell) {
-        edits.push({ cell: call.callee.cell, start: call.callee.start, end: call.callee.end, newText: TORCH_DATASET_CLASS });
-        edits.push({ cell: call.callee.cell, start: call.closeParen, end: call.closeParen, newText: keywordArgument(call, cell.text, `label_depth=${context.labelDepth}`) });
+        edits.push({
+          cell: call.callee.cell,
+          start: call.callee.start,
+          end: call.callee.end,
+          newText: TORCH_DATASET_CLASS,
+        });
+        edits.push({
+          cell: call.callee.cell,
+          start: call.closeParen,
+          end: call.closeParen,
+          newText: keywordArgument(call, cell.text, `label_depth=${context.labelDepth}`),
+        });
       }
       fixes.push({
-        title: call.function === 'ImageFolder'
-          ? `Use ${TORCH_DATASET_CLASS}: label by the folder at depth ${context.labelDepth} over all ${summary.predicts}s`
-          : `Insert ${TORCH_DATASET_CLASS} (labels from the folder at depth ${context.labelDepth}) to use instead of ${call.function}`,
+        title:
+          call.function === 'ImageFolder'
+            ? `Use ${TORCH_DATASET_CLASS}: label by the folder at depth ${context.labelDepth} over all ${summary.predicts}s`
+            : `Insert ${TORCH_DATASET_CLASS} (labels from the folder at depth ${context.labelDepth}) to use instead of ${call.function}`,
         edits,
         preferred: !rewrite,
       });
     } else if (!new RegExp(`\\bdef\\s+${KERAS_HELPER}\\b`).test(allText)) {
       fixes.push({
         title: `Insert ${KERAS_HELPER}(): labels from the folder at depth ${context.labelDepth} over all ${summary.predicts}s`,
-        edits: [{ cell: call.callee.cell, start: call.statementLineStart, end: call.statementLineStart, newText: indentLines(kerasHelperSnippet(context), call.indentation) }],
+        edits: [
+          {
+            cell: call.callee.cell,
+            start: call.statementLineStart,
+            end: call.statementLineStart,
+            newText: indentLines(kerasHelperSnippet(context), call.indentation),
+          },
+        ],
         preferred: !rewrite,
       });
     }

@@ -45,7 +45,10 @@ export function readDatasetFile(text: string, filePath: string): DatasetFile | u
   if (!outline) return undefined;
   const get = (key: string) => outline.properties.find((p) => p.key === key)?.value;
   const dir = path.dirname(filePath);
-  const root = typeof get('root') === 'string' && (get('root') as string).trim() !== '' ? path.resolve(dir, get('root') as string) : dir;
+  const root =
+    typeof get('root') === 'string' && (get('root') as string).trim() !== ''
+      ? path.resolve(dir, get('root') as string)
+      : dir;
   let labels: LabelChoice = 'auto';
   try {
     if (typeof get('labels') === 'string') labels = parseLabelChoice(get('labels') as string);
@@ -99,17 +102,31 @@ export function datasetFileDiagnostics(text: string, filePath: string, report: A
       }
       if (recommended) {
         const flag = labelFlag(recommended);
-        fixes.push({ title: `Set "labels" to "${flag}" (the audit's recommendation)`, edits: [setProperty(text, outline, 'labels', flag)], preferred: true });
+        fixes.push({
+          title: `Set "labels" to "${flag}" (the audit's recommendation)`,
+          edits: [setProperty(text, outline, 'labels', flag)],
+          preferred: true,
+        });
       }
     } else if (finding.code === 'subject-leakage') {
       if (file.split === 'subject-disjoint') continue;
       range = splitProp ? valueRange(splitProp) : anchor;
-      fixes.push({ title: 'Set "split" to "subject-disjoint"', edits: [setProperty(text, outline, 'split', 'subject-disjoint')], preferred: true });
+      fixes.push({
+        title: 'Set "split" to "subject-disjoint"',
+        edits: [setProperty(text, outline, 'split', 'subject-disjoint')],
+        preferred: true,
+      });
     }
     diagnostics.push({ code: finding.code, severity, start: range.start, end: range.end, message, fixes });
   }
   if (report.images === 0) {
-    diagnostics.push({ code: 'dataset-file', severity: 'warning', ...anchor, message: `No images were found in ${report.root}.`, fixes: [] });
+    diagnostics.push({
+      code: 'dataset-file',
+      severity: 'warning',
+      ...anchor,
+      message: `No images were found in ${report.root}.`,
+      fixes: [],
+    });
   }
   return diagnostics;
 }
@@ -146,9 +163,14 @@ export function setProperty(text: string, outline: JsonObjectOutline, key: strin
   if (existing) return { start: existing.valueStart, end: existing.valueEnd, newText: JSON.stringify(value) };
   const first = outline.properties[0];
   const insertAt = outline.start + 1;
-  if (!first) return { start: insertAt, end: insertAt, newText: `\n  ${JSON.stringify(key)}: ${JSON.stringify(value)}\n` };
+  if (!first)
+    return { start: insertAt, end: insertAt, newText: `\n  ${JSON.stringify(key)}: ${JSON.stringify(value)}\n` };
   const lineStart = text.lastIndexOf('\n', first.keyStart - 1) + 1;
   const indentation = lineStart > outline.start ? text.slice(lineStart, first.keyStart) : ' ';
   const newline = lineStart > outline.start ? '\n' : '';
-  return { start: insertAt, end: insertAt, newText: `${newline}${indentation}${JSON.stringify(key)}: ${JSON.stringify(value)},${newline ? '' : ' '}` };
+  return {
+    start: insertAt,
+    end: insertAt,
+    newText: `${newline}${indentation}${JSON.stringify(key)}: ${JSON.stringify(value)},${newline ? '' : ' '}`,
+  };
 }

@@ -58,7 +58,8 @@ export function findDatasetFolders(imageFiles: string[], options: DatasetFolderO
     const kids = [...n.children].sort();
     if (n.direct > 0 || (kids.length > 1 && looksLikeOneDataset(kids, nodes))) {
       candidates.push({ folder, images: n.total, kind: 'root' });
-      for (const part of datasetParts(folder, nodes)) candidates.push({ folder: part, images: nodes.get(part)!.total, kind: 'part' });
+      for (const part of datasetParts(folder, nodes))
+        candidates.push({ folder: part, images: nodes.get(part)!.total, kind: 'part' });
       return;
     }
     for (const kid of kids) visit(kid);

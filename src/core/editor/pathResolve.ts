@@ -50,7 +50,12 @@ export async function resolveDatasetPath(value: string, context: ResolveContext)
   const matches = matchTrailingComponents(expanded, context.knownFolders);
   if (matches.length === 0) return undefined;
   const best = matches.filter((m) => m.matched === matches[0].matched);
-  return { folder: best[0].folder, how: 'trailing-match', matched: best[0].matched, alternatives: best.slice(1).map((m) => m.folder) };
+  return {
+    folder: best[0].folder,
+    how: 'trailing-match',
+    matched: best[0].matched,
+    alternatives: best.slice(1).map((m) => m.folder),
+  };
 }
 
 /**
@@ -68,8 +73,15 @@ export function matchTrailingComponents(value: string, knownFolders: string[]): 
   for (const folder of knownFolders) {
     const have = pathComponents(folder);
     let matched = 0;
-    while (matched < tail.length && matched < have.length && tail[tail.length - 1 - matched] === have[have.length - 1 - matched]) matched++;
+    while (
+      matched < tail.length &&
+      matched < have.length &&
+      tail[tail.length - 1 - matched] === have[have.length - 1 - matched]
+    )
+      matched++;
     if (matched >= needed) matches.push({ folder, matched });
   }
-  return matches.sort((a, b) => b.matched - a.matched || a.folder.length - b.folder.length || (a.folder < b.folder ? -1 : 1));
+  return matches.sort(
+    (a, b) => b.matched - a.matched || a.folder.length - b.folder.length || (a.folder < b.folder ? -1 : 1),
+  );
 }

@@ -97,7 +97,9 @@ export function findDatasetCalls(cells: SourceCell[]): DatasetCall[] {
       if (close === undefined) continue;
       const fn = token.text as DatasetFunction;
       const args = splitArguments(tokens, i + 1, close);
-      const pathArg = args.find((a) => a.keyword === FUNCTIONS[fn].keyword) ?? args.find((a) => a.keyword === undefined && !a.starred);
+      const pathArg =
+        args.find((a) => a.keyword === FUNCTIONS[fn].keyword) ??
+        args.find((a) => a.keyword === undefined && !a.starred);
       const evaluator = new Evaluator(parsed, assignments);
       const statementStart = statementStartToken(tokens, first);
       const lineStart = cell.text.lastIndexOf('\n', tokens[statementStart].start - 1) + 1;
@@ -106,9 +108,10 @@ export function findDatasetCalls(cells: SourceCell[]): DatasetCall[] {
         framework: FUNCTIONS[fn].framework,
         callee: { cell: cell.id, start: tokens[first].start, end: token.end },
         call: { cell: cell.id, start: tokens[first].start, end: tokens[close].end },
-        argument: pathArg && pathArg.tokens.length > 0
-          ? { cell: cell.id, start: pathArg.tokens[0].start, end: pathArg.tokens[pathArg.tokens.length - 1].end }
-          : undefined,
+        argument:
+          pathArg && pathArg.tokens.length > 0
+            ? { cell: cell.id, start: pathArg.tokens[0].start, end: pathArg.tokens[pathArg.tokens.length - 1].end }
+            : undefined,
         closeParen: tokens[close].start,
         endsWithComma: tokens[close - 1]?.text === ',' && close - 1 > i + 1,
         hasArguments: close > i + 2,
@@ -124,7 +127,8 @@ export function findDatasetCalls(cells: SourceCell[]): DatasetCall[] {
 function matchingClose(tokens: Token[], open: number): number | undefined {
   const depth = tokens[open].depth;
   for (let j = open + 1; j < tokens.length; j++) {
-    if (tokens[j].depth === depth && (tokens[j].text === ')' || tokens[j].text === ']' || tokens[j].text === '}')) return j;
+    if (tokens[j].depth === depth && (tokens[j].text === ')' || tokens[j].text === ']' || tokens[j].text === '}'))
+      return j;
   }
   return undefined;
 }
@@ -141,8 +145,13 @@ function splitArguments(tokens: Token[], open: number, close: number): Argument[
   let current: Token[] = [];
   const flush = () => {
     if (current.length === 0) return;
-    const keyword = current.length > 2 && current[0].kind === 'name' && current[1].text === '=' ? current[0].text : undefined;
-    args.push({ keyword, starred: current[0].text === '*' || current[0].text === '**', tokens: keyword ? current.slice(2) : current });
+    const keyword =
+      current.length > 2 && current[0].kind === 'name' && current[1].text === '=' ? current[0].text : undefined;
+    args.push({
+      keyword,
+      starred: current[0].text === '*' || current[0].text === '**',
+      tokens: keyword ? current.slice(2) : current,
+    });
     current = [];
   };
   for (let j = open + 1; j < close; j++) {
@@ -165,7 +174,8 @@ function findAssignments(tokens: Token[], cellIndex: number): Assignment[] {
   const found: Assignment[] = [];
   let start = 0;
   for (let j = 0; j <= tokens.length; j++) {
-    const end = j === tokens.length || (tokens[j].depth === 0 && (tokens[j].kind === 'newline' || tokens[j].text === ';'));
+    const end =
+      j === tokens.length || (tokens[j].depth === 0 && (tokens[j].kind === 'newline' || tokens[j].text === ';'));
     if (!end) continue;
     const statement = tokens.slice(start, j);
     start = j + 1;
@@ -184,7 +194,20 @@ function findAssignments(tokens: Token[], cellIndex: number): Assignment[] {
   return found;
 }
 
-const PASS_THROUGH_FUNCTIONS = new Set(['str', 'fspath', 'abspath', 'normpath', 'realpath', 'expanduser', 'Path', 'PurePath', 'PosixPath', 'WindowsPath', 'PurePosixPath', 'PureWindowsPath']);
+const PASS_THROUGH_FUNCTIONS = new Set([
+  'str',
+  'fspath',
+  'abspath',
+  'normpath',
+  'realpath',
+  'expanduser',
+  'Path',
+  'PurePath',
+  'PosixPath',
+  'WindowsPath',
+  'PurePosixPath',
+  'PureWindowsPath',
+]);
 const PASS_THROUGH_METHODS = new Set(['resolve', 'absolute', 'expanduser', 'as_posix', 'rstrip']);
 
 class Evaluator {
@@ -207,18 +230,27 @@ class Evaluator {
       const op = p.tokens[p.pos++].text;
       const right = this.postfix(p, cellIndex, offset);
       if (!right) return undefined;
-      left = { value: op === '/' ? joinPath(left.value, right.value) : left.value + right.value, via: [...left.via, ...right.via] };
+      left = {
+        value: op === '/' ? joinPath(left.value, right.value) : left.value + right.value,
+        via: [...left.via, ...right.via],
+      };
     }
     return left;
   }
 
   private postfix(p: { tokens: Token[]; pos: number }, cellIndex: number, offset: number): PathValue | undefined {
     let value = this.atom(p, cellIndex, offset);
-    while (value && p.tokens[p.pos]?.text === '.' && p.tokens[p.pos + 1]?.kind === 'name' && p.tokens[p.pos + 2]?.text === '(') {
+    while (
+      value &&
+      p.tokens[p.pos]?.text === '.' &&
+      p.tokens[p.pos + 1]?.kind === 'name' &&
+      p.tokens[p.pos + 2]?.text === '('
+    ) {
       const method = p.tokens[p.pos + 1].text;
       const args = this.callArguments(p, p.pos + 2, cellIndex, offset);
       if (!args) return undefined;
-      if (method === 'joinpath' && args.length > 0) value = { value: args.reduce((a, b) => joinPath(a, b.value), value.value), via: value.via };
+      if (method === 'joinpath' && args.length > 0)
+        value = { value: args.reduce((a, b) => joinPath(a, b.value), value.value), via: value.via };
       else if (!PASS_THROUGH_METHODS.has(method) || (method !== 'rstrip' && args.length > 0)) return undefined;
     }
     return value;
@@ -243,7 +275,10 @@ class Evaluator {
       j += 2;
     }
     // `os.path.join(` and `pathlib.Path(` are functions; `x.joinpath(` and `x.resolve(` are methods on a value.
-    const method = p.tokens[j]?.text === '.' && p.tokens[j + 1]?.kind === 'name' && p.tokens[j + 2]?.text === '(' ? p.tokens[j + 1].text : undefined;
+    const method =
+      p.tokens[j]?.text === '.' && p.tokens[j + 1]?.kind === 'name' && p.tokens[j + 2]?.text === '('
+        ? p.tokens[j + 1].text
+        : undefined;
     if (method !== undefined && method !== 'joinpath' && !PASS_THROUGH_METHODS.has(method)) {
       names.push(method);
       j += 2;
@@ -253,11 +288,18 @@ class Evaluator {
       const args = this.callArguments(p, j, cellIndex, offset);
       if (!args || args.length === 0) return undefined;
       if (fn === 'join' && (names.length === 1 || names[names.length - 2] === 'path')) {
-        return { value: args.slice(1).reduce((a, b) => joinPath(a, b.value), args[0].value), via: args.flatMap((a) => a.via), literal: args.length === 1 ? args[0].literal : undefined };
+        return {
+          value: args.slice(1).reduce((a, b) => joinPath(a, b.value), args[0].value),
+          via: args.flatMap((a) => a.via),
+          literal: args.length === 1 ? args[0].literal : undefined,
+        };
       }
       if (PASS_THROUGH_FUNCTIONS.has(fn) && (args.length === 1 || fn.includes('Path'))) {
         if (args.length === 1) return args[0];
-        return { value: args.slice(1).reduce((a, b) => joinPath(a, b.value), args[0].value), via: args.flatMap((a) => a.via) };
+        return {
+          value: args.slice(1).reduce((a, b) => joinPath(a, b.value), args[0].value),
+          via: args.flatMap((a) => a.via),
+        };
       }
       return undefined;
     }
@@ -286,12 +328,25 @@ class Evaluator {
     const only = parts.length === 1 && (!parts[0].formatted || !parts[0].value.includes('{')) ? parts[0] : undefined;
     const cell = this.cells[cellIndex].id;
     const literal = only
-      ? { cell, start: only.start, end: only.end, contentStart: only.contentStart, contentEnd: only.contentEnd, quote: only.quote, raw: only.raw, value: only.value }
+      ? {
+          cell,
+          start: only.start,
+          end: only.end,
+          contentStart: only.contentStart,
+          contentEnd: only.contentEnd,
+          quote: only.quote,
+          raw: only.raw,
+          value: only.value,
+        }
       : undefined;
     return { value, via, literal };
   }
 
-  private interpolate(template: string, cellIndex: number, offset: number): { value: string; via: string[] } | undefined {
+  private interpolate(
+    template: string,
+    cellIndex: number,
+    offset: number,
+  ): { value: string; via: string[] } | undefined {
     let ok = true;
     const via: string[] = [];
     const value = template.replace(/\{\{|\}\}|\{([^{}]*)\}/g, (match, field: string | undefined) => {
@@ -309,7 +364,12 @@ class Evaluator {
     return ok ? { value, via } : undefined;
   }
 
-  private callArguments(p: { tokens: Token[]; pos: number }, open: number, cellIndex: number, offset: number): PathValue[] | undefined {
+  private callArguments(
+    p: { tokens: Token[]; pos: number },
+    open: number,
+    cellIndex: number,
+    offset: number,
+  ): PathValue[] | undefined {
     const close = matchingClose(p.tokens, open);
     if (close === undefined) return undefined;
     const values: PathValue[] = [];

@@ -86,17 +86,18 @@ export function torchDatasetSnippet(context: SnippetContext): string[] {
 }
 
 export function kerasHelperSnippet(context: SnippetContext): string[] {
-  const usage = context.function === 'flow_from_directory'
-    ? [
-        '#   files, labels, class_names, groups = nested_label_files(directory)',
-        "#   frame = pandas.DataFrame({'filename': files, 'class': [class_names[y] for y in labels]})",
-        "#   generator.flow_from_dataframe(frame, x_col='filename', y_col='class')  # instead of flow_from_directory",
-      ]
-    : [
-        '#   files, labels, class_names, groups = nested_label_files(directory)',
-        '#   dataset = tf.data.Dataset.from_tensor_slices((files, labels)).map(lambda f, y: (tf.image.resize(',
-        '#       tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False), (224, 224)), y))',
-      ];
+  const usage =
+    context.function === 'flow_from_directory'
+      ? [
+          '#   files, labels, class_names, groups = nested_label_files(directory)',
+          "#   frame = pandas.DataFrame({'filename': files, 'class': [class_names[y] for y in labels]})",
+          "#   generator.flow_from_dataframe(frame, x_col='filename', y_col='class')  # instead of flow_from_directory",
+        ]
+      : [
+          '#   files, labels, class_names, groups = nested_label_files(directory)',
+          '#   dataset = tf.data.Dataset.from_tensor_slices((files, labels)).map(lambda f, y: (tf.image.resize(',
+          '#       tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False), (224, 224)), y))',
+        ];
   return [
     ...header(context),
     `# ${KERAS_HELPER} lists the images with the label of that folder and the group (fold) above it; use it instead:`,

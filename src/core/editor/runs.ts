@@ -14,12 +14,18 @@ export interface PathVariables {
 export function expandPathVariables(value: string, variables: PathVariables): string | undefined {
   let missing = false;
   let expanded = value.replace(/\$\{(workspaceFolder|workspaceFolderBasename|userHome)\}/g, (_, name: string) => {
-    const replacement = name === 'userHome' ? variables.userHome : name === 'workspaceFolder' ? variables.workspaceFolder : variables.workspaceFolder && path.basename(variables.workspaceFolder);
+    const replacement =
+      name === 'userHome'
+        ? variables.userHome
+        : name === 'workspaceFolder'
+          ? variables.workspaceFolder
+          : variables.workspaceFolder && path.basename(variables.workspaceFolder);
     if (replacement === undefined) missing = true;
     return replacement ?? '';
   });
   if (missing) return undefined;
-  if ((expanded === '~' || expanded.startsWith('~/')) && variables.userHome) expanded = path.join(variables.userHome, expanded.slice(1));
+  if ((expanded === '~' || expanded.startsWith('~/')) && variables.userHome)
+    expanded = path.join(variables.userHome, expanded.slice(1));
   if (path.isAbsolute(expanded)) return path.normalize(expanded);
   return variables.workspaceFolder ? path.resolve(variables.workspaceFolder, expanded) : undefined;
 }
@@ -37,11 +43,20 @@ export interface RunDescription {
 }
 
 export function describeRun(run: RunFile, runDir: string): RunDescription {
-  const icon = run.status === 'completed' ? '$(pass)' : run.status === 'failed' ? '$(error)' : run.status === 'cancelled' ? '$(circle-slash)' : '$(sync)';
+  const icon =
+    run.status === 'completed'
+      ? '$(pass)'
+      : run.status === 'failed'
+        ? '$(error)'
+        : run.status === 'cancelled'
+          ? '$(circle-slash)'
+          : '$(sync)';
   const validation = run.metrics.validation;
   const metric = validation
     ? `balanced accuracy ${(validation.balancedAccuracy * 100).toFixed(1)}%, weighted F1 ${validation.weightedF1.toFixed(3)}`
-    : run.history.length > 0 ? `${run.history.length} epoch${run.history.length === 1 ? '' : 's'}` : 'no epoch finished';
+    : run.history.length > 0
+      ? `${run.history.length} epoch${run.history.length === 1 ? '' : 's'}`
+      : 'no epoch finished';
   const warning = run.dataset.labelsAreStructural ? '$(warning) trained on structural labels — ' : '';
   return {
     label: `${icon} ${path.basename(runDir)}`,

@@ -50,7 +50,10 @@ export function structuralSummary(report: AuditReport): StructuralSummary | unde
   const folders = (evidence.classes ?? []).map((c) => c.name);
   const kinds = Object.values(evidence.kinds ?? {});
   const dominant = kinds.length > 0 && kinds.every((k) => k === kinds[0]) ? KIND_WORDS[kinds[0]] : undefined;
-  const [looksLike, predicts] = folders.length === 1 ? ['a single wrapper folder', 'folder'] : dominant ?? ['the way the data was organised', 'folder'];
+  const [looksLike, predicts] =
+    folders.length === 1
+      ? ['a single wrapper folder', 'folder']
+      : (dominant ?? ['the way the data was organised', 'folder']);
   const recommended = evidence.recommendedLabelSource ?? report.spec.labelSources[0];
   const independence = evidence.independence;
   return {
@@ -69,7 +72,9 @@ export function structuralSummary(report: AuditReport): StructuralSummary | unde
 function whereLabelsAre(source: LabelSource): string {
   switch (source.kind) {
     case 'folder':
-      return source.depth === 1 ? 'in the top-level folders' : `${LEVELS[source.depth - 1] ?? `${source.depth - 1} levels`} deeper`;
+      return source.depth === 1
+        ? 'in the top-level folders'
+        : `${LEVELS[source.depth - 1] ?? `${source.depth - 1} levels`} deeper`;
     case 'filename':
       return 'in the file names';
     case 'csv':
@@ -85,8 +90,12 @@ export function slashList(names: string[], limit = 5): string {
 
 /** One sentence: "fold_0/fold_1/fold_2 look like cross-validation folds; the diagnoses all/hem are one level deeper." */
 export function structuralSentence(summary: StructuralSummary): string {
-  const subject = summary.folders.length === 1 ? `${summary.folders[0]} looks like ${summary.looksLike}` : `${slashList(summary.folders)} look like ${summary.looksLike}`;
-  if (!summary.where) return `${subject}, and no diagnosis labels were found in deeper folders, file names or label tables.`;
+  const subject =
+    summary.folders.length === 1
+      ? `${summary.folders[0]} looks like ${summary.looksLike}`
+      : `${slashList(summary.folders)} look like ${summary.looksLike}`;
+  if (!summary.where)
+    return `${subject}, and no diagnosis labels were found in deeper folders, file names or label tables.`;
   const classes = summary.classes.length > 0 ? ` ${slashList(summary.classes)}` : '';
   return `${subject}; the diagnoses${classes} are ${summary.where}.`;
 }
@@ -106,7 +115,8 @@ export function structuralPrompt(report: AuditReport): StructuralPrompt | undefi
   const summary = structuralSummary(report);
   if (!summary) return undefined;
   const classes = summary.classes.length > 0 ? slashList(summary.classes) : summary.recommendedLabels;
-  const statistic = summary.cramersV !== undefined ? ` (Cramér's V between folder and diagnosis = ${summary.cramersV.toFixed(2)})` : '';
+  const statistic =
+    summary.cramersV !== undefined ? ` (Cramér's V between folder and diagnosis = ${summary.cramersV.toFixed(2)})` : '';
   return {
     message: structuralSentence(summary),
     detail:

@@ -28,7 +28,12 @@ export interface TrainingView {
 
 const MAX_LOG = 50;
 
-export function initialView(dataset: string, labels: string, labelsAreStructural: boolean, totalEpochs: number): TrainingView {
+export function initialView(
+  dataset: string,
+  labels: string,
+  labelsAreStructural: boolean,
+  totalEpochs: number,
+): TrainingView {
   return { status: 'starting', dataset, labels, labelsAreStructural, totalEpochs, history: [], log: [] };
 }
 
@@ -44,7 +49,9 @@ export function applyTrainEvent(view: TrainingView, event: TrainEvent): Training
       return { ...view, status, phase: { phase: 'train', done: event.batch, total: event.batches }, progress };
     }
     case 'epoch': {
-      const history = [...view.history.filter((h) => h.epoch !== event.record.epoch), event.record].sort((a, b) => a.epoch - b.epoch);
+      const history = [...view.history.filter((h) => h.epoch !== event.record.epoch), event.record].sort(
+        (a, b) => a.epoch - b.epoch,
+      );
       return { ...view, status, history, bestEpoch: event.best ? event.record.epoch : view.bestEpoch };
     }
     case 'log':
@@ -79,8 +86,10 @@ function phaseWords(phase: TrainPhase): string {
 export function statusLine(view: TrainingView): string {
   if (view.status === 'cancelling') return 'Cancelling training…';
   const p = view.progress;
-  if (p && view.phase?.phase === 'train') return `Epoch ${p.epoch}/${p.epochs} · batch ${p.batch}/${p.batches} · ${p.imagesPerSecond.toFixed(0)} img/s`;
-  if (view.phase) return `${phaseWords(view.phase.phase)}${view.phase.total > 1 ? ` ${view.phase.done}/${view.phase.total}` : ''}`;
+  if (p && view.phase?.phase === 'train')
+    return `Epoch ${p.epoch}/${p.epochs} · batch ${p.batch}/${p.batches} · ${p.imagesPerSecond.toFixed(0)} img/s`;
+  if (view.phase)
+    return `${phaseWords(view.phase.phase)}${view.phase.total > 1 ? ` ${view.phase.done}/${view.phase.total}` : ''}`;
   return 'Starting trainer…';
 }
 

@@ -13,11 +13,16 @@ export function parseResultsMessage(value: unknown): WebviewToExtension | undefi
     case 'ready':
       return { type: 'ready' };
     case 'openImage':
-      return typeof message.path === 'string' && message.path.length > 0 && message.path.length < 4096 && !message.path.includes('\0')
+      return typeof message.path === 'string' &&
+        message.path.length > 0 &&
+        message.path.length < 4096 &&
+        !message.path.includes('\0')
         ? { type: 'openImage', path: message.path }
         : undefined;
     case 'saveState':
-      return typeof message.state === 'object' && message.state !== null ? { type: 'saveState', state: message.state as never } : undefined;
+      return typeof message.state === 'object' && message.state !== null
+        ? { type: 'saveState', state: message.state as never }
+        : undefined;
     default:
       return undefined;
   }

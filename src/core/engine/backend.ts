@@ -45,7 +45,10 @@ export async function selectBackend(choice: BackendChoice): Promise<BackendRepor
       await tryBackend(name);
       return { name, skipped };
     } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not installed' : (error as Error).message.split('\n')[0];
+      const reason =
+        (error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
+          ? 'not installed'
+          : (error as Error).message.split('\n')[0];
       skipped.push(`${name}: ${reason}`);
     }
   }

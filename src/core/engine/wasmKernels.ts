@@ -44,9 +44,14 @@ class KernelScope {
 
   constructor(private readonly backend: tf.KernelBackend) {}
 
-  run(kernelName: string, inputs: TensorInfo | TensorInfo[] | Record<string, TensorInfo>, attrs: object = {}): TensorInfo {
+  run(
+    kernelName: string,
+    inputs: TensorInfo | TensorInfo[] | Record<string, TensorInfo>,
+    attrs: object = {},
+  ): TensorInfo {
     const kernel = tf.getKernel(kernelName, BACKEND_NAME);
-    if (kernel == null) throw new Error(`wasm training kernels need the wasm '${kernelName}' kernel, which is not registered`);
+    if (kernel == null)
+      throw new Error(`wasm training kernels need the wasm '${kernelName}' kernel, which is not registered`);
     const namedInputs = ('dataId' in inputs ? { x: inputs } : inputs) as tf.NamedTensorInfoMap;
     const output = kernel.kernelFunc({ inputs: namedInputs, backend: this.backend, attrs: attrs as tf.NamedAttrMap });
     if (Array.isArray(output)) throw new Error(`wasm '${kernelName}' returned several outputs where one was expected`);
@@ -70,7 +75,10 @@ class KernelScope {
     const mergedShape = runsInSourceOrder.map((run) => run.reduce((size, axis) => size * x.shape[axis], 1));
     const mergedPerm = runs.map((run) => runsInSourceOrder.indexOf(run));
     const transposed = this.run('Transpose', reshaped(x, mergedShape), { perm: mergedPerm });
-    return reshaped(transposed, perm.map((axis) => x.shape[axis]));
+    return reshaped(
+      transposed,
+      perm.map((axis) => x.shape[axis]),
+    );
   }
 
   /** Frees every intermediate; `result` (or the tensor it is a reshaped view of) passes to the caller. */
@@ -109,7 +117,13 @@ interface ConvAttrs {
 }
 
 /** Geometry of the forward convolution that the gradient belongs to, validated against dy. */
-function forwardAxes(kernelName: string, xShape: number[], filterShape: number[], dyShape: number[], attrs: ConvAttrs): [ConvAxis, ConvAxis] {
+function forwardAxes(
+  kernelName: string,
+  xShape: number[],
+  filterShape: number[],
+  dyShape: number[],
+  attrs: ConvAttrs,
+): [ConvAxis, ConvAxis] {
   if (attrs.dataFormat != null && attrs.dataFormat !== 'NHWC') {
     throw new Error(`wasm ${kernelName} supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
   }
@@ -134,8 +148,20 @@ function forwardAxes(kernelName: string, xShape: number[], filterShape: number[]
     throw new Error(`wasm ${kernelName}: dy has shape [${dyShape}] but the convolution produces [${info.outShape}]`);
   }
   return [
-    { inSize: info.inHeight, outSize: info.outHeight, filterSize: info.filterHeight, stride: info.strideHeight, padBefore: info.padInfo.top },
-    { inSize: info.inWidth, outSize: info.outWidth, filterSize: info.filterWidth, stride: info.strideWidth, padBefore: info.padInfo.left },
+    {
+      inSize: info.inHeight,
+      outSize: info.outHeight,
+      filterSize: info.filterHeight,
+      stride: info.strideHeight,
+      padBefore: info.padInfo.top,
+    },
+    {
+      inSize: info.inWidth,
+      outSize: info.outWidth,
+      filterSize: info.filterWidth,
+      stride: info.strideWidth,
+      padBefore: info.padInfo.left,
+    },
   ];
 }
 
@@ -170,7 +196,11 @@ function filterGradientAxis(axis: ConvAxis): FilterGradientAxis {
  * convolution + MatMul is 10–30% faster on layer3/4 but 1.3–2× slower on layer1/2, too little overall
  * to justify a second path.
  */
-function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo {
+function conv2DBackpropFilter(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): TensorInfo {
   const kernelName = 'Conv2DBackpropFilter';
   const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
   const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
@@ -182,19 +212,32 @@ function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: un
   const colPlan = filterGradientAxis(cols);
 
   const scope = new KernelScope(args.backend as tf.KernelBackend);
-  const usedX = rowPlan.usedInput < rows.inSize || colPlan.usedInput < cols.inSize
-    ? scope.run('Slice', x, { begin: [0, 0, 0, 0], size: [batch, rowPlan.usedInput, colPlan.usedInput, inChannels] })
-    : x;
+  const usedX =
+    rowPlan.usedInput < rows.inSize || colPlan.usedInput < cols.inSize
+      ? scope.run('Slice', x, { begin: [0, 0, 0, 0], size: [batch, rowPlan.usedInput, colPlan.usedInput, inChannels] })
+      : x;
   const xByChannel = scope.transpose(usedX, [3, 1, 2, 0]);
   const dyAsFilter = scope.transpose(dy, [1, 2, 0, 3]);
-  let gradient = scope.run('Conv2D', { x: xByChannel, filter: dyAsFilter }, {
-    strides: 1,
-    dilations: [rows.stride, cols.stride],
-    pad: [[0, 0], [rows.padBefore, rowPlan.padAfter], [cols.padBefore, colPlan.padAfter], [0, 0]],
-    dataFormat: 'NHWC',
-  });
+  let gradient = scope.run(
+    'Conv2D',
+    { x: xByChannel, filter: dyAsFilter },
+    {
+      strides: 1,
+      dilations: [rows.stride, cols.stride],
+      pad: [
+        [0, 0],
+        [rows.padBefore, rowPlan.padAfter],
+        [cols.padBefore, colPlan.padAfter],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+    },
+  );
   if (gradient.shape[1] !== filterHeight || gradient.shape[2] !== filterWidth) {
-    gradient = scope.run('Slice', gradient, { begin: [0, 0, 0, 0], size: [inChannels, filterHeight, filterWidth, outChannels] });
+    gradient = scope.run('Slice', gradient, {
+      begin: [0, 0, 0, 0],
+      size: [inChannels, filterHeight, filterWidth, outChannels],
+    });
   }
   return scope.finish(scope.transpose(gradient, [1, 2, 0, 3]));
 }
@@ -253,7 +296,13 @@ function reverseLeadingBlocks(scope: KernelScope, info: TensorInfo): TensorInfo 
  * dx, followed by a Transpose that interleaves the phases (pixel shuffle). Returns the interleaved
  * result and where dx starts in it.
  */
-function inputGradientBySubPixelConv(scope: KernelScope, dy: TensorInfo, filter: TensorInfo, rows: ConvAxis, cols: ConvAxis): PaddedInputGradient {
+function inputGradientBySubPixelConv(
+  scope: KernelScope,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  rows: ConvAxis,
+  cols: ConvAxis,
+): PaddedInputGradient {
   const [batch] = dy.shape;
   const [filterHeight, filterWidth, inChannels, outChannels] = filter.shape;
   const rowPlan = subPixelAxis(rows);
@@ -262,24 +311,46 @@ function inputGradientBySubPixelConv(scope: KernelScope, dy: TensorInfo, filter:
   // Zero-extend the filter to a whole number of taps per phase, so that W[r + s·m] is a reshape.
   const extraRows = rowPlan.taps * rows.stride - filterHeight;
   const extraCols = colPlan.taps * cols.stride - filterWidth;
-  const padded = extraRows > 0 || extraCols > 0
-    ? scope.run('PadV2', filter, { paddings: [[0, extraRows], [0, extraCols], [0, 0], [0, 0]], constantValue: 0 })
-    : filter;
+  const padded =
+    extraRows > 0 || extraCols > 0
+      ? scope.run('PadV2', filter, {
+          paddings: [
+            [0, extraRows],
+            [0, extraCols],
+            [0, 0],
+            [0, 0],
+          ],
+          constantValue: 0,
+        })
+      : filter;
   // [tapRow, phaseRow, tapCol, phaseCol, in, out] → [tapRow, tapCol, out, phaseRow, phaseCol, in]: a
   // filter that reads Cout channels of dy and writes every phase's Cin channels. No single transpose of
   // rank ≤ 4 does this, so group the phases first, then swap in/out behind them.
   const taps = reshaped(padded, [rowPlan.taps, rows.stride, colPlan.taps, cols.stride, inChannels, outChannels]);
-  const phasesInner = phases > 1
-    ? scope.transpose(taps, [0, 2, 1, 3, 4, 5])
-    : reshaped(taps, [rowPlan.taps, colPlan.taps, 1, 1, inChannels, outChannels]);
+  const phasesInner =
+    phases > 1
+      ? scope.transpose(taps, [0, 2, 1, 3, 4, 5])
+      : reshaped(taps, [rowPlan.taps, colPlan.taps, 1, 1, inChannels, outChannels]);
   const byPhase = scope.transpose(phasesInner, [0, 1, 5, 2, 3, 4]);
-  const flipped = reverseLeadingBlocks(scope, reshaped(byPhase, [rowPlan.taps * colPlan.taps, outChannels * phases * inChannels]));
-  const phaseImages = scope.run('Conv2D', { x: dy, filter: reshaped(flipped, [rowPlan.taps, colPlan.taps, outChannels, phases * inChannels]) }, {
-    strides: 1,
-    dilations: 1,
-    pad: [[0, 0], [rowPlan.convPadBefore, rowPlan.convPadAfter], [colPlan.convPadBefore, colPlan.convPadAfter], [0, 0]],
-    dataFormat: 'NHWC',
-  });
+  const flipped = reverseLeadingBlocks(
+    scope,
+    reshaped(byPhase, [rowPlan.taps * colPlan.taps, outChannels * phases * inChannels]),
+  );
+  const phaseImages = scope.run(
+    'Conv2D',
+    { x: dy, filter: reshaped(flipped, [rowPlan.taps, colPlan.taps, outChannels, phases * inChannels]) },
+    {
+      strides: 1,
+      dilations: 1,
+      pad: [
+        [0, 0],
+        [rowPlan.convPadBefore, rowPlan.convPadAfter],
+        [colPlan.convPadBefore, colPlan.convPadAfter],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+    },
+  );
   const shape = [batch, rowPlan.convOutSize * rows.stride, colPlan.convOutSize * cols.stride, inChannels];
   const origin = { row: rowPlan.cropBefore, col: colPlan.cropBefore };
   if (phases === 1) return { image: phaseImages, origin };
@@ -296,17 +367,30 @@ function inputGradientBySubPixelConv(scope: KernelScope, dy: TensorInfo, filter:
  * every tap's [N, H', W', Cin] slab is added at its offset (kh, kw) and stride into a zero canvas.
  * Here the filter is the streamed operand and dy the packed one, the reverse of the convolution.
  */
-function inputGradientByMatMul(scope: KernelScope, dy: TensorInfo, filter: TensorInfo, rows: ConvAxis, cols: ConvAxis): PaddedInputGradient {
+function inputGradientByMatMul(
+  scope: KernelScope,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  rows: ConvAxis,
+  cols: ConvAxis,
+): PaddedInputGradient {
   const [batch] = dy.shape;
   const [filterHeight, filterWidth, inChannels, outChannels] = filter.shape;
   const taps = filterHeight * filterWidth;
   const pixels = batch * rows.outSize * cols.outSize;
   const dyByChannel = scope.transpose(reshaped(dy, [pixels, outChannels]), [1, 0]);
-  const columns = scope.run('BatchMatMul', {
-    a: reshaped(filter, [1, taps * inChannels, outChannels]),
-    b: reshaped(dyByChannel, [1, outChannels, pixels]),
-  }, { transposeA: false, transposeB: false });
-  const slabs = reshaped(scope.transpose(reshaped(columns, [taps, inChannels, pixels]), [0, 2, 1]), [taps, pixels * inChannels]);
+  const columns = scope.run(
+    'BatchMatMul',
+    {
+      a: reshaped(filter, [1, taps * inChannels, outChannels]),
+      b: reshaped(dyByChannel, [1, outChannels, pixels]),
+    },
+    { transposeA: false, transposeB: false },
+  );
+  const slabs = reshaped(scope.transpose(reshaped(columns, [taps, inChannels, pixels]), [0, 2, 1]), [
+    taps,
+    pixels * inChannels,
+  ]);
 
   // The canvas covers every padded input position a tap reaches, in whole stride blocks: position
   // i·s + k becomes (block i + ⌊k/s⌋, phase k mod s), so placing a slab is a zero-pad of a
@@ -318,17 +402,22 @@ function inputGradientByMatMul(scope: KernelScope, dy: TensorInfo, filter: Tenso
   const placement = (axis: ConvAxis, blocks: number, offset: number) => {
     const block = Math.floor(offset / axis.stride);
     const phase = offset % axis.stride;
-    return [[block, blocks - axis.outSize - block], [phase, axis.stride - 1 - phase]];
+    return [
+      [block, blocks - axis.outSize - block],
+      [phase, axis.stride - 1 - phase],
+    ];
   };
   const placed: TensorInfo[] = [];
   for (let kh = 0; kh < filterHeight; kh++) {
     for (let kw = 0; kw < filterWidth; kw++) {
       const tap = kh * filterWidth + kw;
       const slab = scope.run('Slice', slabs, { begin: [tap, 0], size: [1, pixels * inChannels] });
-      placed.push(scope.run('PadV2', reshaped(slab, [batch, rows.outSize, 1, cols.outSize, 1, inChannels]), {
-        paddings: [[0, 0], ...placement(rows, rowBlocks, kh), ...placement(cols, colBlocks, kw), [0, 0]],
-        constantValue: 0,
-      }));
+      placed.push(
+        scope.run('PadV2', reshaped(slab, [batch, rows.outSize, 1, cols.outSize, 1, inChannels]), {
+          paddings: [[0, 0], ...placement(rows, rowBlocks, kh), ...placement(cols, colBlocks, kw), [0, 0]],
+          constantValue: 0,
+        }),
+      );
     }
   }
   const sum = placed.length > 1 ? scope.run('AddN', placed) : placed[0];
@@ -357,18 +446,28 @@ export function inputGradientMethod(dyShape: readonly number[], filterShape: rea
   return batch * outHeight * outWidth < filterHeight * filterWidth * inChannels ? 'matmul' : 'subpixel-conv';
 }
 
-function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo {
+function conv2DBackpropInput(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): TensorInfo {
   const kernelName = 'Conv2DBackpropInput';
   const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
   const attrs = args.attrs as unknown as ConvAttrs & { inputShape: number[] };
   requireFloat32(kernelName, dy, filter);
   const [rows, cols] = forwardAxes(kernelName, attrs.inputShape, filter.shape, dy.shape, attrs);
   const scope = new KernelScope(args.backend as tf.KernelBackend);
-  const compute = inputGradientMethod(dy.shape, filter.shape) === 'matmul' ? inputGradientByMatMul : inputGradientBySubPixelConv;
+  const compute =
+    inputGradientMethod(dy.shape, filter.shape) === 'matmul' ? inputGradientByMatMul : inputGradientBySubPixelConv;
   const { image, origin } = compute(scope, dy, filter, rows, cols);
   const [batch, inHeight, inWidth, inChannels] = attrs.inputShape;
   const exact = origin.row === 0 && origin.col === 0 && image.shape[1] === inHeight && image.shape[2] === inWidth;
-  const dx = exact ? image : scope.run('Slice', image, { begin: [0, origin.row, origin.col, 0], size: [batch, inHeight, inWidth, inChannels] });
+  const dx = exact
+    ? image
+    : scope.run('Slice', image, {
+        begin: [0, origin.row, origin.col, 0],
+        size: [batch, inHeight, inWidth, inChannels],
+      });
   return scope.finish(dx);
 }
 

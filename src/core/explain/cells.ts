@@ -5,7 +5,12 @@
 import type { ConfusionCell, Prediction, RunFile } from '../run/runFile.js';
 
 /** Cells in the order they are reported: what the model gets right, then what it gets wrong. */
-export const BINARY_CELLS: readonly ConfusionCell[] = ['true-positive', 'true-negative', 'false-positive', 'false-negative'];
+export const BINARY_CELLS: readonly ConfusionCell[] = [
+  'true-positive',
+  'true-negative',
+  'false-positive',
+  'false-negative',
+];
 export const MULTICLASS_CELLS: readonly ConfusionCell[] = ['correct', 'wrong'];
 
 /**
@@ -20,7 +25,10 @@ export function positiveClassIndex(run: Pick<RunFile, 'dataset' | 'metrics'>): n
   return index >= 0 ? index : null;
 }
 
-export function confusionCell(prediction: Pick<Prediction, 'true' | 'predicted'>, positive: number | null): ConfusionCell {
+export function confusionCell(
+  prediction: Pick<Prediction, 'true' | 'predicted'>,
+  positive: number | null,
+): ConfusionCell {
   const right = prediction.true === prediction.predicted;
   if (positive === null) return right ? 'correct' : 'wrong';
   if (prediction.predicted === positive) return right ? 'true-positive' : 'false-positive';

@@ -11,7 +11,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BLACK_THRESHOLD } from '../data/preprocess.js';
-import { initialValue, numClassesOf, randomSourceOf, resnet18ParamSpecs, disposeModel, type ResNet18Params } from '../model/resnet18.js';
+import {
+  initialValue,
+  numClassesOf,
+  randomSourceOf,
+  resnet18ParamSpecs,
+  disposeModel,
+  type ResNet18Params,
+} from '../model/resnet18.js';
 import type { RunExplanations, SanityStep } from '../run/runFile.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -24,7 +31,7 @@ import type { RunExplanations, SanityStep } from '../run/runFile.js';
 export function averageRanks(values: ArrayLike<number>): Float64Array {
   const order = Array.from({ length: values.length }, (_, i) => i).sort((a, b) => values[a] - values[b]);
   const ranks = new Float64Array(values.length);
-  for (let start = 0; start < order.length; ) {
+  for (let start = 0; start < order.length;) {
     let end = start + 1;
     while (end < order.length && values[order[end]] === values[order[start]]) end++;
     // Positions start … end − 1 hold equal values: ranks start + 1 … end, mean (start + 1 + end) / 2.
@@ -128,7 +135,8 @@ function copyModel(params: ResNet18Params): ResNet18Params {
 function reinitialise(params: ResNet18Params, prefixes: readonly string[], random: () => number): void {
   for (const spec of resnet18ParamSpecs(numClassesOf(params))) {
     const variable = params.get(spec.name);
-    if (variable && prefixes.some((prefix) => spec.name.startsWith(prefix))) tf.tidy(() => variable.assign(initialValue(spec, random)));
+    if (variable && prefixes.some((prefix) => spec.name.startsWith(prefix)))
+      tf.tidy(() => variable.assign(initialValue(spec, random)));
   }
 }
 
@@ -137,10 +145,15 @@ function reinitialise(params: ResNet18Params, prefixes: readonly string[], rando
  * trained ones, image by image. `mapsUnder` must explain the same class for an image under every set of
  * weights (fix the targets to the trained model's), or the comparison mixes two questions.
  */
-export function randomisationSanityCheck(params: ResNet18Params, mapsUnder: MapsUnder, options: SanityOptions = {}): RunExplanations['sanity'] {
+export function randomisationSanityCheck(
+  params: ResNet18Params,
+  mapsUnder: MapsUnder,
+  options: SanityOptions = {},
+): RunExplanations['sanity'] {
   const threshold = options.threshold ?? SANITY_MAX_SPEARMAN;
   const trained = mapsUnder(params);
-  if (trained.length === 0) return { steps: [], passed: false, message: 'No images to run the randomisation check on.' };
+  if (trained.length === 0)
+    return { steps: [], passed: false, message: 'No images to run the randomisation check on.' };
   const random = randomSourceOf(options.seed ?? 0);
   const randomised = copyModel(params);
   const steps: SanityStep[] = [];
@@ -149,7 +162,10 @@ export function randomisationSanityCheck(params: ResNet18Params, mapsUnder: Maps
       reinitialise(randomised, step.prefixes, random);
       const maps = mapsUnder(randomised);
       const similarities = trained.map((map, i) => mapSimilarity(map, maps[i]));
-      steps.push({ randomisedUpTo: step.name, spearman: similarities.reduce((a, b) => a + b, 0) / similarities.length });
+      steps.push({
+        randomisedUpTo: step.name,
+        spearman: similarities.reduce((a, b) => a + b, 0) / similarities.length,
+      });
     }
   } finally {
     disposeModel(randomised);
@@ -173,7 +189,10 @@ export function randomisationSanityCheck(params: ResNet18Params, mapsUnder: Maps
 export function cellMask(pixels: Uint8Array): Uint8Array {
   const mask = new Uint8Array(pixels.length / 3);
   for (let p = 0; p < mask.length; p++) {
-    mask[p] = pixels[p * 3] > BLACK_THRESHOLD || pixels[p * 3 + 1] > BLACK_THRESHOLD || pixels[p * 3 + 2] > BLACK_THRESHOLD ? 1 : 0;
+    mask[p] =
+      pixels[p * 3] > BLACK_THRESHOLD || pixels[p * 3 + 1] > BLACK_THRESHOLD || pixels[p * 3 + 2] > BLACK_THRESHOLD
+        ? 1
+        : 0;
   }
   return mask;
 }
@@ -183,7 +202,8 @@ export function cellMask(pixels: Uint8Array): Uint8Array {
  * map puts no evidence anywhere, so none on the background: 0.
  */
 export function backgroundEnergy(map: Float32Array, mask: Uint8Array): number {
-  if (map.length !== mask.length) throw new RangeError(`background energy: ${map.length} map values but ${mask.length} mask pixels`);
+  if (map.length !== mask.length)
+    throw new RangeError(`background energy: ${map.length} map values but ${mask.length} mask pixels`);
   let total = 0;
   let background = 0;
   for (let p = 0; p < map.length; p++) {
@@ -209,14 +229,20 @@ export interface ShortcutSample {
   backgroundArea: number;
 }
 
-export function shortcutCheck(samples: readonly ShortcutSample[], threshold = SHORTCUT_THRESHOLD): RunExplanations['shortcut'] {
+export function shortcutCheck(
+  samples: readonly ShortcutSample[],
+  threshold = SHORTCUT_THRESHOLD,
+): RunExplanations['shortcut'] {
   const byClass = new Map<string, ShortcutSample[]>();
   for (const sample of samples) byClass.set(sample.className, [...(byClass.get(sample.className) ?? []), sample]);
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
   const perClass: Record<string, number> = {};
   for (const [name, group] of byClass) perClass[name] = mean(group.map((s) => s.backgroundEnergy));
   const flaggedClasses = Object.entries(perClass).filter(([, energy]) => energy > threshold);
-  const area = samples.length > 0 ? ` (the background covers ${(100 * mean(samples.map((s) => s.backgroundArea))).toFixed(0)} % of the images on average)` : '';
+  const area =
+    samples.length > 0
+      ? ` (the background covers ${(100 * mean(samples.map((s) => s.backgroundArea))).toFixed(0)} % of the images on average)`
+      : '';
   const percent = (value: number) => `${(100 * value).toFixed(0)} %`;
   const message =
     samples.length === 0

@@ -34,18 +34,74 @@ function evenlySpaced(colours: readonly (readonly [number, number, number])[]): 
  * rounded to bytes). Linear interpolation between them stays within 3.3/255 of the full 256-entry tables.
  */
 const VIRIDIS = evenlySpaced([
-  [68, 1, 84], [71, 13, 96], [72, 24, 106], [72, 35, 116], [71, 45, 123], [69, 55, 129], [66, 64, 134], [62, 73, 137],
-  [59, 82, 139], [55, 91, 141], [51, 99, 141], [47, 107, 142], [44, 114, 142], [41, 122, 142], [38, 130, 142], [35, 137, 142],
-  [33, 145, 140], [31, 152, 139], [31, 160, 136], [34, 167, 133], [40, 174, 128], [50, 182, 122], [63, 188, 115], [78, 195, 107],
-  [94, 201, 98], [112, 207, 87], [132, 212, 75], [152, 216, 62], [173, 220, 48], [194, 223, 35], [216, 226, 25], [236, 229, 27],
+  [68, 1, 84],
+  [71, 13, 96],
+  [72, 24, 106],
+  [72, 35, 116],
+  [71, 45, 123],
+  [69, 55, 129],
+  [66, 64, 134],
+  [62, 73, 137],
+  [59, 82, 139],
+  [55, 91, 141],
+  [51, 99, 141],
+  [47, 107, 142],
+  [44, 114, 142],
+  [41, 122, 142],
+  [38, 130, 142],
+  [35, 137, 142],
+  [33, 145, 140],
+  [31, 152, 139],
+  [31, 160, 136],
+  [34, 167, 133],
+  [40, 174, 128],
+  [50, 182, 122],
+  [63, 188, 115],
+  [78, 195, 107],
+  [94, 201, 98],
+  [112, 207, 87],
+  [132, 212, 75],
+  [152, 216, 62],
+  [173, 220, 48],
+  [194, 223, 35],
+  [216, 226, 25],
+  [236, 229, 27],
   [253, 231, 37],
 ]);
 
 const TURBO = evenlySpaced([
-  [48, 18, 59], [57, 42, 115], [64, 64, 162], [68, 86, 199], [70, 107, 227], [70, 128, 246], [66, 148, 255], [55, 168, 250],
-  [40, 188, 235], [28, 205, 216], [24, 221, 194], [31, 233, 175], [50, 242, 152], [78, 249, 125], [109, 254, 98], [139, 255, 75],
-  [164, 252, 60], [185, 246, 53], [205, 236, 52], [223, 223, 55], [238, 207, 58], [248, 190, 57], [253, 172, 52], [254, 150, 43],
-  [251, 126, 33], [244, 102, 23], [235, 80, 14], [223, 63, 8], [208, 47, 5], [190, 33, 2], [169, 22, 1], [146, 11, 1],
+  [48, 18, 59],
+  [57, 42, 115],
+  [64, 64, 162],
+  [68, 86, 199],
+  [70, 107, 227],
+  [70, 128, 246],
+  [66, 148, 255],
+  [55, 168, 250],
+  [40, 188, 235],
+  [28, 205, 216],
+  [24, 221, 194],
+  [31, 233, 175],
+  [50, 242, 152],
+  [78, 249, 125],
+  [109, 254, 98],
+  [139, 255, 75],
+  [164, 252, 60],
+  [185, 246, 53],
+  [205, 236, 52],
+  [223, 223, 55],
+  [238, 207, 58],
+  [248, 190, 57],
+  [253, 172, 52],
+  [254, 150, 43],
+  [251, 126, 33],
+  [244, 102, 23],
+  [235, 80, 14],
+  [223, 63, 8],
+  [208, 47, 5],
+  [190, 33, 2],
+  [169, 22, 1],
+  [146, 11, 1],
   [122, 4, 3],
 ]);
 
@@ -70,7 +126,8 @@ export function colormapTable(name: ColormapName): Uint8Array {
   const knots = KNOTS[name];
   const table = new Uint8Array(256 * 3);
   for (let i = 0; i < 256; i++) {
-    for (let channel = 0; channel < 3; channel++) table[i * 3 + channel] = Math.round(interpolate(knots[channel], i / 255));
+    for (let channel = 0; channel < 3; channel++)
+      table[i * 3 + channel] = Math.round(interpolate(knots[channel], i / 255));
   }
   return table;
 }
@@ -100,7 +157,10 @@ export function colourOf(name: ColormapName, value: number): [number, number, nu
  * Values in [0, 1] (clamped) as opaque RGBA bytes, one pixel per value in the same order: what a canvas
  * `ImageData` holds.
  */
-export function colouriseRgba(unitMap: ArrayLike<number>, name: ColormapName = DEFAULT_COLORMAP): Uint8ClampedArray<ArrayBuffer> {
+export function colouriseRgba(
+  unitMap: ArrayLike<number>,
+  name: ColormapName = DEFAULT_COLORMAP,
+): Uint8ClampedArray<ArrayBuffer> {
   const table = cachedTable(name);
   const rgba = new Uint8ClampedArray(unitMap.length * 4);
   for (let p = 0; p < unitMap.length; p++) {

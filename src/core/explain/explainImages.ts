@@ -38,7 +38,12 @@ export interface ImageExplanation {
 export const DEFAULT_EXPLAIN_BATCH = 8;
 
 /** Explains S×S×3 RGB images (as `preprocessImage` returns them), in batches. */
-export function explainPixels(params: ResNet18Params, pixels: readonly Uint8Array[], size: number, options: ExplainPixelsOptions = {}): ImageExplanation[] {
+export function explainPixels(
+  params: ResNet18Params,
+  pixels: readonly Uint8Array[],
+  size: number,
+  options: ExplainPixelsOptions = {},
+): ImageExplanation[] {
   const batchSize = options.batchSize ?? DEFAULT_EXPLAIN_BATCH;
   const results: ImageExplanation[] = [];
   for (let start = 0; start < pixels.length; start += batchSize) {
@@ -46,7 +51,11 @@ export function explainPixels(params: ResNet18Params, pixels: readonly Uint8Arra
     const x = inputBatch(chunk, size);
     let batch;
     try {
-      batch = computeCams(params, x, { layer: options.layer, method: options.method, targets: options.targets?.slice(start, start + batchSize) });
+      batch = computeCams(params, x, {
+        layer: options.layer,
+        method: options.method,
+        targets: options.targets?.slice(start, start + batchSize),
+      });
     } finally {
       x.dispose();
     }
@@ -70,7 +79,12 @@ export function explainPixels(params: ResNet18Params, pixels: readonly Uint8Arra
 }
 
 /** Only the upsampled maps: what the sanity check compares under trained and randomised weights. */
-export function upsampledMaps(params: ResNet18Params, pixels: readonly Uint8Array[], size: number, options: ExplainPixelsOptions): Float32Array[] {
+export function upsampledMaps(
+  params: ResNet18Params,
+  pixels: readonly Uint8Array[],
+  size: number,
+  options: ExplainPixelsOptions,
+): Float32Array[] {
   return explainPixels(params, pixels, size, options).map((explanation) => explanation.upsampled);
 }
 
@@ -83,6 +97,7 @@ export interface OverlayOptions {
 
 /** The coloured map blended onto the image it explains (RGB bytes, same size). */
 export function overlayPixels(pixels: Uint8Array, upsampled: Float32Array, options: OverlayOptions = {}): Uint8Array {
-  const unit = options.sharedScale === undefined ? normalisePerImage(upsampled) : normaliseShared(upsampled, options.sharedScale);
+  const unit =
+    options.sharedScale === undefined ? normalisePerImage(upsampled) : normaliseShared(upsampled, options.sharedScale);
   return blendOverlay(pixels, unit, options.colormap, options.alpha);
 }

@@ -29,7 +29,9 @@ export const DEFAULT_CAM_LAYER: CamLayer = 'layer4';
 export function resolveCamLayer(name: string): CamLayer {
   const layer = /^(layer[1-4])\.1$/.exec(name)?.[1] ?? name;
   if ((CAM_LAYERS as readonly string[]).includes(layer)) return layer as CamLayer;
-  throw new Error(`Grad-CAM layer must be one of ${CAM_LAYERS.join(', ')} (or layer1.1 … layer4.1, the same tensors), got "${name}"`);
+  throw new Error(
+    `Grad-CAM layer must be one of ${CAM_LAYERS.join(', ')} (or layer1.1 … layer4.1, the same tensors), got "${name}"`,
+  );
 }
 
 export interface CamOptions {

@@ -34,8 +34,14 @@ export function upsampleMaps(maps: readonly (readonly (readonly number[])[])[], 
  * Blends the coloured map onto RGB pixels: (1 − alpha) · pixel + alpha · colour(map), per pixel. `unitMap`
  * holds one value in [0, 1] per pixel, row-major, as `pixels` does (RGB bytes).
  */
-export function blendOverlay(pixels: Uint8Array, unitMap: Float32Array, colormap: ColormapName = DEFAULT_COLORMAP, alpha = DEFAULT_OVERLAY_ALPHA): Uint8Array {
-  if (pixels.length !== unitMap.length * 3) throw new RangeError(`overlay: ${pixels.length / 3} pixels but ${unitMap.length} map values`);
+export function blendOverlay(
+  pixels: Uint8Array,
+  unitMap: Float32Array,
+  colormap: ColormapName = DEFAULT_COLORMAP,
+  alpha = DEFAULT_OVERLAY_ALPHA,
+): Uint8Array {
+  if (pixels.length !== unitMap.length * 3)
+    throw new RangeError(`overlay: ${pixels.length / 3} pixels but ${unitMap.length} map values`);
   if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`overlay alpha must be in [0, 1], got ${alpha}`);
   const table = colormapTable(colormap);
   const out = new Uint8Array(pixels.length);
@@ -59,8 +65,11 @@ function loadSharp(): Sharp {
 
 /** Encodes square RGB bytes as PNG. */
 export async function encodePng(rgb: Uint8Array, width: number, height: number): Promise<Buffer> {
-  if (rgb.length !== width * height * 3) throw new RangeError(`PNG: ${rgb.length} bytes do not make ${width}×${height} RGB`);
-  return loadSharp()(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  if (rgb.length !== width * height * 3)
+    throw new RangeError(`PNG: ${rgb.length} bytes do not make ${width}×${height} RGB`);
+  return loadSharp()(rgb, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** Writes RGB bytes as a PNG file, atomically (a viewer never sees half a file). */

@@ -50,19 +50,28 @@ interface ModelDescription {
  * metadata). The caller owns the returned parameters (`disposeModel`).
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  const description = (await stat(source)).isDirectory() ? await describeRun(source) : { classes: undefined, imageSize: undefined, crop: undefined, weightsFile: source, run: undefined };
+  const description = (await stat(source)).isDirectory()
+    ? await describeRun(source)
+    : { classes: undefined, imageSize: undefined, crop: undefined, weightsFile: source, run: undefined };
   const weights = await readSafetensors(description.weightsFile);
   const metadata = weights.metadata;
   const fcBias = weights.tensors.get('fc.bias');
-  if (!fcBias || fcBias.shape.length !== 1) throw new Error(`${description.weightsFile} has no ResNet-18 classifier (fc.bias)`);
+  if (!fcBias || fcBias.shape.length !== 1)
+    throw new Error(`${description.weightsFile} has no ResNet-18 classifier (fc.bias)`);
   const numClasses = fcBias.shape[0];
-  const classes = description.classes ?? metadataClasses(metadata.classes, description.weightsFile) ?? Array.from({ length: numClasses }, (_, i) => String(i));
+  const classes =
+    description.classes ??
+    metadataClasses(metadata.classes, description.weightsFile) ??
+    Array.from({ length: numClasses }, (_, i) => String(i));
   if (classes.length !== numClasses) {
-    throw new Error(`${description.weightsFile} classifies ${numClasses} classes but ${classes.length} class names were given (${classes.join(', ')})`);
+    throw new Error(
+      `${description.weightsFile} classifies ${numClasses} classes but ${classes.length} class names were given (${classes.join(', ')})`,
+    );
   }
   const trainedImageSize = description.imageSize ?? metadataInteger(metadata.imageSize);
   const imageSize = options.imageSize ?? trainedImageSize;
-  if (imageSize === undefined) throw new Error(`${description.weightsFile} does not record the image size it was trained at; give it explicitly`);
+  if (imageSize === undefined)
+    throw new Error(`${description.weightsFile} does not record the image size it was trained at; give it explicitly`);
   const metadataCrop = CROP_MODES.find((mode) => mode === metadata.crop);
   const crop = options.crop ?? description.crop ?? metadataCrop ?? 'none';
 
@@ -73,7 +82,15 @@ export async function loadModel(source: string, options: LoadModelOptions = {}):
     disposeModel(params);
     throw new Error(`${description.weightsFile}: ${(error as Error).message}`);
   }
-  return { params, classes, imageSize, trainedImageSize, crop, weightsFile: description.weightsFile, run: description.run };
+  return {
+    params,
+    classes,
+    imageSize,
+    trainedImageSize,
+    crop,
+    weightsFile: description.weightsFile,
+    run: description.run,
+  };
 }
 
 async function describeRun(runDir: string): Promise<ModelDescription> {
@@ -95,7 +112,8 @@ function metadataClasses(text: string | undefined, file: string): string[] | und
   } catch {
     throw new Error(`${file}: metadata "classes" is not JSON: ${text}`);
   }
-  if (!Array.isArray(parsed) || !parsed.every((name) => typeof name === 'string')) throw new Error(`${file}: metadata "classes" is not a list of names: ${text}`);
+  if (!Array.isArray(parsed) || !parsed.every((name) => typeof name === 'string'))
+    throw new Error(`${file}: metadata "classes" is not a list of names: ${text}`);
   return parsed;
 }
 
@@ -119,7 +137,8 @@ export function inputBatch(pixels: readonly Uint8Array[], size: number): tf.Tens
   const imageLength = size * size * 3;
   const x = new Float32Array(pixels.length * imageLength);
   pixels.forEach((image, i) => {
-    if (image.length !== imageLength) throw new RangeError(`image ${i} has ${image.length} bytes, expected ${size}×${size}×3`);
+    if (image.length !== imageLength)
+      throw new RangeError(`image ${i} has ${image.length} bytes, expected ${size}×${size}×3`);
     normaliseInto(image, x, i * imageLength);
   });
   return tf.tensor4d(x, [pixels.length, size, size, 3]);
@@ -153,11 +172,17 @@ export function logitsOf(params: ResNet18Params, pixels: readonly Uint8Array[], 
 export const DEFAULT_PREDICT_BATCH = 16;
 
 /** Predicts every file in batches; an unreadable file throws with its path named (see `readImageFile`). */
-export async function predictFiles(model: LoadedModel, files: readonly string[], batchSize = DEFAULT_PREDICT_BATCH): Promise<ImagePrediction[]> {
+export async function predictFiles(
+  model: LoadedModel,
+  files: readonly string[],
+  batchSize = DEFAULT_PREDICT_BATCH,
+): Promise<ImagePrediction[]> {
   const results: ImagePrediction[] = [];
   for (let start = 0; start < files.length; start += batchSize) {
     const chunk = files.slice(start, start + batchSize);
-    const pixels = await Promise.all(chunk.map((file) => preprocessFile(file, { size: model.imageSize, crop: model.crop })));
+    const pixels = await Promise.all(
+      chunk.map((file) => preprocessFile(file, { size: model.imageSize, crop: model.crop })),
+    );
     logitsOf(model.params, pixels, model.imageSize).forEach((logits, i) => {
       const probabilities = softmax(logits);
       results.push({ path: chunk[i], predicted: argmax(probabilities), probabilities, logits });

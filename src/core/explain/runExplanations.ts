@@ -52,9 +52,17 @@ export interface SelectedSample {
  * Up to `perCell` predictions per confusion cell, most confident first (ties by path, so reruns pick the same
  * images): the confident mistakes are the ones most worth looking at. Cells in reporting order.
  */
-export function selectSamples(predictions: readonly Prediction[], positive: number | null, perCell = DEFAULT_SAMPLES_PER_CELL): SelectedSample[] {
+export function selectSamples(
+  predictions: readonly Prediction[],
+  positive: number | null,
+  perCell = DEFAULT_SAMPLES_PER_CELL,
+): SelectedSample[] {
   const cells = positive === null ? MULTICLASS_CELLS : BINARY_CELLS;
-  const all = predictions.map((prediction) => ({ prediction, cell: confusionCell(prediction, positive), confidence: prediction.probabilities[prediction.predicted] }));
+  const all = predictions.map((prediction) => ({
+    prediction,
+    cell: confusionCell(prediction, positive),
+    confidence: prediction.probabilities[prediction.predicted],
+  }));
   return cells.flatMap((cell) =>
     all
       .filter((sample) => sample.cell === cell)
@@ -97,7 +105,10 @@ export async function explainRun(runDir: string, options: ExplainRunOptions = {}
     const loaded: { sample: SelectedSample; pixels: Uint8Array }[] = [];
     for (const sample of selectSamples(run.predictions, positive, options.perCell)) {
       try {
-        loaded.push({ sample, pixels: await preprocessFile(join(run.dataset.root, sample.prediction.path), { size, crop }) });
+        loaded.push({
+          sample,
+          pixels: await preprocessFile(join(run.dataset.root, sample.prediction.path), { size, crop }),
+        });
       } catch (error) {
         options.onLog?.(`Explanations: skipped ${sample.prediction.path}: ${(error as Error).message}`);
       }
@@ -109,7 +120,12 @@ export async function explainRun(runDir: string, options: ExplainRunOptions = {}
     options.onProgress?.(done, total);
     const camOptions = { layer, method, batchSize: options.batchSize };
     const targets = loaded.map(({ sample }) => sample.prediction.predicted);
-    const explanations = explainPixels(params, loaded.map(({ pixels }) => pixels), size, { ...camOptions, targets });
+    const explanations = explainPixels(
+      params,
+      loaded.map(({ pixels }) => pixels),
+      size,
+      { ...camOptions, targets },
+    );
     options.onProgress?.((done += loaded.length), total);
     const scale = sharedScale(explanations.map((explanation) => explanation.upsampled));
 
@@ -117,7 +133,15 @@ export async function explainRun(runDir: string, options: ExplainRunOptions = {}
     await rm(folder, { recursive: true, force: true });
     const samples: ExplainedSample[] = [];
     for (const [i, { sample, pixels }] of loaded.entries()) {
-      const files = await writeSamplePngs(runDir, `${sample.cell}/${String(i + 1).padStart(2, '0')}-${pngStem(sample.prediction.path)}`, pixels, explanations[i], size, colormap, scale);
+      const files = await writeSamplePngs(
+        runDir,
+        `${sample.cell}/${String(i + 1).padStart(2, '0')}-${pngStem(sample.prediction.path)}`,
+        pixels,
+        explanations[i],
+        size,
+        colormap,
+        scale,
+      );
       const { prediction } = sample;
       samples.push({
         path: prediction.path,
@@ -134,18 +158,29 @@ export async function explainRun(runDir: string, options: ExplainRunOptions = {}
     }
     options.signal?.throwIfAborted();
 
-    const sanitySet = spreadAcrossCells(loaded.map((entry, i) => ({ ...entry, cell: entry.sample.cell, target: targets[i] })), options.sanityImages ?? DEFAULT_SANITY_IMAGES);
+    const sanitySet = spreadAcrossCells(
+      loaded.map((entry, i) => ({ ...entry, cell: entry.sample.cell, target: targets[i] })),
+      options.sanityImages ?? DEFAULT_SANITY_IMAGES,
+    );
     const sanityPixels = sanitySet.map((entry) => entry.pixels);
     const sanityTargets = sanitySet.map((entry) => entry.target);
-    const sanity = randomisationSanityCheck(params, (weights) => {
-      const maps = upsampledMaps(weights, sanityPixels, size, { ...camOptions, targets: sanityTargets });
-      options.onProgress?.(++done, total);
-      return maps;
-    }, {
-      seed: options.seed ?? run.settings.seed,
-    });
+    const sanity = randomisationSanityCheck(
+      params,
+      (weights) => {
+        const maps = upsampledMaps(weights, sanityPixels, size, { ...camOptions, targets: sanityTargets });
+        options.onProgress?.(++done, total);
+        return maps;
+      },
+      {
+        seed: options.seed ?? run.settings.seed,
+      },
+    );
     const shortcut = shortcutCheck(
-      explanations.map((explanation) => ({ className: run.dataset.classes[explanation.explainedClass], backgroundEnergy: explanation.backgroundEnergy, backgroundArea: explanation.backgroundArea })),
+      explanations.map((explanation) => ({
+        className: run.dataset.classes[explanation.explainedClass],
+        backgroundEnergy: explanation.backgroundEnergy,
+        backgroundArea: explanation.backgroundArea,
+      })),
     );
     return { method, layer, colormap, sharedScale: scale, samples, sanity, shortcut };
   } finally {
@@ -170,6 +205,11 @@ async function writeSamplePngs(
   };
   await writePng(join(runDir, files.original), pixels, size, size);
   await writePng(join(runDir, files.overlay), overlayPixels(pixels, explanation.upsampled, { colormap }), size, size);
-  await writePng(join(runDir, files.overlayShared), overlayPixels(pixels, explanation.upsampled, { colormap, sharedScale: scale }), size, size);
+  await writePng(
+    join(runDir, files.overlayShared),
+    overlayPixels(pixels, explanation.upsampled, { colormap, sharedScale: scale }),
+    size,
+    size,
+  );
   return files;
 }

@@ -35,7 +35,9 @@ export async function decodeImage(bytes: Uint8Array): Promise<RawImage> {
     decoded = await pipeline.raw().toBuffer({ resolveWithObject: true });
   } catch (error) {
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new ImageFormatError('corrupt', `${FORMAT_NAMES[header.format]} could not be decoded: ${reason}`, { cause: error });
+    throw new ImageFormatError('corrupt', `${FORMAT_NAMES[header.format]} could not be decoded: ${reason}`, {
+      cause: error,
+    });
   }
   const { data, info } = decoded;
   const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

@@ -57,7 +57,8 @@ const BACKGROUND_LUMA = 16;
  * over the whole grid, two different cells on a mostly black background would look nearly identical.
  */
 export function thumbnailDistance(a: Uint8Array, b: Uint8Array): number {
-  if (a.length !== b.length) throw new Error(`Cannot compare thumbnails of different sizes (${a.length} and ${b.length})`);
+  if (a.length !== b.length)
+    throw new Error(`Cannot compare thumbnails of different sizes (${a.length} and ${b.length})`);
   let sum = 0;
   let foreground = 0;
   for (let i = 0; i < a.length; i++) {
@@ -70,12 +71,14 @@ export function thumbnailDistance(a: Uint8Array, b: Uint8Array): number {
 
 /** Number of differing bits between two hashes of equal length (hex strings from `perceptualHash`). */
 export function hammingDistance(a: string, b: string): number {
-  if (a.length !== b.length) throw new Error(`Cannot compare hashes of different lengths (${a.length} and ${b.length})`);
+  if (a.length !== b.length)
+    throw new Error(`Cannot compare hashes of different lengths (${a.length} and ${b.length})`);
   let distance = 0;
   for (let i = 0; i < a.length; i++) {
     const x = Number.parseInt(a[i], 16);
     const y = Number.parseInt(b[i], 16);
-    if (Number.isNaN(x) || Number.isNaN(y)) throw new Error(`Not a hex hash: ${JSON.stringify(Number.isNaN(x) ? a : b)}`);
+    if (Number.isNaN(x) || Number.isNaN(y))
+      throw new Error(`Not a hex hash: ${JSON.stringify(Number.isNaN(x) ? a : b)}`);
     let diff = x ^ y;
     while (diff !== 0) {
       distance += diff & 1;

@@ -183,7 +183,8 @@ class HeaderReader {
   u64(offset: number, littleEndian: boolean, purpose: string): number {
     this.require(offset + 8, purpose);
     const value = this.view.getBigUint64(offset, littleEndian);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw this.corrupt(`${this.formatName} ${purpose} holds an impossible offset`);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER))
+      throw this.corrupt(`${this.formatName} ${purpose} holds an impossible offset`);
     return Number(value);
   }
   text(offset: number, length: number, purpose: string): string {
@@ -368,7 +369,9 @@ function bmpCompression(code: number, bitsPerPixel: number, isOs2v2: boolean, r:
     case BI_BITFIELDS:
     case BI_ALPHABITFIELDS:
       if (bitsPerPixel !== 16 && bitsPerPixel !== 32) {
-        throw r.corrupt(`BMP says bit-field compression with ${bitsPerPixel} bits per pixel; only 16 and 32 are supported`);
+        throw r.corrupt(
+          `BMP says bit-field compression with ${bitsPerPixel} bits per pixel; only 16 and 32 are supported`,
+        );
       }
       return 'bitfields';
     case BI_JPEG:
@@ -388,7 +391,9 @@ function validateMasks(masks: BmpChannelMasks, bitsPerPixel: number, r: HeaderRe
     // A contiguous run of ones plus one is a power of two.
     const contiguous = ((shifted + 1) & shifted) === 0;
     if (mask > limit || !contiguous) {
-      throw r.corrupt(`BMP ${channel} mask 0x${mask.toString(16)} is not a contiguous field of a ${bitsPerPixel}-bit pixel`);
+      throw r.corrupt(
+        `BMP ${channel} mask 0x${mask.toString(16)} is not a contiguous field of a ${bitsPerPixel}-bit pixel`,
+      );
     }
   }
   if (masks.red === 0 && masks.green === 0 && masks.blue === 0) throw r.corrupt('BMP colour masks are all zero');
@@ -489,7 +494,8 @@ function readJpegHeader(r: HeaderReader): Dimensions {
     if (marker === 0xda) throw r.corrupt('JPEG scan data starts before any frame header');
     if (marker === 0x00) throw r.corrupt(`JPEG has an invalid marker at byte ${formatCount(offset - 2)}`);
     const length = r.u16(offset, be, purpose);
-    if (length < 2) throw r.corrupt(`JPEG segment at byte ${formatCount(offset - 2)} has an impossible length ${length}`);
+    if (length < 2)
+      throw r.corrupt(`JPEG segment at byte ${formatCount(offset - 2)} has an impossible length ${length}`);
     if (isStartOfFrame(marker)) {
       const height = r.u16(offset + 3, be, purpose);
       const width = r.u16(offset + 5, be, purpose);
@@ -534,7 +540,12 @@ function readTiffHeader(r: HeaderReader): Dimensions {
   for (let i = 0; i < entryCount; i++) {
     const entry = entriesStart + i * entryBytes;
     const tag = r.u16(entry, le, 'first directory');
-    if (tag !== TIFF_IMAGE_WIDTH && tag !== TIFF_IMAGE_LENGTH && tag !== TIFF_PHOTOMETRIC && tag !== TIFF_SAMPLES_PER_PIXEL) {
+    if (
+      tag !== TIFF_IMAGE_WIDTH &&
+      tag !== TIFF_IMAGE_LENGTH &&
+      tag !== TIFF_PHOTOMETRIC &&
+      tag !== TIFF_SAMPLES_PER_PIXEL
+    ) {
       continue;
     }
     const type = r.u16(entry + 2, le, 'first directory');
@@ -548,7 +559,8 @@ function readTiffHeader(r: HeaderReader): Dimensions {
   }
   const width = tags.get(TIFF_IMAGE_WIDTH);
   const height = tags.get(TIFF_IMAGE_LENGTH);
-  if (width === undefined || height === undefined) throw r.corrupt('TIFF first directory has no ImageWidth or ImageLength');
+  if (width === undefined || height === undefined)
+    throw r.corrupt('TIFF first directory has no ImageWidth or ImageLength');
   if (width === 0 || height === 0) throw r.corrupt(`TIFF gives an impossible size of ${width}×${height} pixels`);
   const samples = tags.get(TIFF_SAMPLES_PER_PIXEL) ?? 1;
   if (samples === 0) throw r.corrupt('TIFF says 0 samples per pixel');
@@ -557,7 +569,8 @@ function readTiffHeader(r: HeaderReader): Dimensions {
 }
 
 function tiffChannels(photometric: number, samples: number): number {
-  if (photometric === PHOTOMETRIC_WHITE_IS_ZERO || photometric === PHOTOMETRIC_BLACK_IS_ZERO) return samples >= 2 ? 2 : 1;
+  if (photometric === PHOTOMETRIC_WHITE_IS_ZERO || photometric === PHOTOMETRIC_BLACK_IS_ZERO)
+    return samples >= 2 ? 2 : 1;
   const colourSamples = photometric === PHOTOMETRIC_SEPARATED ? 4 : samples === 1 ? 1 : 3; // palette has 1 index sample
   return samples > colourSamples ? 4 : 3;
 }
@@ -569,12 +582,17 @@ function readWebpHeader(r: HeaderReader): Dimensions {
   const le = true;
   const chunk = r.text(12, 4, 'first chunk');
   if (chunk === 'VP8 ') {
-    if (r.u8(23, 'VP8 frame header') !== 0x9d || r.u8(24, 'VP8 frame header') !== 0x01 || r.u8(25, 'VP8 frame header') !== 0x2a) {
+    if (
+      r.u8(23, 'VP8 frame header') !== 0x9d ||
+      r.u8(24, 'VP8 frame header') !== 0x01 ||
+      r.u8(25, 'VP8 frame header') !== 0x2a
+    ) {
       throw r.corrupt('WebP VP8 chunk lacks its start code');
     }
     const width = r.u16(26, le, 'VP8 frame header') & 0x3fff;
     const height = r.u16(28, le, 'VP8 frame header') & 0x3fff;
-    if (width === 0 || height === 0) throw r.corrupt(`WebP VP8 frame gives an impossible size of ${width}×${height} pixels`);
+    if (width === 0 || height === 0)
+      throw r.corrupt(`WebP VP8 frame gives an impossible size of ${width}×${height} pixels`);
     return { width, height, channels: 3 };
   }
   if (chunk === 'VP8L') {

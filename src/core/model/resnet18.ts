@@ -109,14 +109,7 @@ export const CAPTURE_NAMES: readonly string[] = [
 // Parameter specification and initialisation
 
 export type ParamRole =
-  | 'convWeight'
-  | 'bnWeight'
-  | 'bnBias'
-  | 'bnRunningMean'
-  | 'bnRunningVar'
-  | 'bnBatchCount'
-  | 'fcWeight'
-  | 'fcBias';
+  'convWeight' | 'bnWeight' | 'bnBias' | 'bnRunningMean' | 'bnRunningVar' | 'bnBatchCount' | 'fcWeight' | 'fcBias';
 
 export interface ParamSpec {
   /** torchvision `state_dict` key. */
@@ -291,7 +284,9 @@ export function trainableVariables(params: ResNet18Params, strategy: TrainingStr
 /** The same variables keyed by their `state_dict` name, as optimisers and gradient exchange address them. */
 export function trainableByName(params: ResNet18Params, strategy: TrainingStrategy): Map<string, tf.Variable> {
   const prefixes = TRAINED_PREFIXES[strategy];
-  return new Map([...params].filter(([name]) => !isBufferName(name) && prefixes.some((prefix) => name.startsWith(prefix))));
+  return new Map(
+    [...params].filter(([name]) => !isBufferName(name) && prefixes.some((prefix) => name.startsWith(prefix))),
+  );
 }
 
 export function disposeModel(params: ResNet18Params): void {
@@ -355,7 +350,15 @@ class ForwardPass {
  * PyTorch exactly; tfjs 'same' would pad only bottom/right at stride 2 and shift every output by a pixel.
  */
 function conv2d(x: tf.Tensor4D, weight: tf.Tensor4D, stride: number, padding: number): tf.Tensor4D {
-  const padded = padding > 0 ? tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]) : x;
+  const padded =
+    padding > 0
+      ? tf.pad(x, [
+          [0, 0],
+          [padding, padding],
+          [padding, padding],
+          [0, 0],
+        ])
+      : x;
   return tf.conv2d(padded, weight, stride, 'valid');
 }
 
@@ -365,7 +368,16 @@ function conv2d(x: tf.Tensor4D, weight: tf.Tensor4D, stride: number, padding: nu
  * the input's sign, and it is what a reader comparing with PyTorch expects.
  */
 function maxPool3x3Stride2(x: tf.Tensor4D): tf.Tensor4D {
-  const padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], -Infinity);
+  const padded = tf.pad(
+    x,
+    [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ],
+    -Infinity,
+  );
   return tf.maxPool(padded, 3, 2, 'valid');
 }
 
@@ -425,7 +437,11 @@ function basicBlock(pass: ForwardPass, x: tf.Tensor4D, block: BlockSpec): tf.Ten
   out = conv2d(out, pass.param(`${block.name}.conv2.weight`), 1, 1);
   out = batchNorm(pass, out, `${block.name}.bn2`);
   const identity = block.hasDownsample
-    ? batchNorm(pass, conv2d(x, pass.param(`${block.name}.downsample.0.weight`), block.stride, 0), `${block.name}.downsample.1`)
+    ? batchNorm(
+        pass,
+        conv2d(x, pass.param(`${block.name}.downsample.0.weight`), block.stride, 0),
+        `${block.name}.downsample.1`,
+      )
     : x;
   out = tf.relu(tf.add(out, identity) as tf.Tensor4D);
   return pass.capture(block.name, out);
@@ -448,16 +464,14 @@ const STAGES: readonly Stage[] = [
       return pass.capture('maxpool', maxPool3x3Stride2(out));
     },
   },
-  ...RESIDUAL_LAYERS.map(
-    (layer): Stage => ({
-      output: layer.name,
-      run(pass, x) {
-        let out = x as tf.Tensor4D;
-        for (const block of blocksOf(layer)) out = basicBlock(pass, out, block);
-        return pass.capture(layer.name, out);
-      },
-    }),
-  ),
+  ...RESIDUAL_LAYERS.map((layer): Stage => ({
+    output: layer.name,
+    run(pass, x) {
+      let out = x as tf.Tensor4D;
+      for (const block of blocksOf(layer)) out = basicBlock(pass, out, block);
+      return pass.capture(layer.name, out);
+    },
+  })),
   {
     // AdaptiveAvgPool2d((1, 1)) followed by torch.flatten(x, 1).
     output: 'avgpool',
@@ -465,7 +479,8 @@ const STAGES: readonly Stage[] = [
   },
   {
     output: 'fc',
-    run: (pass, x) => pass.capture('fc', tf.add(tf.matMul(x as tf.Tensor2D, pass.param('fc.weight')), pass.param('fc.bias'))),
+    run: (pass, x) =>
+      pass.capture('fc', tf.add(tf.matMul(x as tf.Tensor2D, pass.param('fc.weight')), pass.param('fc.bias'))),
   },
 ];
 
@@ -487,13 +502,16 @@ export function forwardFrom(
 ): ForwardResult {
   const expectedRank = startAfter === 'avgpool' ? 2 : 4;
   if (activation.rank !== expectedRank) {
-    throw new Error(`Resuming after "${startAfter}" needs a rank-${expectedRank} activation, got shape [${activation.shape}]`);
+    throw new Error(
+      `Resuming after "${startAfter}" needs a rank-${expectedRank} activation, got shape [${activation.shape}]`,
+    );
   }
   const firstAvailable = startAfter === 'input' ? 0 : CAPTURE_NAMES.indexOf(startAfter) + 1;
   for (const name of options.captureLayers ?? []) {
     const position = CAPTURE_NAMES.indexOf(name);
     if (position < 0) throw new Error(`Unknown layer "${name}"; capturable layers: ${CAPTURE_NAMES.join(', ')}`);
-    if (position < firstAvailable) throw new Error(`Layer "${name}" is not computed when resuming after "${startAfter}"`);
+    if (position < firstAvailable)
+      throw new Error(`Layer "${name}" is not computed when resuming after "${startAfter}"`);
   }
   const pass = new ForwardPass(params, options.training, new Set(options.captureLayers));
   const firstStage = startAfter === 'input' ? 0 : STAGES.findIndex((stage) => stage.output === startAfter) + 1;

@@ -24,7 +24,10 @@ export function exportStateDict(params: ResNet18Params): StateDict {
   const dict: StateDict = new Map();
   for (const [name, variable] of params) {
     if (variable.dtype === 'int32') {
-      dict.set(name, { shape: [...variable.shape], data: BigInt64Array.from(variable.dataSync(), (value) => BigInt(value)) });
+      dict.set(name, {
+        shape: [...variable.shape],
+        data: BigInt64Array.from(variable.dataSync(), (value) => BigInt(value)),
+      });
     } else {
       // Not tf.tidy(() => ….dataSync()): tidy walks a returned typed array element by element (seconds here).
       const torchLayout = toTorchLayout(variable);
@@ -86,7 +89,11 @@ function checkpointClassCount(params: ResNet18Params, dict: ReadonlyMap<string, 
  * anything is assigned, so a failed load leaves the model untouched; the error lists all missing,
  * unexpected and mismatched keys at once.
  */
-export function loadStateDict(params: ResNet18Params, dict: ReadonlyMap<string, HostTensor>, options: LoadStateDictOptions = {}): LoadStateDictReport {
+export function loadStateDict(
+  params: ResNet18Params,
+  dict: ReadonlyMap<string, HostTensor>,
+  options: LoadStateDictOptions = {},
+): LoadStateDictReport {
   const modelClasses = numClassesOf(params);
   const checkpointClasses = checkpointClassCount(params, dict);
   const otherClassCount = checkpointClasses !== undefined && checkpointClasses !== modelClasses;
@@ -111,7 +118,9 @@ export function loadStateDict(params: ResNet18Params, dict: ReadonlyMap<string, 
         ? `the checkpoint classifies ${checkpointClasses} classes; allow a head mismatch to keep the backbone and re-initialise fc`
         : '',
     ];
-    throw new Error(`Cannot load state dict into ResNet-18 (${modelClasses} classes): ${problems.filter(Boolean).join('; ')}`);
+    throw new Error(
+      `Cannot load state dict into ResNet-18 (${modelClasses} classes): ${problems.filter(Boolean).join('; ')}`,
+    );
   }
 
   for (const [name, variable] of loaded) {
@@ -127,10 +136,12 @@ function describeMismatch(tensor: HostTensor, variable: tf.Variable): string | u
   const expected = torchShapeOf(variable.shape);
   if (!sameShape(tensor.shape, expected)) return `checkpoint shape [${tensor.shape}], model shape [${expected}]`;
   const count = tensor.shape.reduce((a, b) => a * b, 1);
-  if (tensor.data.length !== count) return `shape [${tensor.shape}] holds ${count} values but ${tensor.data.length} were given`;
+  if (tensor.data.length !== count)
+    return `shape [${tensor.shape}] holds ${count} values but ${tensor.data.length} were given`;
   if (variable.dtype === 'int32') {
     const values = tensor.data instanceof BigInt64Array ? Array.from(tensor.data, Number) : Array.from(tensor.data);
-    if (!values.every((value) => Number.isInteger(value) && value >= 0 && value <= INT32_MAX)) return `expected a count, got ${values}`;
+    if (!values.every((value) => Number.isInteger(value) && value >= 0 && value <= INT32_MAX))
+      return `expected a count, got ${values}`;
   } else if (!(tensor.data instanceof Float32Array)) {
     return 'holds integers where floats are expected';
   }

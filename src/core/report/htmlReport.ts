@@ -50,7 +50,9 @@ export async function loadReportAssets(packageRoot: string = findPackageRoot()):
     try {
       return await readFile(join(packageRoot, file), 'utf8');
     } catch (error) {
-      throw new Error(`The report needs ${join(packageRoot, file)} (built by \`npm run build\`): ${(error as Error).message}`);
+      throw new Error(
+        `The report needs ${join(packageRoot, file)} (built by \`npm run build\`): ${(error as Error).message}`,
+      );
     }
   };
   return { script: await read(WEBVIEW_SCRIPT), css: await read(RESULTS_STYLESHEET) };
@@ -59,14 +61,22 @@ export async function loadReportAssets(packageRoot: string = findPackageRoot()):
 export async function buildHtmlReport(runDir: string, assets?: ReportAssets): Promise<HtmlReport> {
   const run = await readRunFile(runDir);
   const { imageUris, missing } = await inlineImages(runDir, runImagePaths(run));
-  const html = renderReportHtml({ type: 'showRun', run, imageUris }, assets ?? (await loadReportAssets()), `${PACKAGE_NAME}: ${basename(resolve(runDir))}`);
+  const html = renderReportHtml(
+    { type: 'showRun', run, imageUris },
+    assets ?? (await loadReportAssets()),
+    `${PACKAGE_NAME}: ${basename(resolve(runDir))}`,
+  );
   return { html, missingImages: missing };
 }
 
 /** Every image the view can show: the explanation PNGs, relative to the run folder. */
 export function runImagePaths(run: RunFile): string[] {
   const samples = run.explanations?.samples ?? [];
-  return [...new Set(samples.flatMap((s) => [s.original, s.overlay, s.overlayShared]).filter((p) => typeof p === 'string' && p !== ''))];
+  return [
+    ...new Set(
+      samples.flatMap((s) => [s.original, s.overlay, s.overlayShared]).filter((p) => typeof p === 'string' && p !== ''),
+    ),
+  ];
 }
 
 const IMAGE_TYPES: { type: string; magic: number[] }[] = [
@@ -75,7 +85,10 @@ const IMAGE_TYPES: { type: string; magic: number[] }[] = [
   { type: 'image/webp', magic: [0x52, 0x49, 0x46, 0x46] },
 ];
 
-async function inlineImages(runDir: string, paths: string[]): Promise<{ imageUris: Record<string, string>; missing: string[] }> {
+async function inlineImages(
+  runDir: string,
+  paths: string[],
+): Promise<{ imageUris: Record<string, string>; missing: string[] }> {
   const root = resolve(runDir);
   const uris = await Promise.all(paths.map((path) => dataUri(root, path)));
   // Built in path order, not completion order, so the same run always gives the same file.
@@ -144,9 +157,7 @@ function inlineJson(value: unknown): string {
  * the same. Its source-map comment would make the browser look for a file next to the report: dropped.
  */
 function inlineScript(script: string): string {
-  return script
-    .replace(/\n?\/\/# sourceMappingURL=\S*\s*$/, '\n')
-    .replace(/<\/(script)/gi, '<\\/$1');
+  return script.replace(/\n?\/\/# sourceMappingURL=\S*\s*$/, '\n').replace(/<\/(script)/gi, '<\\/$1');
 }
 
 function inlineCss(css: string): string {

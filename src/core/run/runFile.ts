@@ -46,7 +46,8 @@ export interface Prediction {
 }
 
 /** Where a sample sits in the confusion matrix; binary runs use the positive class (ALL). */
-export type ConfusionCell = 'true-positive' | 'false-positive' | 'true-negative' | 'false-negative' | 'correct' | 'wrong';
+export type ConfusionCell =
+  'true-positive' | 'false-positive' | 'true-negative' | 'false-negative' | 'correct' | 'wrong';
 
 export interface ExplainedSample {
   path: string;
@@ -140,7 +141,9 @@ export async function readRunFile(runDir: string): Promise<RunFile> {
   } catch (error) {
     throw new Error(`${file} is not a readable run file: ${(error as Error).message}`);
   }
-  if (parsed.schema !== RUN_SCHEMA) throw new Error(`${file} is not a leukemia-audit run (schema ${String(parsed.schema)})`);
-  if (parsed.version !== RUN_SCHEMA_VERSION) throw new Error(`${file} has run schema version ${parsed.version}; this version reads ${RUN_SCHEMA_VERSION}`);
+  if (parsed.schema !== RUN_SCHEMA)
+    throw new Error(`${file} is not a leukemia-audit run (schema ${String(parsed.schema)})`);
+  if (parsed.version !== RUN_SCHEMA_VERSION)
+    throw new Error(`${file} has run schema version ${parsed.version}; this version reads ${RUN_SCHEMA_VERSION}`);
   return parsed;
 }

@@ -71,7 +71,13 @@ export function stateLayout(numClasses: number): StateLayout {
     // The int32 batch counter is advanced by the main thread's own forward pass, never shared.
     if (spec.role === 'bnBatchCount') continue;
     const size = spec.shape.reduce((a, b) => a * b, 1);
-    entries.push({ name: spec.name, shape: spec.shape, offset, size, isRunningStat: spec.role === 'bnRunningMean' || spec.role === 'bnRunningVar' });
+    entries.push({
+      name: spec.name,
+      shape: spec.shape,
+      offset,
+      size,
+      isRunningStat: spec.role === 'bnRunningMean' || spec.role === 'bnRunningVar',
+    });
     offset += size;
   }
   return { entries, byName: new Map(entries.map((e) => [e.name, { offset: e.offset, size: e.size }])), length: offset };
@@ -215,7 +221,8 @@ function shardBounds(n: number, ways: number): [number, number][] {
 
 export function createDataParallelTrainer(options: DataParallelOptions): DataParallelTrainer {
   const { numClasses, imageSize, workers } = options;
-  if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`workers must be a whole number ≥ 1, got ${workers}`);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new RangeError(`workers must be a whole number ≥ 1, got ${workers}`);
   const layout = stateLayout(numClasses);
   const stateBuffer = new SharedArrayBuffer(layout.length * Float32Array.BYTES_PER_ELEMENT);
   const state = new Float32Array(stateBuffer);
@@ -248,7 +255,16 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
       });
       // Settle every worker even if one fails, so none is still writing when the next step starts.
       const remoteSettled = Promise.allSettled(remote);
-      const own = shardGradient(params, trainableNames, shardOf(bounds[0]), imageSize, numClasses, weights, layout, mainOut);
+      const own = shardGradient(
+        params,
+        trainableNames,
+        shardOf(bounds[0]),
+        imageSize,
+        numClasses,
+        weights,
+        layout,
+        mainOut,
+      );
       const settled = await remoteSettled;
       const failed = settled.find((result) => result.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -275,7 +291,9 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         for (const entry of layout.entries.filter((e) => e.isRunningStat)) {
           const variable = params.get(entry.name)!;
           // The main shard's value is in the variable itself; the workers' are in their out buffers.
-          const averaged = (variable.dataSync() as Float32Array).map((value) => (value * (bounds[0][1] - bounds[0][0])) / n);
+          const averaged = (variable.dataSync() as Float32Array).map(
+            (value) => (value * (bounds[0][1] - bounds[0][0])) / n,
+          );
           bounds.slice(1).forEach(([start, end], k) => {
             const out = outs[k + 1];
             for (let i = 0; i < entry.size; i++) averaged[i] += (out[entry.offset + i] * (end - start)) / n;

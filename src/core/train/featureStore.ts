@@ -44,7 +44,12 @@ export class FeatureStore {
         exampleShape = features.shape.slice(1);
         const data = (await features.data()) as Float32Array;
         features.dispose();
-        await handle.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 0, data.byteLength, written * 4);
+        await handle.write(
+          new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+          0,
+          data.byteLength,
+          written * 4,
+        );
         written += data.length;
         onProgress?.(Math.round(written / (data.length / n)), examples.length);
       }
@@ -59,15 +64,22 @@ export class FeatureStore {
 
   /** Seeded shuffled batches of features, a fresh order each epoch (no augmentation: features are fixed). */
   async *batches(batchSize: number, seed: number, epoch: number, dropLast: boolean): AsyncGenerator<Batch> {
-    const order = createRng(seed).fork(`features/${epoch}`).shuffle([...this.examples.keys()]);
+    const order = createRng(seed)
+      .fork(`features/${epoch}`)
+      .shuffle([...this.examples.keys()]);
     const count = dropLast ? Math.floor(order.length / batchSize) : Math.ceil(order.length / batchSize);
     const bytes = this.exampleLength * 4;
     for (let b = 0; b < count; b++) {
       const chosen = order.slice(b * batchSize, (b + 1) * batchSize);
       const x = new Float32Array(chosen.length * this.exampleLength);
-      await Promise.all(chosen.map((index, i) =>
-        this.handle.read(new Uint8Array(x.buffer, i * bytes, bytes), 0, bytes, index * bytes)));
-      yield { x, y: Int32Array.from(chosen, (i) => this.examples[i].label), paths: chosen.map((i) => this.examples[i].path) };
+      await Promise.all(
+        chosen.map((index, i) => this.handle.read(new Uint8Array(x.buffer, i * bytes, bytes), 0, bytes, index * bytes)),
+      );
+      yield {
+        x,
+        y: Int32Array.from(chosen, (i) => this.examples[i].label),
+        paths: chosen.map((i) => this.examples[i].path),
+      };
     }
   }
 

@@ -29,7 +29,16 @@ async function start(): Promise<void> {
       }
       const n = message.y.length;
       const batch = { x: message.x, y: message.y, paths: new Array<string>(n).fill('') };
-      const result = shardGradient(params, message.trainable, batch, init.imageSize, init.numClasses, message.weights, layout, out);
+      const result = shardGradient(
+        params,
+        message.trainable,
+        batch,
+        init.imageSize,
+        init.numClasses,
+        message.weights,
+        layout,
+        out,
+      );
       // The running statistics this shard produced, for the main thread to average.
       for (const entry of layout.entries) {
         if (entry.isRunningStat) out.set(params.get(entry.name)!.dataSync() as Float32Array, entry.offset);

@@ -26,9 +26,14 @@ export function resolveLabels(choice: LabelChoice, report: AuditReport, imagePat
   if (choice === 'auto') {
     if (structuralFinding) {
       const suggestion = recommended[0] ? ` Recommended: --labels ${labelFlag(recommended[0])}.` : '';
-      throw new LabelChoiceError(`${structuralFinding.message}${suggestion} Say explicitly which labels to use with --labels.`);
+      throw new LabelChoiceError(
+        `${structuralFinding.message}${suggestion} Say explicitly which labels to use with --labels.`,
+      );
     }
-    if (recommended.length === 0) throw new LabelChoiceError('No labels were found. Say where they are with --labels folder:N, filename or csv:FILE.');
+    if (recommended.length === 0)
+      throw new LabelChoiceError(
+        'No labels were found. Say where they are with --labels folder:N, filename or csv:FILE.',
+      );
     return { sources: recommended, structural: false };
   }
   if (choice.startsWith('folder:')) {
@@ -37,7 +42,8 @@ export function resolveLabels(choice: LabelChoice, report: AuditReport, imagePat
     if (names.size === 0) throw new LabelChoiceError(`No image has a folder at depth ${depth}.`);
     const structuralNames = [...names].filter((n) => isStructuralKind(classifyName(n).kind));
     const recommendedDepth = recommended[0]?.kind === 'folder' ? recommended[0].depth : undefined;
-    const structural = structuralNames.length > names.size / 2 || (recommendedDepth !== undefined && recommendedDepth > depth);
+    const structural =
+      structuralNames.length > names.size / 2 || (recommendedDepth !== undefined && recommendedDepth > depth);
     // Keep the audit's other sources (e.g. the validation CSV) only when they translate into these classes.
     const extra = recommended.filter((s) => s.kind === 'csv' && recommendedDepth === depth);
     return { sources: [{ kind: 'folder', depth }, ...extra], structural };
@@ -49,12 +55,17 @@ export function resolveLabels(choice: LabelChoice, report: AuditReport, imagePat
   }
   const file = choice.slice('csv:'.length);
   const source = recommended.find((s) => s.kind === 'csv' && (s.file === file || s.file.endsWith('/' + file)));
-  if (!source) throw new LabelChoiceError(`${file} was not recognised as a label table of this dataset (it needs a file-name column and a label column).`);
+  if (!source)
+    throw new LabelChoiceError(
+      `${file} was not recognised as a label table of this dataset (it needs a file-name column and a label column).`,
+    );
   return { sources: [source], structural: false };
 }
 
 function filenameSourceFromFindings(report: AuditReport): LabelSource | undefined {
-  const finding = report.findings.find((f) => f.code === 'filename-labels' && typeof f.evidence.tokenIndex === 'number');
+  const finding = report.findings.find(
+    (f) => f.code === 'filename-labels' && typeof f.evidence.tokenIndex === 'number',
+  );
   if (!finding) return undefined;
   const classes = finding.evidence.classes as { name: string }[];
   const valueToClass: Record<string, string> = {};

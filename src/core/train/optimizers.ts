@@ -11,7 +11,11 @@ import type { OptimizerName } from './settings.js';
 export interface Optimizer {
   readonly name: OptimizerName;
   /** Applies one update to each named variable from its gradient, then disposes nothing it does not own. */
-  step(variables: ReadonlyMap<string, tf.Variable>, gradients: ReadonlyMap<string, tf.Tensor>, learningRate: number): void;
+  step(
+    variables: ReadonlyMap<string, tf.Variable>,
+    gradients: ReadonlyMap<string, tf.Tensor>,
+    learningRate: number,
+  ): void;
   /** State as host tensors named `<param>/<slot>` plus `step`. */
   exportState(): Map<string, HostTensor>;
   importState(state: ReadonlyMap<string, HostTensor>): void;
@@ -34,7 +38,11 @@ abstract class SlottedOptimizer implements Optimizer {
 
   constructor(protected readonly weightDecay: number) {}
 
-  abstract step(variables: ReadonlyMap<string, tf.Variable>, gradients: ReadonlyMap<string, tf.Tensor>, learningRate: number): void;
+  abstract step(
+    variables: ReadonlyMap<string, tf.Variable>,
+    gradients: ReadonlyMap<string, tf.Tensor>,
+    learningRate: number,
+  ): void;
 
   protected slot(key: string, like: tf.Tensor): tf.Variable {
     let slot = this.slots.get(key);
@@ -53,7 +61,8 @@ abstract class SlottedOptimizer implements Optimizer {
   exportState(): Map<string, HostTensor> {
     const state = new Map<string, HostTensor>();
     state.set('step', { shape: [1], data: Float32Array.of(this.steps) });
-    for (const [key, slot] of this.slots) state.set(key, { shape: [...slot.shape], data: (slot.dataSync() as Float32Array).slice() });
+    for (const [key, slot] of this.slots)
+      state.set(key, { shape: [...slot.shape], data: (slot.dataSync() as Float32Array).slice() });
     return state;
   }
 
@@ -61,7 +70,11 @@ abstract class SlottedOptimizer implements Optimizer {
     this.dispose();
     for (const [key, tensor] of state) {
       if (key === 'step') this.steps = Number(tensor.data[0]);
-      else this.slots.set(key, tf.variable(tf.tensor(Float32Array.from(tensor.data as Float32Array), tensor.shape), false));
+      else
+        this.slots.set(
+          key,
+          tf.variable(tf.tensor(Float32Array.from(tensor.data as Float32Array), tensor.shape), false),
+        );
     }
   }
 
@@ -74,7 +87,11 @@ abstract class SlottedOptimizer implements Optimizer {
 class Adam extends SlottedOptimizer {
   readonly name = 'adam' as const;
 
-  step(variables: ReadonlyMap<string, tf.Variable>, gradients: ReadonlyMap<string, tf.Tensor>, learningRate: number): void {
+  step(
+    variables: ReadonlyMap<string, tf.Variable>,
+    gradients: ReadonlyMap<string, tf.Tensor>,
+    learningRate: number,
+  ): void {
     this.steps++;
     const correction1 = 1 - ADAM_BETA1 ** this.steps;
     const correction2 = 1 - ADAM_BETA2 ** this.steps;
@@ -98,7 +115,11 @@ class Adam extends SlottedOptimizer {
 class SgdMomentum extends SlottedOptimizer {
   readonly name = 'sgd' as const;
 
-  step(variables: ReadonlyMap<string, tf.Variable>, gradients: ReadonlyMap<string, tf.Tensor>, learningRate: number): void {
+  step(
+    variables: ReadonlyMap<string, tf.Variable>,
+    gradients: ReadonlyMap<string, tf.Tensor>,
+    learningRate: number,
+  ): void {
     this.steps++;
     for (const [name, variable] of variables) {
       const raw = gradients.get(name);
@@ -116,7 +137,12 @@ class SgdMomentum extends SlottedOptimizer {
 }
 
 /** Learning rate at `step` of `totalSteps`: cosine annealing to 0, or ×0.1 at 50 % and 75 %. */
-export function scheduledLearningRate(base: number, schedule: 'cosine' | 'step' | 'constant', step: number, totalSteps: number): number {
+export function scheduledLearningRate(
+  base: number,
+  schedule: 'cosine' | 'step' | 'constant',
+  step: number,
+  totalSteps: number,
+): number {
   const progress = totalSteps > 0 ? Math.min(1, step / totalSteps) : 0;
   switch (schedule) {
     case 'cosine':

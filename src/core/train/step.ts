@@ -43,4 +43,3 @@ export function trainStep(
   loss.dispose();
   return { loss: value, correct };
 }
-

@@ -15,9 +15,24 @@ import { selectBackend } from '../engine/backend.js';
 import { runFolderName } from '../editor/runs.js';
 import { combinedLabeler } from '../labels.js';
 import { argmax, computeClassificationMetrics, type ClassificationMetrics } from '../metrics.js';
-import { countParameters, createResNet18, disposeModel, forward, trainableByName, type ResNet18Params } from '../model/resnet18.js';
+import {
+  countParameters,
+  createResNet18,
+  disposeModel,
+  forward,
+  trainableByName,
+  type ResNet18Params,
+} from '../model/resnet18.js';
 import { exportStateDict, loadStateDict } from '../model/stateDict.js';
-import { CHECKPOINT_FILE, MODEL_FILE, readRunFile, writeRunFile, type EpochRecord, type Prediction, type RunFile } from '../run/runFile.js';
+import {
+  CHECKPOINT_FILE,
+  MODEL_FILE,
+  readRunFile,
+  writeRunFile,
+  type EpochRecord,
+  type Prediction,
+  type RunFile,
+} from '../run/runFile.js';
 import { resolveWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
 import type { TrainEventSink } from './events.js';
@@ -41,31 +56,48 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   const root = resolve(settings.dataset);
   const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', runFolderName(new Date())));
   const previous = settings.resume && existsSync(join(runDir, CHECKPOINT_FILE)) ? await readRunFile(runDir) : undefined;
-  if (settings.resume && !previous) emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
+  if (settings.resume && !previous)
+    emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
   // Audit (headers only: training decodes every image anyway, and reports the ones it cannot).
   emit({ type: 'phase', phase: 'audit', done: 0, total: 1 });
-  const { report, scan, csvTables } = await scanAndAudit(root, { subjectPattern: settings.subjectPattern, checkPixels: false, signal });
+  const { report, scan, csvTables } = await scanAndAudit(root, {
+    subjectPattern: settings.subjectPattern,
+    checkPixels: false,
+    signal,
+  });
   const imagePaths = scan.images.map((img) => img.path);
   const labels = resolveLabels(settings.labels, report, imagePaths);
   if (labels.structural) {
-    emit({ type: 'log', level: 'warning', message: 'Training on labels the audit judged structural (folds, splits or batches): this model predicts the folder, not the diagnosis. The run is marked as such.' });
+    emit({
+      type: 'log',
+      level: 'warning',
+      message:
+        'Training on labels the audit judged structural (folds, splits or batches): this model predicts the folder, not the diagnosis. The run is marked as such.',
+    });
   }
   const labelOf = combinedLabeler(labels.sources, csvTables);
   const subjectOf = subjectReader(report.spec.subjectPattern, csvTables);
   const spec = { ...report.spec, labelSources: labels.sources };
   // Structural labels make the audit's folds meaningless as a split; an explicit request overrides the audit.
-  if (labels.structural || settings.split === 'subject-disjoint') spec.split = { kind: 'subject-disjoint', seed: settings.seed, validationFraction: 0.2 };
+  if (labels.structural || settings.split === 'subject-disjoint')
+    spec.split = { kind: 'subject-disjoint', seed: settings.seed, validationFraction: 0.2 };
   const assignment = assignSplits(spec, imagePaths, labelOf, subjectOf);
   const notes = [...assignment.notes];
   if (assignment.imagesSplitWithoutSubject > 0) {
-    notes.push(`${assignment.imagesSplitWithoutSubject} images have no subject id; they were split image by image, so their patients may appear in both training and validation.`);
+    notes.push(
+      `${assignment.imagesSplitWithoutSubject} images have no subject id; they were split image by image, so their patients may appear in both training and validation.`,
+    );
   }
   const overlap = findSubjectOverlap(assignment.splitOf, subjectOf);
-  if (overlap.length > 0) notes.push(`${overlap.length} subjects appear in more than one split (e.g. ${overlap[0].subject}).`);
+  if (overlap.length > 0)
+    notes.push(`${overlap.length} subjects appear in more than one split (e.g. ${overlap[0].subject}).`);
   for (const note of notes) emit({ type: 'log', level: 'warning', message: note });
 
   const classes = [...new Set([...assignment.splitOf.keys()].map((p) => labelOf(p)!))].sort();
-  if (classes.length < 2) throw new Error(`Training needs at least two classes; the chosen labels give ${classes.length} (${classes.join(', ')}).`);
+  if (classes.length < 2)
+    throw new Error(
+      `Training needs at least two classes; the chosen labels give ${classes.length} (${classes.join(', ')}).`,
+    );
   const pathsBySplit = (split: SplitName) => [...assignment.splitOf].filter(([, s]) => s === split).map(([p]) => p);
   const trainPaths = pathsBySplit('train');
   const valPaths = pathsBySplit('val');
@@ -73,14 +105,23 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   if (trainPaths.length === 0) throw new Error('The split left no training images.');
 
   // Weights before the slow image preparation: a bad path or an offline download fails fast.
-  const initial = previous ? undefined : await resolveWeights(settings.weights, {
-    numClasses: classes.length,
-    signal,
-    onProgress: (done, total) => emit({ type: 'phase', phase: 'weights', done, total: total ?? 0 }),
-  });
+  const initial = previous
+    ? undefined
+    : await resolveWeights(settings.weights, {
+        numClasses: classes.length,
+        signal,
+        onProgress: (done, total) => emit({ type: 'phase', phase: 'weights', done, total: total ?? 0 }),
+      });
   if (initial) {
-    emit({ type: 'log', level: 'info', message: `Initial weights: ${initial.source}` +
-      (initial.headMismatch ? `; fc re-initialised for ${classes.length} classes (the checkpoint has ${initial.checkpointClasses})` : '') });
+    emit({
+      type: 'log',
+      level: 'info',
+      message:
+        `Initial weights: ${initial.source}` +
+        (initial.headMismatch
+          ? `; fc re-initialised for ${classes.length} classes (the checkpoint has ${initial.checkpointClasses})`
+          : ''),
+    });
   }
 
   await mkdir(runDir, { recursive: true });
@@ -94,8 +135,14 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     signal,
     onProgress: (done, total) => emit({ type: 'phase', phase: 'prepare', done, total }),
   });
-  for (const skipped of prepared.skipped) emit({ type: 'log', level: 'warning', message: `Skipped ${skipped.path}: ${skipped.detail}` });
-  const usable = (paths: string[]) => examplesFor(paths.filter((p) => prepared.keys.has(p)), labelOf, classes);
+  for (const skipped of prepared.skipped)
+    emit({ type: 'log', level: 'warning', message: `Skipped ${skipped.path}: ${skipped.detail}` });
+  const usable = (paths: string[]) =>
+    examplesFor(
+      paths.filter((p) => prepared.keys.has(p)),
+      labelOf,
+      classes,
+    );
   const trainExamples = usable(trainPaths);
   const valExamples = usable(valPaths);
   const testExamples = usable(testPaths);
@@ -104,12 +151,23 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   const frozenUpTo = frozenPrefix(settings.strategy);
   const ways = dataParallelWays(settings, backend.name);
   if (frozenUpTo && settings.workers > 1) {
-    emit({ type: 'log', level: 'info', message: `--workers ${settings.workers} is ignored with --strategy ${settings.strategy}: only the head trains, on cached features.` });
+    emit({
+      type: 'log',
+      level: 'info',
+      message: `--workers ${settings.workers} is ignored with --strategy ${settings.strategy}: only the head trains, on cached features.`,
+    });
   }
   if (frozenUpTo && settings.weights === 'none') {
-    emit({ type: 'log', level: 'warning', message: `--strategy ${settings.strategy} freezes randomly initialised layers (--weights none); it is meant for pretrained weights.` });
+    emit({
+      type: 'log',
+      level: 'warning',
+      message: `--strategy ${settings.strategy} freezes randomly initialised layers (--weights none); it is meant for pretrained weights.`,
+    });
   }
-  const parallel = ways > 1 ? createDataParallelTrainer({ numClasses: classes.length, imageSize: settings.imageSize, workers: ways }) : undefined;
+  const parallel =
+    ways > 1
+      ? createDataParallelTrainer({ numClasses: classes.length, imageSize: settings.imageSize, workers: ways })
+      : undefined;
   if (parallel) emit({ type: 'log', level: 'info', message: `Training data-parallel over ${ways} cores.` });
   const params = createResNet18(classes.length, settings.seed);
   if (initial) loadStateDict(params, initial.dict, { allowHeadMismatch: true, headSeed: settings.seed });
@@ -134,7 +192,13 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
       skipped: [...report.unreadable, ...prepared.skipped],
       notes,
     },
-    model: { architecture: 'resnet18', imageSize: settings.imageSize, numClasses: classes.length, parameters: countParameters(params), weightsFile: MODEL_FILE },
+    model: {
+      architecture: 'resnet18',
+      imageSize: settings.imageSize,
+      numClasses: classes.length,
+      parameters: countParameters(params),
+      weightsFile: MODEL_FILE,
+    },
     history: [],
     bestEpoch: null,
     metrics: { validation: null, test: null },
@@ -161,9 +225,15 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   await writeRunFile(runDir, run);
 
   const batchOptions = { batchSize: settings.batchSize, seed: settings.seed };
-  const stepsPerEpoch = batchCount(trainExamples.length, { batchSize: settings.batchSize, dropLast: trainExamples.length > settings.batchSize });
+  const stepsPerEpoch = batchCount(trainExamples.length, {
+    batchSize: settings.batchSize,
+    dropLast: trainExamples.length > settings.batchSize,
+  });
   const totalSteps = stepsPerEpoch * settings.epochs;
-  let bestLoss = Math.min(Infinity, ...run.history.filter((h) => h.epoch === run.bestEpoch).map((h) => h.valLoss ?? Infinity));
+  let bestLoss = Math.min(
+    Infinity,
+    ...run.history.filter((h) => h.epoch === run.bestEpoch).map((h) => h.valLoss ?? Infinity),
+  );
   let epochsWithoutImprovement = run.bestEpoch === null ? 0 : run.history.length - run.bestEpoch;
 
   let features: FeatureStore | undefined;
@@ -171,10 +241,19 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     // finetune/linear: the frozen prefix runs once, in eval mode; epochs train the rest on its cached output.
     if (frozenUpTo) {
       emit({ type: 'phase', phase: 'features', done: 0, total: trainExamples.length });
-      features = await FeatureStore.build(join(runDir, `.features-${process.pid}.f32`), params, prepared, trainExamples, frozenUpTo, settings.batchSize,
-        (done, total) => emit({ type: 'phase', phase: 'features', done, total }), signal);
+      features = await FeatureStore.build(
+        join(runDir, `.features-${process.pid}.f32`),
+        params,
+        prepared,
+        trainExamples,
+        frozenUpTo,
+        settings.batchSize,
+        (done, total) => emit({ type: 'phase', phase: 'features', done, total }),
+        signal,
+      );
     }
-    const featureInput = features && frozenUpTo ? { after: frozenUpTo, exampleShape: features.exampleShape } : undefined;
+    const featureInput =
+      features && frozenUpTo ? { after: frozenUpTo, exampleShape: features.exampleShape } : undefined;
 
     for (let epoch = startEpoch; epoch <= settings.epochs; epoch++) {
       const started = performance.now();
@@ -193,22 +272,44 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
         learningRate = scheduledLearningRate(settings.learningRate, settings.schedule, step, totalSteps);
         const result = parallel
           ? await parallel.step(params, trainable, optimizer, batch, weights, learningRate)
-          : trainStep(params, trainable, optimizer, batch, prepared.size, classes.length, weights, learningRate, featureInput);
+          : trainStep(
+              params,
+              trainable,
+              optimizer,
+              batch,
+              prepared.size,
+              classes.length,
+              weights,
+              learningRate,
+              featureInput,
+            );
         lossSum += result.loss * batch.y.length;
         correct += result.correct;
         seen += batch.y.length;
         batchIndex++;
         const elapsed = (performance.now() - started) / 1000;
         const imagesPerSecond = seen / elapsed;
-        const remainingImages = (stepsPerEpoch - batchIndex) * settings.batchSize + (settings.epochs - epoch) * stepsPerEpoch * settings.batchSize;
+        const remainingImages =
+          (stepsPerEpoch - batchIndex) * settings.batchSize +
+          (settings.epochs - epoch) * stepsPerEpoch * settings.batchSize;
         emit({
-          type: 'progress', epoch, epochs: settings.epochs, batch: batchIndex, batches: stepsPerEpoch,
-          loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond, etaSeconds: remainingImages / imagesPerSecond,
+          type: 'progress',
+          epoch,
+          epochs: settings.epochs,
+          batch: batchIndex,
+          batches: stepsPerEpoch,
+          loss: lossSum / seen,
+          accuracy: correct / seen,
+          imagesPerSecond,
+          etaSeconds: remainingImages / imagesPerSecond,
         });
         await yieldToEventLoop(); // lets a cancel message in between batches
       }
       const trainSeconds = (performance.now() - started) / 1000;
-      const validation = valExamples.length > 0 ? await evaluate(params, prepared, valExamples, classes, batchOptions.batchSize, signal) : undefined;
+      const validation =
+        valExamples.length > 0
+          ? await evaluate(params, prepared, valExamples, classes, batchOptions.batchSize, signal)
+          : undefined;
       const record: EpochRecord = {
         epoch,
         trainLoss: lossSum / Math.max(1, seen),
@@ -226,7 +327,12 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
         bestLoss = monitored;
         run.bestEpoch = epoch;
         epochsWithoutImprovement = 0;
-        await writeSafetensors(join(runDir, MODEL_FILE), exportStateDict(params), { format: 'pt', classes: JSON.stringify(classes), imageSize: String(settings.imageSize), crop: settings.crop });
+        await writeSafetensors(join(runDir, MODEL_FILE), exportStateDict(params), {
+          format: 'pt',
+          classes: JSON.stringify(classes),
+          imageSize: String(settings.imageSize),
+          crop: settings.crop,
+        });
       } else {
         epochsWithoutImprovement++;
       }
@@ -235,7 +341,11 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
       await writeRunFile(runDir, run);
       emit({ type: 'epoch', record, best });
       if (settings.patience > 0 && epochsWithoutImprovement >= settings.patience && epoch < settings.epochs) {
-        emit({ type: 'log', level: 'info', message: `Stopping early: validation loss has not improved for ${settings.patience} epochs.` });
+        emit({
+          type: 'log',
+          level: 'info',
+          message: `Stopping early: validation loss has not improved for ${settings.patience} epochs.`,
+        });
         break;
       }
     }
@@ -244,7 +354,10 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     const bestWeights = await readSafetensors(join(runDir, MODEL_FILE));
     loadStateDict(params, bestWeights.tensors);
     run.predictions = [];
-    for (const [split, examples] of [['val', valExamples], ['test', testExamples]] as const) {
+    for (const [split, examples] of [
+      ['val', valExamples],
+      ['test', testExamples],
+    ] as const) {
       if (examples.length === 0) continue;
       emit({ type: 'phase', phase: 'evaluate', done: 0, total: examples.length });
       const result = await evaluate(params, prepared, examples, classes, batchOptions.batchSize, signal);
@@ -252,8 +365,12 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
       result.predictions.forEach((probabilities, i) => {
         const example = examples[i];
         run.predictions.push({
-          path: example.path, split, subject: subjectOf(example.path) ?? null, true: example.label,
-          predicted: argmax(probabilities), probabilities,
+          path: example.path,
+          split,
+          subject: subjectOf(example.path) ?? null,
+          true: example.label,
+          predicted: argmax(probabilities),
+          probabilities,
         } satisfies Prediction);
       });
     }
@@ -270,7 +387,11 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
       });
     } catch (error) {
       if (signal?.aborted) throw error;
-      emit({ type: 'log', level: 'warning', message: `Grad-CAM explanations could not be computed: ${(error as Error).message}` });
+      emit({
+        type: 'log',
+        level: 'warning',
+        message: `Grad-CAM explanations could not be computed: ${(error as Error).message}`,
+      });
     }
     run.status = 'completed';
     await writeRunFile(runDir, run);
@@ -302,16 +423,24 @@ async function evaluate(
     if (signal?.aborted) throw new TrainingCancelled();
     const n = batch.y.length;
     const { probabilities, losses } = tf.tidy(() => {
-      const { logits } = forward(params, tf.tensor4d(batch.x, [n, prepared.size, prepared.size, 3]), { training: false });
+      const { logits } = forward(params, tf.tensor4d(batch.x, [n, prepared.size, prepared.size, 3]), {
+        training: false,
+      });
       const logProbabilities = tf.logSoftmax(logits);
-      const picked = tf.neg(tf.sum(tf.mul(tf.oneHot(tf.tensor1d(batch.y, 'int32'), classes.length), logProbabilities), 1));
+      const picked = tf.neg(
+        tf.sum(tf.mul(tf.oneHot(tf.tensor1d(batch.y, 'int32'), classes.length), logProbabilities), 1),
+      );
       return { probabilities: tf.exp(logProbabilities).arraySync() as number[][], losses: picked.dataSync() };
     });
     predictions.push(...probabilities.map(normaliseRow));
     for (const l of losses) lossSum += l;
     await yieldToEventLoop();
   }
-  const metrics = computeClassificationMetrics({ classes, yTrue: examples.map((e) => e.label), probabilities: predictions });
+  const metrics = computeClassificationMetrics({
+    classes,
+    yTrue: examples.map((e) => e.label),
+    probabilities: predictions,
+  });
   return { loss: lossSum / examples.length, metrics, predictions };
 }
 
@@ -321,10 +450,19 @@ function normaliseRow(row: number[]): number[] {
   return row.map((p) => p / sum);
 }
 
-async function saveCheckpoint(runDir: string, params: ResNet18Params, optimizer: Optimizer, epoch: number): Promise<void> {
+async function saveCheckpoint(
+  runDir: string,
+  params: ResNet18Params,
+  optimizer: Optimizer,
+  epoch: number,
+): Promise<void> {
   const tensors = exportStateDict(params);
   for (const [name, tensor] of optimizer.exportState()) tensors.set(OPTIMIZER_PREFIX + name, tensor);
-  await writeSafetensors(join(runDir, CHECKPOINT_FILE), tensors, { format: 'pt', epoch: String(epoch), optimizer: optimizer.name });
+  await writeSafetensors(join(runDir, CHECKPOINT_FILE), tensors, {
+    format: 'pt',
+    epoch: String(epoch),
+    optimizer: optimizer.name,
+  });
 }
 
 /**
@@ -333,7 +471,10 @@ async function saveCheckpoint(runDir: string, params: ResNet18Params, optimizer:
  * batch 32 (scripts/bench-parallel.ts): ×1.67 at 128 px but ×0.89 at 48 px, where publishing weights and
  * summing gradients outweigh the halved compute — hence auto starts at 96 px.
  */
-export function dataParallelWays(settings: Pick<TrainSettings, 'workers' | 'strategy' | 'imageSize'>, backend: string): number {
+export function dataParallelWays(
+  settings: Pick<TrainSettings, 'workers' | 'strategy' | 'imageSize'>,
+  backend: string,
+): number {
   if (settings.strategy !== 'full' || backend !== 'wasm') return 1;
   if (settings.workers > 0) return settings.workers;
   return settings.imageSize >= 96 ? Math.min(2, availableParallelism()) : 1;
@@ -347,7 +488,11 @@ export function dataParallelWays(settings: Pick<TrainSettings, 'workers' | 'stra
  */
 export function explanationLayer(imageSize: number): string {
   const MIN_SIDE = 6;
-  for (const [layer, stride] of [['layer4', 32], ['layer3', 16], ['layer2', 8]] as const) {
+  for (const [layer, stride] of [
+    ['layer4', 32],
+    ['layer3', 16],
+    ['layer2', 8],
+  ] as const) {
     if (Math.ceil(imageSize / stride) >= MIN_SIDE) return layer;
   }
   return 'layer1';
@@ -356,4 +501,3 @@ export function explanationLayer(imageSize: number): string {
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolveYield) => setImmediate(resolveYield));
 }
-

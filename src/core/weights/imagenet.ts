@@ -45,7 +45,10 @@ const PROGRESS_INTERVAL_MS = 100;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /** `<user cache folder>/leukemia-audit/weights`, next to the image cache and chosen by the same rules. */
-export function defaultWeightsCacheDir(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string {
+export function defaultWeightsCacheDir(
+  env: NodeJS.ProcessEnv = process.env,
+  platform: NodeJS.Platform = process.platform,
+): string {
   return path.join(path.dirname(defaultImageCacheDir(env, platform)), 'weights');
 }
 
@@ -100,7 +103,9 @@ interface Expectation {
 
 /** Whether `sha256` is the file `expectation` describes. */
 function verifies(sha256: string, expectation: Expectation): boolean {
-  return sha256.startsWith(expectation.sha256Prefix) && (expectation.sha256 === undefined || sha256 === expectation.sha256);
+  return (
+    sha256.startsWith(expectation.sha256Prefix) && (expectation.sha256 === undefined || sha256 === expectation.sha256)
+  );
 }
 
 function expectedDigest(expectation: Expectation): string {
@@ -151,19 +156,35 @@ export async function ensureImagenetWeights(options: ImagenetWeightsOptions = {}
   }
 
   const fail = (problem: string): never => {
-    throw new WeightsDownloadError(instructions(problem, expectation, target, corruptCopy, env), target, expectation.url.href);
+    throw new WeightsDownloadError(
+      instructions(problem, expectation, target, corruptCopy, env),
+      target,
+      expectation.url.href,
+    );
   };
   // A cancelled download is not a failure to explain: the caller's AbortError goes through unchanged.
-  const failUnlessCancelled = (describe: (error: Error) => string) => (error: Error): never => {
-    if (options.signal?.aborted) throw error;
-    return fail(describe(error));
-  };
+  const failUnlessCancelled =
+    (describe: (error: Error) => string) =>
+    (error: Error): never => {
+      if (options.signal?.aborted) throw error;
+      return fail(describe(error));
+    };
   await mkdir(cacheDir, { recursive: true });
-  const temporary = path.join(cacheDir, `.${expectation.fileName}.${process.pid}.${randomBytes(4).toString('hex')}.download`);
+  const temporary = path.join(
+    cacheDir,
+    `.${expectation.fileName}.${process.pid}.${randomBytes(4).toString('hex')}.download`,
+  );
   try {
-    const response = await getFollowingRedirects(expectation.url, options).catch(failUnlessCancelled((error) => error.message));
-    const sha256 = await saveBody(response, temporary, options).catch(failUnlessCancelled((error) => `the download broke off (${error.message})`));
-    if (!verifies(sha256, expectation)) fail(`the downloaded file is corrupt: its SHA-256 is ${sha256}, not ${expectedDigest(expectation)}; it was discarded`);
+    const response = await getFollowingRedirects(expectation.url, options).catch(
+      failUnlessCancelled((error) => error.message),
+    );
+    const sha256 = await saveBody(response, temporary, options).catch(
+      failUnlessCancelled((error) => `the download broke off (${error.message})`),
+    );
+    if (!verifies(sha256, expectation))
+      fail(
+        `the downloaded file is corrupt: its SHA-256 is ${sha256}, not ${expectedDigest(expectation)}; it was discarded`,
+      );
     await rename(temporary, target);
     return { file: target, sha256, downloaded: true };
   } finally {
@@ -171,7 +192,13 @@ export async function ensureImagenetWeights(options: ImagenetWeightsOptions = {}
   }
 }
 
-function instructions(problem: string, expectation: Expectation, target: string, corruptCopy: string | undefined, env: NodeJS.ProcessEnv): string {
+function instructions(
+  problem: string,
+  expectation: Expectation,
+  target: string,
+  corruptCopy: string | undefined,
+  env: NodeJS.ProcessEnv,
+): string {
   return [
     `Cannot download the ImageNet ResNet-18 weights from ${expectation.url.href}: ${problem}.`,
     ...(corruptCopy ? [`(${corruptCopy}.)`] : []),
@@ -202,7 +229,8 @@ async function getFollowingRedirects(start: URL, options: ImagenetWeightsOptions
     if (status === 200) return response;
     response.resume(); // drain, so the socket is released
     const location = response.headers.location;
-    if (!REDIRECT_STATUSES.has(status) || !location) throw new Error(`the server answered HTTP ${status} ${response.statusMessage ?? ''}`.trim());
+    if (!REDIRECT_STATUSES.has(status) || !location)
+      throw new Error(`the server answered HTTP ${status} ${response.statusMessage ?? ''}`.trim());
     if (redirects >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
     url = new URL(location, url);
     checkProtocol(url);
@@ -214,14 +242,25 @@ function get(url: URL, options: ImagenetWeightsOptions): Promise<IncomingMessage
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const client = url.protocol === 'https:' ? https : http;
-    const request = client.get(url, { signal: options.signal, headers: { 'user-agent': 'leukemia-audit' } }, (response) => {
-      clearTimeout(timer);
-      resolve(response);
-    });
-    const timer = setTimeout(() => request.destroy(new Error(`no answer from ${url.host} within ${connectTimeoutMs / 1000} s (offline?)`)), connectTimeoutMs);
+    const request = client.get(
+      url,
+      { signal: options.signal, headers: { 'user-agent': 'leukemia-audit' } },
+      (response) => {
+        clearTimeout(timer);
+        resolve(response);
+      },
+    );
+    const timer = setTimeout(
+      () => request.destroy(new Error(`no answer from ${url.host} within ${connectTimeoutMs / 1000} s (offline?)`)),
+      connectTimeoutMs,
+    );
     request.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN' ? new Error(`cannot resolve ${url.hostname} (offline?)`) : error);
+      reject(
+        error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN'
+          ? new Error(`cannot resolve ${url.hostname} (offline?)`)
+          : error,
+      );
     });
   });
 }

@@ -47,7 +47,11 @@ export const ALLOWED_GLOBALS: ReadonlySet<string> = new Set<QualifiedName>([
  * Names that are not only unneeded but known vectors for running code while loading; they get the
  * "may be malicious" wording even when they live in torch's own namespace.
  */
-const KNOWN_DANGEROUS: ReadonlySet<string> = new Set(['torch.storage._load_from_bytes', 'torch.load', 'torch.jit.load']);
+const KNOWN_DANGEROUS: ReadonlySet<string> = new Set([
+  'torch.storage._load_from_bytes',
+  'torch.load',
+  'torch.jit.load',
+]);
 
 /** An allow-listed global. A descriptor only: it is compared by name, never called. */
 export class PickleGlobal {
@@ -145,18 +149,74 @@ export interface UnpickleResult {
 
 /** Every opcode of pickle protocols 0–5, for messages about opcodes this reader does not accept. */
 const OPCODE_NAMES: Readonly<Record<number, string>> = {
-  0x28: 'MARK', 0x2e: 'STOP', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT',
-  0x4a: 'BININT', 0x4b: 'BININT1', 0x4c: 'LONG', 0x4d: 'BININT2', 0x4e: 'NONE', 0x50: 'PERSID',
-  0x51: 'BINPERSID', 0x52: 'REDUCE', 0x53: 'STRING', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING',
-  0x56: 'UNICODE', 0x58: 'BINUNICODE', 0x61: 'APPEND', 0x62: 'BUILD', 0x63: 'GLOBAL', 0x64: 'DICT',
-  0x7d: 'EMPTY_DICT', 0x65: 'APPENDS', 0x67: 'GET', 0x68: 'BINGET', 0x69: 'INST', 0x6a: 'LONG_BINGET',
-  0x6c: 'LIST', 0x5d: 'EMPTY_LIST', 0x6f: 'OBJ', 0x70: 'PUT', 0x71: 'BINPUT', 0x72: 'LONG_BINPUT',
-  0x73: 'SETITEM', 0x74: 'TUPLE', 0x29: 'EMPTY_TUPLE', 0x75: 'SETITEMS', 0x47: 'BINFLOAT', 0x80: 'PROTO',
-  0x81: 'NEWOBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x85: 'TUPLE1', 0x86: 'TUPLE2', 0x87: 'TUPLE3',
-  0x88: 'NEWTRUE', 0x89: 'NEWFALSE', 0x8a: 'LONG1', 0x8b: 'LONG4', 0x42: 'BINBYTES', 0x43: 'SHORT_BINBYTES',
-  0x8c: 'SHORT_BINUNICODE', 0x8d: 'BINUNICODE8', 0x8e: 'BINBYTES8', 0x8f: 'EMPTY_SET', 0x90: 'ADDITEMS',
-  0x91: 'FROZENSET', 0x92: 'NEWOBJ_EX', 0x93: 'STACK_GLOBAL', 0x94: 'MEMOIZE', 0x95: 'FRAME',
-  0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER', 0x98: 'READONLY_BUFFER',
+  0x28: 'MARK',
+  0x2e: 'STOP',
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x32: 'DUP',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4a: 'BININT',
+  0x4b: 'BININT1',
+  0x4c: 'LONG',
+  0x4d: 'BININT2',
+  0x4e: 'NONE',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x52: 'REDUCE',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x58: 'BINUNICODE',
+  0x61: 'APPEND',
+  0x62: 'BUILD',
+  0x63: 'GLOBAL',
+  0x64: 'DICT',
+  0x7d: 'EMPTY_DICT',
+  0x65: 'APPENDS',
+  0x67: 'GET',
+  0x68: 'BINGET',
+  0x69: 'INST',
+  0x6a: 'LONG_BINGET',
+  0x6c: 'LIST',
+  0x5d: 'EMPTY_LIST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x71: 'BINPUT',
+  0x72: 'LONG_BINPUT',
+  0x73: 'SETITEM',
+  0x74: 'TUPLE',
+  0x29: 'EMPTY_TUPLE',
+  0x75: 'SETITEMS',
+  0x47: 'BINFLOAT',
+  0x80: 'PROTO',
+  0x81: 'NEWOBJ',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x85: 'TUPLE1',
+  0x86: 'TUPLE2',
+  0x87: 'TUPLE3',
+  0x88: 'NEWTRUE',
+  0x89: 'NEWFALSE',
+  0x8a: 'LONG1',
+  0x8b: 'LONG4',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+  0x8c: 'SHORT_BINUNICODE',
+  0x8d: 'BINUNICODE8',
+  0x8e: 'BINBYTES8',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x92: 'NEWOBJ_EX',
+  0x93: 'STACK_GLOBAL',
+  0x94: 'MEMOIZE',
+  0x95: 'FRAME',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
+  0x98: 'READONLY_BUFFER',
 };
 
 const HIGHEST_PROTOCOL = 5;
@@ -298,14 +358,17 @@ class Machine {
   }
 
   private reduce(callable: PickleValue, args: PickleValue): PickleValue {
-    if (!(callable instanceof PickleGlobal)) this.fail(`REDUCE calls ${describe(callable)}, which is not an allowed global`);
-    if (!(args instanceof PickleTuple)) this.fail(`REDUCE of ${callable.qualifiedName} with ${describe(args)} instead of an argument tuple`);
+    if (!(callable instanceof PickleGlobal))
+      this.fail(`REDUCE calls ${describe(callable)}, which is not an allowed global`);
+    if (!(args instanceof PickleTuple))
+      this.fail(`REDUCE of ${callable.qualifiedName} with ${describe(args)} instead of an argument tuple`);
     switch (callable.qualifiedName) {
       case 'collections.OrderedDict':
         return this.orderedDict(args.items);
       case 'torch.Size': {
         const [dims] = args.items;
-        if (args.items.length !== 1 || !(dims instanceof PickleTuple || Array.isArray(dims))) this.fail('torch.Size takes one tuple of sizes');
+        if (args.items.length !== 1 || !(dims instanceof PickleTuple || Array.isArray(dims)))
+          this.fail('torch.Size takes one tuple of sizes');
         return new PickleTuple(dims instanceof PickleTuple ? dims.items : dims);
       }
       default:
@@ -334,9 +397,11 @@ class Machine {
       if (this.position >= this.bytes.length) this.fail('truncated: the pickle ends without a STOP opcode');
       const opcode = this.bytes[this.position++];
       switch (opcode) {
-        case 0x80: { // PROTO
+        case 0x80: {
+          // PROTO
           const protocol = this.u8('PROTO');
-          if (protocol > HIGHEST_PROTOCOL) this.fail(`pickle protocol ${protocol} is newer than ${HIGHEST_PROTOCOL}, the newest this reader knows`);
+          if (protocol > HIGHEST_PROTOCOL)
+            this.fail(`pickle protocol ${protocol} is newer than ${HIGHEST_PROTOCOL}, the newest this reader knows`);
           break;
         }
         case 0x95: // FRAME: only a read-ahead hint; the opcodes inside are read as usual
@@ -400,7 +465,8 @@ class Machine {
         case 0x55: // SHORT_BINSTRING
           this.push(this.text(this.u8('SHORT_BINSTRING'), 'SHORT_BINSTRING'));
           break;
-        case 0x54: { // BINSTRING
+        case 0x54: {
+          // BINSTRING
           const length = this.view.getInt32(this.take(4, 'BINSTRING'), true);
           if (length < 0) this.fail('BINSTRING with a negative length');
           this.push(this.text(length, 'BINSTRING'));
@@ -422,7 +488,8 @@ class Machine {
         case 0x7d: // EMPTY_DICT
           this.push(new PickleDict());
           break;
-        case 0x64: { // DICT
+        case 0x64: {
+          // DICT
           const dict = new PickleDict();
           this.setItems(dict, this.popMark());
           this.push(dict);
@@ -442,30 +509,35 @@ class Machine {
           break;
         case 0x85: // TUPLE1
         case 0x86: // TUPLE2
-        case 0x87: { // TUPLE3
+        case 0x87: {
+          // TUPLE3
           const count = opcode - 0x84;
           const items: PickleValue[] = [];
           for (let i = 0; i < count; i++) items.unshift(this.pop());
           this.push(new PickleTuple(items));
           break;
         }
-        case 0x73: { // SETITEM
+        case 0x73: {
+          // SETITEM
           const value = this.pop();
           const key = this.pop();
           this.setItems(this.top(), [key, value]);
           break;
         }
-        case 0x75: { // SETITEMS
+        case 0x75: {
+          // SETITEMS
           const items = this.popMark();
           this.setItems(this.top(), items);
           break;
         }
-        case 0x61: { // APPEND
+        case 0x61: {
+          // APPEND
           const value = this.pop();
           this.append(this.top(), [value]);
           break;
         }
-        case 0x65: { // APPENDS
+        case 0x65: {
+          // APPENDS
           const items = this.popMark();
           this.append(this.top(), items);
           break;
@@ -487,44 +559,57 @@ class Machine {
           this.push(this.memoGet(this.u32('LONG_BINGET')));
           break;
 
-        case 0x63: { // GLOBAL
+        case 0x63: {
+          // GLOBAL
           const module = this.line('GLOBAL module');
           const name = this.line('GLOBAL name');
           this.push(this.global(module, name));
           break;
         }
-        case 0x93: { // STACK_GLOBAL
+        case 0x93: {
+          // STACK_GLOBAL
           const name = this.pop();
           const module = this.pop();
-          if (typeof module !== 'string' || typeof name !== 'string') this.fail('STACK_GLOBAL needs a module and a name string');
+          if (typeof module !== 'string' || typeof name !== 'string')
+            this.fail('STACK_GLOBAL needs a module and a name string');
           this.push(this.global(module, name));
           break;
         }
-        case 0x52: { // REDUCE
+        case 0x52: {
+          // REDUCE
           const args = this.pop();
           const callable = this.pop();
           this.push(this.reduce(callable, args));
           break;
         }
-        case 0x81: { // NEWOBJ: cls.__new__(cls, *args); the only class a state dict instantiates this way is OrderedDict
+        case 0x81: {
+          // NEWOBJ: cls.__new__(cls, *args); the only class a state dict instantiates this way is OrderedDict
           const args = this.pop();
           const cls = this.pop();
-          if (!(cls instanceof PickleGlobal) || cls.qualifiedName !== 'collections.OrderedDict' || !(args instanceof PickleTuple)) {
+          if (
+            !(cls instanceof PickleGlobal) ||
+            cls.qualifiedName !== 'collections.OrderedDict' ||
+            !(args instanceof PickleTuple)
+          ) {
             this.fail(`NEWOBJ of ${describe(cls)} is not supported: a weights file only creates OrderedDicts this way`);
           }
           this.push(new PickleDict());
           break;
         }
-        case 0x62: { // BUILD: __setstate__; only OrderedDict's attribute dict (state_dict()._metadata) is accepted
+        case 0x62: {
+          // BUILD: __setstate__; only OrderedDict's attribute dict (state_dict()._metadata) is accepted
           const state = this.pop();
           const target = this.top();
-          if (!(target instanceof PickleDict)) this.fail(`BUILD on ${describe(target)} is not supported: a weights file only sets attributes of dicts`);
+          if (!(target instanceof PickleDict))
+            this.fail(`BUILD on ${describe(target)} is not supported: a weights file only sets attributes of dicts`);
           target.state = state;
           break;
         }
-        case 0x51: { // BINPERSID
+        case 0x51: {
+          // BINPERSID
           const pid = this.pop();
-          if (!this.options.persistentLoad) this.fail('a persistent id appears, but this pickle is not expected to reference external data');
+          if (!this.options.persistentLoad)
+            this.fail('a persistent id appears, but this pickle is not expected to reference external data');
           this.push(this.options.persistentLoad(pid));
           break;
         }

@@ -22,7 +22,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
-import { PickleDict, PickleExtension, PickleGlobal, PickleTuple, describe, unpickle, type PickleValue } from './pickle.js';
+import {
+  PickleDict,
+  PickleExtension,
+  PickleGlobal,
+  PickleTuple,
+  describe,
+  unpickle,
+  type PickleValue,
+} from './pickle.js';
 import { decodeSafetensors, type HostTensor, type SafetensorsDtype } from './safetensors.js';
 
 /** A file that is not a readable PyTorch weights file; the message says why and, where possible, what to do. */
@@ -72,7 +80,9 @@ const MAX_RANK = 32;
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
 /** PROTO 2, LONG1 of 10 bytes, then the magic number little-endian: how every legacy file starts. */
-const LEGACY_PREFIX = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+const LEGACY_PREFIX = Uint8Array.from([
+  0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+]);
 const ZIP_LOCAL_HEADER = 0x04034b50;
 /** Where a training script's checkpoint dict usually keeps the model weights. */
 const NESTED_STATE_DICT_KEYS = ['state_dict', 'model', 'model_state_dict'];
@@ -126,7 +136,11 @@ export function decodePth(bytes: Uint8Array, file: string): Map<string, HostTens
   let bigEndian: boolean;
   if (readU32(bytes, 0) === ZIP_LOCAL_HEADER) ({ root, bigEndian } = unpickleZip(bytes, file));
   else if (startsWith(bytes, LEGACY_PREFIX)) ({ root, bigEndian } = unpickleLegacy(bytes, file));
-  else if (bytes[0] === 0x80) throw new PthError(file, 'is a plain pickle, not a file written by torch.save; save the weights with torch.save(model.state_dict(), path)');
+  else if (bytes[0] === 0x80)
+    throw new PthError(
+      file,
+      'is a plain pickle, not a file written by torch.save; save the weights with torch.save(model.state_dict(), path)',
+    );
   else throw new PthError(file, 'is not a PyTorch file (neither the zip format of torch ≥ 1.6 nor the legacy format)');
 
   const entries = [...stateDictOf(root, file)].map(([key, tensor]) => [key as string, tensor as TensorRef] as const);
@@ -141,7 +155,12 @@ export function decodePth(bytes: Uint8Array, file: string): Map<string, HostTens
 // ---------------------------------------------------------------------------------------------------
 // The object pickle: storages and tensors
 
-function unpickleObject(bytes: Uint8Array, offset: number, pickleName: string, persistentLoad: (pid: PickleValue) => PickleValue): { value: PickleValue; end: number } {
+function unpickleObject(
+  bytes: Uint8Array,
+  offset: number,
+  pickleName: string,
+  persistentLoad: (pid: PickleValue) => PickleValue,
+): { value: PickleValue; end: number } {
   const fail: Fail = (problem) => {
     throw new PthError(pickleName, problem);
   };
@@ -161,7 +180,8 @@ function rebuild(callable: PickleGlobal, args: readonly PickleValue[], fail: Fai
       // (storage, storage_offset, size, stride[, requires_grad, backward_hooks[, metadata]])
       const [storage, offset, size, stride] = args;
       const what = callable.qualifiedName;
-      if (!(storage instanceof StorageRef)) return fail(`${what} is given ${describe(storage ?? null)} instead of a storage`);
+      if (!(storage instanceof StorageRef))
+        return fail(`${what} is given ${describe(storage ?? null)} instead of a storage`);
       const sizes = integers(size, `${what} size`, fail);
       const strides = integers(stride, `${what} stride`, fail);
       if (sizes.length !== strides.length) fail(`${what}: size [${sizes}] and stride [${strides}] differ in rank`);
@@ -173,7 +193,8 @@ function rebuild(callable: PickleGlobal, args: readonly PickleValue[], fail: Fai
     case 'torch._utils._rebuild_parameter_with_state': {
       // (data, requires_grad, backward_hooks[, state]): a Parameter is its tensor as far as weights go.
       const [data] = args;
-      if (!(data instanceof TensorRef)) return fail(`${callable.qualifiedName} is given ${describe(data ?? null)} instead of a tensor`);
+      if (!(data instanceof TensorRef))
+        return fail(`${callable.qualifiedName} is given ${describe(data ?? null)} instead of a tensor`);
       return data;
     }
     default:
@@ -247,11 +268,14 @@ function materialise(tensor: TensorRef, bigEndian: boolean, file: string, name: 
     throw new PthError(file, `tensor "${name}": ${problem}`);
   };
   const numel = size.reduce((a, b) => a * b, 1);
-  if (numel > MAX_TENSOR_ELEMENTS) fail(`size [${size}] has ${numel} elements, beyond the ${MAX_TENSOR_ELEMENTS} this reader accepts`);
+  if (numel > MAX_TENSOR_ELEMENTS)
+    fail(`size [${size}] has ${numel} elements, beyond the ${MAX_TENSOR_ELEMENTS} this reader accepts`);
   // Elements from the first to the last one the view touches (strides are never negative in PyTorch).
   const span = numel === 0 ? 0 : 1 + size.reduce((sum, extent, k) => sum + (extent - 1) * stride[k], 0);
   if (storageOffset + span > storage.numel) {
-    fail(`size [${size}], stride [${stride}] at offset ${storageOffset} reach element ${storageOffset + span} of a ${storage.numel}-element storage`);
+    fail(
+      `size [${size}], stride [${stride}] at offset ${storageOffset} reach element ${storageOffset + span} of a ${storage.numel}-element storage`,
+    );
   }
   const source = decodeElements(storage, storageOffset, span, bigEndian, file, name);
   if (isContiguous(size, stride)) return { shape: [...size], data: source };
@@ -268,7 +292,10 @@ function materialise(tensor: TensorRef, bigEndian: boolean, file: string, name: 
       index[k] = 0;
     }
   }
-  const data = source instanceof Float32Array ? Float32Array.from(positions, (p) => source[p]) : BigInt64Array.from(positions, (p) => source[p]);
+  const data =
+    source instanceof Float32Array
+      ? Float32Array.from(positions, (p) => source[p])
+      : BigInt64Array.from(positions, (p) => source[p]);
   return { shape: [...size], data };
 }
 
@@ -286,7 +313,14 @@ function isContiguous(size: readonly number[], stride: readonly number[]): boole
  * `count` elements of `storage` from element `start`. Floating types and int64 go through the
  * safetensors decoder (one decoder for every weights format), wrapped as a one-tensor file.
  */
-function decodeElements(storage: StorageRef, start: number, count: number, bigEndian: boolean, file: string, name: string): Float32Array | BigInt64Array {
+function decodeElements(
+  storage: StorageRef,
+  start: number,
+  count: number,
+  bigEndian: boolean,
+  file: string,
+  name: string,
+): Float32Array | BigInt64Array {
   const { dtype, bytes: size } = storage.type;
   if (!storage.bytes) throw new PthError(file, `tensor "${name}": storage ${storage.key} has no data in the file`);
   const begin = (storage.elementOffset + start) * size;
@@ -297,7 +331,9 @@ function decodeElements(storage: StorageRef, start: number, count: number, bigEn
     const read = INTEGER_READERS[dtype];
     return BigInt64Array.from({ length: count }, (_, i) => BigInt(read(view, i * size)));
   }
-  const header = new TextEncoder().encode(JSON.stringify({ t: { dtype, shape: [count], data_offsets: [0, raw.length] } }));
+  const header = new TextEncoder().encode(
+    JSON.stringify({ t: { dtype, shape: [count], data_offsets: [0, raw.length] } }),
+  );
   const wrapped = new Uint8Array(8 + header.length + raw.length);
   new DataView(wrapped.buffer).setBigUint64(0, BigInt(header.length), true);
   wrapped.set(header, 8);
@@ -329,8 +365,11 @@ function unpickleZip(bytes: Uint8Array, file: string): { root: PickleValue; bigE
   }
   const archive = pickles[0].slice(0, -'/data.pkl'.length);
   const byteorderEntry = entries.get(`${archive}/byteorder`);
-  const byteorder = byteorderEntry ? new TextDecoder().decode(zipEntryData(bytes, byteorderEntry, file)).trim() : 'little';
-  if (byteorder !== 'little' && byteorder !== 'big') throw new PthError(file, `${archive}/byteorder says "${byteorder}", expected little or big`);
+  const byteorder = byteorderEntry
+    ? new TextDecoder().decode(zipEntryData(bytes, byteorderEntry, file)).trim()
+    : 'little';
+  if (byteorder !== 'little' && byteorder !== 'big')
+    throw new PthError(file, `${archive}/byteorder says "${byteorder}", expected little or big`);
 
   const pickleName = `${file} (${pickles[0]})`;
   const fail: Fail = (problem) => {
@@ -345,7 +384,8 @@ function unpickleZip(bytes: Uint8Array, file: string): { root: PickleValue; bigE
     if (!record) return fail(`storage ${key} is referenced but ${archive}/data/${key} is missing`);
     const storage = new StorageRef(key, type, numel);
     storage.bytes = zipEntryData(bytes, record, file);
-    if (storage.bytes.length < numel * type.bytes) fail(`storage ${key} needs ${numel * type.bytes} bytes but its record holds ${storage.bytes.length}`);
+    if (storage.bytes.length < numel * type.bytes)
+      fail(`storage ${key} needs ${numel * type.bytes} bytes but its record holds ${storage.bytes.length}`);
     storages.set(key, storage);
     return storage;
   };
@@ -392,17 +432,22 @@ function readZipDirectory(bytes: Uint8Array, file: string): Map<string, ZipEntry
   const locator = eocd - 20;
   if (locator >= 0 && view.getUint32(locator, true) === ZIP64_LOCATOR_SIGNATURE) {
     const zip64 = safeNumber(view.getBigUint64(locator + 8, true), 'zip64 end record offset', fail);
-    if (zip64 + 56 > bytes.length || view.getUint32(zip64, true) !== ZIP64_EOCD_SIGNATURE) fail('the zip64 locator points at no zip64 end record');
+    if (zip64 + 56 > bytes.length || view.getUint32(zip64, true) !== ZIP64_EOCD_SIGNATURE)
+      fail('the zip64 locator points at no zip64 end record');
     count = safeNumber(view.getBigUint64(zip64 + 32, true), 'entry count', fail);
     directorySize = safeNumber(view.getBigUint64(zip64 + 40, true), 'central directory size', fail);
     directoryOffset = safeNumber(view.getBigUint64(zip64 + 48, true), 'central directory offset', fail);
   }
-  if (directoryOffset + directorySize > bytes.length) fail(`the central directory (${directorySize} bytes at ${directoryOffset}) runs past the end of the ${bytes.length}-byte file`);
+  if (directoryOffset + directorySize > bytes.length)
+    fail(
+      `the central directory (${directorySize} bytes at ${directoryOffset}) runs past the end of the ${bytes.length}-byte file`,
+    );
 
   const entries = new Map<string, ZipEntry>();
   let at = directoryOffset;
   for (let i = 0; i < count; i++) {
-    if (at + 46 > directoryOffset + directorySize || view.getUint32(at, true) !== CENTRAL_HEADER_SIGNATURE) fail(`central directory entry ${i} is damaged`);
+    if (at + 46 > directoryOffset + directorySize || view.getUint32(at, true) !== CENTRAL_HEADER_SIGNATURE)
+      fail(`central directory entry ${i} is damaged`);
     const nameLength = view.getUint16(at + 28, true);
     const extraLength = view.getUint16(at + 30, true);
     const commentLength = view.getUint16(at + 32, true);
@@ -413,7 +458,7 @@ function readZipDirectory(bytes: Uint8Array, file: string): Map<string, ZipEntry
     let size = view.getUint32(at + 24, true);
     let localHeaderOffset = view.getUint32(at + 42, true);
     // A 32-bit field of all ones means "see the zip64 extra field", which holds only those fields, in this order.
-    for (let extra = at + 46 + nameLength; extra + 4 <= at + 46 + nameLength + extraLength; ) {
+    for (let extra = at + 46 + nameLength; extra + 4 <= at + 46 + nameLength + extraLength;) {
       const id = view.getUint16(extra, true);
       const length = view.getUint16(extra + 2, true);
       if (id === ZIP64_EXTRA_ID) {
@@ -430,7 +475,14 @@ function readZipDirectory(bytes: Uint8Array, file: string): Map<string, ZipEntry
       }
       extra += 4 + length;
     }
-    entries.set(name, { name, method: view.getUint16(at + 10, true), flags: view.getUint16(at + 8, true), compressedSize, size, localHeaderOffset });
+    entries.set(name, {
+      name,
+      method: view.getUint16(at + 10, true),
+      flags: view.getUint16(at + 8, true),
+      compressedSize,
+      size,
+      localHeaderOffset,
+    });
     at = next;
   }
   return entries;
@@ -443,18 +495,24 @@ function zipEntryData(bytes: Uint8Array, entry: ZipEntry, file: string): Uint8Ar
   };
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const header = entry.localHeaderOffset;
-  if (header + 30 > bytes.length || view.getUint32(header, true) !== ZIP_LOCAL_HEADER) fail('no local header where the directory says');
+  if (header + 30 > bytes.length || view.getUint32(header, true) !== ZIP_LOCAL_HEADER)
+    fail('no local header where the directory says');
   // The local header's own lengths count here: torch pads its extra field so that the data is 64-byte aligned.
   const start = header + 30 + view.getUint16(header + 26, true) + view.getUint16(header + 28, true);
-  if (start + entry.compressedSize > bytes.length) fail(`its ${entry.compressedSize} bytes run past the end of the file (truncated?)`);
+  if (start + entry.compressedSize > bytes.length)
+    fail(`its ${entry.compressedSize} bytes run past the end of the file (truncated?)`);
   if (entry.flags & 0x1) fail('it is encrypted');
   const compressed = bytes.subarray(start, start + entry.compressedSize);
   if (entry.method === 0) {
-    if (entry.compressedSize !== entry.size) fail(`stored with ${entry.compressedSize} bytes but a size of ${entry.size}`);
+    if (entry.compressedSize !== entry.size)
+      fail(`stored with ${entry.compressedSize} bytes but a size of ${entry.size}`);
     return compressed;
   }
   if (entry.method !== 8) fail(`compression method ${entry.method} is not supported (only stored and deflate)`);
-  if (entry.size > MAX_INFLATED_BYTES) fail(`declares ${entry.size} bytes once inflated, more than the ${MAX_INFLATED_BYTES} this reader inflates in memory`);
+  if (entry.size > MAX_INFLATED_BYTES)
+    fail(
+      `declares ${entry.size} bytes once inflated, more than the ${MAX_INFLATED_BYTES} this reader inflates in memory`,
+    );
   let inflated: Uint8Array;
   try {
     // The declared size bounds the output, so a small deflate bomb cannot exhaust memory.
@@ -481,7 +539,8 @@ function unpickleLegacy(bytes: Uint8Array, file: string): { root: PickleValue; b
   const magic = header(0);
   if (magic.value !== LEGACY_MAGIC) fail('wrong magic number');
   const protocol = header(magic.end);
-  if (protocol.value !== LEGACY_PROTOCOL) fail(`protocol version ${describe(protocol.value)}, expected ${LEGACY_PROTOCOL}`);
+  if (protocol.value !== LEGACY_PROTOCOL)
+    fail(`protocol version ${describe(protocol.value)}, expected ${LEGACY_PROTOCOL}`);
   const sysInfo = header(protocol.end);
   const littleEndian = sysInfo.value instanceof PickleDict ? sysInfo.value.get('little_endian') : undefined;
   if (typeof littleEndian !== 'boolean') fail('system information lacks little_endian');
@@ -496,7 +555,8 @@ function unpickleLegacy(bytes: Uint8Array, file: string): { root: PickleValue; b
     // view_metadata (view_key, offset, view_size): a slice of the root storage, in elements.
     const parts = view instanceof PickleTuple ? view.items : [];
     const [viewKey, offset, viewSize] = parts;
-    if (parts.length !== 3 || typeof viewKey !== 'string' || !isCount(offset) || !isCount(viewSize)) return fail(`storage ${key}: malformed view ${describe(view)}`);
+    if (parts.length !== 3 || typeof viewKey !== 'string' || !isCount(offset) || !isCount(viewSize))
+      return fail(`storage ${key}: malformed view ${describe(view)}`);
     if (offset + viewSize > numel) fail(`storage view ${viewKey} reaches past storage ${key}`);
     const slice = new StorageRef(viewKey, type, viewSize, offset);
     views.push({ view: slice, root: key });
@@ -504,7 +564,8 @@ function unpickleLegacy(bytes: Uint8Array, file: string): { root: PickleValue; b
   };
   const object = unpickleObject(bytes, sysInfo.end, file, persistentLoad);
   const keys = header(object.end);
-  if (!Array.isArray(keys.value) || !keys.value.every((key) => typeof key === 'string')) fail('the storage key list is missing');
+  if (!Array.isArray(keys.value) || !keys.value.every((key) => typeof key === 'string'))
+    fail('the storage key list is missing');
 
   // Each storage: its element count as a native-endian int64, then its elements.
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -526,7 +587,9 @@ function unpickleLegacy(bytes: Uint8Array, file: string): { root: PickleValue; b
 // ---------------------------------------------------------------------------------------------------
 
 function readU32(bytes: Uint8Array, at: number): number | undefined {
-  return bytes.length >= at + 4 ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(at, true) : undefined;
+  return bytes.length >= at + 4
+    ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(at, true)
+    : undefined;
 }
 
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {

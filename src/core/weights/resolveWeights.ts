@@ -44,8 +44,12 @@ export const IMAGENET_WEIGHTS = 'imagenet';
  * The state dict a `--weights` choice names, or undefined for `none`. Relative paths resolve against
  * the working directory.
  */
-export async function resolveWeights(choice: string, options: ResolveWeightsOptions): Promise<ResolvedWeights | undefined> {
-  if (!Number.isInteger(options.numClasses) || options.numClasses < 1) throw new RangeError(`numClasses must be a positive integer, got ${options.numClasses}`);
+export async function resolveWeights(
+  choice: string,
+  options: ResolveWeightsOptions,
+): Promise<ResolvedWeights | undefined> {
+  if (!Number.isInteger(options.numClasses) || options.numClasses < 1)
+    throw new RangeError(`numClasses must be a positive integer, got ${options.numClasses}`);
   if (choice === NO_WEIGHTS) return undefined;
   if (choice === IMAGENET_WEIGHTS) {
     const cached = await ensureImagenetWeights(options);
@@ -58,14 +62,20 @@ export async function resolveWeights(choice: string, options: ResolveWeightsOpti
   try {
     if ((await stat(given)).isDirectory()) file = path.join(given, MODEL_FILE);
   } catch {
-    throw new Error(`Weights "${choice}": no such file or folder (expected ${NO_WEIGHTS}, ${IMAGENET_WEIGHTS}, a .pth or .safetensors file, or a run folder)`);
+    throw new Error(
+      `Weights "${choice}": no such file or folder (expected ${NO_WEIGHTS}, ${IMAGENET_WEIGHTS}, a .pth or .safetensors file, or a run folder)`,
+    );
   }
   let bytes: Uint8Array;
   try {
     bytes = await readFile(file);
   } catch (error) {
     const missingModel = file !== given && (error as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new Error(missingModel ? `Weights "${choice}" is a folder without ${MODEL_FILE}; give a run folder or a weights file` : `Weights "${choice}": cannot read ${file} (${(error as Error).message})`);
+    throw new Error(
+      missingModel
+        ? `Weights "${choice}" is a folder without ${MODEL_FILE}; give a run folder or a weights file`
+        : `Weights "${choice}": cannot read ${file} (${(error as Error).message})`,
+    );
   }
   let dict: Map<string, HostTensor>;
   let format: string;
@@ -91,7 +101,13 @@ function looksLikeSafetensors(bytes: Uint8Array): boolean {
 function withHead(dict: Map<string, HostTensor>, source: string, sha256: string, numClasses: number): ResolvedWeights {
   const bias = dict.get('fc.bias');
   const checkpointClasses = bias && bias.shape.length === 1 ? bias.shape[0] : undefined;
-  return { dict, source, sha256, checkpointClasses, headMismatch: checkpointClasses !== undefined && checkpointClasses !== numClasses };
+  return {
+    dict,
+    source,
+    sha256,
+    checkpointClasses,
+    headMismatch: checkpointClasses !== undefined && checkpointClasses !== numClasses,
+  };
 }
 
 function sha256Of(bytes: Uint8Array): string {

@@ -121,9 +121,11 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsC
   if (bytes.length < 8) fail(`${bytes.length} bytes is too short for the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getBigUint64(0, true);
-  if (headerLength > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  if (headerLength > BigInt(MAX_HEADER_BYTES))
+    fail(`header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   const dataStart = 8 + Number(headerLength);
-  if (dataStart > bytes.length) fail(`header length ${headerLength} runs past the end of the ${bytes.length}-byte file`);
+  if (dataStart > bytes.length)
+    fail(`header length ${headerLength} runs past the end of the ${bytes.length}-byte file`);
 
   let header: unknown;
   try {
@@ -154,7 +156,8 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsC
 function parseMetadata(value: unknown, fail: Fail): Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`${METADATA_KEY} is not an object`);
   const pairs = Object.entries(value as Record<string, unknown>);
-  for (const [key, text] of pairs) if (typeof text !== 'string') fail(`${METADATA_KEY} value for "${key}" is not a string`);
+  for (const [key, text] of pairs)
+    if (typeof text !== 'string') fail(`${METADATA_KEY} value for "${key}" is not a string`);
   // fromEntries defines own properties, so a key such as "__proto__" cannot reach the prototype.
   return Object.fromEntries(pairs) as Record<string, string>;
 }
@@ -162,15 +165,20 @@ function parseMetadata(value: unknown, fail: Fail): Record<string, string> {
 function parseHeaderEntry(name: string, value: unknown, fail: Fail): HeaderEntry {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('header entry is not an object', name);
   const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
-  if (!isDtype(dtype)) fail(`unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`, name);
-  if (!Array.isArray(shape) || !shape.every(isCount)) fail(`shape ${JSON.stringify(shape)} is not a list of sizes`, name);
+  if (!isDtype(dtype))
+    fail(`unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`, name);
+  if (!Array.isArray(shape) || !shape.every(isCount))
+    fail(`shape ${JSON.stringify(shape)} is not a list of sizes`, name);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
     fail(`data_offsets ${JSON.stringify(offsets)} is not [begin, end] with begin <= end`, name);
   }
   const [begin, end] = offsets as number[];
   const expectedBytes = elementCount(shape as number[]) * DTYPES[dtype as SafetensorsDtype].bytes;
   if (end - begin !== expectedBytes) {
-    fail(`shape [${shape}] of ${dtype} needs ${expectedBytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`, name);
+    fail(
+      `shape [${shape}] of ${dtype} needs ${expectedBytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+      name,
+    );
   }
   return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
 }
@@ -181,9 +189,12 @@ function checkCoverage(entries: readonly HeaderEntry[], dataLength: number, fail
   let covered = 0;
   let previous: HeaderEntry | undefined;
   for (const entry of sorted) {
-    if (entry.end > dataLength) fail(`data_offsets [${entry.begin}, ${entry.end}] run past the ${dataLength}-byte data section`, entry.name);
-    if (entry.begin < covered) fail(`data_offsets [${entry.begin}, ${entry.end}] overlap tensor "${previous?.name}"`, entry.name);
-    if (entry.begin > covered) fail(`bytes ${covered}..${entry.begin} of the data section belong to no tensor`, entry.name);
+    if (entry.end > dataLength)
+      fail(`data_offsets [${entry.begin}, ${entry.end}] run past the ${dataLength}-byte data section`, entry.name);
+    if (entry.begin < covered)
+      fail(`data_offsets [${entry.begin}, ${entry.end}] overlap tensor "${previous?.name}"`, entry.name);
+    if (entry.begin > covered)
+      fail(`bytes ${covered}..${entry.begin} of the data section belong to no tensor`, entry.name);
     covered = entry.end;
     previous = entry;
   }
@@ -191,14 +202,22 @@ function checkCoverage(entries: readonly HeaderEntry[], dataLength: number, fail
 }
 
 /** Encodes tensors (in the map's order) and string metadata as a safetensors file. */
-export function encodeSafetensors(tensors: ReadonlyMap<string, HostTensor>, metadata: Record<string, string> = {}, file = '<memory>'): Uint8Array {
+export function encodeSafetensors(
+  tensors: ReadonlyMap<string, HostTensor>,
+  metadata: Record<string, string> = {},
+  file = '<memory>',
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header[METADATA_KEY] = metadata;
   let dataLength = 0;
   for (const [name, tensor] of tensors) {
     if (name === METADATA_KEY) throw new SafetensorsError(file, name, `"${METADATA_KEY}" is reserved for metadata`);
     if (!tensor.shape.every(isCount) || elementCount(tensor.shape) !== tensor.data.length) {
-      throw new SafetensorsError(file, name, `shape [${tensor.shape}] does not hold the ${tensor.data.length} values given`);
+      throw new SafetensorsError(
+        file,
+        name,
+        `shape [${tensor.shape}] does not hold the ${tensor.data.length} values given`,
+      );
     }
     const dtype: SafetensorsDtype = tensor.data instanceof Float32Array ? 'F32' : 'I64';
     const byteLength = tensor.data.length * DTYPES[dtype].bytes;
@@ -230,7 +249,11 @@ export async function readSafetensors(file: string): Promise<SafetensorsContents
 }
 
 /** Writes atomically (see `writeFileAtomic`), so a crash mid-save leaves the previous checkpoint intact. */
-export async function writeSafetensors(file: string, tensors: ReadonlyMap<string, HostTensor>, metadata: Record<string, string> = {}): Promise<void> {
+export async function writeSafetensors(
+  file: string,
+  tensors: ReadonlyMap<string, HostTensor>,
+  metadata: Record<string, string> = {},
+): Promise<void> {
   await writeFileAtomic(file, encodeSafetensors(tensors, metadata, file));
 }
 

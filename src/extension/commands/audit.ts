@@ -24,8 +24,15 @@ export async function auditCommand(
   let report: AuditReport;
   try {
     const result = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Auditing ${path.basename(dataset.root)} (labels, subjects, duplicates)`, cancellable: true },
-      (progress, token) => runCliAudit(context.asAbsolutePath(path.join('dist', 'cli.js')), dataset.root, pattern, token, (line) => progress.report({ message: line })),
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Auditing ${path.basename(dataset.root)} (labels, subjects, duplicates)`,
+        cancellable: true,
+      },
+      (progress, token) =>
+        runCliAudit(context.asAbsolutePath(path.join('dist', 'cli.js')), dataset.root, pattern, token, (line) =>
+          progress.report({ message: line }),
+        ),
     );
     if (!result) return undefined;
     report = result;
@@ -39,9 +46,10 @@ export async function auditCommand(
   log().info(`Audit of ${report.root}: ${report.images} images, ${report.unreadable.length} unreadable.`);
   for (const f of report.findings) log().info(`  [${f.severity}] ${f.code}: ${f.message}`);
   const summary = `${path.basename(report.root)}: ${report.images.toLocaleString('en-US')} images — ${plural(counts.error, 'error')}, ${plural(counts.warning, 'warning')}, ${plural(counts.info, 'note')}.`;
-  const choice = counts.error > 0
-    ? await vscode.window.showWarningMessage(`Audit of ${summary}`, 'Show Problems', 'Show Log')
-    : await vscode.window.showInformationMessage(`Audit of ${summary}`, 'Show Problems', 'Show Log');
+  const choice =
+    counts.error > 0
+      ? await vscode.window.showWarningMessage(`Audit of ${summary}`, 'Show Problems', 'Show Log')
+      : await vscode.window.showInformationMessage(`Audit of ${summary}`, 'Show Problems', 'Show Log');
   if (choice === 'Show Problems') await vscode.commands.executeCommand('workbench.actions.view.problems');
   if (choice === 'Show Log') log().show(true);
   return report;
@@ -52,17 +60,30 @@ function plural(n: number, word: string): string {
 }
 
 /** `leukemia-audit audit <dir> --json` in a child process; undefined when cancelled. */
-function runCliAudit(cli: string, root: string, pattern: string | undefined, token: vscode.CancellationToken, onProgress: (line: string) => void): Promise<AuditReport | undefined> {
+function runCliAudit(
+  cli: string,
+  root: string,
+  pattern: string | undefined,
+  token: vscode.CancellationToken,
+  onProgress: (line: string) => void,
+): Promise<AuditReport | undefined> {
   return new Promise((resolve, reject) => {
     const args = ['audit', root, '--json', ...(pattern ? ['--subject-pattern', pattern] : [])];
-    const child = fork(cli, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+    const child = fork(cli, args, {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      execArgv: [],
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    });
     const stdout: Buffer[] = [];
     let stderr = '';
     child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => {
       stderr = (stderr + chunk).slice(-8_000);
-      const last = chunk.split(/[\r\n]+/).filter((l) => l.trim() !== '').pop();
+      const last = chunk
+        .split(/[\r\n]+/)
+        .filter((l) => l.trim() !== '')
+        .pop();
       if (last) onProgress(last.trim().slice(0, 120));
     });
     const cancel = token.onCancellationRequested(() => child.kill());
@@ -70,7 +91,13 @@ function runCliAudit(cli: string, root: string, pattern: string | undefined, tok
     child.on('exit', (code, signal) => {
       cancel.dispose();
       if (token.isCancellationRequested) return resolve(undefined);
-      if (code !== 0) return reject(new Error(lastLines(stderr) || `the audit process ${signal ? `was stopped by ${signal}` : `exited with code ${code}`}`));
+      if (code !== 0)
+        return reject(
+          new Error(
+            lastLines(stderr) ||
+              `the audit process ${signal ? `was stopped by ${signal}` : `exited with code ${code}`}`,
+          ),
+        );
       try {
         resolve(JSON.parse(Buffer.concat(stdout).toString('utf8')) as AuditReport);
       } catch (error) {
@@ -81,5 +108,9 @@ function runCliAudit(cli: string, root: string, pattern: string | undefined, tok
 }
 
 function lastLines(text: string): string {
-  return text.split(/[\r\n]+/).filter((l) => l.trim() !== '').slice(-3).join(' ');
+  return text
+    .split(/[\r\n]+/)
+    .filter((l) => l.trim() !== '')
+    .slice(-3)
+    .join(' ');
 }

@@ -16,10 +16,17 @@ export interface PickedDataset {
   file?: DatasetFile;
 }
 
-export async function pickDataset(datasets: WorkspaceDatasets, purpose: string, target?: unknown): Promise<PickedDataset | undefined> {
+export async function pickDataset(
+  datasets: WorkspaceDatasets,
+  purpose: string,
+  target?: unknown,
+): Promise<PickedDataset | undefined> {
   const given = targetPath(target);
   if (given) return fromPath(given);
-  const snapshot = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Looking for image datasets…' }, () => datasets.get());
+  const snapshot = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Window, title: 'Looking for image datasets…' },
+    () => datasets.get(),
+  );
   const files: PickedDataset[] = [];
   for (const uri of snapshot.datasetFiles) {
     const picked = await fromPath(uri.fsPath).catch(() => undefined);
@@ -32,7 +39,11 @@ export async function pickDataset(datasets: WorkspaceDatasets, purpose: string, 
   if (count === 1) return files[0] ?? { root: folders[0].folder };
   type Item = vscode.QuickPickItem & { dataset?: PickedDataset };
   const items: Item[] = [
-    ...files.map((f) => ({ label: `$(json) ${relative(f.root)}`, description: `${DATASET_FILE_NAME} · labels ${f.file!.labels}`, dataset: f })),
+    ...files.map((f) => ({
+      label: `$(json) ${relative(f.root)}`,
+      description: `${DATASET_FILE_NAME} · labels ${f.file!.labels}`,
+      dataset: f,
+    })),
     ...folders.map((c) => ({
       label: `$(folder) ${relative(c.folder)}`,
       description: `${c.images.toLocaleString('en-US')}${snapshot.truncated ? '+' : ''} images`,
@@ -42,7 +53,11 @@ export async function pickDataset(datasets: WorkspaceDatasets, purpose: string, 
     { label: '', kind: vscode.QuickPickItemKind.Separator },
     { label: '$(folder-opened) Choose a folder…' },
   ];
-  const choice = await vscode.window.showQuickPick(items, { title: `${purpose}: which dataset?`, placeHolder: 'Image datasets found in the workspace', matchOnDescription: true });
+  const choice = await vscode.window.showQuickPick(items, {
+    title: `${purpose}: which dataset?`,
+    placeHolder: 'Image datasets found in the workspace',
+    matchOnDescription: true,
+  });
   if (!choice) return undefined;
   return choice.dataset ?? chooseFolder(purpose);
 }
@@ -61,7 +76,12 @@ async function chooseFolder(purpose: string): Promise<PickedDataset | undefined>
 
 /** A folder, or a leukemia-audit.json (its settings come along); a folder holding one is read through it. */
 async function fromPath(given: string): Promise<PickedDataset> {
-  const file = path.basename(given) === DATASET_FILE_NAME ? given : (await isDirectory(given)) ? path.join(given, DATASET_FILE_NAME) : undefined;
+  const file =
+    path.basename(given) === DATASET_FILE_NAME
+      ? given
+      : (await isDirectory(given))
+        ? path.join(given, DATASET_FILE_NAME)
+        : undefined;
   if (file) {
     try {
       const parsed = readDatasetFile(await readFile(file, 'utf8'), file);

@@ -20,15 +20,24 @@ export async function openResultsCommand(context: vscode.ExtensionContext, targe
   }
 }
 
-export async function exportReportCommand(context: vscode.ExtensionContext, target?: unknown, destination?: unknown): Promise<string | undefined> {
+export async function exportReportCommand(
+  context: vscode.ExtensionContext,
+  target?: unknown,
+  destination?: unknown,
+): Promise<string | undefined> {
   const runDir = await pickRun(context, 'Export Audit Report (HTML)', target);
   if (!runDir) return undefined;
-  const out = destination instanceof vscode.Uri ? destination : typeof destination === 'string' ? vscode.Uri.file(destination) : await vscode.window.showSaveDialog({
-    defaultUri: vscode.Uri.file(path.join(runDir, 'report.html')),
-    filters: { 'HTML report': ['html'] },
-    title: 'Save the audit and results report',
-    saveLabel: 'Export Report',
-  });
+  const out =
+    destination instanceof vscode.Uri
+      ? destination
+      : typeof destination === 'string'
+        ? vscode.Uri.file(destination)
+        : await vscode.window.showSaveDialog({
+            defaultUri: vscode.Uri.file(path.join(runDir, 'report.html')),
+            filters: { 'HTML report': ['html'] },
+            title: 'Save the audit and results report',
+            saveLabel: 'Export Report',
+          });
   if (!out) return undefined;
   try {
     const { html, missingImages } = await vscode.window.withProgress(
@@ -36,10 +45,17 @@ export async function exportReportCommand(context: vscode.ExtensionContext, targ
       async () => buildHtmlReport(runDir, await loadReportAssets(context.extensionPath)),
     );
     await writeFile(out.fsPath, html, 'utf8');
-    if (missingImages.length > 0) log().warn(`${missingImages.length} images named in run.json could not be read; the report shows them as not available (e.g. ${missingImages[0]}).`);
+    if (missingImages.length > 0)
+      log().warn(
+        `${missingImages.length} images named in run.json could not be read; the report shows them as not available (e.g. ${missingImages[0]}).`,
+      );
     log().info(`Report written: ${out.fsPath}`);
     if (typeof destination !== 'undefined') return out.fsPath;
-    const choice = await vscode.window.showInformationMessage(`Report saved: ${out.fsPath}`, 'Open in Browser', 'Reveal File');
+    const choice = await vscode.window.showInformationMessage(
+      `Report saved: ${out.fsPath}`,
+      'Open in Browser',
+      'Reveal File',
+    );
     if (choice === 'Open in Browser') await vscode.env.openExternal(out);
     if (choice === 'Reveal File') await vscode.commands.executeCommand('revealFileInOS', out);
     return out.fsPath;
@@ -55,8 +71,13 @@ interface KnownRun {
 }
 
 /** A run folder: the one given, else a pick from the runs folders and recently opened runs, newest first. */
-async function pickRun(context: vscode.ExtensionContext, purpose: string, target?: unknown): Promise<string | undefined> {
-  if (target instanceof vscode.Uri) return target.fsPath.endsWith(RUN_FILE) ? path.dirname(target.fsPath) : target.fsPath;
+async function pickRun(
+  context: vscode.ExtensionContext,
+  purpose: string,
+  target?: unknown,
+): Promise<string | undefined> {
+  if (target instanceof vscode.Uri)
+    return target.fsPath.endsWith(RUN_FILE) ? path.dirname(target.fsPath) : target.fsPath;
   if (typeof target === 'string' && target !== '') return path.resolve(target);
   const runs = await listRuns(context);
   type Item = vscode.QuickPickItem & { runDir?: string };
@@ -65,13 +86,21 @@ async function pickRun(context: vscode.ExtensionContext, purpose: string, target
   items.push({ label: '$(folder-opened) Choose a run folder…' });
   const choice = await vscode.window.showQuickPick(items, {
     title: purpose,
-    placeHolder: runs.length > 0 ? 'Training runs, newest first' : `No training runs found in ${allRunsFolders().join(', ') || 'the workspace'}`,
+    placeHolder:
+      runs.length > 0
+        ? 'Training runs, newest first'
+        : `No training runs found in ${allRunsFolders().join(', ') || 'the workspace'}`,
     matchOnDescription: true,
     matchOnDetail: true,
   });
   if (!choice) return undefined;
   if (choice.runDir) return choice.runDir;
-  const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Open Run', title: `${purpose}: choose a run folder (it holds ${RUN_FILE})` });
+  const picked = await vscode.window.showOpenDialog({
+    canSelectFolders: true,
+    canSelectFiles: false,
+    openLabel: 'Open Run',
+    title: `${purpose}: choose a run folder (it holds ${RUN_FILE})`,
+  });
   return picked?.[0]?.fsPath;
 }
 
@@ -79,7 +108,8 @@ export async function listRuns(context: vscode.ExtensionContext): Promise<KnownR
   const candidates = new Set<string>(recentRuns(context));
   for (const folder of allRunsFolders()) {
     if (!(await isDirectory(folder))) continue;
-    for (const entry of await readdir(folder, { withFileTypes: true })) if (entry.isDirectory()) candidates.add(path.join(folder, entry.name));
+    for (const entry of await readdir(folder, { withFileTypes: true }))
+      if (entry.isDirectory()) candidates.add(path.join(folder, entry.name));
   }
   const runs: KnownRun[] = [];
   for (const runDir of candidates) {

@@ -17,18 +17,29 @@ import type { AuditCache } from '../workspace/auditCache.js';
 import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
 import { pickDataset } from './datasetPicker.js';
 
-export async function trainCommand(deps: { datasets: WorkspaceDatasets; audits: AuditCache; training: TrainingController }, target?: unknown): Promise<void> {
+export async function trainCommand(
+  deps: { datasets: WorkspaceDatasets; audits: AuditCache; training: TrainingController },
+  target?: unknown,
+): Promise<void> {
   if (!vscode.workspace.isTrusted) {
     const choice = await vscode.window.showWarningMessage(
       'Training needs a trusted workspace.',
-      { modal: true, detail: 'Training starts a separate process that reads every image of the dataset and writes model files into the workspace, with settings this workspace can change. Auditing labels works without trust.' },
+      {
+        modal: true,
+        detail:
+          'Training starts a separate process that reads every image of the dataset and writes model files into the workspace, with settings this workspace can change. Auditing labels works without trust.',
+      },
       'Manage Workspace Trust',
     );
     if (choice === 'Manage Workspace Trust') await vscode.commands.executeCommand('workbench.trust.manage');
     return;
   }
   if (deps.training.isTraining) {
-    const choice = await vscode.window.showInformationMessage('A training run is already in progress.', 'Show Dashboard', 'Cancel Training');
+    const choice = await vscode.window.showInformationMessage(
+      'A training run is already in progress.',
+      'Show Dashboard',
+      'Cancel Training',
+    );
     if (choice === 'Show Dashboard') deps.training.showDashboard();
     if (choice === 'Cancel Training') deps.training.cancel();
     return;
@@ -51,7 +62,11 @@ export async function trainCommand(deps: { datasets: WorkspaceDatasets; audits: 
     const prompt = structuralPrompt(report);
     if (prompt) {
       const buttons = [...(prompt.recommendedButton ? [prompt.recommendedButton] : []), prompt.anywayButton];
-      const choice = await vscode.window.showWarningMessage(prompt.message, { modal: true, detail: prompt.detail }, ...buttons);
+      const choice = await vscode.window.showWarningMessage(
+        prompt.message,
+        { modal: true, detail: prompt.detail },
+        ...buttons,
+      );
       if (choice === undefined) return;
       if (choice === prompt.recommendedButton) {
         labels = prompt.recommendedLabels as LabelChoice;
@@ -62,12 +77,16 @@ export async function trainCommand(deps: { datasets: WorkspaceDatasets; audits: 
     } else if (labels !== 'auto') {
       // Shallower than the recommended labels without a structural-labels finding (e.g. folder:2 when the
       // labels are at depth 3): the file asked for it explicitly, so train, but mark the run.
-      log().warn(`${labels} is shallower than the audit's recommended labels (${report.spec.labelSources[0] ? JSON.stringify(report.spec.labelSources[0]) : 'none'}); the run is marked as structural.`);
+      log().warn(
+        `${labels} is shallower than the audit's recommended labels (${report.spec.labelSources[0] ? JSON.stringify(report.spec.labelSources[0]) : 'none'}); the run is marked as structural.`,
+      );
       structural = true;
     }
   }
   if (labels === 'auto' && report.spec.labelSources.length === 0) {
-    await showErrorWithLog(`No labels were found in ${dataset.root}: no class-like folder level, file-name token or label table. Describe them in a leukemia-audit.json ("labels": "folder:N", "filename" or "csv:FILE").`);
+    await showErrorWithLog(
+      `No labels were found in ${dataset.root}: no class-like folder level, file-name token or label table. Describe them in a leukemia-audit.json ("labels": "folder:N", "filename" or "csv:FILE").`,
+    );
     return;
   }
   const settings: TrainSettings = {
@@ -89,9 +108,16 @@ export async function trainCommand(deps: { datasets: WorkspaceDatasets; audits: 
 }
 
 /** Header-only audit with a cancellable notification; undefined when cancelled or failed (already reported). */
-export async function auditWithProgress(root: string, subjectPattern: string | undefined): Promise<AuditReport | undefined> {
+export async function auditWithProgress(
+  root: string,
+  subjectPattern: string | undefined,
+): Promise<AuditReport | undefined> {
   return vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `Auditing the labels of ${path.basename(root)}`, cancellable: true },
+    {
+      location: vscode.ProgressLocation.Notification,
+      title: `Auditing the labels of ${path.basename(root)}`,
+      cancellable: true,
+    },
     async (progress, token) => {
       const controller = new AbortController();
       token.onCancellationRequested(() => controller.abort());
@@ -100,12 +126,21 @@ export async function auditWithProgress(root: string, subjectPattern: string | u
           checkPixels: false,
           subjectPattern,
           signal: controller.signal,
-          onProgress: (phase, done) => progress.report({ message: phase === 'scan' ? `${done.toLocaleString('en-US')} file${done === 1 ? '' : 's'} looked at` : 'reading label tables' }),
+          onProgress: (phase, done) =>
+            progress.report({
+              message:
+                phase === 'scan'
+                  ? `${done.toLocaleString('en-US')} file${done === 1 ? '' : 's'} looked at`
+                  : 'reading label tables',
+            }),
         });
-        log().info(`Audit of ${root}: ${report.images} images; ${report.findings.map((f) => `${f.code} (${f.severity})`).join(', ') || 'no findings'}.`);
+        log().info(
+          `Audit of ${root}: ${report.images} images; ${report.findings.map((f) => `${f.code} (${f.severity})`).join(', ') || 'no findings'}.`,
+        );
         return report;
       } catch (error) {
-        if (!controller.signal.aborted) await showErrorWithLog(`The audit of ${root} failed: ${(error as Error).message}`);
+        if (!controller.signal.aborted)
+          await showErrorWithLog(`The audit of ${root} failed: ${(error as Error).message}`);
         return undefined;
       }
     },

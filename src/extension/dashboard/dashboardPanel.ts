@@ -26,11 +26,16 @@ export class DashboardPanel {
       DashboardPanel.current.actions = actions;
       DashboardPanel.current.panel.reveal(undefined, true);
     } else {
-      const panel = vscode.window.createWebviewPanel(DashboardPanel.viewType, 'Leukemia Audit: Training', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, {
-        enableScripts: true,
-        // The page loads nothing: every byte is inline and nonce-checked.
-        localResourceRoots: [],
-      });
+      const panel = vscode.window.createWebviewPanel(
+        DashboardPanel.viewType,
+        'Leukemia Audit: Training',
+        { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+        {
+          enableScripts: true,
+          // The page loads nothing: every byte is inline and nonce-checked.
+          localResourceRoots: [],
+        },
+      );
       panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'dashboard.svg');
       DashboardPanel.current = new DashboardPanel(panel, actions);
     }

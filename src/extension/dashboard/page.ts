@@ -73,7 +73,9 @@ polyline.balanced { stroke: var(--series-balanced); stroke-dasharray: 4 3; } cir
 
 /** Runs inside the webview. Self-contained: serialised with toString(). */
 export function dashboardScript(): void {
-  interface Api { postMessage(message: DashboardRequest): void }
+  interface Api {
+    postMessage(message: DashboardRequest): void;
+  }
   const vscode = (globalThis as unknown as { acquireVsCodeApi(): Api }).acquireVsCodeApi();
   const SVG = 'http://www.w3.org/2000/svg';
   const byId = (id: string) => document.getElementById(id)!;
@@ -83,7 +85,11 @@ export function dashboardScript(): void {
   const duration = (seconds: number) => {
     if (!Number.isFinite(seconds) || seconds < 0) return '–';
     const s = Math.round(seconds);
-    return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+    return s < 60
+      ? `${s}s`
+      : s < 3600
+        ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`
+        : `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
   };
   const element = (name: string, attributes: Record<string, string | number>) => {
     const node = document.createElementNS(SVG, name);
@@ -92,16 +98,28 @@ export function dashboardScript(): void {
   };
 
   /** A line chart of per-epoch series; null values (no validation) leave gaps. */
-  function chart(svg: SVGElement, epochs: number[], totalEpochs: number, series: { cls: string; values: (number | null)[] }[], fixedMax?: number) {
+  function chart(
+    svg: SVGElement,
+    epochs: number[],
+    totalEpochs: number,
+    series: { cls: string; values: (number | null)[] }[],
+    fixedMax?: number,
+  ) {
     svg.replaceChildren();
-    const left = 34, right = 312, top = 8, bottom = 140;
+    const left = 34,
+      right = 312,
+      top = 8,
+      bottom = 140;
     const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
     const max = fixedMax ?? Math.max(1e-6, ...all) * 1.1;
     // The x axis spans the planned epochs, so the chart does not rescale as epochs arrive.
     const count = Math.max(2, totalEpochs, ...epochs);
     const x = (epoch: number) => left + ((epoch - 1) / (count - 1)) * (right - left);
     const y = (value: number) => bottom - (Math.max(0, Math.min(value, max)) / max) * (bottom - top);
-    svg.append(element('line', { class: 'axis', x1: left, y1: bottom, x2: right, y2: bottom }), element('line', { class: 'axis', x1: left, y1: top, x2: left, y2: bottom }));
+    svg.append(
+      element('line', { class: 'axis', x1: left, y1: bottom, x2: right, y2: bottom }),
+      element('line', { class: 'axis', x1: left, y1: top, x2: left, y2: bottom }),
+    );
     for (const fraction of [0, 0.5, 1]) {
       const label = element('text', { x: 2, y: y(max * fraction) + 3 });
       label.textContent = (max * fraction).toFixed(max * fraction >= 10 ? 0 : 2);
@@ -113,9 +131,18 @@ export function dashboardScript(): void {
       svg.append(label);
     }
     for (const s of series) {
-      const points = epochs.map((epoch, i) => [epoch, s.values[i]] as const).filter((p): p is readonly [number, number] => p[1] !== null && Number.isFinite(p[1]));
-      if (points.length > 1) svg.append(element('polyline', { class: s.cls, points: points.map(([e, v]) => `${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' ') }));
-      for (const [e, v] of points) svg.append(element('circle', { class: s.cls, cx: x(e).toFixed(1), cy: y(v).toFixed(1), r: 2.2 }));
+      const points = epochs
+        .map((epoch, i) => [epoch, s.values[i]] as const)
+        .filter((p): p is readonly [number, number] => p[1] !== null && Number.isFinite(p[1]));
+      if (points.length > 1)
+        svg.append(
+          element('polyline', {
+            class: s.cls,
+            points: points.map(([e, v]) => `${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' '),
+          }),
+        );
+      for (const [e, v] of points)
+        svg.append(element('circle', { class: s.cls, cx: x(e).toFixed(1), cy: y(v).toFixed(1), r: 2.2 }));
     }
   }
 
@@ -124,11 +151,18 @@ export function dashboardScript(): void {
     text('title', `Training ResNet-18 — ${view.status}`);
     const banner = byId('structural');
     banner.hidden = !view.labelsAreStructural;
-    banner.textContent = view.labelsAreStructural ? `These labels (${view.labels}) are what the audit judged structural (folds, splits or batches): this model learns the folder, not the diagnosis. The run is marked as such.` : '';
+    banner.textContent = view.labelsAreStructural
+      ? `These labels (${view.labels}) are what the audit judged structural (folds, splits or batches): this model learns the folder, not the diagnosis. The run is marked as such.`
+      : '';
     const p = view.progress;
     text('status', view.error ?? line);
     const progress = byId('progress') as HTMLProgressElement;
-    progress.value = p && p.epochs > 0 && p.batches > 0 ? Math.min(1, (p.epoch - 1 + p.batch / p.batches) / p.epochs) : done && view.status === 'completed' ? 1 : 0;
+    progress.value =
+      p && p.epochs > 0 && p.batches > 0
+        ? Math.min(1, (p.epoch - 1 + p.batch / p.batches) / p.epochs)
+        : done && view.status === 'completed'
+          ? 1
+          : 0;
     text('epoch', p ? `${p.epoch} / ${p.epochs}` : `0 / ${view.totalEpochs}`);
     text('batch', p ? `${p.batch} / ${p.batches}` : '–');
     text('speed', p ? p.imagesPerSecond.toFixed(1) : '–');
@@ -143,18 +177,26 @@ export function dashboardScript(): void {
       { cls: 'train', values: view.history.map((h) => h.trainLoss) },
       { cls: 'val', values: view.history.map((h) => h.valLoss) },
     ]);
-    chart(byId('accuracyChart') as unknown as SVGElement, epochs, view.totalEpochs, [
-      { cls: 'train', values: view.history.map((h) => h.trainAccuracy) },
-      { cls: 'val', values: view.history.map((h) => h.valAccuracy) },
-      { cls: 'balanced', values: view.history.map((h) => h.valBalancedAccuracy) },
-    ], 1);
+    chart(
+      byId('accuracyChart') as unknown as SVGElement,
+      epochs,
+      view.totalEpochs,
+      [
+        { cls: 'train', values: view.history.map((h) => h.trainAccuracy) },
+        { cls: 'val', values: view.history.map((h) => h.valAccuracy) },
+        { cls: 'balanced', values: view.history.map((h) => h.valBalancedAccuracy) },
+      ],
+      1,
+    );
     const log = byId('logLines');
-    log.replaceChildren(...view.log.slice(-12).map((line) => {
-      const item = document.createElement('li');
-      item.className = line.level;
-      item.textContent = line.message;
-      return item;
-    }));
+    log.replaceChildren(
+      ...view.log.slice(-12).map((line) => {
+        const item = document.createElement('li');
+        item.className = line.level;
+        item.textContent = line.message;
+        return item;
+      }),
+    );
     (byId('cancel') as HTMLButtonElement).disabled = !active || view.status === 'cancelling';
     byId('results').hidden = !(done && view.runDir && view.history.length > 0);
   }

@@ -11,7 +11,13 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditReport } from '../../core/audit/audit.js';
-import { DATASET_FILE_NAME, datasetFileDiagnostics, datasetFileProblem, readDatasetFile, type FileDiagnostic } from '../../core/editor/datasetFile.js';
+import {
+  DATASET_FILE_NAME,
+  datasetFileDiagnostics,
+  datasetFileProblem,
+  readDatasetFile,
+  type FileDiagnostic,
+} from '../../core/editor/datasetFile.js';
 import { anchorFolderFindings } from '../../core/editor/folderFindings.js';
 import { editorWarningsEnabled, subjectPattern } from '../config.js';
 import { isDirectory } from '../files.js';
@@ -80,18 +86,26 @@ export class DatasetDiagnostics implements vscode.Disposable {
     };
     if (editorWarningsEnabled()) {
       const filesRoots = new Set<string>();
-      const openFiles = vscode.workspace.textDocuments.filter((d) => d.uri.scheme === 'file' && path.basename(d.uri.fsPath) === DATASET_FILE_NAME).map((d) => d.uri);
+      const openFiles = vscode.workspace.textDocuments
+        .filter((d) => d.uri.scheme === 'file' && path.basename(d.uri.fsPath) === DATASET_FILE_NAME)
+        .map((d) => d.uri);
       const files = uniqueUris([...snapshot.datasetFiles, ...openFiles]);
       for (const uri of files) {
         const root = await this.datasetFile(uri, add);
         if (root) filesRoots.add(root);
       }
-      for (const candidate of snapshot.candidates.filter((c) => c.kind === 'root' && !filesRoots.has(path.resolve(c.folder)))) {
+      for (const candidate of snapshot.candidates.filter(
+        (c) => c.kind === 'root' && !filesRoots.has(path.resolve(c.folder)),
+      )) {
         await this.datasetFolder(candidate.folder, add);
       }
       // Full audits of folders that are neither (chosen with the folder picker) still show.
       for (const [folder, report] of this.fullReports) {
-        if (!filesRoots.has(folder) && !snapshot.candidates.some((c) => c.kind === 'root' && path.resolve(c.folder) === folder)) this.publishFolder(folder, report, add);
+        if (
+          !filesRoots.has(folder) &&
+          !snapshot.candidates.some((c) => c.kind === 'root' && path.resolve(c.folder) === folder)
+        )
+          this.publishFolder(folder, report, add);
       }
     }
     const previous: vscode.Uri[] = [];
@@ -119,7 +133,9 @@ export class DatasetDiagnostics implements vscode.Disposable {
       return undefined;
     }
     const toRange = (start: number, end: number) =>
-      open ? new vscode.Range(open.positionAt(start), open.positionAt(end)) : new vscode.Range(positionAt(text, start), positionAt(text, end));
+      open
+        ? new vscode.Range(open.positionAt(start), open.positionAt(end))
+        : new vscode.Range(positionAt(text, start), positionAt(text, end));
     const publish = (d: FileDiagnostic) => {
       const range = toRange(d.start, d.end);
       const diagnostic = new vscode.Diagnostic(range, d.message, SEVERITY[d.severity]);
@@ -128,7 +144,11 @@ export class DatasetDiagnostics implements vscode.Disposable {
       add(uri, diagnostic, {
         range,
         code: d.code,
-        fixes: d.fixes.map((f) => ({ title: f.title, preferred: f.preferred, edits: f.edits.map((e) => ({ uri, range: toRange(e.start, e.end), newText: e.newText })) })),
+        fixes: d.fixes.map((f) => ({
+          title: f.title,
+          preferred: f.preferred,
+          edits: f.edits.map((e) => ({ uri, range: toRange(e.start, e.end), newText: e.newText })),
+        })),
       });
     };
     const file = readDatasetFile(text, uri.fsPath);
@@ -142,7 +162,10 @@ export class DatasetDiagnostics implements vscode.Disposable {
       const report = await this.report(file.root, file.subjectPattern ?? subjectPattern(uri));
       for (const d of datasetFileDiagnostics(text, uri.fsPath, report)) publish(d);
     } catch (error) {
-      const problem = datasetFileProblem(text, `The dataset folder ${file.root} could not be audited: ${(error as Error).message}`);
+      const problem = datasetFileProblem(
+        text,
+        `The dataset folder ${file.root} could not be audited: ${(error as Error).message}`,
+      );
       if (problem) publish(problem);
     }
     return path.resolve(file.root);
@@ -161,7 +184,11 @@ export class DatasetDiagnostics implements vscode.Disposable {
   private publishFolder(folder: string, report: AuditReport, add: AddDiagnostic): void {
     for (const anchored of anchorFolderFindings(report, path.basename(folder))) {
       const uri = vscode.Uri.file(path.join(folder, ...anchored.path.split('/')));
-      const diagnostic = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), anchored.message, SEVERITY[anchored.finding.severity]);
+      const diagnostic = new vscode.Diagnostic(
+        new vscode.Range(0, 0, 0, 0),
+        anchored.message,
+        SEVERITY[anchored.finding.severity],
+      );
       diagnostic.source = 'leukemia-audit';
       diagnostic.code = anchored.finding.code;
       add(uri, diagnostic);
@@ -174,7 +201,11 @@ export class DatasetDiagnostics implements vscode.Disposable {
   }
 }
 
-type AddDiagnostic = (uri: vscode.Uri, diagnostic: vscode.Diagnostic, fixes?: Parameters<FixRegistry['set']>[1][number]) => void;
+type AddDiagnostic = (
+  uri: vscode.Uri,
+  diagnostic: vscode.Diagnostic,
+  fixes?: Parameters<FixRegistry['set']>[1][number],
+) => void;
 
 function uniqueUris(uris: vscode.Uri[]): vscode.Uri[] {
   const seen = new Map<string, vscode.Uri>();

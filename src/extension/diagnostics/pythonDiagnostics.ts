@@ -63,12 +63,16 @@ export class PythonDiagnostics implements vscode.Disposable {
     const files = vscode.workspace.createFileSystemWatcher('**/*.{py,ipynb}');
     const fileChanged = (uri: vscode.Uri) => !isOpen(uri) && this.scheduleFile(uri);
     this.disposables.push(
-      files, files.onDidCreate(fileChanged), files.onDidChange(fileChanged),
+      files,
+      files.onDidCreate(fileChanged),
+      files.onDidChange(fileChanged),
       files.onDidDelete((uri) => !isOpen(uri) && this.clear(uri.toString())),
       vscode.workspace.onDidOpenTextDocument((d) => this.documentChanged(d)),
       vscode.workspace.onDidChangeTextDocument((e) => this.documentChanged(e.document)),
       // Closed: back to the file on disk (it may have been closed without saving).
-      vscode.workspace.onDidCloseTextDocument((d) => d.languageId === 'python' && d.uri.scheme !== 'vscode-notebook-cell' && this.closed(d.uri)),
+      vscode.workspace.onDidCloseTextDocument(
+        (d) => d.languageId === 'python' && d.uri.scheme !== 'vscode-notebook-cell' && this.closed(d.uri),
+      ),
       vscode.workspace.onDidOpenNotebookDocument((n) => this.schedule(notebookSource(n))),
       vscode.workspace.onDidChangeNotebookDocument((e) => this.schedule(notebookSource(e.notebook))),
       vscode.workspace.onDidCloseNotebookDocument((n) => this.closed(n.uri)),
@@ -81,7 +85,8 @@ export class PythonDiagnostics implements vscode.Disposable {
   /** Open documents and notebooks, then the workspace's other Python files and notebooks. */
   refreshAll(): void {
     for (const document of vscode.workspace.textDocuments) {
-      if (document.languageId === 'python' && document.uri.scheme !== 'vscode-notebook-cell') this.schedule(documentSource(document), 0);
+      if (document.languageId === 'python' && document.uri.scheme !== 'vscode-notebook-cell')
+        this.schedule(documentSource(document), 0);
     }
     for (const notebook of vscode.workspace.notebookDocuments) this.schedule(notebookSource(notebook), 0);
     void this.scanUnopenedFiles();
@@ -110,7 +115,9 @@ export class PythonDiagnostics implements vscode.Disposable {
   private documentChanged(document: vscode.TextDocument): void {
     if (document.languageId !== 'python') return;
     if (document.uri.scheme === 'vscode-notebook-cell') {
-      const notebook = vscode.workspace.notebookDocuments.find((n) => n.getCells().some((c) => c.document === document));
+      const notebook = vscode.workspace.notebookDocuments.find((n) =>
+        n.getCells().some((c) => c.document === document),
+      );
       if (notebook) this.schedule(notebookSource(notebook));
     } else {
       this.schedule(documentSource(document));
@@ -123,10 +130,13 @@ export class PythonDiagnostics implements vscode.Disposable {
 
   private debounce(key: string, delay: number, job: () => Promise<void>): void {
     clearTimeout(this.timers.get(key));
-    this.timers.set(key, setTimeout(() => {
-      this.timers.delete(key);
-      job().catch((error) => log().warn(`Dataset call check of ${key} failed: ${(error as Error).message}`));
-    }, delay));
+    this.timers.set(
+      key,
+      setTimeout(() => {
+        this.timers.delete(key);
+        job().catch((error) => log().warn(`Dataset call check of ${key} failed: ${(error as Error).message}`));
+      }, delay),
+    );
   }
 
   private async update(source: Source): Promise<void> {
@@ -138,15 +148,34 @@ export class PythonDiagnostics implements vscode.Disposable {
     const calls = findDatasetCalls(cells).filter((c) => c.path);
     const snapshot = await this.datasets.get();
     const workspaceFolders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
-    const context: ResolveContext = { fileDir: source.fileDir, workspaceFolders, knownFolders: snapshot.knownFolders, isDirectory, home: os.homedir() };
+    const context: ResolveContext = {
+      fileDir: source.fileDir,
+      workspaceFolders,
+      knownFolders: snapshot.knownFolders,
+      isDirectory,
+      home: os.homedir(),
+    };
     const part = (id: string) => source.parts.find((p) => p.id === id)!;
-    const position = (p: Part, offset: number) => (p.label ? new vscode.Position(0, 0) : p.document ? p.document.positionAt(offset) : positionAt(p.text, offset));
-    const byUri = new Map<string, { uri: vscode.Uri; diagnostics: vscode.Diagnostic[]; fixes: { range: vscode.Range; code: string; fixes: PreparedFix[] }[] }>();
+    const position = (p: Part, offset: number) =>
+      p.label ? new vscode.Position(0, 0) : p.document ? p.document.positionAt(offset) : positionAt(p.text, offset);
+    const byUri = new Map<
+      string,
+      {
+        uri: vscode.Uri;
+        diagnostics: vscode.Diagnostic[];
+        fixes: { range: vscode.Range; code: string; fixes: PreparedFix[] }[];
+      }
+    >();
     const seen = new Set<string>();
     for (const call of calls) {
       const resolution = await resolveDatasetPath(call.path!.value, context);
       // Inside the workspace, only folders with images are audited: `ImageFolder('.')` must not scan the project.
-      if (!resolution || (workspaceFolders.some((w) => isInside(resolution.folder, w)) && !snapshot.knownFolders.includes(resolution.folder))) continue;
+      if (
+        !resolution ||
+        (workspaceFolders.some((w) => isInside(resolution.folder, w)) &&
+          !snapshot.knownFolders.includes(resolution.folder))
+      )
+        continue;
       const report = await this.audit(resolution.folder);
       const warning = report && datasetCallWarning(call, resolution, report, cells, calls);
       if (!report || !warning) continue;
@@ -155,16 +184,36 @@ export class PythonDiagnostics implements vscode.Disposable {
       seen.add(id);
       const target = part(warning.range.cell);
       const range = new vscode.Range(position(target, warning.range.start), position(target, warning.range.end));
-      const diagnostic = new vscode.Diagnostic(range, target.label ? `${target.label}: ${warning.message}` : warning.message, vscode.DiagnosticSeverity.Warning);
+      const diagnostic = new vscode.Diagnostic(
+        range,
+        target.label ? `${target.label}: ${warning.message}` : warning.message,
+        vscode.DiagnosticSeverity.Warning,
+      );
       diagnostic.source = 'leukemia-audit';
       diagnostic.code = warning.code;
       const related: vscode.DiagnosticRelatedInformation[] = [];
       const callPart = part(call.call.cell);
-      if (!callPart.label && (call.call.cell !== warning.range.cell || call.call.start > warning.range.end || call.call.end < warning.range.start)) {
-        related.push(new vscode.DiagnosticRelatedInformation(new vscode.Location(callPart.uri, position(callPart, call.call.start)), `${call.function} is called here`));
+      if (
+        !callPart.label &&
+        (call.call.cell !== warning.range.cell ||
+          call.call.start > warning.range.end ||
+          call.call.end < warning.range.start)
+      ) {
+        related.push(
+          new vscode.DiagnosticRelatedInformation(
+            new vscode.Location(callPart.uri, position(callPart, call.call.start)),
+            `${call.function} is called here`,
+          ),
+        );
       }
       const example = report.findings.find((f) => f.code === 'structural-labels')?.paths[0];
-      if (example) related.push(new vscode.DiagnosticRelatedInformation(new vscode.Location(vscode.Uri.file(path.join(resolution.folder, example)), new vscode.Position(0, 0)), `an image under ${example.split('/')[0]}`));
+      if (example)
+        related.push(
+          new vscode.DiagnosticRelatedInformation(
+            new vscode.Location(vscode.Uri.file(path.join(resolution.folder, example)), new vscode.Position(0, 0)),
+            `an image under ${example.split('/')[0]}`,
+          ),
+        );
       diagnostic.relatedInformation = related;
       // Fixes only where they can be applied and checked against the text: in open documents.
       const fixable = warning.fixes.every((fix) => fix.edits.every((e) => part(e.cell).document));
@@ -174,7 +223,11 @@ export class PythonDiagnostics implements vscode.Disposable {
             preferred: fix.preferred,
             edits: fix.edits.map((edit) => {
               const p = part(edit.cell);
-              return { uri: p.uri, range: new vscode.Range(position(p, edit.start), position(p, edit.end)), newText: edit.newText };
+              return {
+                uri: p.uri,
+                range: new vscode.Range(position(p, edit.start), position(p, edit.end)),
+                newText: edit.newText,
+              };
             }),
           }))
         : [];
@@ -190,7 +243,10 @@ export class PythonDiagnostics implements vscode.Disposable {
       this.collection.set(entry.uri, entry.diagnostics);
       this.fixes.set(entry.uri, entry.fixes);
     }
-    this.published.set(source.key, [...byUri.values()].map((e) => e.uri));
+    this.published.set(
+      source.key,
+      [...byUri.values()].map((e) => e.uri),
+    );
   }
 
   private async audit(folder: string): Promise<AuditReport | undefined> {
@@ -218,7 +274,10 @@ export class PythonDiagnostics implements vscode.Disposable {
 
 function isOpen(uri: vscode.Uri): boolean {
   const key = uri.toString();
-  return vscode.workspace.textDocuments.some((d) => d.uri.toString() === key) || vscode.workspace.notebookDocuments.some((n) => n.uri.toString() === key);
+  return (
+    vscode.workspace.textDocuments.some((d) => d.uri.toString() === key) ||
+    vscode.workspace.notebookDocuments.some((n) => n.uri.toString() === key)
+  );
 }
 
 function directoryOf(uri: vscode.Uri): string | undefined {
@@ -230,14 +289,21 @@ function documentSource(document: vscode.TextDocument): Source {
 }
 
 function notebookSource(notebook: vscode.NotebookDocument): Source {
-  const parts = notebook.getCells()
+  const parts = notebook
+    .getCells()
     .filter((c) => c.kind === vscode.NotebookCellKind.Code && c.document.languageId === 'python')
     .map((c) => openPart(c.document));
   return { key: notebook.uri.toString(), fileDir: directoryOf(notebook.uri), parts };
 }
 
 function openPart(document: vscode.TextDocument): Part {
-  return { id: document.uri.toString(), uri: document.uri, text: document.getText(), document, version: document.version };
+  return {
+    id: document.uri.toString(),
+    uri: document.uri,
+    text: document.getText(),
+    document,
+    version: document.version,
+  };
 }
 
 /** A file that is not open: a `.py` as one part, an `.ipynb` as its Python code cells. */
@@ -246,14 +312,18 @@ async function fileSource(uri: vscode.Uri): Promise<Source | undefined> {
     if ((await stat(uri.fsPath)).size > MAX_FILE_BYTES) return undefined;
     const text = await readFile(uri.fsPath, 'utf8');
     if (!MENTIONS_CALL.test(text)) return { key: uri.toString(), parts: [] };
-    if (!uri.fsPath.endsWith('.ipynb')) return { key: uri.toString(), fileDir: directoryOf(uri), parts: [{ id: uri.toString(), uri, text }] };
-    const notebook = JSON.parse(text) as { cells?: { cell_type?: string; source?: string | string[] }[]; metadata?: { kernelspec?: { language?: string } } };
+    if (!uri.fsPath.endsWith('.ipynb'))
+      return { key: uri.toString(), fileDir: directoryOf(uri), parts: [{ id: uri.toString(), uri, text }] };
+    const notebook = JSON.parse(text) as {
+      cells?: { cell_type?: string; source?: string | string[] }[];
+      metadata?: { kernelspec?: { language?: string } };
+    };
     const language = notebook.metadata?.kernelspec?.language ?? 'python';
     if (language !== 'python') return { key: uri.toString(), parts: [] };
     const parts: Part[] = [];
     (notebook.cells ?? []).forEach((cell, index) => {
       if (cell.cell_type !== 'code') return;
-      const source = Array.isArray(cell.source) ? cell.source.join('') : cell.source ?? '';
+      const source = Array.isArray(cell.source) ? cell.source.join('') : (cell.source ?? '');
       parts.push({ id: `${uri.toString()}#cell${index}`, uri, text: source, label: `cell ${index + 1}` });
     });
     return { key: uri.toString(), fileDir: directoryOf(uri), parts };

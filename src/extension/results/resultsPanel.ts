@@ -47,7 +47,11 @@ export class ResultsPanel {
   static async revive(context: vscode.ExtensionContext, panel: vscode.WebviewPanel, state: unknown): Promise<void> {
     const runDir = runDirFromState(state) ?? rememberedRun(context, panel.title);
     if (!runDir || !existsSync(path.join(runDir, RUN_FILE))) {
-      panel.webview.html = renderPage(panel.webview, { title: 'Results', stylesheets: [], body: '<p>The run this view showed is no longer available. Open another with <b>Leukemia Audit: Open Training Results</b>.</p>' });
+      panel.webview.html = renderPage(panel.webview, {
+        title: 'Results',
+        stylesheets: [],
+        body: '<p>The run this view showed is no longer available. Open another with <b>Leukemia Audit: Open Training Results</b>.</p>',
+      });
       return;
     }
     try {
@@ -82,7 +86,9 @@ export class ResultsPanel {
       webview.onDidReceiveMessage((raw) => this.onMessage(raw)),
       panel.onDidDispose(() => this.dispose()),
     );
-    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(runDir), RUN_FILE));
+    const watcher = vscode.workspace.createFileSystemWatcher(
+      new vscode.RelativePattern(vscode.Uri.file(runDir), RUN_FILE),
+    );
     const reload = () => {
       clearTimeout(this.reloadTimer);
       this.reloadTimer = setTimeout(() => void this.reload(), RELOAD_DEBOUNCE_MS);
@@ -110,7 +116,13 @@ export class ResultsPanel {
       if (file) imageUris[relative] = this.panel.webview.asWebviewUri(vscode.Uri.file(file)).toString();
     }
     // `runDir` is for the page to keep in its webview state (see runDirFromState); pages that ignore it lose nothing.
-    const message: ShowRunMessage & { runDir: string } = { type: 'showRun', run: this.run, imageUris, state: savedState(this.context, this.runDir), runDir: this.runDir };
+    const message: ShowRunMessage & { runDir: string } = {
+      type: 'showRun',
+      run: this.run,
+      imageUris,
+      state: savedState(this.context, this.runDir),
+      runDir: this.runDir,
+    };
     void this.panel.webview.postMessage(message);
   }
 
@@ -133,10 +145,15 @@ export class ResultsPanel {
         const root = this.run?.dataset.root;
         const file = root ? resolveInside(message.path, root, [root]) : undefined;
         if (!file) {
-          log().warn(`Refused to open ${JSON.stringify(message.path)}: it is not inside the dataset folder ${root ?? '(unknown)'}.`);
+          log().warn(
+            `Refused to open ${JSON.stringify(message.path)}: it is not inside the dataset folder ${root ?? '(unknown)'}.`,
+          );
           return;
         }
-        void vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file), { viewColumn: vscode.ViewColumn.Beside, preview: true });
+        void vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file), {
+          viewColumn: vscode.ViewColumn.Beside,
+          preview: true,
+        });
         break;
       }
     }

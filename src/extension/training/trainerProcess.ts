@@ -69,11 +69,18 @@ export class TrainerProcess {
             final = { kind: 'error', message: message.message, runDir: message.runDir ?? this.runDir };
             break;
           default:
-            hooks.onOutput(`Ignored a message the extension does not understand: ${JSON.stringify(raw).slice(0, 200)}`, 'stderr');
+            hooks.onOutput(
+              `Ignored a message the extension does not understand: ${JSON.stringify(raw).slice(0, 200)}`,
+              'stderr',
+            );
         }
       });
       child.on('error', (error) => {
-        final ??= { kind: 'error', message: `The trainer process could not run: ${error.message}`, runDir: this.runDir };
+        final ??= {
+          kind: 'error',
+          message: `The trainer process could not run: ${error.message}`,
+          runDir: this.runDir,
+        };
       });
       // 'close', not 'exit': it waits for the IPC channel and pipes too, so no late message is lost.
       child.on('close', (code, signal) => {

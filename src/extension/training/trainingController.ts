@@ -7,7 +7,14 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { applyTrainEvent, initialView, overallFraction, progressMessage, statusLine, type TrainingView } from '../../core/editor/trainingProgress.js';
+import {
+  applyTrainEvent,
+  initialView,
+  overallFraction,
+  progressMessage,
+  statusLine,
+  type TrainingView,
+} from '../../core/editor/trainingProgress.js';
 import { CHECKPOINT_FILE, RUN_FILE } from '../../core/run/runFile.js';
 import type { TrainSettings } from '../../core/train/settings.js';
 import { DashboardPanel, dashboardUpdate } from '../dashboard/dashboardPanel.js';
@@ -26,7 +33,11 @@ interface ActiveRun {
 export class TrainingController implements vscode.Disposable {
   private active: ActiveRun | undefined;
   private lastView: TrainingView | undefined;
-  private readonly statusBar = vscode.window.createStatusBarItem('leukemiaAudit.training', vscode.StatusBarAlignment.Left, 10);
+  private readonly statusBar = vscode.window.createStatusBarItem(
+    'leukemiaAudit.training',
+    vscode.StatusBarAlignment.Left,
+    10,
+  );
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.statusBar.name = 'Leukemia Audit Training';
@@ -50,21 +61,34 @@ export class TrainingController implements vscode.Disposable {
 
   showDashboard(): void {
     const view = this.active?.view ?? this.lastView;
-    DashboardPanel.show(this.context.extensionUri, this.dashboardActions(), view ? dashboardUpdate(view, this.active !== undefined) : undefined);
+    DashboardPanel.show(
+      this.context.extensionUri,
+      this.dashboardActions(),
+      view ? dashboardUpdate(view, this.active !== undefined) : undefined,
+    );
   }
 
   async start(settings: TrainSettings, labelsAreStructural: boolean): Promise<void> {
     if (this.active) throw new Error('A training run is already in progress.');
     const process = new TrainerProcess(this.context.asAbsolutePath(path.join('dist', 'trainer.js')));
-    const run: ActiveRun = { process, view: initialView(settings.dataset, settings.labels, labelsAreStructural, settings.epochs) };
+    const run: ActiveRun = {
+      process,
+      view: initialView(settings.dataset, settings.labels, labelsAreStructural, settings.epochs),
+    };
     this.active = run;
     void vscode.commands.executeCommand('setContext', TRAINING_CONTEXT_KEY, true);
-    log().info(`Training ResNet-18 on ${settings.dataset} with labels ${settings.labels}${labelsAreStructural ? ' (structural: the run is marked)' : ''}; run folder ${settings.out}.`);
+    log().info(
+      `Training ResNet-18 on ${settings.dataset} with labels ${settings.labels}${labelsAreStructural ? ' (structural: the run is marked)' : ''}; run folder ${settings.out}.`,
+    );
     this.showDashboard();
     this.render(run.view, true);
 
     const outcome = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Training on ${path.basename(settings.dataset)}`, cancellable: true },
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Training on ${path.basename(settings.dataset)}`,
+        cancellable: true,
+      },
       async (progress, token) => {
         token.onCancellationRequested(() => this.cancel());
         let reported = 0;
@@ -82,16 +106,22 @@ export class TrainingController implements vscode.Disposable {
             onEvent: (event) => {
               run.view = applyTrainEvent(run.view, event);
               dirty = true;
-              if (event.type === 'log') log()[event.level === 'info' ? 'info' : event.level === 'warning' ? 'warn' : 'error'](event.message);
+              if (event.type === 'log')
+                log()[event.level === 'info' ? 'info' : event.level === 'warning' ? 'warn' : 'error'](event.message);
               if (event.type === 'started') log().info(`Run folder ${event.runDir}, backend ${event.backend}.`);
               if (event.type === 'epoch') {
                 const r = event.record;
-                log().info(`Epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}` +
-                  (r.valLoss === null ? '' : `, val loss ${r.valLoss.toFixed(4)} acc ${r.valAccuracy?.toFixed(3)} balanced ${r.valBalancedAccuracy?.toFixed(3)}`) +
-                  `, ${r.imagesPerSecond.toFixed(1)} img/s${event.best ? ' (best)' : ''}`);
+                log().info(
+                  `Epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}` +
+                    (r.valLoss === null
+                      ? ''
+                      : `, val loss ${r.valLoss.toFixed(4)} acc ${r.valAccuracy?.toFixed(3)} balanced ${r.valBalancedAccuracy?.toFixed(3)}`) +
+                    `, ${r.imagesPerSecond.toFixed(1)} img/s${event.best ? ' (best)' : ''}`,
+                );
               }
             },
-            onOutput: (line, stream) => (stream === 'stderr' ? log().info(`[trainer] ${line}`) : log().trace(`[trainer] ${line}`)),
+            onOutput: (line, stream) =>
+              stream === 'stderr' ? log().info(`[trainer] ${line}`) : log().trace(`[trainer] ${line}`),
           });
         } finally {
           clearInterval(tick);
@@ -103,10 +133,17 @@ export class TrainingController implements vscode.Disposable {
     await this.finish(run, outcome, settings, labelsAreStructural);
   }
 
-  private async finish(run: ActiveRun, outcome: TrainerOutcome, settings: TrainSettings, labelsAreStructural: boolean): Promise<void> {
-    const runDir = outcome.kind === 'result' ? outcome.runDir : outcome.runDir ?? run.view.runDir ?? settings.out ?? null;
+  private async finish(
+    run: ActiveRun,
+    outcome: TrainerOutcome,
+    settings: TrainSettings,
+    labelsAreStructural: boolean,
+  ): Promise<void> {
+    const runDir =
+      outcome.kind === 'result' ? outcome.runDir : (outcome.runDir ?? run.view.runDir ?? settings.out ?? null);
     const status = outcome.kind === 'result' ? 'completed' : outcome.kind === 'cancelled' ? 'cancelled' : 'failed';
-    const error = outcome.kind === 'error' ? outcome.message : outcome.kind === 'crashed' ? crashDescription(outcome) : undefined;
+    const error =
+      outcome.kind === 'error' ? outcome.message : outcome.kind === 'crashed' ? crashDescription(outcome) : undefined;
     run.view = { ...run.view, status, runDir: runDir ?? undefined, error };
     this.lastView = run.view;
     this.render(run.view, false);
@@ -124,7 +161,11 @@ export class TrainingController implements vscode.Disposable {
       case 'cancelled': {
         const kept = hasCheckpoint ? ` The last finished epoch's checkpoint is kept in ${runDir}.` : '';
         log().info(`Training cancelled.${kept}`);
-        const choice = await vscode.window.showInformationMessage(`Training cancelled.${kept}`, ...(hasRun ? ['Open Results'] : []), ...(hasCheckpoint ? ['Resume Training'] : []));
+        const choice = await vscode.window.showInformationMessage(
+          `Training cancelled.${kept}`,
+          ...(hasRun ? ['Open Results'] : []),
+          ...(hasCheckpoint ? ['Resume Training'] : []),
+        );
         if (choice === 'Open Results') await ResultsPanel.show(this.context, runDir!);
         if (choice === 'Resume Training') await resume();
         return;
@@ -132,7 +173,10 @@ export class TrainingController implements vscode.Disposable {
       case 'error':
       case 'crashed': {
         const kept = hasCheckpoint ? ` The last finished epoch's checkpoint is kept in ${runDir}.` : '';
-        const choice = await showErrorWithLog(`Training failed: ${error}${kept}`, ...(hasCheckpoint ? ['Resume Training'] : []));
+        const choice = await showErrorWithLog(
+          `Training failed: ${error}${kept}`,
+          ...(hasCheckpoint ? ['Resume Training'] : []),
+        );
         if (choice === 'Resume Training') await resume();
         return;
       }
@@ -153,7 +197,8 @@ export class TrainingController implements vscode.Disposable {
   private dashboardActions() {
     return {
       cancel: () => void this.cancel(),
-      openResults: (runDir: string) => void ResultsPanel.show(this.context, runDir).catch((e: Error) => showErrorWithLog(e.message)),
+      openResults: (runDir: string) =>
+        void ResultsPanel.show(this.context, runDir).catch((e: Error) => showErrorWithLog(e.message)),
       showLog: () => log().show(true),
     };
   }

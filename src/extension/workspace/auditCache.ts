@@ -63,7 +63,9 @@ export class AuditCache implements vscode.Disposable {
     const started = Date.now();
     const signal = AbortSignal.timeout(AUDIT_TIMEOUT_MS);
     const report = await auditDataset(root, { checkPixels: false, subjectPattern, signal });
-    log().info(`Audited ${root} (headers only): ${report.images} images, ${report.findings.length} findings, ${Date.now() - started} ms.`);
+    log().info(
+      `Audited ${root} (headers only): ${report.images} images, ${report.findings.length} findings, ${Date.now() - started} ms.`,
+    );
     return report;
   }
 

@@ -11,7 +11,8 @@ import { allRunsFolders } from '../config.js';
 import { log } from '../log.js';
 
 export const IMAGE_GLOB = '**/*.{bmp,BMP,png,PNG,jpg,JPG,jpeg,JPEG,tif,TIF,tiff,TIFF,webp,WEBP}';
-export const EXCLUDE_GLOB = '{**/node_modules/**,**/.git/**,**/.venv/**,**/venv/**,**/__pycache__/**,**/.ipynb_checkpoints/**,**/site-packages/**}';
+export const EXCLUDE_GLOB =
+  '{**/node_modules/**,**/.git/**,**/.venv/**,**/venv/**,**/__pycache__/**,**/.ipynb_checkpoints/**,**/site-packages/**}';
 /** Enough for C-NMC (15,135 images) several times over; beyond it the dataset roots are already clear. */
 const MAX_IMAGES = 60_000;
 const SEARCH_TIMEOUT_MS = 15_000;
@@ -36,9 +37,12 @@ export class WorkspaceDatasets implements vscode.Disposable {
     const files = vscode.workspace.createFileSystemWatcher(`**/${DATASET_FILE_NAME}`, false, true, false);
     const rescan = () => this.scheduleRescan();
     this.disposables.push(
-      images, files,
-      images.onDidCreate(rescan), images.onDidDelete(rescan),
-      files.onDidCreate(rescan), files.onDidDelete(rescan),
+      images,
+      files,
+      images.onDidCreate(rescan),
+      images.onDidDelete(rescan),
+      files.onDidCreate(rescan),
+      files.onDidDelete(rescan),
       vscode.workspace.onDidChangeWorkspaceFolders(rescan),
     );
   }
@@ -70,9 +74,14 @@ export class WorkspaceDatasets implements vscode.Disposable {
       ]);
       // Run folders hold Grad-CAM PNGs: images, but not a dataset.
       const excludedFolders = [...runFiles.map((u) => path.dirname(u.fsPath)), ...allRunsFolders()];
-      const found = findDatasetFolders(images.filter((u) => u.scheme === 'file').map((u) => u.fsPath), { workspaceFolders, excludedFolders });
+      const found = findDatasetFolders(
+        images.filter((u) => u.scheme === 'file').map((u) => u.fsPath),
+        { workspaceFolders, excludedFolders },
+      );
       const truncated = images.length >= MAX_IMAGES || cancel.token.isCancellationRequested;
-      log().info(`Found ${found.candidates.length} dataset folder(s) and ${datasetFiles.length} ${DATASET_FILE_NAME} file(s) among ${images.length}${truncated ? '+' : ''} images in ${Date.now() - started} ms.`);
+      log().info(
+        `Found ${found.candidates.length} dataset folder(s) and ${datasetFiles.length} ${DATASET_FILE_NAME} file(s) among ${images.length}${truncated ? '+' : ''} images in ${Date.now() - started} ms.`,
+      );
       return { ...found, datasetFiles, truncated };
     } catch (error) {
       log().warn(`Looking for datasets failed: ${(error as Error).message}`);

@@ -7,13 +7,26 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 const EXTENSION_ID = 'leukemia-audit.leukemia-audit';
-const COMMANDS = ['leukemiaAudit.train', 'leukemiaAudit.audit', 'leukemiaAudit.openResults', 'leukemiaAudit.createDemoDataset', 'leukemiaAudit.exportReport', 'leukemiaAudit.cancelTraining', 'leukemiaAudit.showDashboard', 'leukemiaAudit.showLog'];
+const COMMANDS = [
+  'leukemiaAudit.train',
+  'leukemiaAudit.audit',
+  'leukemiaAudit.openResults',
+  'leukemiaAudit.createDemoDataset',
+  'leukemiaAudit.exportReport',
+  'leukemiaAudit.cancelTraining',
+  'leukemiaAudit.showDashboard',
+  'leukemiaAudit.showLog',
+];
 
 function workspaceRoot(): string {
   return vscode.workspace.workspaceFolders![0].uri.fsPath;
 }
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -50,10 +63,20 @@ suite('Leukemia Audit extension', () => {
     await vscode.window.showTextDocument(document);
     const [warning] = await until('the ImageFolder warning', () => leukemiaDiagnostics(uri, 'structural-labels'));
     assert.equal(warning.severity, vscode.DiagnosticSeverity.Warning);
-    assert.equal(document.getText(warning.range), "'/kaggle/input/leukemia-classification/C-NMC_Leukemia/training_data'");
+    assert.equal(
+      document.getText(warning.range),
+      "'/kaggle/input/leukemia-classification/C-NMC_Leukemia/training_data'",
+    );
     assert.match(warning.message, /fold_0, fold_1 and fold_2/);
-    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>('vscode.executeCodeActionProvider', uri, warning.range);
-    assert.ok(actions.some((a) => a.title.startsWith('Use NestedLabelFolder')), actions.map((a) => a.title).join(' | '));
+    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+      'vscode.executeCodeActionProvider',
+      uri,
+      warning.range,
+    );
+    assert.ok(
+      actions.some((a) => a.title.startsWith('Use NestedLabelFolder')),
+      actions.map((a) => a.title).join(' | '),
+    );
   });
 
   test('leukemia-audit.json asking for the folds: an error and a fix that clears it', async () => {
@@ -61,7 +84,11 @@ suite('Leukemia Audit extension', () => {
     const [error] = await until('the dataset-file error', () => leukemiaDiagnostics(uri, 'structural-labels'));
     assert.equal(error.severity, vscode.DiagnosticSeverity.Error);
     await vscode.window.showTextDocument(uri);
-    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>('vscode.executeCodeActionProvider', uri, error.range);
+    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+      'vscode.executeCodeActionProvider',
+      uri,
+      error.range,
+    );
     const fix = actions.find((a) => a.title === 'Set "labels" to "folder:2" (the audit\'s recommendation)');
     assert.ok(fix?.edit, actions.map((a) => a.title).join(' | '));
     assert.ok(await vscode.workspace.applyEdit(fix.edit));
@@ -70,15 +97,22 @@ suite('Leukemia Audit extension', () => {
   });
 
   test('training from the dataset file (labels folder:2, no prompt) writes a run, and the report exports', async () => {
-    const datasetFile = vscode.Uri.file(path.join(workspaceRoot(), 'C-NMC_Leukemia', 'training_data', 'leukemia-audit.json'));
+    const datasetFile = vscode.Uri.file(
+      path.join(workspaceRoot(), 'C-NMC_Leukemia', 'training_data', 'leukemia-audit.json'),
+    );
     await vscode.commands.executeCommand('leukemiaAudit.train', datasetFile);
     const runs = path.join(workspaceRoot(), '.leukemia-audit', 'runs');
     const runDir = await until('a run folder', async () => {
-      const entries = await vscode.workspace.fs.readDirectory(vscode.Uri.file(runs)).then((e) => e, () => []);
+      const entries = await vscode.workspace.fs.readDirectory(vscode.Uri.file(runs)).then(
+        (e) => e,
+        () => [],
+      );
       const run = entries.find(([name]) => name.startsWith('run-'));
       return run ? path.join(runs, run[0]) : undefined;
     });
-    const run = JSON.parse(Buffer.from(await vscode.workspace.fs.readFile(vscode.Uri.file(path.join(runDir, 'run.json')))).toString('utf8'));
+    const run = JSON.parse(
+      Buffer.from(await vscode.workspace.fs.readFile(vscode.Uri.file(path.join(runDir, 'run.json')))).toString('utf8'),
+    );
     assert.equal(run.status, 'completed');
     assert.equal(run.settings.labels, 'folder:2');
     assert.equal(run.dataset.labelsAreStructural, false);
