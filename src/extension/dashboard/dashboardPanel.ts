@@ -1,6 +1,6 @@
 /** The live training dashboard: one panel, fed the folded TrainingView, throttled to a few updates a second. */
 import * as vscode from 'vscode';
-import { progressMessage, type TrainingView } from '../../core/editor/trainingProgress.js';
+import { progressMessage, type TrainingView } from '../../core/train/progress.js';
 import { VIEW_TYPES } from '../commandIds.js';
 import { renderPage } from '../webviewHtml.js';
 import { DASHBOARD_BODY, DASHBOARD_CSS, pageScript } from './page.js';
