@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend } from '../src/core/engine/backend.js';
 import { createResNet18, disposeModel, trainableByName, type ResNet18Params } from '../src/core/model/resnet18.js';
-import { createDataParallelTrainer } from '../src/core/train/dataParallel.js';
+import { createDataParallelTrainer, inferLogits } from '../src/core/train/dataParallel.js';
 import { createOptimizer } from '../src/core/train/optimizers.js';
 import { trainStep } from '../src/core/train/step.js';
 import type { Batch } from '../src/core/data/batches.js';
@@ -152,3 +152,40 @@ test('dispose terminates the workers and later steps fail', { timeout: 60_000 },
     optimizer.dispose();
   }
 });
+
+test(
+  '2-way inference gives the single-thread eval logits, before and after a step changes the weights',
+  { timeout: 60_000 },
+  async () => {
+    const model = createResNet18(CLASSES, 3);
+    const optimizer = createOptimizer('sgd');
+    const trainer = createDataParallelTrainer({ numClasses: CLASSES, imageSize: SIZE, workers: 2 });
+    try {
+      // An odd count: the shards are 2 and 3 images.
+      const { x } = halfBatch();
+      const images = new Float32Array(5 * SIZE * SIZE * 3);
+      images.set(x);
+      images.set(x.subarray(0, SIZE * SIZE * 3), x.length);
+      const check = async (when: string) => {
+        const expected = inferLogits(model, images, 5, SIZE);
+        const actual = await trainer.infer(model, images, 5);
+        assert.equal(actual.length, 5 * CLASSES);
+        for (let i = 0; i < expected.length; i++)
+          assert.ok(
+            Math.abs(actual[i] - expected[i]) <= 1e-5 * Math.max(1, Math.abs(expected[i])),
+            `${when}: logit ${i}`,
+          );
+        return actual;
+      };
+      const first = await check('initial weights');
+      assert.deepEqual(await trainer.infer(model, images, 5), first, 'published weights are reused as they are');
+      await trainer.step(model, trainableByName(model, 'full'), optimizer, duplicatedBatch(), WEIGHTS, 0.5);
+      const second = await check('after a step');
+      assert.notDeepEqual(second, first, 'the step changed the logits');
+    } finally {
+      await trainer.dispose();
+      disposeModel(model);
+      optimizer.dispose();
+    }
+  },
+);

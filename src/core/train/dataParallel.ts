@@ -22,13 +22,17 @@
  * workers into their variables. Each worker owns one more such buffer with the same layout, into which it
  * writes its gradients (already multiplied by its weight sum) and its updated running statistics.
  * Steps are synchronised with postMessage: a step takes hundreds of milliseconds, a message well under one.
+ *
+ * Inference (evaluation after each epoch) uses the same threads: `infer` splits a batch the same way and
+ * each thread runs the eval-mode forward pass on its part. The weights are published once per version
+ * (they only change in `step`), since a worker that reloads them also has XNNPACK repack every filter.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Batch } from '../data/batches.js';
-import { resnet18ParamSpecs, type ResNet18Params } from '../model/resnet18.js';
+import { forward, resnet18ParamSpecs, type ResNet18Params } from '../model/resnet18.js';
 import type { Optimizer } from './optimizers.js';
 import { trainStep } from './step.js';
 
@@ -52,6 +56,11 @@ export interface DataParallelTrainer {
     weights: number[],
     learningRate: number,
   ): Promise<{ loss: number; correct: number }>;
+  /**
+   * Eval-mode logits `[n, numClasses]` (row-major) of the NHWC images `x`, on every core. Results equal
+   * `forward(params, x, { training: false })` up to float rounding.
+   */
+  infer(params: ResNet18Params, x: Float32Array, n: number): Promise<Float32Array>;
   /** Terminates the worker threads; resolves once they have exited. */
   dispose(): Promise<void>;
 }
@@ -139,8 +148,22 @@ export interface WorkerInit {
   state: SharedArrayBuffer;
   out: SharedArrayBuffer;
 }
-export type ToWorker = { type: 'step'; x: Float32Array; y: Int32Array; weights: number[]; trainable: string[] };
-export type FromWorker = { type: 'ready' } | ({ type: 'done' } & ShardResult) | { type: 'error'; message: string };
+/** `version` numbers the weights in shared memory: a worker reloads them only when it changed. */
+export type ToWorker =
+  | { type: 'step'; version: number; x: Float32Array; y: Int32Array; weights: number[]; trainable: string[] }
+  | { type: 'infer'; version: number; x: Float32Array; n: number };
+export type FromWorker =
+  | { type: 'ready' }
+  | ({ type: 'done' } & ShardResult)
+  | { type: 'logits'; logits: Float32Array }
+  | { type: 'error'; message: string };
+
+/** Eval-mode logits of `n` NHWC images as a host array. */
+export function inferLogits(params: ResNet18Params, x: Float32Array, n: number, size: number): Float32Array {
+  return tf.tidy(
+    () => forward(params, tf.tensor4d(x, [n, size, size, 3]), { training: false }).logits.dataSync() as Float32Array,
+  );
+}
 
 /**
  * The worker's entry: a .ts file next to this one under tsx (tests, scripts), or the separate bundle
@@ -162,7 +185,7 @@ class GradientWorker {
   private readonly worker: Worker;
   readonly out: Float32Array;
   readonly ready: Promise<void>;
-  private pending?: { resolve: (result: ShardResult) => void; reject: (error: Error) => void };
+  private pending?: { resolve: (result: FromWorker) => void; reject: (error: Error) => void };
   private failure?: Error;
   readonly exited: Promise<void>;
 
@@ -198,7 +221,7 @@ class GradientWorker {
 
   private fail: (error: Error) => void = () => undefined;
 
-  run(message: ToWorker): Promise<ShardResult> {
+  run(message: ToWorker): Promise<FromWorker> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.pending = { resolve, reject };
@@ -230,15 +253,67 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
   const threads = Array.from({ length: workers - 1 }, () => new GradientWorker(options, stateBuffer, layout));
   let busy = false;
   let disposed = false;
+  /** Which weights the shared state holds: bumped by each publish; `published` is false after a step changed them. */
+  let version = 0;
+  let published = false;
+  const publish = (params: ResNet18Params) => {
+    writeState(params, layout, state);
+    version++;
+    published = true;
+  };
+  const imageLength = imageSize * imageSize * 3;
 
-  const step: DataParallelTrainer['step'] = async (params, trainable, optimizer, batch, weights, learningRate) => {
+  /** Runs `body` as the only operation in flight, after every worker started. */
+  async function exclusive<T>(body: () => Promise<T>): Promise<T> {
     if (disposed) throw new Error('The data-parallel trainer has been disposed');
     if (busy) throw new Error('A data-parallel step is already running');
     busy = true;
     try {
       await Promise.all(threads.map((thread) => thread.ready));
+      return await body();
+    } finally {
+      busy = false;
+    }
+  }
+
+  const infer: DataParallelTrainer['infer'] = (params, x, n) =>
+    exclusive(async () => {
+      // One image per shard is fine here: eval-mode BatchNorm uses the running statistics.
+      const count = Math.max(1, Math.min(threads.length + 1, n));
+      const bounds = Array.from({ length: count }, (_, k) => [
+        Math.floor((k * n) / count),
+        Math.floor(((k + 1) * n) / count),
+      ]);
+      if (bounds.length > 1 && !published) publish(params);
+      const remote = Promise.allSettled(
+        bounds
+          .slice(1)
+          .map(([start, end], k) =>
+            threads[k].run({
+              type: 'infer',
+              version,
+              x: x.slice(start * imageLength, end * imageLength),
+              n: end - start,
+            }),
+          ),
+      );
+      const [start, end] = bounds[0];
+      const own = inferLogits(params, x.subarray(start * imageLength, end * imageLength), end - start, imageSize);
+      const settled = await remote;
+      const failed = settled.find((result) => result.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      const logits = new Float32Array(n * numClasses);
+      logits.set(own, 0);
+      settled.forEach((result, k) => {
+        const message = (result as PromiseFulfilledResult<FromWorker>).value as { logits: Float32Array };
+        logits.set(message.logits, bounds[k + 1][0] * numClasses);
+      });
+      return logits;
+    });
+
+  const step: DataParallelTrainer['step'] = (params, trainable, optimizer, batch, weights, learningRate) =>
+    exclusive(async () => {
       const n = batch.y.length;
-      const imageLength = imageSize * imageSize * 3;
       const bounds = shardBounds(n, threads.length + 1);
       const shardOf = ([start, end]: [number, number]): Batch => ({
         x: batch.x.slice(start * imageLength, end * imageLength),
@@ -248,10 +323,12 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
       const trainableNames = [...trainable.keys()];
       // Workers start only after the weights are published, and before the main thread's own shard
       // mutates the main model's running statistics.
-      if (bounds.length > 1) writeState(params, layout, state);
+      if (bounds.length > 1) publish(params);
+      // The step changes the weights: the next inference publishes them again.
+      published = false;
       const remote = bounds.slice(1).map((range, k) => {
         const shard = shardOf(range);
-        return threads[k].run({ type: 'step', x: shard.x, y: shard.y, weights, trainable: trainableNames });
+        return threads[k].run({ type: 'step', version, x: shard.x, y: shard.y, weights, trainable: trainableNames });
       });
       // Settle every worker even if one fails, so none is still writing when the next step starts.
       const remoteSettled = Promise.allSettled(remote);
@@ -268,7 +345,10 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
       const settled = await remoteSettled;
       const failed = settled.find((result) => result.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
-      const results = [own, ...settled.map((result) => (result as PromiseFulfilledResult<ShardResult>).value)];
+      const results = [
+        own,
+        ...settled.map((result) => (result as PromiseFulfilledResult<FromWorker>).value as ShardResult),
+      ];
       const outs = [mainOut, ...threads.slice(0, bounds.length - 1).map((thread) => thread.out)];
 
       const totalWeight = results.reduce((sum, r) => sum + r.weightSum, 0);
@@ -303,13 +383,11 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
       }
       const lossSum = results.reduce((sum, r) => sum + r.lossSum, 0);
       return { loss: lossSum / totalWeight, correct: results.reduce((sum, r) => sum + r.correct, 0) };
-    } finally {
-      busy = false;
-    }
-  };
+    });
 
   return {
     step,
+    infer,
     async dispose() {
       disposed = true;
       await Promise.all(threads.map((thread) => thread.terminate()));
