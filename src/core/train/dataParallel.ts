@@ -61,8 +61,24 @@ export interface DataParallelTrainer {
    * `forward(params, x, { training: false })` up to float rounding.
    */
   infer(params: ResNet18Params, x: Float32Array, n: number): Promise<Float32Array>;
+  /** Where the training steps' time went so far (the benchmark prints the shares). */
+  readonly timings: StepTimings;
   /** Terminates the worker threads; resolves once they have exited. */
   dispose(): Promise<void>;
+}
+
+/** Milliseconds summed over all steps, on the main thread's clock. */
+export interface StepTimings {
+  steps: number;
+  /** Copying the weights into shared memory for the workers. */
+  publish: number;
+  /** The main thread's own shard: forward, backward, gradients read back. */
+  ownShard: number;
+  /** Waiting for the workers after the own shard was done. */
+  wait: number;
+  /** Summing the shards' gradients and averaging the running statistics. */
+  reduce: number;
+  optimizer: number;
 }
 
 /** Where each float parameter or buffer sits in the shared buffers. */
@@ -262,6 +278,14 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
     published = true;
   };
   const imageLength = imageSize * imageSize * 3;
+  const timings: StepTimings = { steps: 0, publish: 0, ownShard: 0, wait: 0, reduce: 0, optimizer: 0 };
+  let clock = 0;
+  /** Adds the time since the last lap to `phase`. */
+  const lap = (phase: Exclude<keyof StepTimings, 'steps'>) => {
+    const now = performance.now();
+    timings[phase] += now - clock;
+    clock = now;
+  };
 
   /** Runs `body` as the only operation in flight, after every worker started. */
   async function exclusive<T>(body: () => Promise<T>): Promise<T> {
@@ -286,16 +310,14 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
       ]);
       if (bounds.length > 1 && !published) publish(params);
       const remote = Promise.allSettled(
-        bounds
-          .slice(1)
-          .map(([start, end], k) =>
-            threads[k].run({
-              type: 'infer',
-              version,
-              x: x.slice(start * imageLength, end * imageLength),
-              n: end - start,
-            }),
-          ),
+        bounds.slice(1).map(([start, end], k) =>
+          threads[k].run({
+            type: 'infer',
+            version,
+            x: x.slice(start * imageLength, end * imageLength),
+            n: end - start,
+          }),
+        ),
       );
       const [start, end] = bounds[0];
       const own = inferLogits(params, x.subarray(start * imageLength, end * imageLength), end - start, imageSize);
@@ -321,11 +343,13 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         paths: batch.paths.slice(start, end),
       });
       const trainableNames = [...trainable.keys()];
+      clock = performance.now();
       // Workers start only after the weights are published, and before the main thread's own shard
       // mutates the main model's running statistics.
       if (bounds.length > 1) publish(params);
       // The step changes the weights: the next inference publishes them again.
       published = false;
+      lap('publish');
       const remote = bounds.slice(1).map((range, k) => {
         const shard = shardOf(range);
         return threads[k].run({ type: 'step', version, x: shard.x, y: shard.y, weights, trainable: trainableNames });
@@ -342,7 +366,9 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         layout,
         mainOut,
       );
+      lap('ownShard');
       const settled = await remoteSettled;
+      lap('wait');
       const failed = settled.find((result) => result.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
       const results = [
@@ -364,8 +390,10 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         }
         gradients.set(name, tf.tensor(sum, variable.shape));
       }
+      lap('reduce');
       optimizer.step(trainable, gradients, learningRate);
       for (const gradient of gradients.values()) gradient.dispose();
+      lap('optimizer');
 
       if (bounds.length > 1) {
         for (const entry of layout.entries.filter((e) => e.isRunningStat)) {
@@ -381,6 +409,8 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
           tf.tidy(() => variable.assign(tf.tensor(averaged, variable.shape)));
         }
       }
+      lap('reduce');
+      timings.steps++;
       const lossSum = results.reduce((sum, r) => sum + r.lossSum, 0);
       return { loss: lossSum / totalWeight, correct: results.reduce((sum, r) => sum + r.correct, 0) };
     });
@@ -388,6 +418,7 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
   return {
     step,
     infer,
+    timings,
     async dispose() {
       disposed = true;
       await Promise.all(threads.map((thread) => thread.terminate()));
