@@ -51,7 +51,7 @@ const SITE =
   /^(?:site|center|centre|hospital|clinic|scanner|lab|institution|institute|source|domain|cohort|device|machine|microscope|camera|operator)[\s_\-.]?[a-z0-9]+$/i;
 const DATE = /^(?:19|20)\d{2}(?:[-_.]?(?:0[1-9]|1[0-2]))(?:[-_.]?(?:0[1-9]|[12]\d|3[01]))?$/;
 const SUBJECT =
-  /^(?:patient|subject|case|uid|pt|pat|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*$/i;
+  /^(?:patient|subject|case|uid|pt|pat|p|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*$/i;
 const NUMBER = /^\d+$/;
 
 export function classifyName(name: string): NameClassification {
@@ -82,4 +82,28 @@ function splitRoleOf(name: string): SplitRole | undefined {
 /** Kinds that describe how data was organised rather than what it shows. */
 export function isStructuralKind(kind: NameKind): boolean {
   return kind !== 'class' && kind !== 'numeric';
+}
+
+/** A name with its digit runs replaced: `P07` and `P12` share the pattern `p#`, `fold_0` is `fold_#`. */
+export function numberPattern(name: string): string {
+  return name.trim().toLowerCase().replace(/\d+/g, '#');
+}
+
+/** More names than this that differ only by their number are an id series, never classes. */
+const ID_SERIES_MIN_NAMES = 9;
+const PURE_NUMBER_SERIES_MIN_NAMES = 12;
+
+/**
+ * Names that are a numbered series (`P01 … P30`, `slide-007 …`, `001 … 040`): patients, slides or images,
+ * i.e. groupings. Few numbered names stay ambiguous (FAB subtypes L1/L2/L3 are classes), unless zero-padded
+ * (`p01`, `p02`, `p03` is a series someone numbered).
+ */
+export function isIdSeries(names: string[]): boolean {
+  const patterns = new Set(names.map(numberPattern));
+  if (patterns.size !== 1) return false;
+  const [pattern] = patterns;
+  if (!pattern.includes('#')) return false;
+  const zeroPadded = names.some((n) => /(^|\D)0\d/.test(n));
+  if (pattern === '#') return names.length >= PURE_NUMBER_SERIES_MIN_NAMES;
+  return names.length >= ID_SERIES_MIN_NAMES || (zeroPadded && names.length >= 3);
 }
