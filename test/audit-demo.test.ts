@@ -9,7 +9,8 @@ import { after, describe, test } from 'node:test';
 import sharp from 'sharp';
 import type { AuditReport } from '../src/core/audit/audit.js';
 import type { Finding, FindingCode } from '../src/core/audit/findings.js';
-import { auditDataset } from '../src/core/audit/runAudit.js';
+import { scanAndAudit, type AuditDatasetOptions } from '../src/core/audit/runAudit.js';
+import { assertSpecConsistent, consistencyChecksRun } from './helpers/auditConsistency.js';
 import {
   generateDemoDataset,
   randomStainTint,
@@ -23,6 +24,14 @@ import { createRng } from '../src/core/random.js';
 
 const SMALL: DemoOptions = { imageSize: 32, imagesPerFold: 60, seed: 1 };
 const TRAINING = 'training_data';
+
+/** The audit of a folder on disk, with its findings checked against its spec (every layout of this suite). */
+async function auditDataset(root: string, options?: AuditDatasetOptions): Promise<AuditReport> {
+  const { report, scan } = await scanAndAudit(root, options);
+  assertSpecConsistent(report, scan);
+  return report;
+}
+after(() => console.log(`# spec/findings consistency checked on ${consistencyChecksRun()} layouts`));
 
 const tempDirs: string[] = [];
 after(async () => {

@@ -233,7 +233,7 @@ function groupings(levels: FolderLevel[], labelLevel: FolderLevel | undefined, t
   const result: Grouping[] = [];
   for (const level of levels) {
     if (level === labelLevel || level.names.length < 2) continue;
-    if (!['partition', 'site', 'date'].includes(level.dominantKind)) continue;
+    if (!['partition', 'series', 'site', 'date'].includes(level.dominantKind)) continue;
     const [one, many] = groupWords(level);
     result.push({
       where: `folders at depth ${level.depth}`,
@@ -385,6 +385,8 @@ function describeLevel(level: FolderLevel): string {
         return 'dates';
       case 'subject':
         return 'patients/subjects';
+      case 'series':
+        return 'numbered acquisitions (smears, slides, runs)';
       case 'numeric':
         return 'plain numbers';
       default:

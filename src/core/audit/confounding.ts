@@ -59,17 +59,16 @@ export function findConfounding(paths: string[], labelOf: Labeler, groupings: Gr
   return findings;
 }
 
-/** The group holding the largest share of some class, beyond that group's share of all images. */
+/** The group holding the largest share of some class, among groups holding more of it than of all images. */
 function strongestCell(rows: string[], columns: string[], counts: number[][]) {
   const n = counts.flat().reduce((a, b) => a + b, 0);
-  let best = { group: rows[0], cls: columns[0], share: 0, count: 0, classTotal: 0, excess: -Infinity };
+  let best = { group: rows[0], cls: columns[0], share: 0, count: 0, classTotal: 0 };
   columns.forEach((cls, c) => {
     const classTotal = counts.reduce((sum, row) => sum + row[c], 0);
     rows.forEach((group, r) => {
       const share = counts[r][c] / classTotal;
       const groupShare = counts[r].reduce((a, b) => a + b, 0) / n;
-      if (share - groupShare > best.excess)
-        best = { group, cls, share, count: counts[r][c], classTotal, excess: share - groupShare };
+      if (share > groupShare && share > best.share) best = { group, cls, share, count: counts[r][c], classTotal };
     });
   });
   return best;

@@ -6,7 +6,7 @@ import { fileNameTokens, folderAt, pathParts, tokenAt, type NamedCount } from '.
 import type { ImageEntry } from '../types.js';
 import {
   classifyName,
-  isIdSeries,
+  numberedSeriesKind,
   isStructuralKind,
   numberPattern,
   type NameClassification,
@@ -55,12 +55,13 @@ export function summariseFolderLevels(images: ImageEntry[]): FolderLevel[] {
       if (isStructuralKind(kind.kind)) structural += count;
       kindWeight.set(kind.kind, (kindWeight.get(kind.kind) ?? 0) + count);
     }
-    // A numbered series (P01 … P30) is patients or slides, even though each name alone reads as a class.
-    if (isIdSeries(names.map((n) => n.name))) {
+    // A numbered series (P01 … P30, smear_1/smear_2) is a grouping, even though each name alone reads as a class.
+    const series = numberedSeriesKind(names.map((n) => n.name));
+    if (series) {
       kindWeight.clear();
       structural = 0;
       for (const { name, count } of names) {
-        if (kinds[name].kind === 'class' || kinds[name].kind === 'numeric') kinds[name] = { kind: 'subject' };
+        if (kinds[name].kind === 'class' || kinds[name].kind === 'numeric') kinds[name] = { kind: series };
         if (isStructuralKind(kinds[name].kind)) structural += count;
         kindWeight.set(kinds[name].kind, (kindWeight.get(kinds[name].kind) ?? 0) + count);
       }

@@ -16,6 +16,8 @@ export type NameKind =
   | 'date'
   /** A patient/subject folder: a grouping, never a diagnosis. */
   | 'subject'
+  /** One of a few numbered acquisitions of a kind not known to be folds (`smear_1`, `smear_2`, `acq2`). */
+  | 'series'
   /** A plain number: a common, legitimate class encoding (0 = HEM, 1 = ALL), but also a plain index. */
   | 'numeric'
   /** Anything else: a candidate diagnosis. */
@@ -51,7 +53,7 @@ const SITE =
   /^(?:site|center|centre|hospital|clinic|scanner|lab|institution|institute|source|domain|cohort|device|machine|microscope|camera|operator)[\s_\-.]?[a-z0-9]+$/i;
 const DATE = /^(?:19|20)\d{2}(?:[-_.]?(?:0[1-9]|1[0-2]))(?:[-_.]?(?:0[1-9]|[12]\d|3[01]))?$/;
 const SUBJECT =
-  /^(?:patient|subject|case|uid|pt|pat|p|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*$/i;
+  /^(?:(?:patient|subject|case|uid|pt|pat|p|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*|(?:patient|subject|donor|case|individual|person)[\s_\-.]?[a-z0-9]+)$/i;
 const NUMBER = /^\d+$/;
 
 export function classifyName(name: string): NameClassification {
@@ -92,18 +94,23 @@ export function numberPattern(name: string): string {
 /** More names than this that differ only by their number are an id series, never classes. */
 const ID_SERIES_MIN_NAMES = 9;
 const PURE_NUMBER_SERIES_MIN_NAMES = 12;
+/** Words that number classes (`grade_2`, `type1`, `class_0`); one letter too (FAB `L1`–`L3`, `M0`–`M7`). */
+const CLASS_SERIES_WORD = /^(?:[a-z]|class|label|type|subtype|grade|stage|category|cat|level|risk|score|cls)$/;
 
 /**
- * Names that are a numbered series (`P01 … P30`, `slide-007 …`, `001 … 040`): patients, slides or images,
- * i.e. groupings. Few numbered names stay ambiguous (FAB subtypes L1/L2/L3 are classes), unless zero-padded
- * (`p01`, `p02`, `p03` is a series someone numbered).
+ * What a level of names that differ only by their number is. Many of them (`P01 … P30`, `slide-007 …`,
+ * `001 … 040`), or zero-padded ones, are an id series: patients, slides, images — groupings ('subject').
+ * A few named by a word that does not number classes (`smear_1`, `smear_2`; `acq2`) are partitions of the
+ * data ('series'). Otherwise undefined: `L1/L2/L3` and `grade_1/grade_2` stay candidate classes.
  */
-export function isIdSeries(names: string[]): boolean {
+export function numberedSeriesKind(names: string[]): 'subject' | 'series' | undefined {
   const patterns = new Set(names.map(numberPattern));
-  if (patterns.size !== 1) return false;
+  if (patterns.size !== 1 || names.length < 2) return undefined;
   const [pattern] = patterns;
-  if (!pattern.includes('#')) return false;
+  if (!pattern.includes('#')) return undefined;
   const zeroPadded = names.some((n) => /(^|\D)0\d/.test(n));
-  if (pattern === '#') return names.length >= PURE_NUMBER_SERIES_MIN_NAMES;
-  return names.length >= ID_SERIES_MIN_NAMES || (zeroPadded && names.length >= 3);
+  if (pattern === '#') return names.length >= PURE_NUMBER_SERIES_MIN_NAMES ? 'subject' : undefined;
+  if (names.length >= ID_SERIES_MIN_NAMES || (zeroPadded && names.length >= 3)) return 'subject';
+  const word = /^[a-z]+/.exec(pattern)?.[0];
+  return word && !CLASS_SERIES_WORD.test(word) ? 'series' : undefined;
 }
