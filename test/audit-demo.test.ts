@@ -164,7 +164,14 @@ describe('audit of the generated C-NMC demo', () => {
     assert.deepEqual(report.spec.split, { kind: 'folds', depth: 1, validationGroup: 'fold_2' });
     assert.deepEqual(report.spec.subjects, { count: subjectIds(training).size, imagesWithSubject: training.length });
 
-    for (const code of ['subject-leakage', 'label-mismatch', 'unreadable-images', 'no-labels'] as const) {
+    // The demo's folds hold ALL and HEM in the same proportion: no confounding.
+    for (const code of [
+      'subject-leakage',
+      'label-mismatch',
+      'unreadable-images',
+      'no-labels',
+      'confounded-groups',
+    ] as const) {
       assert.equal(findingOf(report, code), undefined, `unexpected ${code}:\n${describeFindings(report)}`);
     }
     // Requirement: a dataset of distinct cells must not report duplicates, exact or near.
@@ -225,7 +232,14 @@ describe('audit of the generated C-NMC demo', () => {
       findingsOf(report, 'filename-labels').some((f) => f.paths.includes(manifest.labelsCsv)),
       `expected a filename-labels finding about ${manifest.labelsCsv}:\n${describeFindings(report)}`,
     );
-    for (const code of ['subject-leakage', 'label-mismatch', 'unreadable-images', 'no-labels'] as const) {
+    // The demo's folds hold ALL and HEM in the same proportion: no confounding.
+    for (const code of [
+      'subject-leakage',
+      'label-mismatch',
+      'unreadable-images',
+      'no-labels',
+      'confounded-groups',
+    ] as const) {
       assert.equal(findingOf(report, code), undefined, `unexpected ${code}:\n${describeFindings(report)}`);
     }
   });

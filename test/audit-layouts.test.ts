@@ -124,16 +124,15 @@ describe('label tables that name images in other ways', () => {
     ]);
     assert.deepEqual(report.spec.classes, classesOf(labels));
     assert.equal(report.spec.unlabelled, 0);
-    // smear_1/smear_2 are acquisitions, not classes; the donor folders are patients.
-    assertAbsent(
-      report,
-      'no-labels',
-      'structural-labels',
-      'label-mismatch',
-      'label-table',
-      'nested-labels',
-      'confounded-groups',
+    // smear_1/smear_2 are acquisitions, not classes; the donor folders are patients. ImageFolder on the root
+    // would see one class, and the warning says where the diagnoses are instead.
+    const structural = findingsOf(report, 'structural-labels');
+    assert.equal(structural.length, 1, describeFindings(report));
+    assert.match(
+      structural[0].message,
+      /one folder, slides.*The diagnoses are in column diagnosis of slides\/labels\.csv \(B-ALL 36, reactive 24\)/,
     );
+    assertAbsent(report, 'no-labels', 'label-mismatch', 'label-table', 'nested-labels', 'confounded-groups');
   });
 
   test('ids without extension, a TSV in the parent folder, three numeric classes under a differently named column', async () => {
@@ -163,7 +162,7 @@ describe('label tables that name images in other ways', () => {
       valueToClass: { '0': '0', '1': '1', '2': '2' },
     });
     assert.deepEqual(report.spec.classes, classesOf(labels));
-    assertAbsent(report, 'no-labels', 'structural-labels', 'label-table', 'label-mismatch');
+    assertAbsent(report, 'no-labels', 'label-table', 'label-mismatch');
   });
 
   test('an Excel-exported CSV: quoted fields with commas, quotes and newlines, CRLF, paths from the dataset root', async () => {

@@ -409,8 +409,7 @@ function structuralFindings(
   const labelled = recommendedSource !== undefined;
   const topIsLabel = recommendedSource?.kind === 'folder' && recommendedSource.depth === 1;
   const single = top?.names.length === 1;
-  // One folder around everything is no trap when the labels are found elsewhere: ImageFolder fails loudly.
-  if (top && !topIsLabel && top.covered >= paths.length * 0.5 && !(single && labelled)) {
+  if (top && !topIsLabel && top.covered >= paths.length * 0.5) {
     const names = top.names.map((n) => n.name);
     const sizes = top.names.map((n) => n.count);
     const sizeRatio = Math.max(...sizes) / Math.min(...sizes);
