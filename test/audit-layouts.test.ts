@@ -133,6 +133,9 @@ describe('label tables that name images in other ways', () => {
       /one folder, slides.*The diagnoses are in column diagnosis of slides\/labels\.csv \(B-ALL 36, reactive 24\)/,
     );
     assertAbsent(report, 'no-labels', 'label-mismatch', 'label-table', 'nested-labels', 'confounded-groups');
+    // The donors are the subjects, so a subject-disjoint split keeps each donor's smears on one side.
+    assert.equal(report.spec.subjectFolderDepth, 2);
+    assert.deepEqual(report.spec.subjects, { count: 10, imagesWithSubject: 60 });
   });
 
   test('ids without extension, a TSV in the parent folder, three numeric classes under a differently named column', async () => {
@@ -222,6 +225,8 @@ describe('label tables that name images in other ways', () => {
     assert.ok(structural, describeFindings(report));
     assert.match(structural.message, /patients\/subjects/);
     assert.match(structural.message, /leukaemia_status of patients\.csv/);
+    assert.equal(report.spec.subjectFolderDepth, 1);
+    assert.deepEqual(report.spec.subjects, { count: 12, imagesWithSubject: 60 });
     assertAbsent(report, 'no-labels', 'label-table');
   });
 

@@ -47,6 +47,11 @@ export interface DatasetSpec {
   splits: { depth: number; splits: SplitCount[] } | null;
   split: SplitPlan;
   subjectPattern: string;
+  /**
+   * Folders at this depth are patients (or slides): the subject of an image whose name the pattern does not
+   * match. Absent when no such level was found.
+   */
+  subjectFolderDepth?: number;
   /** Subjects found (by pattern or CSV) and how many images carry one. */
   subjects: { count: number; imagesWithSubject: number };
 }

@@ -95,7 +95,9 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
   const unlabelled = paths.length - classes.reduce((sum, c) => sum + c.count, 0);
 
   const subjectPattern = options.subjectPattern ?? DEFAULT_SUBJECT_PATTERN;
-  const subjectOf = subjectReader(subjectPattern, tables);
+  const subjectLevel = levels.find((level) => level !== labelLevel && level.dominantKind === 'subject');
+  const subjectFolderDepth = subjectLevel?.depth;
+  const subjectOf = subjectReader(subjectPattern, tables, subjectFolderDepth);
   const subjects = new Set<string>();
   let imagesWithSubject = 0;
   for (const path of paths) {
@@ -142,6 +144,7 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
     splits,
     split,
     subjectPattern,
+    ...(subjectFolderDepth !== undefined ? { subjectFolderDepth } : {}),
     subjects: { count: subjects.size, imagesWithSubject },
   };
 
@@ -251,7 +254,7 @@ function groupings(levels: FolderLevel[], labelLevel: FolderLevel | undefined, t
       result.push({
         where: `column ${column.column} of ${table.file}`,
         one: column.column,
-        many: `${column.column} values`,
+        many: `${column.column} groups`,
         groupOf: (p) => column.valueByPath.get(p),
         evidence: { groupSource: { kind: 'csv', file: table.file, column: column.column } },
       });

@@ -17,9 +17,14 @@ export type SubjectOf = (path: string) => string | undefined;
 
 /**
  * Subjects the way the audit reads them: from the file name by `pattern`, else from the original file name a
- * label table keeps (C-NMC's numbered test images are `1.bmp`, `2.bmp`, … with the UID name in the CSV).
+ * label table keeps (C-NMC's numbered test images are `1.bmp`, `2.bmp`, … with the UID name in the CSV), else
+ * from the patient folder the audit found.
  */
-export function subjectReader(pattern: string, csvTables: readonly CsvLabelTable[] = []): SubjectOf {
+export function subjectReader(
+  pattern: string,
+  csvTables: readonly CsvLabelTable[] = [],
+  subjectFolderDepth?: number,
+): SubjectOf {
   const match = subjectMatcher(pattern);
   const originalNames = new Map<string, string>();
   for (const table of csvTables) for (const [path, name] of table.originalNameByPath) originalNames.set(path, name);
@@ -27,7 +32,11 @@ export function subjectReader(pattern: string, csvTables: readonly CsvLabelTable
     const own = match(pathParts(path).fileName);
     if (own !== undefined) return own;
     const original = originalNames.get(path);
-    return original === undefined ? undefined : match(pathParts(original.replace(/\\/g, '/')).fileName);
+    const byOriginal = original === undefined ? undefined : match(pathParts(original.replace(/\\/g, '/')).fileName);
+    if (byOriginal !== undefined || subjectFolderDepth === undefined) return byOriginal;
+    // The patient folder, as a path: `P07` under two cohorts is two people.
+    const { folders } = pathParts(path);
+    return folders.length >= subjectFolderDepth ? folders.slice(0, subjectFolderDepth).join('/') : undefined;
   };
 }
 
