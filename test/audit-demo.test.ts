@@ -58,6 +58,10 @@ const findingOf = (report: AuditReport, code: FindingCode): Finding | undefined 
   report.findings.find((f) => f.code === code);
 const describeFindings = (report: AuditReport): string =>
   report.findings.map((f) => `${f.code} (${f.severity}): ${f.message}`).join('\n');
+function assertNone(report: AuditReport, ...codes: FindingCode[]): void {
+  for (const code of codes)
+    assert.equal(findingOf(report, code), undefined, `unexpected ${code}:\n${describeFindings(report)}`);
+}
 
 /** A manifest path relative to `training_data`, as the audit of that folder reports it. */
 function underTraining(manifestPath: string): string {
@@ -165,15 +169,7 @@ describe('audit of the generated C-NMC demo', () => {
     assert.deepEqual(report.spec.subjects, { count: subjectIds(training).size, imagesWithSubject: training.length });
 
     // The demo's folds hold ALL and HEM in the same proportion: no confounding.
-    for (const code of [
-      'subject-leakage',
-      'label-mismatch',
-      'unreadable-images',
-      'no-labels',
-      'confounded-groups',
-    ] as const) {
-      assert.equal(findingOf(report, code), undefined, `unexpected ${code}:\n${describeFindings(report)}`);
-    }
+    assertNone(report, 'subject-leakage', 'label-mismatch', 'unreadable-images', 'no-labels', 'confounded-groups');
     // Requirement: a dataset of distinct cells must not report duplicates, exact or near.
     const duplicates = findingsOf(report, 'duplicate-images');
     assert.deepEqual(
@@ -233,15 +229,7 @@ describe('audit of the generated C-NMC demo', () => {
       `expected a filename-labels finding about ${manifest.labelsCsv}:\n${describeFindings(report)}`,
     );
     // The demo's folds hold ALL and HEM in the same proportion: no confounding.
-    for (const code of [
-      'subject-leakage',
-      'label-mismatch',
-      'unreadable-images',
-      'no-labels',
-      'confounded-groups',
-    ] as const) {
-      assert.equal(findingOf(report, code), undefined, `unexpected ${code}:\n${describeFindings(report)}`);
-    }
+    assertNone(report, 'subject-leakage', 'label-mismatch', 'unreadable-images', 'no-labels', 'confounded-groups');
   });
 
   test('(c) leaked subjects are named exactly, with where their images are', async () => {

@@ -87,6 +87,13 @@ function assertAbsent(report: AuditReport, ...codes: FindingCode[]): void {
   for (const code of codes)
     assert.equal(findingsOf(report, code).length, 0, `unexpected ${code}:\n${describeFindings(report)}`);
 }
+const csvSource = (file: string, fileColumn: string, labelColumn: string, valueToClass: Record<string, string>) => ({
+  kind: 'csv' as const,
+  file,
+  fileColumn,
+  labelColumn,
+  valueToClass,
+});
 const classesOf = (labels: string[]) => {
   const counts = new Map<string, number>();
   for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
@@ -114,13 +121,7 @@ describe('label tables that name images in other ways', () => {
     await writeText(root, 'slides/labels.csv', rows.join('\n') + '\n');
     const report = await audit(root, 'donor/smear/cell.tif + slides/labels.csv (;, BOM, paths from table folder)');
     assert.deepEqual(report.spec.labelSources, [
-      {
-        kind: 'csv',
-        file: 'slides/labels.csv',
-        fileColumn: 'image_path',
-        labelColumn: 'diagnosis',
-        valueToClass: { 'B-ALL': 'B-ALL', reactive: 'reactive' },
-      },
+      csvSource('slides/labels.csv', 'image_path', 'diagnosis', { 'B-ALL': 'B-ALL', reactive: 'reactive' }),
     ]);
     assert.deepEqual(report.spec.classes, classesOf(labels));
     assert.equal(report.spec.unlabelled, 0);
@@ -157,13 +158,10 @@ describe('label tables that name images in other ways', () => {
       'export/run_a/pictures/IMG_0042.{png,jpg,bmp} + export/groundtruth.tsv (ids w/o extension, 3 numeric classes)',
     );
     assert.equal(report.spec.labelSources.length, 1);
-    assert.deepEqual(report.spec.labelSources[0], {
-      kind: 'csv',
-      file: 'export/groundtruth.tsv',
-      fileColumn: 'id',
-      labelColumn: 'cell_class',
-      valueToClass: { '0': '0', '1': '1', '2': '2' },
-    });
+    assert.deepEqual(
+      report.spec.labelSources[0],
+      csvSource('export/groundtruth.tsv', 'id', 'cell_class', { '0': '0', '1': '1', '2': '2' }),
+    );
     assert.deepEqual(report.spec.classes, classesOf(labels));
     assertAbsent(report, 'no-labels', 'label-table', 'label-mismatch');
   });
@@ -211,13 +209,7 @@ describe('label tables that name images in other ways', () => {
     await writeText(root, 'patients.csv', rows.join('\n'));
     const report = await audit(root, 'P1..P12/N.bmp + patients.csv keyed by patient folder');
     assert.deepEqual(report.spec.labelSources, [
-      {
-        kind: 'csv',
-        file: 'patients.csv',
-        fileColumn: 'patient',
-        labelColumn: 'leukaemia_status',
-        valueToClass: { ALL: 'ALL', healthy: 'healthy' },
-      },
+      csvSource('patients.csv', 'patient', 'leukaemia_status', { ALL: 'ALL', healthy: 'healthy' }),
     ]);
     assert.deepEqual(report.spec.classes, classesOf(labels));
     // The patient folders are not classes: ImageFolder on them learns the patient, and the audit says so.

@@ -15,6 +15,7 @@ import { anchorFolderFindings } from '../src/core/editor/folderFindings.js';
 import { findDatasetCalls, type SourceCell } from '../src/core/editor/pythonCalls.js';
 import { structuralPrompt, structuralSentence, structuralSummary } from '../src/core/editor/structural.js';
 import type { ScanResult } from '../src/core/types.js';
+import { assertSpecConsistent } from './helpers/auditConsistency.js';
 
 const ROOT = path.resolve('/data/C-NMC_Leukemia/training_data');
 
@@ -26,7 +27,9 @@ function audit(paths: string[], root = ROOT): AuditReport {
     otherFiles: [],
     ignored: 0,
   };
-  return auditScan(scan);
+  const report = auditScan(scan);
+  assertSpecConsistent(report, scan);
+  return report;
 }
 
 /** C-NMC: three folds of all/hem, ALL about twice as common, subjects confined to a fold. */
