@@ -222,6 +222,38 @@ describe('label tables that name images in other ways', () => {
     assertAbsent(report, 'no-labels', 'label-table');
   });
 
+  test('patient ids in flat file names, labelled per patient by a UTF-16 tab-separated text file (Excel "Unicode Text")', async () => {
+    const root = await freshDir();
+    const rows = ['Patient\tDiagnosis'];
+    const files: { path: string }[] = [];
+    const labels: string[] = [];
+    for (let p = 1; p <= 8; p++) {
+      const diagnosis = p <= 5 ? 'leukemia' : 'control';
+      rows.push(`P${String(p).padStart(2, '0')}\t${diagnosis}`);
+      for (let i = 0; i < 6; i++) {
+        files.push({ path: `images/P${String(p).padStart(2, '0')}_${String(i).padStart(3, '0')}.jpg` });
+        labels.push(diagnosis);
+      }
+    }
+    await writeImages(root, files);
+    const text = rows.join('\r\n') + '\r\n';
+    await writeFile(
+      path.join(root, 'patients.txt'),
+      Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]),
+    );
+    const report = await audit(
+      root,
+      'images/P07_003.jpg + patients.txt (UTF-16 TSV keyed by the id in the file names)',
+    );
+    assert.deepEqual(report.spec.labelSources, [
+      csvSource('patients.txt', 'Patient', 'Diagnosis', { leukemia: 'leukemia', control: 'control' }),
+    ]);
+    assert.deepEqual(report.spec.classes, classesOf(labels));
+    // The table's key is the patient: a subject-disjoint split keeps each patient's cells together.
+    assert.deepEqual(report.spec.subjects, { count: 8, imagesWithSubject: 48 });
+    assertAbsent(report, 'no-labels', 'label-table', 'label-mismatch');
+  });
+
   test('rows that fit two images are reported, not guessed; absolute Windows paths match by their tail', async () => {
     const root = await freshDir();
     const rows = ['file,label'];

@@ -276,3 +276,53 @@ test('imbalance, too few images, mixed sizes and unreadable files', () => {
   assert.equal(finding(report, 'mixed-image-sizes')?.severity, 'warning');
   assert.deepEqual(finding(report, 'unreadable-images')?.paths, ['ALL/broken.bmp']);
 });
+
+test('parseDelimited: Excel sep= line, quoted fields after spaces, pipes, a BOM; quoted delimiters do not fool the guess', () => {
+  assert.deepEqual(parseDelimited('sep=;\r\nfile;label\r\na.png;1\r\n'), {
+    delimiter: ';',
+    header: ['file', 'label'],
+    rows: [['a.png', '1']],
+  });
+  assert.deepEqual(parseDelimited('\ufefffile| label\n a.png | "x|y"\n').rows, [['a.png', 'x|y']]);
+  const quoted = parseDelimited('"name; with semicolons",label\n"a;b.png","line one\nline two"\n');
+  assert.equal(quoted.delimiter, ',');
+  assert.deepEqual(quoted.rows, [['a;b.png', 'line one\nline two']]);
+});
+
+test('detectCsvLabels: paths relative to the root or the table, stems, unique suffixes; ambiguous rows kept out', () => {
+  const images = scanOf([
+    'site1/p07/smear2/img3.tif',
+    'site1/p08/smear2/img3.tif',
+    'site1/p08/smear2/img4.tif',
+    'site1/pictures/IMG_0042.png',
+  ]).images;
+  const table = detectCsvLabels(
+    'site1/labels.csv',
+    parseDelimited(
+      [
+        'file,label',
+        'p07/smear2/img3.tif,ALL', // relative to the table
+        'site1/p08/smear2/img3.tif,HEM', // relative to the root
+        'IMG_0042,HEM', // stem
+        '/home/me/data/site1/p08/smear2/img4.tif,ALL', // absolute, matched by its unique tail
+        'smear2/img3.tif,ALL', // two images end so: ambiguous
+        'missing.png,ALL',
+      ].join('\n'),
+    ),
+    images,
+  );
+  assert.ok(table);
+  assert.deepEqual(Object.fromEntries(table.labelByPath), {
+    'site1/p07/smear2/img3.tif': 'ALL',
+    'site1/p08/smear2/img3.tif': 'HEM',
+    'site1/pictures/IMG_0042.png': 'HEM',
+    'site1/p08/smear2/img4.tif': 'ALL',
+  });
+  assert.equal(table.ambiguousCount, 1);
+  assert.deepEqual(table.ambiguousRows[0], {
+    row: 5,
+    value: 'smear2/img3.tif',
+    candidates: ['site1/p07/smear2/img3.tif', 'site1/p08/smear2/img3.tif'],
+  });
+  assert.equal(table.unmatchedRows, 1);
+});

@@ -585,7 +585,7 @@ function csvMismatchFindings(
     {
       code: 'filename-labels',
       severity: 'info',
-      message: `${source.file} labels ${formatCount(table.labelByPath.size)} images by ${source.fileColumn}${table.keyedBy === 'folder' ? ' (one row per folder)' : ''} in column ${source.labelColumn} (${Object.entries(
+      message: `${source.file} labels ${formatCount(table.labelByPath.size)} images by ${source.fileColumn}${table.keyedBy === 'folder' ? ' (one row per folder)' : table.keyedBy === 'name-token' ? ' (one row per id in the file names)' : ''} in column ${source.labelColumn} (${Object.entries(
         source.valueToClass,
       )
         .map(([v, c]) => `${v} = ${c}`)

@@ -6,7 +6,7 @@
  * (`p07/smear2/img3.tif`), an absolute path from the author's machine, or a folder (a patient) whose images
  * all share the row's label. A row that fits more than one image is reported, never guessed.
  */
-import { fileStem, pathParts } from '../dataset.js';
+import { fileNameTokens, fileStem, pathParts } from '../dataset.js';
 import type { ImageEntry } from '../types.js';
 
 export interface DelimitedTable {
@@ -16,6 +16,20 @@ export interface DelimitedTable {
 }
 
 const DELIMITERS = [',', '\t', ';', '|'];
+
+/**
+ * A table file's text: UTF-8 (with or without BOM), or UTF-16 with a BOM — what Excel's "Unicode Text" saves.
+ * Bytes that are not valid UTF-8 are read as Windows-1252, the other common Excel export.
+ */
+export function decodeTableText(bytes: Uint8Array): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes.subarray(2));
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes.subarray(2));
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return new TextDecoder('windows-1252').decode(bytes);
+  }
+}
 
 /**
  * RFC 4180 CSV (quotes, doubled quotes, delimiters and newlines inside quotes, CRLF, a UTF-8 BOM), with the
@@ -95,10 +109,16 @@ export interface CsvLabelTable {
   file: string;
   fileColumn: string;
   labelColumn: string;
-  /** What the key column names: images, or folders (e.g. one row per patient folder). */
-  keyedBy: 'file' | 'folder';
+  /**
+   * What the key column names: images; folders (one row per patient folder); or a token of the file names
+   * (one row per patient id written in `P07_003.png`), at `keyTokenIndex`.
+   */
+  keyedBy: 'file' | 'folder' | 'name-token';
+  keyTokenIndex?: number;
   /** Raw label value per matched image path. */
   labelByPath: Map<string, string>;
+  /** For a table keyed by folder or name token: the row's key per image — a patient, since a diagnosis is one. */
+  groupKeyByPath: Map<string, string>;
   /** Other name-like columns per matched image (C-NMC's Patient_ID holds the original file name). */
   originalNameByPath: Map<string, string>;
   /** Columns that look like acquisition groups (site, batch, date…), for the confounding check. */
@@ -136,21 +156,28 @@ export function detectCsvLabels(file: string, table: DelimitedTable, images: Ima
   if (header.length < 2 || rows.length === 0) return undefined;
   const matcher = imageMatcher(images, pathParts(file).folders.join('/'));
 
-  let best: { column: number; matches: number; keyedBy: 'file' | 'folder' } | undefined;
+  let best: { column: number; matches: number; key: Key } | undefined;
   for (let column = 0; column < header.length; column++) {
-    for (const keyedBy of ['file', 'folder'] as const) {
+    const distinct = new Set(rows.map((row) => (row[column] ?? '').toLowerCase())).size;
+    for (const key of matcher.keys) {
+      // A folder or a name token is a group key: one row per group, each group several images.
+      if (key.keyedBy !== 'file' && distinct < rows.length * 0.9) continue;
       let matches = 0;
+      let matchedImages = 0;
       for (const row of rows) {
-        const match = keyedBy === 'file' ? matcher.file(row[column]) : matcher.folder(row[column]);
+        const match = key.match(row[column]);
         if (match.kind === 'one') matches++;
         else if (match.kind === 'ambiguous') matches += 0.5;
+        if (match.kind === 'one') matchedImages += match.paths.length;
       }
-      // A file match beats a folder match of the same column: folders are the fallback for per-patient tables.
-      if (matches > 0 && (!best || matches > best.matches)) best = { column, matches, keyedBy };
+      if (key.keyedBy !== 'file' && matchedImages < matches * 2) continue;
+      // Keys are tried file first: a file match beats a group match of the same column.
+      if (matches > 0 && (!best || matches > best.matches)) best = { column, matches, key };
     }
   }
   if (!best || best.matches < Math.max(1, rows.length * 0.2)) return undefined;
-  const { column: fileColumn, keyedBy } = best;
+  const { column: fileColumn, key } = best;
+  const { keyedBy } = key;
 
   const labelColumn = chooseLabelColumn(header, rows, fileColumn);
   if (labelColumn === undefined) return undefined;
@@ -173,7 +200,9 @@ export function detectCsvLabels(file: string, table: DelimitedTable, images: Ima
     fileColumn: header[fileColumn],
     labelColumn: header[labelColumn],
     keyedBy,
+    ...(key.keyedBy === 'name-token' ? { keyTokenIndex: key.tokenIndex } : {}),
     labelByPath: new Map(),
+    groupKeyByPath: new Map(),
     originalNameByPath: new Map(),
     groupColumns: groupColumns.map(({ name }) => ({ column: name, valueByPath: new Map() })),
     rows: rows.length,
@@ -184,17 +213,17 @@ export function detectCsvLabels(file: string, table: DelimitedTable, images: Ima
     conflictingPaths: [],
   };
   rows.forEach((row, r) => {
-    const key = row[fileColumn];
-    const match = keyedBy === 'file' ? matcher.file(key) : matcher.folder(key);
+    const value = row[fileColumn];
+    const match = key.match(value);
     if (match.kind === 'none') {
       result.unmatchedRows++;
-      if (result.unmatchedExamples.length < MAX_ROW_EXAMPLES && key) result.unmatchedExamples.push(key);
+      if (result.unmatchedExamples.length < MAX_ROW_EXAMPLES && value) result.unmatchedExamples.push(value);
       return;
     }
     if (match.kind === 'ambiguous') {
       result.ambiguousCount++;
       if (result.ambiguousRows.length < MAX_ROW_EXAMPLES)
-        result.ambiguousRows.push({ row: r + 1, value: key, candidates: match.paths.slice(0, 5) });
+        result.ambiguousRows.push({ row: r + 1, value, candidates: match.paths.slice(0, 5) });
       return;
     }
     const label = row[labelColumn] ?? '';
@@ -206,6 +235,7 @@ export function detectCsvLabels(file: string, table: DelimitedTable, images: Ima
         continue;
       }
       result.labelByPath.set(path, label);
+      if (keyedBy !== 'file') result.groupKeyByPath.set(path, value);
       if (nameColumn >= 0 && row[nameColumn]) result.originalNameByPath.set(path, row[nameColumn]);
       groupColumns.forEach(({ c }, g) => {
         if (row[c]) result.groupColumns[g].valueByPath.set(path, row[c]);
@@ -281,7 +311,45 @@ function imageMatcher(images: ImageEntry[], tableFolder: string) {
     }
     return { kind: 'none' };
   };
-  return { file, folder };
+  const tokenIndex = nameTokenIndex(images);
+  const keys: Key[] = [
+    { keyedBy: 'file', match: file },
+    { keyedBy: 'folder', match: folder },
+    ...NAME_TOKEN_POSITIONS.map((position) => ({
+      keyedBy: 'name-token' as const,
+      tokenIndex: position,
+      match: (value: string | undefined): Match => {
+        const hit = value ? tokenIndex.get(`${position}\0${value.trim().toLowerCase()}`) : undefined;
+        return hit ? { kind: 'one', paths: hit } : { kind: 'none' };
+      },
+    })),
+  ];
+  return { keys };
+}
+
+type Key =
+  | { keyedBy: 'file' | 'folder'; match: (value: string | undefined) => Match }
+  | { keyedBy: 'name-token'; tokenIndex: number; match: (value: string | undefined) => Match };
+
+const NAME_TOKEN_POSITIONS = [0, 1, 2];
+
+/** `${position}\0${token}` → images whose file name has that token there (`P07_003.png`: 0 → p07). */
+function nameTokenIndex(images: ImageEntry[]): Map<string, string[]> {
+  const index = new Map<string, string[]>();
+  for (const img of images) {
+    const tokens = fileNameTokens(pathParts(img.path).fileName);
+    // A one-token name is the whole stem: that is the file key's business.
+    if (tokens.length < 2) continue;
+    for (const position of NAME_TOKEN_POSITIONS) {
+      const token = tokens[position];
+      if (token === undefined) continue;
+      const key = `${position}\0${token.toLowerCase()}`;
+      const list = index.get(key);
+      if (list) list.push(img.path);
+      else index.set(key, [img.path]);
+    }
+  }
+  return index;
 }
 
 /** Suffix → images; stem keys are prefixed with NUL so `a/b` (a folder-less stem) never equals a full name. */

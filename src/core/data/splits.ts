@@ -18,7 +18,7 @@ export type SubjectOf = (path: string) => string | undefined;
 /**
  * Subjects the way the audit reads them: from the file name by `pattern`, else from the original file name a
  * label table keeps (C-NMC's numbered test images are `1.bmp`, `2.bmp`, … with the UID name in the CSV), else
- * from the patient folder the audit found.
+ * from the key of a per-patient label table, else from the patient folder the audit found.
  */
 export function subjectReader(
   pattern: string,
@@ -27,13 +27,20 @@ export function subjectReader(
 ): SubjectOf {
   const match = subjectMatcher(pattern);
   const originalNames = new Map<string, string>();
-  for (const table of csvTables) for (const [path, name] of table.originalNameByPath) originalNames.set(path, name);
+  const groupKeys = new Map<string, string>();
+  for (const table of csvTables) {
+    for (const [path, name] of table.originalNameByPath) originalNames.set(path, name);
+    for (const [path, key] of table.groupKeyByPath) groupKeys.set(path, key.toUpperCase());
+  }
   return (path) => {
     const own = match(pathParts(path).fileName);
     if (own !== undefined) return own;
     const original = originalNames.get(path);
     const byOriginal = original === undefined ? undefined : match(pathParts(original.replace(/\\/g, '/')).fileName);
-    if (byOriginal !== undefined || subjectFolderDepth === undefined) return byOriginal;
+    if (byOriginal !== undefined) return byOriginal;
+    // A per-patient table's row key (`P07`) names the patient.
+    const byKey = groupKeys.get(path);
+    if (byKey !== undefined || subjectFolderDepth === undefined) return byKey;
     // The patient folder, as a path: `P07` under two cohorts is two people.
     const { folders } = pathParts(path);
     return folders.length >= subjectFolderDepth ? folders.slice(0, subjectFolderDepth).join('/') : undefined;
