@@ -10,7 +10,12 @@ export const DEFAULT_SUBJECT_PATTERN = '^UID_(H?\\d+)_';
 
 export type LabelSource =
   /** The folder at `depth` below the root (1 = the folders `ImageFolder(root)` would use as classes). */
-  | { kind: 'folder'; depth: number }
+  | {
+      kind: 'folder';
+      depth: number;
+      /** Spellings that differ only in case (`ALL` in one fold, `all` in another) → one class. */
+      valueToClass?: Record<string, string>;
+    }
   /** A token of the file name, split on `_ - . space`; `index` counts from the end when negative. */
   | { kind: 'filename'; tokenIndex: number; valueToClass: Record<string, string> }
   /** A label column of a CSV/TSV file (path relative to the root), matched by file name. */

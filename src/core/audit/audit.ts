@@ -153,6 +153,7 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
   findings.push(...tokenFindings(primary, token, paths, primaryLabel));
   for (const used of csvSources) findings.push(...csvMismatchFindings(used, primaryLabel, token));
   findings.push(...labelTableFindings(csvSources, unusedTables));
+  findings.push(...spreadsheetFindings(scan.otherFiles, labelSources.length > 0));
   if (classes.length > 0) findings.push(...classFindings(classes, labelLevel));
   findings.push(...findConfounding(paths, labelOf, groupings(levels, labelLevel, tables)));
   findings.push(...imageFindings(scan));
@@ -188,10 +189,7 @@ function csvSource(table: CsvLabelTable, valueToClass: Record<string, string>): 
 function caseFoldedClasses(table: CsvLabelTable): Record<string, string> {
   const counts = new Map<string, number>();
   for (const value of table.labelByPath.values()) counts.set(value, (counts.get(value) ?? 0) + 1);
-  const canonical = new Map<string, string>();
-  for (const [value] of [...counts].sort((a, b) => b[1] - a[1]))
-    if (!canonical.has(value.toLowerCase())) canonical.set(value.toLowerCase(), value);
-  return Object.fromEntries([...counts.keys()].map((v) => [v, canonical.get(v.toLowerCase())!]));
+  return caseFolded(sortedCounts(counts)) ?? Object.fromEntries([...counts.keys()].map((v) => [v, v]));
 }
 
 /**
@@ -278,7 +276,7 @@ function chooseLabelLevel(
     if (next && repeatedChildren(level) && isLabelLike(next)) continue;
     // Numbers are ambiguous: when the file names carry class tokens that ignore these folders (V < 0.3),
     // the numbers are indices (folds, batches), not classes.
-    if (token && level.dominantKind === 'numeric') {
+    if (token && !token.numeric && level.dominantKind === 'numeric') {
       const v = tokenAssociation(level, token, paths);
       if (v !== undefined && v < 0.3) continue;
     }
@@ -298,11 +296,23 @@ function tokenAssociation(level: FolderLevel, token: TokenCandidate, paths: stri
   return test.degreesOfFreedom > 0 ? test.cramersV : undefined;
 }
 
+/** Names that differ only in case, each → the spelling with most images; undefined when there are none. */
+function caseFolded(names: NamedCount[]): Record<string, string> | undefined {
+  const canonical = new Map<string, string>();
+  for (const { name } of [...names].sort((a, b) => b.count - a.count))
+    if (!canonical.has(name.toLowerCase())) canonical.set(name.toLowerCase(), name);
+  if (canonical.size === names.length) return undefined;
+  return Object.fromEntries(names.map(({ name }) => [name, canonical.get(name.toLowerCase())!]));
+}
+
 function choosePrimarySource(
   labelLevel: FolderLevel | undefined,
   token: TokenCandidate | undefined,
 ): LabelSource | undefined {
-  if (labelLevel) return { kind: 'folder', depth: labelLevel.depth };
+  if (labelLevel) {
+    const valueToClass = caseFolded(labelLevel.names);
+    return { kind: 'folder', depth: labelLevel.depth, ...(valueToClass ? { valueToClass } : {}) };
+  }
   if (token) return { kind: 'filename', tokenIndex: token.tokenIndex, valueToClass: token.valueToClass };
   return undefined;
 }
@@ -390,6 +400,8 @@ function describeLevel(level: FolderLevel): string {
         return 'patients/subjects';
       case 'series':
         return 'numbered acquisitions (smears, slides, runs)';
+      case 'artifact':
+        return 'kinds of file (images, masks, annotations), not diagnoses';
       case 'numeric':
         return 'plain numbers';
       default:
@@ -666,6 +678,23 @@ function labelTableFindings(used: UsedTable[], unused: CsvLabelTable[]): Finding
     });
   }
   return findings;
+}
+
+const SPREADSHEET = /\.(xlsx|xlsm|xls|ods|numbers)$/i;
+
+/** Spreadsheets may hold the labels, but are not read (a zip of XML is a parser of its own): say how to use them. */
+function spreadsheetFindings(otherFiles: string[], labelled: boolean): Finding[] {
+  const sheets = otherFiles.filter((f) => SPREADSHEET.test(f));
+  if (sheets.length === 0) return [];
+  return [
+    {
+      code: 'label-table',
+      severity: labelled ? 'info' : 'warning',
+      message: `${listNames(sheets, 3)} ${sheets.length === 1 ? 'is a spreadsheet' : 'are spreadsheets'}, which the audit does not read. If ${sheets.length === 1 ? 'it holds' : 'they hold'} labels, save as CSV (UTF-8) beside the images and audit again.`,
+      evidence: { spreadsheets: sheets },
+      paths: sheets.slice(0, MAX_EXAMPLE_PATHS),
+    },
+  ];
 }
 
 function classFindings(classes: NamedCount[], labelLevel: FolderLevel | undefined): Finding[] {

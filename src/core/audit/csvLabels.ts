@@ -74,7 +74,8 @@ export function parseDelimited(text: string): DelimitedTable {
     record.push(field);
     records.push(record);
   }
-  const nonEmpty = records.filter((r) => r.some((f) => f.trim() !== ''));
+  const cells = delimiter === ' ' ? records.map((r) => r.filter((f) => f !== '')) : records;
+  const nonEmpty = cells.filter((r) => r.some((f) => f.trim() !== ''));
   const [header = [], ...rows] = nonEmpty;
   return { delimiter, header: header.map((h) => h.trim()), rows: rows.map((r) => r.map((f) => f.trim())) };
 }
@@ -87,7 +88,9 @@ function guessDelimiter(body: string): string {
     else if (!quoted && (ch === '\n' || ch === '\r')) break;
     else if (!quoted && counts.has(ch)) counts.set(ch, counts.get(ch)! + 1);
   }
-  return [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
+  const [best, n] = [...counts.entries()].sort((a, b) => b[1] - a[1])[0];
+  // A plain list (`imgs/c1.png 0`, as Caffe and many scripts write them) separates by spaces.
+  return n === 0 && /^\S+[ ]+\S/.test(body) ? ' ' : best;
 }
 
 /** Rows that fit more than one image: reported with the images they could mean. */
@@ -142,6 +145,8 @@ const NOT_LABEL_COLUMN_NAME =
 const GROUP_COLUMN_NAME =
   /site|hospital|cent(er|re)|clinic|institut|batch|fold|scanner|device|microscope|camera|^lab$|operator|source|cohort|date|day|session|stain|protocol/i;
 const MAX_LABEL_VALUES = 50;
+const NOT_CELL_IMAGES =
+  /^(?:masks?|segmentations?|seg|overlays?|annotations?|gt|ground[\s_-]?truth|thumbnails?|thumbs|previews?)$/i;
 const MAX_ROW_EXAMPLES = 20;
 const IMAGE_EXTENSION = /\.(bmp|png|jpe?g|tiff?|webp|gif)$/i;
 
@@ -152,7 +157,7 @@ type Match = { kind: 'one'; paths: string[] } | { kind: 'ambiguous'; paths: stri
  * are preferred: C-NMC's validation and test folders both contain `1.bmp`.
  */
 export function detectCsvLabels(file: string, table: DelimitedTable, images: ImageEntry[]): CsvLabelTable | undefined {
-  const { header, rows } = table;
+  let { header, rows } = table;
   if (header.length < 2 || rows.length === 0) return undefined;
   const matcher = imageMatcher(images, pathParts(file).folders.join('/'));
 
@@ -178,6 +183,11 @@ export function detectCsvLabels(file: string, table: DelimitedTable, images: Ima
   if (!best || best.matches < Math.max(1, rows.length * 0.2)) return undefined;
   const { column: fileColumn, key } = best;
   const { keyedBy } = key;
+  // No header: the first line is already an image and its label.
+  if (key.match(header[fileColumn]).kind !== 'none') {
+    rows = [header, ...rows];
+    header = header.map((_, c) => `column ${c + 1}`);
+  }
 
   const labelColumn = chooseLabelColumn(header, rows, fileColumn);
   if (labelColumn === undefined) return undefined;
@@ -293,7 +303,10 @@ function imageMatcher(images: ImageEntry[], tableFolder: string) {
       for (const index of indexes) {
         const hit = index.get(segments.slice(-k).join('/')) ?? index.get('\0' + stemmed.slice(-k).join('/'));
         if (hit === undefined) continue;
-        return hit.length === 1 ? { kind: 'one', paths: hit } : { kind: 'ambiguous', paths: hit };
+        if (hit.length === 1) return { kind: 'one', paths: hit };
+        // `images/x.png` and `masks/x.png`: the row labels the cell image, not its mask.
+        const cells = hit.filter((p) => !pathParts(p).folders.some((f) => NOT_CELL_IMAGES.test(f)));
+        return cells.length === 1 ? { kind: 'one', paths: cells } : { kind: 'ambiguous', paths: hit };
       }
     }
     return { kind: 'none' };

@@ -97,10 +97,14 @@ export interface TokenCandidate {
   values: NamedCount[];
   /** Every spelling seen (e.g. `ALL`, `all`) → canonical name. */
   valueToClass: Record<string, string>;
+  /** A binary 0/1 code (ALL-IDB's `Im001_1.jpg`: 1 = blasts present), not a word. */
+  numeric: boolean;
 }
 
 const TOKEN_POSITIONS = [-1, -2, 0, 1, 2];
 const MAX_TOKEN_CLASSES = 20;
+const BINARY_CODE = /^[01]$/;
+const count = (bySpelling: Map<string, number>) => [...bySpelling.values()].reduce((a, b) => a + b, 0);
 /** Each class value must recur: at least this many files, and this share of the files carrying the token. */
 const MIN_TOKEN_FILES = 3;
 const MIN_TOKEN_SHARE = 0.02;
@@ -149,7 +153,7 @@ export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undef
       const tokens = fileNameTokens(pathParts(img.path).fileName);
       if (tokens.length < 2) continue;
       const token = tokenAt(tokens, tokenIndex);
-      if (token === undefined || !/[a-z]/i.test(token)) continue;
+      if (token === undefined || !(/[a-z]/i.test(token) || (tokenIndex === -1 && BINARY_CODE.test(token)))) continue;
       covered++;
       const key = token.toLowerCase();
       if (!spellings.has(key)) spellings.set(key, new Map());
@@ -158,8 +162,15 @@ export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undef
     }
     if (covered < images.length * 0.5 || spellings.size < 2 || spellings.size > MAX_TOKEN_CLASSES) continue;
     const keys = [...spellings.keys()];
-    if (keys.some((k) => k.length < 2 || NAME_WORDS.has(k))) continue;
-    if (new Set(keys.map(numberPattern)).size < keys.length) continue;
+    const numeric = keys.every((k) => BINARY_CODE.test(k));
+    if (!numeric && keys.some((k) => k.length < 2 || NAME_WORDS.has(k) || BINARY_CODE.test(k))) continue;
+    // A 0/1 code must be in nearly every name, with both values common: else it is a counter's last digit.
+    if (
+      numeric &&
+      (covered < images.length * 0.9 || Math.min(...keys.map((k) => count(spellings.get(k)!))) < covered * 0.1)
+    )
+      continue;
+    if (!numeric && new Set(keys.map(numberPattern)).size < keys.length) continue;
     const minCount = Math.max(MIN_TOKEN_FILES, covered * MIN_TOKEN_SHARE);
     const valueToClass: Record<string, string> = {};
     const counts = new Map<string, number>();
@@ -174,7 +185,7 @@ export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undef
     }
     // A token that is a structural word (e.g. `train`) or too rare to be a class is no label.
     if (rare || [...counts.keys()].every((value) => isStructuralKind(classifyName(value).kind))) continue;
-    const candidate = { tokenIndex, covered, values: sortedCounts(counts), valueToClass };
+    const candidate = { tokenIndex, covered, values: sortedCounts(counts), valueToClass, numeric };
     if (
       !best ||
       candidate.covered > best.covered ||

@@ -18,6 +18,8 @@ export type NameKind =
   | 'subject'
   /** One of a few numbered acquisitions of a kind not known to be folds (`smear_1`, `smear_2`, `acq2`). */
   | 'series'
+  /** A kind of file, not of cell: `images` beside `masks`, `annotations`, `overlays`, `thumbnails`. */
+  | 'artifact'
   /** A plain number: a common, legitimate class encoding (0 = HEM, 1 = ALL), but also a plain index. */
   | 'numeric'
   /** Anything else: a candidate diagnosis. */
@@ -55,6 +57,8 @@ const DATE = /^(?:19|20)\d{2}(?:[-_.]?(?:0[1-9]|1[0-2]))(?:[-_.]?(?:0[1-9]|[12]\
 const SUBJECT =
   /^(?:(?:patient|subject|case|uid|pt|pat|p|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*|(?:patient|subject|donor|case|individual|person)[\s_\-.]?[a-z0-9]+)$/i;
 const NUMBER = /^\d+$/;
+const ARTIFACT =
+  /^(?:images?|imgs?|pictures?|photos?|masks?|segmentations?|segmented|seg|overlays?|annotations?|labels?|gt|ground[\s_-]?truth|thumbnails?|thumbs|previews?|crops?|patches|tiles|raw|originals?|data|dataset)$/i;
 
 export function classifyName(name: string): NameClassification {
   const trimmed = name.trim();
@@ -63,6 +67,7 @@ export function classifyName(name: string): NameClassification {
   if (DATE.test(trimmed)) return { kind: 'date' };
   if (SITE.test(trimmed)) return { kind: 'site' };
   if (SUBJECT.test(trimmed)) return { kind: 'subject' };
+  if (ARTIFACT.test(trimmed)) return { kind: 'artifact' };
   const role = splitRoleOf(trimmed);
   if (role) return { kind: 'split', role };
   return { kind: 'class' };
