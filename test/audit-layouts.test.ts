@@ -363,6 +363,85 @@ describe('folder layouts', () => {
   });
 });
 
+describe('more layouts users bring', () => {
+  test('a binary code at the end of flat file names (ALL-IDB style Im012_1.tif)', async () => {
+    const root = await freshDir();
+    const files: { path: string; label: DemoLabel }[] = [];
+    for (let i = 1; i <= 60; i++)
+      files.push({
+        path: `idb/img/Im${String(i).padStart(3, '0')}_${i <= 25 ? 1 : 0}.tif`,
+        label: i <= 25 ? 'all' : 'hem',
+      });
+    await writeImages(root, files);
+    const report = await audit(root, 'idb/img/ImNNN_{0,1}.tif (binary code in the name)');
+    assert.deepEqual(report.spec.labelSources, [
+      { kind: 'filename', tokenIndex: -1, valueToClass: { '0': '0', '1': '1' } },
+    ]);
+    assert.deepEqual(report.spec.classes, [
+      { name: '0', count: 35 },
+      { name: '1', count: 25 },
+    ]);
+    assertAbsent(report, 'no-labels', 'label-mismatch');
+  });
+
+  test('a headerless space-separated list (imgs/c1.png 0) and a spreadsheet beside it', async () => {
+    const root = await freshDir();
+    const files = Array.from({ length: 40 }, (_, i) => ({ path: `imgs/c${i}.bmp` }));
+    await writeImages(root, files);
+    await writeText(root, 'train_list.txt', files.map((f, i) => `${f.path} ${i % 4 === 0 ? 1 : 0}`).join('\n') + '\n');
+    await writeText(root, 'notes.xlsx', 'PK');
+    const report = await audit(root, 'imgs/cN.bmp + train_list.txt (headerless, spaces) + notes.xlsx');
+    assert.deepEqual(report.spec.labelSources, [
+      csvSource('train_list.txt', 'column 1', 'column 2', { '0': '0', '1': '1' }),
+    ]);
+    assert.deepEqual(report.spec.classes, [
+      { name: '0', count: 30 },
+      { name: '1', count: 10 },
+    ]);
+    const sheet = findingsOf(report, 'label-table').find((f) => f.paths.includes('notes.xlsx'));
+    assert.equal(sheet?.severity, 'info', describeFindings(report));
+  });
+
+  test('class folders spelled ALL in one fold and all in another are one class', async () => {
+    const root = await freshDir();
+    const files: { path: string }[] = [];
+    for (let f = 0; f < 3; f++)
+      for (const cls of f === 1 ? ['all', 'hem'] : ['ALL', 'hem'])
+        for (let i = 0; i < 10; i++) files.push({ path: `fold${f}/${cls}/x${i}.png` });
+    await writeImages(root, files);
+    const report = await audit(root, 'fold{0,1,2}/{ALL|all,hem} (case differs between folds)');
+    assert.deepEqual(report.spec.labelSources, [
+      { kind: 'folder', depth: 2, valueToClass: { ALL: 'ALL', all: 'ALL', hem: 'hem' } },
+    ]);
+    assert.deepEqual(report.spec.classes, [
+      { name: 'ALL', count: 30 },
+      { name: 'hem', count: 30 },
+    ]);
+    assertAbsent(report, 'confounded-groups', 'no-labels');
+  });
+
+  test('cell images with their masks and one table naming both by the same file name', async () => {
+    const root = await freshDir();
+    const files: { path: string }[] = [];
+    const rows = ['name,label'];
+    for (let i = 0; i < 30; i++) {
+      files.push({ path: `images/cell${i}.png` }, { path: `masks/cell${i}.png` });
+      rows.push(`cell${i}.png,${i % 3 === 0 ? 'HEM' : 'ALL'}`);
+    }
+    await writeImages(root, files);
+    await writeText(root, 'labels.csv', rows.join('\n'));
+    const report = await audit(root, 'images/ + masks/ with the same names + labels.csv');
+    assert.deepEqual(report.spec.classes, [
+      { name: 'ALL', count: 20 },
+      { name: 'HEM', count: 10 },
+    ]);
+    // The masks are not labelled as cells, and the two folders are not taken for classes.
+    assert.equal(report.spec.unlabelled, 30);
+    assert.match(findingsOf(report, 'structural-labels')[0]?.message ?? '', /kinds of file/);
+    assertAbsent(report, 'no-labels', 'label-table');
+  });
+});
+
 describe('confounded groups', () => {
   async function hospitals(share: number): Promise<AuditReport> {
     const root = await freshDir();

@@ -461,9 +461,10 @@ function structuralFindings(
       paths: examplePaths,
     });
   }
-  if (labelLevel && labelLevel.depth > 1) {
+  if (labelLevel && labelLevel.depth > 1 && recommendedSource?.kind === 'folder') {
     const parent = levels[labelLevel.depth - 2];
     const repeated = repeatedChildren(parent);
+    const folderClasses = countLabels(paths, labelerFor(recommendedSource));
     findings.push({
       code: 'nested-labels',
       severity: 'warning',
@@ -472,10 +473,10 @@ function structuralFindings(
         (repeated
           ? `, repeated under every ${parent.names.length > 1 ? listNames(parent.names.map((n) => n.name)) : parent.names[0].name} folder`
           : '') +
-        `. Use the folder at depth ${labelLevel.depth} as the label: ${labelLevel.names.map((n) => `${n.name} ${formatCount(n.count)}`).join(', ')}.`,
+        `. Use the folder at depth ${labelLevel.depth} as the label: ${folderClasses.map((n) => `${n.name} ${formatCount(n.count)}`).join(', ')}.`,
       evidence: {
-        recommendedLabelSource: { kind: 'folder', depth: labelLevel.depth },
-        classes: labelLevel.names,
+        recommendedLabelSource: recommendedSource,
+        classes: folderClasses,
         parentFolders: parent.names,
       },
       paths: labelLevel.names.map(({ name }) => paths.find((p) => folderAt(p, labelLevel.depth) === name)!),
