@@ -420,6 +420,34 @@ describe('more layouts users bring', () => {
     assertAbsent(report, 'confounded-groups', 'no-labels');
   });
 
+  test('a train table and a test table with their own spelling of the classes', async () => {
+    const root = await freshDir();
+    const train = Array.from({ length: 30 }, (_, i) => ({ path: `train/t${i}.png` }));
+    const testImages = Array.from({ length: 20 }, (_, i) => ({ path: `test/s${i}.jpg` }));
+    await writeImages(root, [...train, ...testImages]);
+    await writeText(
+      root,
+      'train_labels.csv',
+      'file,label\n' + train.map((f, i) => `t${i}.png,${i % 2 ? 'ALL' : 'HEM'}`).join('\n'),
+    );
+    await writeText(
+      root,
+      'test/test_labels.csv',
+      'image;Label\n' + testImages.map((f, i) => `s${i};${i % 2 ? 'all' : 'hem'}`).join('\n'),
+    );
+    const report = await audit(root, 'train/ + test/ with train_labels.csv and test/test_labels.csv (ALL vs all)');
+    assert.deepEqual(report.spec.labelSources, [
+      csvSource('train_labels.csv', 'file', 'label', { HEM: 'HEM', ALL: 'ALL' }),
+      csvSource('test/test_labels.csv', 'image', 'Label', { hem: 'HEM', all: 'ALL' }),
+    ]);
+    assert.deepEqual(report.spec.classes, [
+      { name: 'ALL', count: 25 },
+      { name: 'HEM', count: 25 },
+    ]);
+    assert.equal(report.spec.split.kind, 'predefined');
+    assertAbsent(report, 'no-labels', 'label-table', 'label-mismatch');
+  });
+
   test('cell images with their masks and one table naming both by the same file name', async () => {
     const root = await freshDir();
     const files: { path: string }[] = [];

@@ -71,24 +71,33 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
   const labelLevel = chooseLabelLevel(levels, candidateToken, paths);
   const token = supportedToken(candidateToken, labelLevel, paths);
   const primary = choosePrimarySource(labelLevel, token);
-  const primaryLabel: Labeler = primary ? labelerFor(primary) : () => undefined;
 
-  // Label tables: translated into the primary classes when the evidence allows; without a primary source the
-  // table that labels most images is the label source, its values the classes.
+  // Label tables: translated into the primary classes when the evidence allows. Without a folder or file-name
+  // source, the table that labels most images is the primary source, its values the classes, and the other
+  // tables (a train and a test table) are translated into those.
   const csvSources: UsedTable[] = [];
-  const unusedTables: CsvLabelTable[] = [];
-  for (const table of tables) {
-    const valueToClass = primary ? translateCsvValues(table, primary, primaryLabel, token) : undefined;
-    if (valueToClass) csvSources.push({ source: csvSource(table, valueToClass), table });
-    else unusedTables.push(table);
+  const unusedTables = [...tables].sort((a, b) => b.labelByPath.size - a.labelByPath.size);
+  let first: LabelSource | undefined = primary;
+  if (!first && unusedTables[0]?.labelByPath.size) {
+    const best = unusedTables.shift()!;
+    const source = csvSource(best, caseFoldedClasses(best));
+    csvSources.push({ source, table: best });
+    first = source;
   }
-  if (!primary) {
-    const best = [...unusedTables].sort((a, b) => b.labelByPath.size - a.labelByPath.size)[0];
-    if (best && best.labelByPath.size > 0) {
-      csvSources.push({ source: csvSource(best, caseFoldedClasses(best)), table: best });
-      unusedTables.splice(unusedTables.indexOf(best), 1);
+  const primaryLabel: Labeler = first ? labelerFor(first, tables) : () => undefined;
+  if (first) {
+    const vocabulary = countLabels(paths, primaryLabel).map((c) => c.name);
+    for (const table of [...unusedTables]) {
+      const valueToClass = translateCsvValues(table, vocabulary, primaryLabel, token);
+      if (!valueToClass) continue;
+      csvSources.push({ source: csvSource(table, valueToClass), table });
+      unusedTables.splice(unusedTables.indexOf(table), 1);
     }
   }
+  // Tables in the order they were found, after the primary source: the first that labels an image wins.
+  csvSources.sort((a, b) =>
+    a.source === first ? -1 : b.source === first ? 1 : tables.indexOf(a.table) - tables.indexOf(b.table),
+  );
   const labelSources: LabelSource[] = [...(primary ? [primary] : []), ...csvSources.map((c) => c.source)];
   const labelOf = combinedLabeler(labelSources, tables);
   const classes = countLabels(paths, labelOf);
@@ -151,7 +160,8 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
   // Every finding below reads the labels through the spec: what the findings say is what training will use.
   findings.push(...structuralFindings(levels, labelLevel, spec, paths, labelOf));
   findings.push(...tokenFindings(primary, token, paths, primaryLabel));
-  for (const used of csvSources) findings.push(...csvMismatchFindings(used, primaryLabel, token));
+  for (const used of csvSources)
+    findings.push(...csvMismatchFindings(used, used.source === first ? () => undefined : primaryLabel, token));
   findings.push(...labelTableFindings(csvSources, unusedTables));
   findings.push(...spreadsheetFindings(scan.otherFiles, labelSources.length > 0));
   if (classes.length > 0) findings.push(...classFindings(classes, labelLevel));
@@ -323,25 +333,17 @@ function choosePrimarySource(
  */
 function translateCsvValues(
   table: CsvLabelTable,
-  primary: LabelSource,
+  vocabulary: string[],
   primaryLabel: (path: string) => string | undefined,
   token: TokenCandidate | undefined,
 ): Record<string, string> | undefined {
   const values = [...new Set(table.labelByPath.values())];
   if (values.length === 0) return undefined;
   const paths = [...table.labelByPath.keys()];
-  const known = new Set<string>();
-  for (const path of paths) {
-    const label = primaryLabel(path);
-    if (label !== undefined) known.add(label);
-  }
-  const byName = new Map(values.map((v) => [v.toLowerCase(), v]));
+  const known = new Set(vocabulary);
   if (token) for (const cls of Object.values(token.valueToClass)) known.add(cls);
-  if (values.every((v) => [...known].some((k) => k.toLowerCase() === v.toLowerCase()))) {
-    return Object.fromEntries(
-      [...byName.values()].map((v) => [v, [...known].find((k) => k.toLowerCase() === v.toLowerCase())!]),
-    );
-  }
+  const byName = (v: string) => [...known].find((k) => k.toLowerCase() === v.toLowerCase());
+  if (values.every((v) => byName(v) !== undefined)) return Object.fromEntries(values.map((v) => [v, byName(v)!]));
   const viaOriginalName =
     token && table.originalNameByPath.size > 0
       ? crossTabulate(
