@@ -254,6 +254,32 @@ describe('label tables that name images in other ways', () => {
     assertAbsent(report, 'no-labels', 'label-table', 'label-mismatch');
   });
 
+  test('one small table inside each patient folder, each with a single diagnosis', async () => {
+    const root = await freshDir();
+    const files: { path: string }[] = [];
+    for (let p = 1; p <= 8; p++) {
+      const diagnosis = p <= 5 ? 'ALL' : 'HEM';
+      const names = Array.from({ length: 5 }, (_, i) => `cell-${i}.png`);
+      for (const name of names) files.push({ path: `cohort/pt${p}/${name}` });
+      await writeText(
+        root,
+        `cohort/pt${p}/annotation.csv`,
+        'image,diagnosis\n' + names.map((n) => `${n},${diagnosis}`).join('\n'),
+      );
+    }
+    await writeImages(root, files);
+    const report = await audit(root, 'cohort/ptN/cell-i.png + cohort/ptN/annotation.csv (one table per patient)');
+    assert.equal(report.spec.labelSources.length, 8);
+    assert.ok(report.spec.labelSources.every((s) => s.kind === 'csv' && s.labelColumn === 'diagnosis'));
+    assert.deepEqual(report.spec.classes, [
+      { name: 'ALL', count: 25 },
+      { name: 'HEM', count: 15 },
+    ]);
+    assert.equal(report.spec.unlabelled, 0);
+    assert.equal(report.spec.subjects.count, 8);
+    assertAbsent(report, 'no-labels', 'label-table', 'label-mismatch');
+  });
+
   test('rows that fit two images are reported, not guessed; absolute Windows paths match by their tail', async () => {
     const root = await freshDir();
     const rows = ['file,label'];

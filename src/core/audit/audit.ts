@@ -79,10 +79,17 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
   const unusedTables = [...tables].sort((a, b) => b.labelByPath.size - a.labelByPath.size);
   let first: LabelSource | undefined = primary;
   if (!first && unusedTables[0]?.labelByPath.size) {
-    const best = unusedTables.shift()!;
-    const source = csvSource(best, caseFoldedClasses(best));
-    csvSources.push({ source, table: best });
-    first = source;
+    // Tables with the same label column are one table in several files (one per patient folder, train and
+    // test): their values together are the classes.
+    const column = unusedTables[0].labelColumn.toLowerCase();
+    const siblings = unusedTables.filter((t) => t.labelColumn.toLowerCase() === column);
+    const canonical = caseFoldedValues(siblings);
+    for (const table of siblings) {
+      const values = [...new Set(table.labelByPath.values())];
+      csvSources.push({ source: csvSource(table, Object.fromEntries(values.map((v) => [v, canonical[v]]))), table });
+      unusedTables.splice(unusedTables.indexOf(table), 1);
+    }
+    first = csvSources[0].source;
   }
   const primaryLabel: Labeler = first ? labelerFor(first, tables) : () => undefined;
   if (first) {
@@ -195,10 +202,11 @@ function csvSource(table: CsvLabelTable, valueToClass: Record<string, string>): 
   return { kind: 'csv', file: table.file, fileColumn: table.fileColumn, labelColumn: table.labelColumn, valueToClass };
 }
 
-/** A table's own values as classes, spellings that differ only in case (`ALL`, `all`) folded to the commonest. */
-function caseFoldedClasses(table: CsvLabelTable): Record<string, string> {
+/** Tables' own values as classes, spellings that differ only in case (`ALL`, `all`) folded to the commonest. */
+function caseFoldedValues(tables: CsvLabelTable[]): Record<string, string> {
   const counts = new Map<string, number>();
-  for (const value of table.labelByPath.values()) counts.set(value, (counts.get(value) ?? 0) + 1);
+  for (const table of tables)
+    for (const value of table.labelByPath.values()) counts.set(value, (counts.get(value) ?? 0) + 1);
   return caseFolded(sortedCounts(counts)) ?? Object.fromEntries([...counts.keys()].map((v) => [v, v]));
 }
 
@@ -500,7 +508,15 @@ function structuralFindings(
 
 /** Every label source of the spec, with the classes each contributes. */
 function describeLabels(spec: DatasetSpec): string {
-  const parts = spec.labelSources.map(describeSource);
+  const parts: string[] = [];
+  const tablesByColumn = new Map<string, string[]>();
+  for (const source of spec.labelSources) {
+    if (source.kind !== 'csv') parts.push(describeSource(source));
+    else if (!tablesByColumn.has(source.labelColumn)) tablesByColumn.set(source.labelColumn, [source.file]);
+    else tablesByColumn.get(source.labelColumn)!.push(source.file);
+  }
+  for (const [column, files] of tablesByColumn)
+    parts.push(`in column ${column} of ${listNames(files, 2)}${files.length > 2 ? ' tables' : ''}`);
   const counts = spec.classes.map((c) => `${c.name} ${formatCount(c.count)}`).join(', ');
   return `${parts.join(', then ')} (${counts})`;
 }

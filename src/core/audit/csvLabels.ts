@@ -261,10 +261,16 @@ function chooseLabelColumn(header: string[], rows: string[][], fileColumn: numbe
     if (column === fileColumn) continue;
     const values = new Set(rows.map((row) => row[column] ?? ''));
     values.delete('');
-    if (values.size < 2 || values.size > MAX_LABEL_VALUES || values.size > Math.max(2, rows.length / 2)) continue;
+    const named = LABEL_COLUMN_NAME.test(header[column]) ? 2 : NOT_LABEL_COLUMN_NAME.test(header[column]) ? -2 : 0;
+    // One value is enough under a label-like name: a per-patient table beside one patient's images.
+    if (
+      values.size < (named > 0 ? 1 : 2) ||
+      values.size > MAX_LABEL_VALUES ||
+      values.size > Math.max(2, rows.length / 2)
+    )
+      continue;
     // Paths and file names are keys, never classes.
     if ([...values].some((v) => IMAGE_EXTENSION.test(v) || v.includes('/'))) continue;
-    const named = LABEL_COLUMN_NAME.test(header[column]) ? 2 : NOT_LABEL_COLUMN_NAME.test(header[column]) ? -2 : 0;
     candidates.push({ column, score: named + 1 / values.size });
   }
   candidates.sort((a, b) => b.score - a.score || a.column - b.column);
