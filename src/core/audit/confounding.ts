@@ -4,7 +4,7 @@
  * (stain, scanner, day) and still look accurate on a validation set drawn from the same hospitals.
  */
 import type { Labeler } from '../labels.js';
-import { chiSquareIndependence } from '../stats.js';
+import { chiSquareIndependence } from './stats.js';
 import { MAX_EXAMPLE_PATHS, formatCount, listNames, type Finding } from './findings.js';
 import { crossTabulate } from './labelCandidates.js';
 

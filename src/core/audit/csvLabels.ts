@@ -6,7 +6,7 @@
  * (`p07/smear2/img3.tif`), an absolute path from the author's machine, or a folder (a patient) whose images
  * all share the row's label. A row that fits more than one image is reported, never guessed.
  */
-import { fileNameTokens, fileStem, pathParts } from '../dataset.js';
+import { fileNameTokens, fileStem, pathParts } from '../datasetSpec.js';
 import type { ImageEntry } from '../types.js';
 
 export interface DelimitedTable {
