@@ -15,6 +15,7 @@ import { scanAndAudit } from '../src/core/audit/runAudit.js';
 import { randomStainTint, renderCell, type DemoLabel } from '../src/core/demo/generate.js';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
 import { createRng } from '../src/core/random.js';
+import { resolveLabels } from '../src/core/train/labelChoice.js';
 import { assertSpecConsistent, consistencyChecksRun } from './helpers/auditConsistency.js';
 
 const SIZE = 24;
@@ -125,15 +126,19 @@ describe('label tables that name images in other ways', () => {
     ]);
     assert.deepEqual(report.spec.classes, classesOf(labels));
     assert.equal(report.spec.unlabelled, 0);
-    // smear_1/smear_2 are acquisitions, not classes; the donor folders are patients. ImageFolder on the root
-    // would see one class, and the warning says where the diagnoses are instead.
-    const structural = findingsOf(report, 'structural-labels');
-    assert.equal(structural.length, 1, describeFindings(report));
-    assert.match(
-      structural[0].message,
-      /one folder, slides.*The diagnoses are in column diagnosis of slides\/labels\.csv \(B-ALL 36, reactive 24\)/,
+    // smear_1/smear_2 are acquisitions, not classes; the donor folders are patients. The one folder around
+    // everything is no trap when the labels come from a table.
+    assertAbsent(
+      report,
+      'no-labels',
+      'structural-labels',
+      'label-mismatch',
+      'label-table',
+      'nested-labels',
+      'confounded-groups',
     );
-    assertAbsent(report, 'no-labels', 'label-mismatch', 'label-table', 'nested-labels', 'confounded-groups');
+    // Training with --labels auto takes the table.
+    assert.deepEqual(resolveLabels('auto', report, []).sources, report.spec.labelSources);
     // The donors are the subjects, so a subject-disjoint split keeps each donor's smears on one side.
     assert.equal(report.spec.subjectFolderDepth, 2);
     assert.deepEqual(report.spec.subjects, { count: 10, imagesWithSubject: 60 });

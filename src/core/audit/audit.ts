@@ -434,7 +434,10 @@ function structuralFindings(
   const labelled = recommendedSource !== undefined;
   const topIsLabel = recommendedSource?.kind === 'folder' && recommendedSource.depth === 1;
   const single = top?.names.length === 1;
-  if (top && !topIsLabel && top.covered >= paths.length * 0.5) {
+  // One folder around everything matters to ImageFolder only when the classes are folders deeper down; with
+  // labels from a table or the file names there is no folder trap to warn about (and `--labels auto` works).
+  const wrapperOnly = single && labelled && recommendedSource.kind !== 'folder';
+  if (top && !topIsLabel && top.covered >= paths.length * 0.5 && !wrapperOnly) {
     const names = top.names.map((n) => n.name);
     const sizes = top.names.map((n) => n.count);
     const sizeRatio = Math.max(...sizes) / Math.min(...sizes);
