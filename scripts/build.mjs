@@ -1,5 +1,5 @@
-// One esbuild invocation per bundle: the extension host (node, cjs, `vscode` external), the trainer child
-// process, the CLI, and the webview (browser). Native and wasm-loading packages stay external: they find
+// One esbuild invocation per bundle: the extension host (node, cjs, `vscode` external), the trainer and audit
+// child processes, the CLI, and the webview (browser). Native and wasm-loading packages stay external: they find
 // their binaries relative to their own package folder.
 import * as esbuild from 'esbuild';
 import { readFileSync } from 'node:fs';
@@ -58,6 +58,15 @@ const builds = [
     target: 'node20',
     external: nodeExternals,
   },
+  {
+    ...common,
+    entryPoints: ['src/trainer/auditChild.ts'],
+    outfile: 'dist/auditChild.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternals,
+  },
   // Data-parallel training starts this file as a worker thread from the trainer and CLI bundles' folder.
   {
     ...common,
@@ -87,10 +96,11 @@ const builds = [
     target: 'node20',
     external: nodeExternals,
   },
+  // The pages: one browser bundle pattern, one entry per page (results view and report; training dashboard).
   {
     ...common,
-    entryPoints: ['webview/main.ts'],
-    outfile: 'dist/webview.js',
+    entryPoints: { webview: 'webview/main.ts', dashboard: 'webview/dashboard/main.ts' },
+    outdir: 'dist',
     platform: 'browser',
     format: 'esm',
     target: 'es2022',
