@@ -102,12 +102,17 @@ class ByteBudget {
   spend(bytes: number, what: string): void {
     this.used += bytes;
     if (this.used <= this.limit) return;
-    const gib = (n: number) => `${(n / 1024 ** 3).toLocaleString('en-US', { maximumFractionDigits: 1 })} GiB`;
     throw new AuditLimitError(
-      `The audit stopped before reading ${what}: that would make ${gib(this.used)}, over its limit of ` +
-        `${gib(this.limit)} (maxBytes). Point it at the dataset folder itself, or raise the limit.`,
+      `The audit stopped before reading ${what}: that would make ${formatBytes(this.used)}, over its limit of ` +
+        `${formatBytes(this.limit)} (maxBytes). Point it at the dataset folder itself, or raise the limit.`,
     );
   }
+}
+
+function formatBytes(n: number): string {
+  const [value, unit] =
+    n >= 1024 ** 3 ? [n / 1024 ** 3, 'GiB'] : n >= 1024 ** 2 ? [n / 1024 ** 2, 'MiB'] : [n, 'bytes'];
+  return `${value.toLocaleString('en-US', { maximumFractionDigits: 1 })} ${unit}`;
 }
 
 /**

@@ -212,7 +212,9 @@ function decode(bytes: Uint8Array, root: string): Map<string, Entry> {
     const entry: Entry = { stamp: { size, mtimeMs, ctimeMs, ino, dev }, header: { format, width, height, channels } };
     if (pixel !== null && perceptual !== null) {
       if (thumbnailAt + DIGEST_BYTES > body.length) throw new Error('thumbnails run past the end');
-      const vectors = new Int8Array(body.slice(thumbnailAt, thumbnailAt + DIGEST_BYTES).buffer);
+      // A copy, so one entry does not keep the whole file's buffer alive.
+      const vectors = new Int8Array(DIGEST_BYTES);
+      vectors.set(new Int8Array(body.buffer, body.byteOffset + thumbnailAt, DIGEST_BYTES));
       const features = { content: vectors.subarray(0, FEATURE_BYTES), texture: vectors.subarray(FEATURE_BYTES) };
       entry.digest = { pixel, perceptual, features };
       thumbnailAt += DIGEST_BYTES;

@@ -17,7 +17,12 @@ export interface ImageDigest {
 export function digestImage(image: RawImage): ImageDigest {
   const rgb = toRgb(image);
   const thumbnail = lumaThumbnail(rgb);
-  return { pixel: pixelHash(rgb), perceptual: thumbnailHash(thumbnail), features: thumbnailFeatures(thumbnail) };
+  const texture = textureResidual(thumbnail);
+  return {
+    pixel: pixelHash(rgb),
+    perceptual: residualHash(texture),
+    features: { content: quantise(normalisedContent(thumbnail)), texture: quantise(texture) },
+  };
 }
 
 /**
@@ -140,7 +145,7 @@ function foregroundMask(thumbnail: Uint8Array): Uint8Array {
   const border: number[] = [];
   for (let i = 0; i < side; i++) border.push(thumbnail[i], thumbnail[(side - 1) * side + i]);
   for (let i = 1; i < side - 1; i++) border.push(thumbnail[i * side], thumbnail[i * side + side - 1]);
-  border.sort((a, b) => a - b);
+  border.sort((a, b) => a - b); // 124 numbers
   const background = border[border.length >> 1];
   const spread = border[Math.floor(border.length * 0.9)] - border[Math.floor(border.length * 0.1)];
   const inMask = new Uint8Array(thumbnail.length);
@@ -223,44 +228,49 @@ export function textureResidual(thumbnail: Uint8Array): Float64Array {
       inner[i] = mask[i] & mask[i - 1] & mask[i + 1] & mask[i - side] & mask[i + side];
     }
   }
-  // Least squares of value ~ 1, x, y, x², xy, y² over the inner cells (normal equations, 6×6).
+  // Least squares of value ~ 1, u, v, u², uv, v² over the inner cells (normal equations, 6×6).
   const normal = new Float64Array(6 * 7);
   const terms = new Float64Array(6);
-  const fill = (x: number, y: number): void => {
-    const u = x / side - 0.5;
-    const v = y / side - 0.5;
-    terms[0] = 1;
-    terms[1] = u;
-    terms[2] = v;
-    terms[3] = u * u;
-    terms[4] = u * v;
-    terms[5] = v * v;
-  };
   let count = 0;
   for (let i = 0; i < inner.length; i++) {
     if (!inner[i]) continue;
     count++;
-    fill(i % side, Math.floor(i / side));
+    polynomialTerms(i, side, terms);
+    const value = thumbnail[i];
     for (let r = 0; r < 6; r++) {
-      for (let c = 0; c < 6; c++) normal[r * 7 + c] += terms[r] * terms[c];
-      normal[r * 7 + 6] += terms[r] * thumbnail[i];
+      const term = terms[r];
+      for (let c = r; c < 6; c++) normal[r * 7 + c] += term * terms[c];
+      normal[r * 7 + 6] += term * value;
     }
   }
   const residual = new Float64Array(thumbnail.length);
   if (count < 12) return residual;
+  for (let r = 1; r < 6; r++) for (let c = 0; c < r; c++) normal[r * 7 + c] = normal[c * 7 + r];
   const coefficients = solve(normal, 6);
   let squares = 0;
   for (let i = 0; i < inner.length; i++) {
     if (!inner[i]) continue;
-    fill(i % side, Math.floor(i / side));
+    polynomialTerms(i, side, terms);
     let fit = 0;
     for (let k = 0; k < 6; k++) fit += coefficients[k] * terms[k];
     residual[i] = thumbnail[i] - fit;
-    squares += residual[i] ** 2;
+    squares += residual[i] * residual[i];
   }
   const scale = 1 / Math.max(0.5, Math.sqrt(squares / count));
   for (let i = 0; i < residual.length; i++) residual[i] *= scale;
   return residual;
+}
+
+/** 1, u, v, u², uv, v² of cell `i`, with u and v the cell centre's position in [−0.5, 0.5]. */
+function polynomialTerms(i: number, side: number, terms: Float64Array): void {
+  const u = ((i % side) + 0.5) / side - 0.5;
+  const v = (Math.floor(i / side) + 0.5) / side - 0.5;
+  terms[0] = 1;
+  terms[1] = u;
+  terms[2] = v;
+  terms[3] = u * u;
+  terms[4] = u * v;
+  terms[5] = v * v;
 }
 
 /** Gaussian elimination with partial pivoting of an n×(n+1) augmented matrix; singular directions get 0. */
@@ -293,7 +303,11 @@ function solve(augmented: Float64Array, n: number): Float64Array {
  * and shading look alike but whose texture does not, spread out (a hash of the whole picture puts them close).
  */
 export function thumbnailHash(thumbnail: Uint8Array): string {
-  const coefficients = lowFrequencyDct(textureResidual(thumbnail));
+  return residualHash(textureResidual(thumbnail));
+}
+
+function residualHash(residual: Float64Array): string {
+  const coefficients = lowFrequencyDct(residual);
   const median = medianOf(coefficients);
   let hex = '';
   for (let nibble = 0; nibble < coefficients.length / 4; nibble++) {
