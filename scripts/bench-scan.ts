@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { auditDataset } from '../src/core/audit/runAudit.js';
 import { decodeBmp } from '../src/core/image/bmpDecode.js';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
-import { scanDataset } from '../src/core/scan.js';
+import { scanDataset } from '../src/core/audit/scan.js';
 import { buildTree, TREE_FILES, treeFilePath, treeIsBuilt } from './bench-scan-tree.js';
 
 function option(name: string): string | undefined {

@@ -9,7 +9,7 @@ import { hashImages } from '../src/core/audit/pixels.js';
 import { auditDataset } from '../src/core/audit/runAudit.js';
 import { ScanCache } from '../src/core/audit/scanCache.js';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
-import { scanDataset } from '../src/core/scan.js';
+import { scanDataset } from '../src/core/audit/scan.js';
 import type { RawImage } from '../src/core/types.js';
 
 function picture(seed: number, side = 40): RawImage {

@@ -9,7 +9,12 @@ import { auditDataset } from '../../src/core/audit/runAudit.js';
 import { encodeBmp24 } from '../../src/core/image/bmpEncode.js';
 
 const bmp = (seed: number) =>
-  encodeBmp24({ width: 16, height: 16, channels: 3, data: Uint8Array.from({ length: 768 }, (_, i) => (i * seed) % 256) });
+  encodeBmp24({
+    width: 16,
+    height: 16,
+    channels: 3,
+    data: Uint8Array.from({ length: 768 }, (_, i) => (i * seed) % 256),
+  });
 
 async function dataset(t: { after: (fn: () => Promise<void>) => void }, images: number, tables = 0): Promise<string> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'leukemia-audit-fault-limits-'));
@@ -43,7 +48,10 @@ test('more bytes than maxBytes: the audit stops before reading pixels', async (t
     }),
     (error: Error) => {
       assert.equal(error.name, 'AuditLimitError');
-      assert.match(error.message, /before reading the images under .* that would make 8,220 bytes, over its limit of 4,000 bytes \(maxBytes\)/);
+      assert.match(
+        error.message,
+        /before reading the images under .* that would make 8,220 bytes, over its limit of 4,000 bytes \(maxBytes\)/,
+      );
       t.diagnostic(`FAULT audit-max-bytes: 10 images of ${bmp(1).length} bytes, maxBytes 4,000: "${error.message}"`);
       return true;
     },

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { auditDataset } from '../../src/core/audit/runAudit.js';
 import { encodeBmp24 } from '../../src/core/image/bmpEncode.js';
-import { scanDataset } from '../../src/core/scan.js';
+import { scanDataset } from '../../src/core/audit/scan.js';
 
 const bmp = (seed: number) =>
   encodeBmp24({ width: 8, height: 8, channels: 3, data: Uint8Array.from({ length: 192 }, (_, i) => (i * seed) % 256) });
@@ -85,7 +85,10 @@ test('a labels.csv link to a table outside the dataset is not read', async (t) =
   await rm(path.join(root, 'labels.csv'));
   await writeFile(path.join(root, 'labels.csv'), rows.join('\n') + '\n');
   const inside = await auditDataset(root, { cacheDir: false, checkPixels: false });
-  assert.ok(inside.spec.labelSources.some((s) => s.kind === 'csv'), JSON.stringify(inside.spec.labelSources));
+  assert.ok(
+    inside.spec.labelSources.some((s) => s.kind === 'csv'),
+    JSON.stringify(inside.spec.labelSources),
+  );
   t.diagnostic(
     'FAULT labels-symlink-outside: labels.csv linked to a table outside the dataset was not read ' +
       `(label sources: ${JSON.stringify(linked.spec.labelSources.map((s) => s.kind))}); the same table as a ` +

@@ -4,7 +4,7 @@
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { AuditLimitError, scanDataset } from '../scan.js';
+import { AuditLimitError, scanDataset } from './scan.js';
 import type { ScanResult, UnreadableEntry } from '../types.js';
 import { auditScan, type AuditOptions, type AuditReport } from './audit.js';
 import { detectCsvLabels, parseDelimited, type CsvLabelTable } from './csvLabels.js';

@@ -1,10 +1,10 @@
 import type { Dirent, BigIntStats } from 'node:fs';
 import { open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { ScanCache } from './audit/scanCache.js';
-import { stampOf } from './audit/scanCache.js';
-import { checkPixelLimit, DEFAULT_MAX_PIXELS, ImageFormatError, readFileImageHeader } from './image/header.js';
-import type { ImageEntry, ScanResult, UnreadableEntry, UnreadableReason } from './types.js';
+import { checkPixelLimit, DEFAULT_MAX_PIXELS, ImageFormatError, readFileImageHeader } from '../image/header.js';
+import type { ImageEntry, ScanResult, UnreadableEntry, UnreadableReason } from '../types.js';
+import type { ScanCache } from './scanCache.js';
+import { stampOf } from './scanCache.js';
 
 /** Most files and folders one scan looks at (default of `maxFiles`): a root pointed at `/` stops here. */
 export const DEFAULT_MAX_FILES = 1_000_000;
