@@ -76,24 +76,26 @@ async function main(): Promise<void> {
   await referenceHash(root); // warm the page cache, so every run reads from memory
   try {
     for (let run = 1; run <= runs; run++) {
-      const [reference] = await time(() => referenceHash(root));
-      const [header, scan] = await time(() => scanDataset(root));
-      const [full, report] = await time(() => auditDataset(root, { cacheDir: false }));
+      const step = async <T>(name: keyof typeof figures, work: () => Promise<T>): Promise<T> => {
+        const [seconds, result] = await time(work);
+        figures[name].push(seconds);
+        const rate = name === 'reference' || name === 'full' ? `, ${(TREE_FILES / seconds).toFixed(0)} files/s` : '';
+        console.log(`run ${run}: ${name.padEnd(9)} ${seconds.toFixed(3)} s${rate}`);
+        return result;
+      };
+      await step('reference', () => referenceHash(root));
+      await step('header', () => scanDataset(root));
+      const report = await step('full', () => auditDataset(root, { cacheDir: false }));
       await rm(cacheDir, { recursive: true, force: true });
       await auditDataset(root, { cacheDir }); // fills the cache
-      const [warm] = await time(() => auditDataset(root, { cacheDir }));
+      await step('warm', () => auditDataset(root, { cacheDir }));
       await touchFiles(root, run);
-      const [incr, incrReport] = await time(() => auditDataset(root, { cacheDir }));
-      const duplicates = report.findings.filter((f) => f.code === 'duplicate-images');
-      const sameFindings =
-        JSON.stringify(incrReport.findings.map((f) => f.code)) === JSON.stringify(report.findings.map((f) => f.code));
-      Object.entries({ reference, header, full, warm, incr }).forEach(([k, v]) => figures[k as 'full'].push(v));
+      const incrReport = await step('incr', () => auditDataset(root, { cacheDir }));
+      const codes = (r: typeof report) => JSON.stringify(r.findings.map((f) => f.code));
       console.log(
-        `run ${run}: reference ${(TREE_FILES / reference).toFixed(0)} files/s (${reference.toFixed(2)} s) | ` +
-          `header scan ${header.toFixed(3)} s (${scan.images.length} images) | ` +
-          `full audit ${(TREE_FILES / full).toFixed(0)} files/s (${full.toFixed(2)} s, ${(reference / full).toFixed(2)}× reference) | ` +
-          `warm re-audit ${warm.toFixed(3)} s | after ${CHANGED_FILES} changed ${incr.toFixed(3)} s | ` +
-          `duplicate findings ${duplicates.length}${sameFindings ? '' : ' | FINDINGS DIFFER after the edit'}`,
+        `run ${run}: full audit ${(figures.reference.at(-1)! / figures.full.at(-1)!).toFixed(2)}× the reference's ` +
+          `speed; duplicate findings: ${report.findings.filter((f) => f.code === 'duplicate-images').length}` +
+          (codes(incrReport) === codes(report) ? '' : '; FINDINGS DIFFER after the edit'),
       );
     }
     console.log(`\n${runs} runs, ${TREE_FILES.toLocaleString('en-US')} files, ${os.availableParallelism()} cores:`);

@@ -117,6 +117,7 @@ async function digestInWorkers(
   const batches = new Map<number, string[]>();
   let nextFile = 0;
   let nextId = 0;
+  let onAbort: (() => void) | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       let inFlight = 0;
@@ -131,7 +132,7 @@ async function digestInWorkers(
         inFlight++;
         worker.postMessage(batch);
       };
-      const onAbort = (): void => reject(signal!.reason);
+      onAbort = (): void => reject(signal!.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       for (const worker of pool) {
         worker.on('message', (reply: PixelBatchResult) => {
@@ -156,6 +157,7 @@ async function digestInWorkers(
       for (let round = 0; round < 2; round++) for (const worker of pool) send(worker);
     });
   } finally {
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
     await Promise.all(pool.map((worker) => worker.terminate()));
   }
 }
