@@ -26,7 +26,7 @@ export interface ImageHashes {
  * chromatin texture, which are near-identical pictures), and 0.02 % of pairs of distinct cells have hashes ≤ 8 bits
  * apart. test/near-duplicates.test.ts prints these figures for its cells.
  */
-export const NEAR_DUPLICATE_CANDIDATE_BITS = 10;
+export const NEAR_DUPLICATE_CANDIDATE_BITS = 8;
 export const NEAR_DUPLICATE_MIN_CONTENT_SIMILARITY = 0.85;
 export const NEAR_DUPLICATE_MIN_TEXTURE_SIMILARITY = 0.85;
 /** Without thumbnails the hash alone decides, so it must be closer. */
