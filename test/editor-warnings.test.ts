@@ -11,6 +11,7 @@ import { findDatasetCalls, type SourceCell } from '../src/core/editor/pythonCall
 import { structuralPrompt, structuralSentence, structuralSummary } from '../src/core/editor/structural.js';
 import { labelsAreStructural } from '../src/core/train/labelChoice.js';
 import type { ScanResult } from '../src/core/types.js';
+import { assertSpecConsistent } from './helpers/auditConsistency.js';
 
 const ROOT = path.resolve('/data/C-NMC_Leukemia/training_data');
 
@@ -22,7 +23,9 @@ function audit(paths: string[], root = ROOT): AuditReport {
     otherFiles: [],
     ignored: 0,
   };
-  return auditScan(scan);
+  const report = auditScan(scan);
+  assertSpecConsistent(report, scan);
+  return report;
 }
 
 /** C-NMC: three folds of all/hem, ALL about twice as common, subjects confined to a fold. */
@@ -103,7 +106,7 @@ describe('datasetCallWarning', () => {
     const warning = datasetCallWarning(calls[0], resolution, cnmc, cells, calls)!;
     assert.equal(warning.fixes.length, 1, 'no path rewrite: pointing at one fold would drop the others');
     const fixed = apply(cells, warning.fixes[0]).c;
-    assert.match(fixed, /\n    class NestedLabelFolder\(Dataset\):\n/, "inserted at the call's indentation");
+    assert.match(fixed, /\n {4}class NestedLabelFolder\(Dataset\):\n/, "inserted at the call's indentation");
     assert.match(fixed, /return NestedLabelFolder\("[^"]+", transform=t, label_depth=2\)/);
     assert.match(fixed, /if g == 'fold_2'/, "the validation fold example is the audit's");
     // Inserted once: with the class already there, the fix only rewrites the call.

@@ -7,7 +7,7 @@ import { join, sep } from 'node:path';
 import { AuditLimitError, scanDataset } from './scan.js';
 import type { ScanResult, UnreadableEntry } from '../types.js';
 import { auditScan, type AuditOptions, type AuditReport } from './audit.js';
-import { detectCsvLabels, parseDelimited, type CsvLabelTable } from './csvLabels.js';
+import { decodeTableText, detectCsvLabels, parseDelimited, type CsvLabelTable } from './csvLabels.js';
 import type { ImageHashes } from './duplicates.js';
 import { hashImages } from './pixels.js';
 import { defaultCacheDir, ScanCache } from './scanCache.js';
@@ -135,11 +135,8 @@ export async function readLabelTables(
       const { size } = await stat(real);
       if (size > MAX_LABEL_TABLE_BYTES) continue;
       budget?.spend(size, `the label table ${file}`);
-      const table = detectCsvLabels(
-        file,
-        parseDelimited(await readFile(real, { encoding: 'utf8', signal })),
-        scan.images,
-      );
+      const text = decodeTableText(await readFile(real, { signal }));
+      const table = detectCsvLabels(file, parseDelimited(text), scan.images);
       if (table) tables.push(table);
     } catch (error) {
       if (signal?.aborted || error instanceof AuditLimitError) throw error;
