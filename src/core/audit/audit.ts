@@ -38,7 +38,7 @@ export interface AuditOptions {
   /** Seed of the proposed subject-disjoint split. */
   seed?: number;
   validationFraction?: number;
-  /** Largest perceptual-hash Hamming distance counted as a near-duplicate. */
+  /** Largest perceptual-hash Hamming distance of a candidate near-duplicate (thumbnails then confirm it). */
   nearDuplicateDistance?: number;
 }
 
@@ -180,7 +180,7 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
         labelOf,
         groupOf: groups ? (p) => folderAt(p, groups.depth) : () => undefined,
         splitOf: splits ? (p) => folderAt(p, splits.depth) : () => undefined,
-        nearDuplicateDistance: options.nearDuplicateDistance ?? 4,
+        nearDuplicateDistance: options.nearDuplicateDistance,
       }),
     );
   }

@@ -28,13 +28,12 @@
  * (they only change in `step`), since a worker that reloads them also has XNNPACK repack every filter.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Batch } from '../data/batches.js';
 import { forward, resnet18ParamSpecs, type ResNet18Params } from '../model/resnet18.js';
 import type { Optimizer } from './optimizers.js';
 import { trainStep } from './step.js';
+import { startWorker } from '../worker.js';
 
 export interface DataParallelOptions {
   numClasses: number;
@@ -181,20 +180,9 @@ export function inferLogits(params: ResNet18Params, x: Float32Array, n: number, 
   );
 }
 
-/**
- * The worker's entry: a .ts file next to this one under tsx (tests, scripts), or the separate bundle
- * `gradientWorker.js` next to the bundle that contains this code (dist/trainer.js, dist/cli.js).
- */
-function startWorker(workerData: WorkerInit): Worker {
-  if (__filename.endsWith('.ts')) {
-    // Node 20 loads a worker's entry before `--import tsx` in its execArgv has registered the loader
-    // (ERR_UNKNOWN_FILE_EXTENSION), so register tsx's CommonJS hook from a tiny evaluated entry instead.
-    const file = join(__dirname, 'gradientWorker.ts');
-    return new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true, workerData });
-  }
-  const file = join(__dirname, 'gradientWorker.js');
-  if (!existsSync(file)) throw new Error(`Data-parallel training needs ${file} (built by scripts/build.mjs)`);
-  return new Worker(file, { workerData });
+/** The worker's entry: `gradientWorker.ts` under tsx, the `gradientWorker.js` bundle next to dist/trainer.js. */
+function startGradientWorker(workerData: WorkerInit): Worker {
+  return startWorker(__filename, 'gradientWorker', workerData);
 }
 
 class GradientWorker {
@@ -208,7 +196,12 @@ class GradientWorker {
   constructor(options: DataParallelOptions, state: SharedArrayBuffer, layout: StateLayout) {
     const outBuffer = new SharedArrayBuffer(layout.length * Float32Array.BYTES_PER_ELEMENT);
     this.out = new Float32Array(outBuffer);
-    this.worker = startWorker({ numClasses: options.numClasses, imageSize: options.imageSize, state, out: outBuffer });
+    this.worker = startGradientWorker({
+      numClasses: options.numClasses,
+      imageSize: options.imageSize,
+      state,
+      out: outBuffer,
+    });
     let onReady!: () => void;
     this.ready = new Promise<void>((resolve, reject) => {
       onReady = resolve;
