@@ -6,15 +6,39 @@
 import * as tf from '@tensorflow/tfjs-core';
 // Under Node, importing tfjs-core registers no gradients; training needs them all.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import type { BackendChoice } from '../train/settings.js';
 import { registerWasmTrainingKernels } from './wasmKernels.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
 export interface BackendReport {
-  name: BackendName;
+  /** `torch`: the user's PyTorch trained (see `torch`); otherwise the tfjs backend that did. */
+  name: BackendName | 'torch';
   /** Why a preferred backend was passed over, e.g. "tensorflow: @tensorflow/tfjs-node is not installed". */
   skipped: string[];
+  /** The PyTorch engine as it ran: interpreter, versions, device. */
+  torch?: TorchEngineReport;
+}
+
+export interface TorchEngineReport {
+  python: string;
+  pythonVersion: string;
+  torch: string;
+  torchvision: string;
+  /** As torch names it: `cpu`, `cuda:0`, `mps`. */
+  device: string;
+  /** e.g. "NVIDIA A100-SXM4-40GB", "Apple MPS", "cpu". */
+  deviceName: string;
+  processes: number;
+  amp: boolean;
+  channelsLast: boolean;
+}
+
+/** For the dashboard and the log: "PyTorch 1.13.0 · cpu", "PyTorch 2.3.1 · cuda:0 · NVIDIA A100 ×2", "wasm". */
+export function describeBackend(report: Pick<BackendReport, 'name' | 'torch'>): string {
+  const t = report.torch;
+  if (report.name !== 'torch' || !t) return report.name;
+  const device = t.deviceName && t.deviceName !== t.device && t.deviceName !== 'cpu' ? `${t.device} · ${t.deviceName}` : t.device;
+  return `PyTorch ${t.torch} · ${device}${t.processes > 1 ? ` ×${t.processes}` : ''}`;
 }
 
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -37,7 +61,7 @@ async function tryBackend(name: BackendName): Promise<void> {
   await tf.ready();
 }
 
-export async function selectBackend(choice: BackendChoice): Promise<BackendReport> {
+export async function selectBackend(choice: BackendName | 'auto'): Promise<BackendReport> {
   const candidates = choice === 'auto' ? ORDER : [choice];
   const skipped: string[] = [];
   for (const name of candidates) {

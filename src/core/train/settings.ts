@@ -1,7 +1,7 @@
 /** Everything that decides a training run; the CLI flags, the extension's settings and run.json share it. */
 import type { TrainingStrategy } from '../model/resnet18.js';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendChoice = 'auto' | 'torch' | 'tensorflow' | 'wasm' | 'cpu';
 export type OptimizerName = 'adam' | 'sgd';
 export type ScheduleName = 'cosine' | 'step' | 'constant';
 
@@ -35,6 +35,14 @@ export interface TrainSettings {
   resume: boolean;
   /** Ways to split each batch over CPU cores (1 = one core; 0 = auto: see `dataParallelWays`). */
   workers: number;
+  /** PyTorch engine: the interpreter to use (flag or setting); empty = pythonFromEditor, else python3/python on PATH. */
+  python?: string;
+  /** PyTorch engine: the interpreter selected in the Python extension, tried before PATH. */
+  pythonFromEditor?: string;
+  /** PyTorch engine: `auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N` or `mps`. */
+  device: string;
+  /** PyTorch engine: processes (DDP through torch.distributed.run); 0 = auto, all CUDA devices when more than one. */
+  processes: number;
 }
 
 export const DEFAULT_SETTINGS: Omit<TrainSettings, 'dataset'> = {
@@ -54,4 +62,6 @@ export const DEFAULT_SETTINGS: Omit<TrainSettings, 'dataset'> = {
   split: 'auto',
   resume: false,
   workers: 0,
+  device: 'auto',
+  processes: 0,
 };

@@ -11,7 +11,8 @@ import { scanAndAudit } from '../audit/runAudit.js';
 import { batchCount, batches, classWeights, examplesFor, type Example } from '../data/batches.js';
 import { prepareImages, type PreparedImages } from '../data/cache.js';
 import { assignSplits, findSubjectOverlap, subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
-import { selectBackend } from '../engine/backend.js';
+import type { BackendReport } from '../engine/backend.js';
+import { chooseEngine } from '../engine/choose.js';
 import { runFolderName } from '../editor/runs.js';
 import { combinedLabeler } from '../labels.js';
 import { argmax, computeClassificationMetrics, type ClassificationMetrics } from '../metrics.js';
@@ -20,6 +21,7 @@ import {
   createResNet18,
   disposeModel,
   forward,
+  resnet18ParameterCount,
   trainableByName,
   type ResNet18Params,
 } from '../model/resnet18.js';
@@ -27,6 +29,7 @@ import { exportStateDict, loadStateDict } from '../model/stateDict.js';
 import {
   CHECKPOINT_FILE,
   MODEL_FILE,
+  RUN_FILE,
   readRunFile,
   writeRunFile,
   type EpochRecord,
@@ -42,20 +45,24 @@ import { explainRun } from '../explain/runExplanations.js';
 import { createDataParallelTrainer } from './dataParallel.js';
 import { FeatureStore, frozenPrefix } from './featureStore.js';
 import { trainStep } from './step.js';
-import type { TrainSettings } from './settings.js';
+import type { BackendChoice, TrainSettings } from './settings.js';
+import { TORCH_CHECKPOINT_FILE } from '../torch/plan.js';
+import { trainWithTorch } from '../torch/torchRun.js';
+import type { UnreadableEntry } from '../types.js';
 
-export class TrainingCancelled extends Error {
-  constructor() {
-    super('Training was cancelled');
-  }
-}
+import { TrainingCancelled } from './cancelled.js';
+
+export { TrainingCancelled };
 
 const OPTIMIZER_PREFIX = 'optimizer/';
 
 export async function trainRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunFile> {
   const root = resolve(settings.dataset);
   const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', runFolderName(new Date())));
-  const previous = settings.resume && existsSync(join(runDir, CHECKPOINT_FILE)) ? await readRunFile(runDir) : undefined;
+  const previous =
+    settings.resume && (existsSync(join(runDir, CHECKPOINT_FILE)) || existsSync(join(runDir, TORCH_CHECKPOINT_FILE)))
+      ? await readRunFile(runDir)
+      : undefined;
   if (settings.resume && !previous)
     emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
   // Audit (headers only: training decodes every image anyway, and reports the ones it cannot).
@@ -125,7 +132,73 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   }
 
   await mkdir(runDir, { recursive: true });
-  const backend = await selectBackend(settings.backend);
+  const engine = await chooseEngine(resumedEngine(settings, previous), emit);
+  const newRun = (backend: BackendReport, skipped: UnreadableEntry[], parameters: number): RunFile => ({
+    schema: 'leukemia-audit/run',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    updatedAt: '',
+    status: 'running',
+    error: null,
+    settings,
+    backend,
+    dataset: {
+      root,
+      spec,
+      findings: report.findings,
+      labelsAreStructural: labels.structural,
+      classes,
+      splits: summariseSplits(assignment.splitOf, labelOf, subjectOf),
+      skipped: [...report.unreadable, ...skipped],
+      notes,
+    },
+    model: {
+      architecture: 'resnet18',
+      imageSize: settings.imageSize,
+      numClasses: classes.length,
+      parameters,
+      weightsFile: MODEL_FILE,
+    },
+    history: [],
+    bestEpoch: null,
+    metrics: { validation: null, test: null },
+    predictions: [],
+  });
+  const judge = (run: RunFile) => judgeRun(runDir, run, settings, emit, signal);
+
+  if (engine.kind === 'torch') {
+    // PyTorch reads the images itself: no preparation here, and the split's lists go into the plan as they are.
+    const examples = (paths: string[]) => examplesFor(paths, labelOf, classes);
+    const [train, val, test] = [examples(trainPaths), examples(valPaths), examples(testPaths)];
+    const run = previous ?? newRun({ name: 'torch', skipped: engine.skipped }, [], resnet18ParameterCount(classes.length));
+    run.status = 'running';
+    run.settings = settings;
+    try {
+      const probabilities = await trainWithTorch({
+        settings,
+        runDir,
+        root,
+        classes,
+        train,
+        val,
+        test,
+        classWeights: classWeights(classes.map((_, c) => train.filter((e) => e.label === c).length)),
+        initial,
+        interpreter: engine.interpreter,
+        run,
+        emit,
+        signal,
+      });
+      run.predictions = [];
+      recordPredictions(run, 'val', val, probabilities.val, subjectOf);
+      recordPredictions(run, 'test', test, probabilities.test, subjectOf);
+      return await judge(run);
+    } catch (error) {
+      await failRun(runDir, run, error, signal);
+      throw error;
+    }
+  }
+  const backend = engine.backend;
   emit({ type: 'started', runDir, backend: backend.name });
 
   emit({ type: 'phase', phase: 'prepare', done: 0, total: assignment.splitOf.size });
@@ -173,37 +246,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   if (initial) loadStateDict(params, initial.dict, { allowHeadMismatch: true, headSeed: settings.seed });
   const optimizer = createOptimizer(settings.optimizer);
   const trainable = trainableByName(params, settings.strategy);
-  const run: RunFile = previous ?? {
-    schema: 'leukemia-audit/run',
-    version: 1,
-    createdAt: new Date().toISOString(),
-    updatedAt: '',
-    status: 'running',
-    error: null,
-    settings,
-    backend,
-    dataset: {
-      root,
-      spec,
-      findings: report.findings,
-      labelsAreStructural: labels.structural,
-      classes,
-      splits: summariseSplits(assignment.splitOf, labelOf, subjectOf),
-      skipped: [...report.unreadable, ...prepared.skipped],
-      notes,
-    },
-    model: {
-      architecture: 'resnet18',
-      imageSize: settings.imageSize,
-      numClasses: classes.length,
-      parameters: countParameters(params),
-      weightsFile: MODEL_FILE,
-    },
-    history: [],
-    bestEpoch: null,
-    metrics: { validation: null, test: null },
-    predictions: [],
-  };
+  const run: RunFile = previous ?? newRun(backend, prepared.skipped, countParameters(params));
   run.status = 'running';
   run.backend = backend;
 
@@ -361,45 +404,11 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
       if (examples.length === 0) continue;
       emit({ type: 'phase', phase: 'evaluate', done: 0, total: examples.length });
       const result = await evaluate(params, prepared, examples, classes, batchOptions.batchSize, signal);
-      run.metrics[split === 'val' ? 'validation' : 'test'] = result.metrics;
-      result.predictions.forEach((probabilities, i) => {
-        const example = examples[i];
-        run.predictions.push({
-          path: example.path,
-          split,
-          subject: subjectOf(example.path) ?? null,
-          true: example.label,
-          predicted: argmax(probabilities),
-          probabilities,
-        } satisfies Prediction);
-      });
+      recordPredictions(run, split, examples, result.predictions, subjectOf);
     }
-    // Explanations are a bonus on a finished run: a failure here is reported, not fatal. explainRun reads
-    // the predictions from run.json, so they are written first.
-    await writeRunFile(runDir, run);
-    try {
-      run.explanations = await explainRun(runDir, {
-        layer: explanationLayer(settings.imageSize),
-        seed: settings.seed,
-        signal,
-        onProgress: (done, total) => emit({ type: 'phase', phase: 'explain', done, total }),
-        onLog: (message) => emit({ type: 'log', level: 'warning', message }),
-      });
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      emit({
-        type: 'log',
-        level: 'warning',
-        message: `Grad-CAM explanations could not be computed: ${(error as Error).message}`,
-      });
-    }
-    run.status = 'completed';
-    await writeRunFile(runDir, run);
-    return run;
+    return await judge(run);
   } catch (error) {
-    run.status = error instanceof TrainingCancelled || signal?.aborted ? 'cancelled' : 'failed';
-    run.error = (error as Error).message;
-    await writeRunFile(runDir, run);
+    await failRun(runDir, run, error, signal);
     throw error;
   } finally {
     await features?.dispose();
@@ -407,6 +416,86 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     optimizer.dispose();
     disposeModel(params);
   }
+}
+
+/** A cancelled or failed run says so in run.json, with the reason; its last checkpoint stays. */
+async function failRun(runDir: string, run: RunFile, error: unknown, signal?: AbortSignal): Promise<void> {
+  run.status = error instanceof TrainingCancelled || signal?.aborted ? 'cancelled' : 'failed';
+  run.error = (error as Error).message;
+  await writeRunFile(runDir, run);
+}
+
+/** One split's per-image probabilities into run.json: predictions, and the split's metrics by today's code. */
+function recordPredictions(
+  run: RunFile,
+  split: 'val' | 'test',
+  examples: readonly Example[],
+  probabilities: number[][],
+  subjectOf: (path: string) => string | undefined,
+): void {
+  if (examples.length === 0) return;
+  run.metrics[split === 'val' ? 'validation' : 'test'] = computeClassificationMetrics({
+    classes: run.dataset.classes,
+    yTrue: examples.map((e) => e.label),
+    probabilities,
+  });
+  examples.forEach((example, i) => {
+    run.predictions.push({
+      path: example.path,
+      split,
+      subject: subjectOf(example.path) ?? null,
+      true: example.label,
+      predicted: argmax(probabilities[i]),
+      probabilities: probabilities[i],
+    } satisfies Prediction);
+  });
+}
+
+/**
+ * The finished run's judgement: Grad-CAM gallery and checks from model.safetensors, then `completed`.
+ * Explanations are a bonus: a failure here is reported, not fatal. explainRun reads the predictions from
+ * run.json, so they are written first.
+ */
+async function judgeRun(
+  runDir: string,
+  run: RunFile,
+  settings: TrainSettings,
+  emit: TrainEventSink,
+  signal?: AbortSignal,
+): Promise<RunFile> {
+  await writeRunFile(runDir, run);
+  try {
+    run.explanations = await explainRun(runDir, {
+      layer: explanationLayer(settings.imageSize),
+      seed: settings.seed,
+      signal,
+      onProgress: (done, total) => emit({ type: 'phase', phase: 'explain', done, total }),
+      onLog: (message) => emit({ type: 'log', level: 'warning', message }),
+    });
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    emit({
+      type: 'log',
+      level: 'warning',
+      message: `Grad-CAM explanations could not be computed: ${(error as Error).message}`,
+    });
+  }
+  run.status = 'completed';
+  await writeRunFile(runDir, run);
+  return run;
+}
+
+/**
+ * A resumed run keeps its engine: a PyTorch checkpoint only PyTorch can continue, and a tfjs one only tfjs.
+ */
+function resumedEngine(settings: TrainSettings, previous: RunFile | undefined): TrainSettings {
+  if (!previous) return settings;
+  const wasTorch = previous.backend.name === 'torch';
+  if (wasTorch && settings.backend !== 'auto' && settings.backend !== 'torch')
+    throw new Error(`${RUN_FILE} says this run was trained with PyTorch; resume it with --backend torch (or auto).`);
+  if (!wasTorch && settings.backend === 'torch')
+    throw new Error(`${RUN_FILE} says this run was trained with ${previous.backend.name}; resume it with that backend.`);
+  return wasTorch ? { ...settings, backend: 'torch', python: settings.python ?? previous.backend.torch?.python } : settings.backend === 'auto' ? { ...settings, backend: previous.backend.name as BackendChoice } : settings;
 }
 
 async function evaluate(
