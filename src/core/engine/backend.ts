@@ -37,7 +37,8 @@ export interface TorchEngineReport {
 export function describeBackend(report: Pick<BackendReport, 'name' | 'torch'>): string {
   const t = report.torch;
   if (report.name !== 'torch' || !t) return report.name;
-  const device = t.deviceName && t.deviceName !== t.device && t.deviceName !== 'cpu' ? `${t.device} · ${t.deviceName}` : t.device;
+  const device =
+    t.deviceName && t.deviceName !== t.device && t.deviceName !== 'cpu' ? `${t.device} · ${t.deviceName}` : t.device;
   return `PyTorch ${t.torch} · ${device}${t.processes > 1 ? ` ×${t.processes}` : ''}`;
 }
 

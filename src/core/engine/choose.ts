@@ -14,8 +14,7 @@ import {
 import { selectBackend, type BackendReport } from './backend.js';
 
 export type EngineChoice =
-  | { kind: 'torch'; interpreter: TorchInterpreter; skipped: string[] }
-  | { kind: 'tfjs'; backend: BackendReport };
+  { kind: 'torch'; interpreter: TorchInterpreter; skipped: string[] } | { kind: 'tfjs'; backend: BackendReport };
 
 export const GPU_TRAINING_HINT =
   'For GPU (CUDA, Apple MPS) or faster CPU training, install torch >= 1.13 and torchvision in a Python environment and select it (leukemiaAudit.python, the Python extension, or --python), then use backend auto or torch.';

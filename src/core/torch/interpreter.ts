@@ -95,9 +95,14 @@ export function judgeProbe(python: string, answer: Record<string, unknown>): Pro
   if (typeof answer.error === 'string') return { ok: false, python, reason: `${python}: ${answer.error}` };
   const torch = typeof answer.torch === 'string' ? answer.torch : undefined;
   const torchvision = typeof answer.torchvision === 'string' ? answer.torchvision : undefined;
-  if (!torch || !torchvision) return { ok: false, python, reason: `${python}: the probe did not report torch versions` };
+  if (!torch || !torchvision)
+    return { ok: false, python, reason: `${python}: the probe did not report torch versions` };
   if (!atLeast(torch, MIN_TORCH_VERSION))
-    return { ok: false, python, reason: `${python} has torch ${torch}; the engine needs ${MIN_TORCH_VERSION.join('.')} or later` };
+    return {
+      ok: false,
+      python,
+      reason: `${python} has torch ${torch}; the engine needs ${MIN_TORCH_VERSION.join('.')} or later`,
+    };
   return {
     ok: true,
     interpreter: {

@@ -16,14 +16,12 @@ import {
   type CropMode,
 } from '../data/preprocess.js';
 import { writeFileAtomic } from '../fsAtomic.js';
-import { MODEL_FILE } from '../run/runFile.js';
+import { CHECKPOINT_FILE, MODEL_FILE } from '../run/runFile.js';
 import type { TrainSettings } from '../train/settings.js';
 
 export const TORCH_PLAN_SCHEMA = 'leukemia-audit/torch-plan';
 export const TORCH_PLAN_VERSION = 1;
 export const TORCH_PLAN_FILE = 'plan.json';
-/** torch.save of model, optimizer and scheduler state after each epoch; loaded with weights_only=True. */
-export const TORCH_CHECKPOINT_FILE = 'checkpoint.pt';
 export const TORCH_PREDICTIONS_FILE = 'predictions.json';
 /** Initial weights as safetensors (resolved by leukemia-audit from imagenet, a .pth or a run). */
 export const TORCH_INITIAL_WEIGHTS_FILE = 'initial.safetensors';
@@ -117,7 +115,7 @@ export function createTorchPlan(input: PlanInput): TorchPlan {
     resume: settings.resume,
     files: {
       model: MODEL_FILE,
-      checkpoint: TORCH_CHECKPOINT_FILE,
+      checkpoint: CHECKPOINT_FILE,
       predictions: TORCH_PREDICTIONS_FILE,
       cancel: TORCH_CANCEL_FILE,
     },

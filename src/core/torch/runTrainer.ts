@@ -4,6 +4,7 @@
  * and the last lines of its stderr (import error, out of memory, killed) — never by waiting on a dead process.
  */
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -51,22 +52,51 @@ export interface RunTrainerOptions {
 
 /** The bundled trainer: next to the bundle (dist/torch/), or in the source tree when run through tsx. */
 export function torchTrainerPath(): string {
-  for (const file of [join(__dirname, 'torch', TORCH_TRAINER_FILE), join(__dirname, '..', '..', 'trainer', 'torch', TORCH_TRAINER_FILE)])
+  for (const file of [
+    join(__dirname, 'torch', TORCH_TRAINER_FILE),
+    join(__dirname, '..', '..', 'trainer', 'torch', TORCH_TRAINER_FILE),
+  ])
     if (existsSync(file)) return file;
-  throw new Error(`The PyTorch trainer ${TORCH_TRAINER_FILE} is missing next to ${__dirname} (built by scripts/build.mjs)`);
+  throw new Error(
+    `The PyTorch trainer ${TORCH_TRAINER_FILE} is missing next to ${__dirname} (built by scripts/build.mjs)`,
+  );
 }
 
-export function trainerCommand(python: string, planFile: string, processes: number): string[] {
-  const script = torchTrainerPath();
-  if (processes <= 1) return [python, '-u', script, planFile];
-  return [python, '-u', '-m', 'torch.distributed.run', '--standalone', `--nproc_per_node=${processes}`, script, planFile];
+/**
+ * The environment of each process of a one-machine DDP run: what `torchrun --standalone` sets (env:// rendezvous
+ * on a free local port). leukemia-audit starts the ranks itself instead of through `python -m
+ * torch.distributed.run`, whose launcher fails before starting any rank on Debian's torch 1.13 under Python
+ * 3.11 (`Std.from_str("0")` returns None there). The trainer reads only these variables, so it runs under
+ * torchrun unchanged, e.g. across several machines.
+ */
+export function rankEnvironments(processes: number, port: number): NodeJS.ProcessEnv[] {
+  return Array.from({ length: processes }, (_, rank) => ({
+    RANK: String(rank),
+    LOCAL_RANK: String(rank),
+    WORLD_SIZE: String(processes),
+    LOCAL_WORLD_SIZE: String(processes),
+    MASTER_ADDR: '127.0.0.1',
+    MASTER_PORT: String(port),
+  }));
 }
 
-export function runTorchTrainer(options: RunTrainerOptions): Promise<TorchTrainerOutcome> {
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, rejectPort) => {
+    const server = createServer();
+    server.once('error', rejectPort);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function runTorchTrainer(options: RunTrainerOptions): Promise<TorchTrainerOutcome> {
   const { python, planFile, processes, emit, signal } = options;
   const runDir = dirname(planFile);
   const cancelFile = join(runDir, TORCH_CANCEL_FILE);
-  const [command, ...args] = trainerCommand(python, planFile, processes);
+  const script = torchTrainerPath();
+  const ranks = processes > 1 ? rankEnvironments(processes, await freePort()) : [{}];
   return new Promise((resolveRun, rejectRun) => {
     let engine: TorchEngineInfo | undefined;
     let history: EpochRecord[] = [];
@@ -75,24 +105,35 @@ export function runTorchTrainer(options: RunTrainerOptions): Promise<TorchTraine
     let cancelled = false;
     const stderr: string[] = [];
     void unlink(cancelFile).catch(() => undefined);
-    const child = spawn(command, args, {
-      cwd: runDir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', LEUKEMIA_AUDIT_PARENT_PID: String(process.pid) },
+    const children = ranks.map((rankEnv, rank) => {
+      const child = spawn(python, ['-u', script, planFile], {
+        cwd: runDir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          ...rankEnv,
+          PYTHONUNBUFFERED: '1',
+          PYTHONDONTWRITEBYTECODE: '1',
+          LEUKEMIA_AUDIT_PARENT_PID: String(process.pid),
+        },
+      });
+      createInterface({ input: child.stderr! }).on('line', (line) => {
+        stderr.push(rank === 0 ? line : `[rank ${rank}] ${line}`);
+        if (stderr.length > STDERR_LINES_KEPT) stderr.shift();
+      });
+      return child;
     });
+    const killAll = () => children.forEach((child) => child.exitCode === null && child.kill('SIGKILL'));
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       void writeFile(cancelFile, '').catch(() => undefined);
-      killTimer = setTimeout(() => child.kill('SIGKILL'), CANCEL_GRACE_MS);
+      killTimer = setTimeout(killAll, CANCEL_GRACE_MS);
     };
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
 
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      stderr.push(line);
-      if (stderr.length > STDERR_LINES_KEPT) stderr.shift();
-    });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    // Only rank 0 reports.
+    createInterface({ input: children[0].stdout! }).on('line', (line) => {
       const message = parseTrainerLine(line);
       switch (message.type) {
         case 'engine':
@@ -120,18 +161,35 @@ export function runTorchTrainer(options: RunTrainerOptions): Promise<TorchTraine
       }
     });
 
-    child.on('error', (error) => finish(new Error(`Could not start ${python}: ${error.message}`)));
-    child.on('close', (code, exitSignal) => {
-      if (cancelled || (signal?.aborted && !result)) return finish(new TrainingCancelled());
-      if (code === 0 && result && engine) return finish(undefined);
-      const how = exitSignal ? `was killed (${exitSignal})` : `exited with code ${code}`;
-      const tail = stderr.join('\n').trim();
-      finish(
-        new Error(
-          `The PyTorch trainer (${python}) ${how}${code === 0 ? ' without a result' : ''}.` +
-            (tail ? `\nLast lines of its stderr:\n${lastLines(tail, STDERR_LINES_KEPT)}` : ''),
-        ),
-      );
+    // The first process to fail decides the outcome; the others would wait for it forever, so they are killed.
+    let failure: Error | undefined;
+    let open = children.length;
+    children.forEach((child, rank) => {
+      child.on('error', (error) => {
+        failure ??= new Error(`Could not start ${python}: ${error.message}`);
+        killAll();
+      });
+      child.on('close', (code, exitSignal) => {
+        if (!failure && (code !== 0 || (rank === 0 && !result && !cancelled))) {
+          const who = children.length > 1 ? ` process ${rank}` : '';
+          const how = exitSignal
+            ? `was killed (${exitSignal})`
+            : code === 0
+              ? 'exited without a result'
+              : `exited with code ${code}`;
+          const tail = stderr.join('\n').trim();
+          failure = new Error(
+            `The PyTorch trainer${who} (${python}) ${how}.` +
+              (tail ? `\nLast lines of its stderr:\n${lastLines(tail, STDERR_LINES_KEPT)}` : ''),
+          );
+          killAll();
+        }
+        if (--open > 0) return;
+        if (cancelled || (signal?.aborted && !result)) finish(new TrainingCancelled());
+        else if (failure) finish(failure);
+        else if (!engine) finish(new Error(`The PyTorch trainer (${python}) did not report its engine.`));
+        else finish(undefined);
+      });
     });
 
     let finished = false;

@@ -14,12 +14,7 @@ import { writeRunFile, type RunFile } from '../run/runFile.js';
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { writeSafetensors } from '../weights/safetensors.js';
 import type { TorchInterpreter } from './interpreter.js';
-import {
-  TORCH_INITIAL_WEIGHTS_FILE,
-  TORCH_PREDICTIONS_FILE,
-  createTorchPlan,
-  writeTorchPlan,
-} from './plan.js';
+import { TORCH_INITIAL_WEIGHTS_FILE, TORCH_PREDICTIONS_FILE, createTorchPlan, writeTorchPlan } from './plan.js';
 import { runTorchTrainer } from './runTrainer.js';
 
 export interface TorchRunInput {
@@ -62,7 +57,8 @@ export async function trainWithTorch(input: TorchRunInput): Promise<{ val: numbe
   const processes = torchProcesses(settings, interpreter);
   run.backend = { ...run.backend, name: 'torch', torch: expectedEngine(interpreter, settings.device, processes) };
   emit({ type: 'started', runDir, backend: describeBackend(run.backend) });
-  if (processes > 1) emit({ type: 'log', level: 'info', message: `Training with ${processes} processes (DistributedDataParallel).` });
+  if (processes > 1)
+    emit({ type: 'log', level: 'info', message: `Training with ${processes} processes (DistributedDataParallel).` });
   await writeRunFile(runDir, run);
 
   const outcome = await runTorchTrainer({
@@ -103,7 +99,10 @@ export async function trainWithTorch(input: TorchRunInput): Promise<{ val: numbe
 }
 
 /** `--processes`: as asked, or under auto one per CUDA device when there are several (DDP), else one. */
-export function torchProcesses(settings: Pick<TrainSettings, 'processes' | 'device'>, interpreter: TorchInterpreter): number {
+export function torchProcesses(
+  settings: Pick<TrainSettings, 'processes' | 'device'>,
+  interpreter: TorchInterpreter,
+): number {
   if (settings.processes > 0) return settings.processes;
   const onCuda = settings.device === 'auto' || settings.device === 'cuda';
   return onCuda && interpreter.cuda.length > 1 ? interpreter.cuda.length : 1;
@@ -114,7 +113,11 @@ function expectedEngine(interpreter: TorchInterpreter, device: string, processes
   const resolved =
     device !== 'auto' ? device : interpreter.cuda.length > 0 ? 'cuda:0' : interpreter.mps ? 'mps' : 'cpu';
   const cudaIndex = /^cuda(?::(\d+))?$/.exec(resolved);
-  const deviceName = cudaIndex ? (interpreter.cuda[Number(cudaIndex[1] ?? 0)] ?? resolved) : resolved === 'mps' ? 'Apple MPS' : 'cpu';
+  const deviceName = cudaIndex
+    ? (interpreter.cuda[Number(cudaIndex[1] ?? 0)] ?? resolved)
+    : resolved === 'mps'
+      ? 'Apple MPS'
+      : 'cpu';
   return {
     python: interpreter.python,
     pythonVersion: interpreter.pythonVersion,
@@ -128,7 +131,11 @@ function expectedEngine(interpreter: TorchInterpreter, device: string, processes
   };
 }
 
-async function readPredictions(file: string, valCount: number, testCount: number): Promise<{ val: number[][]; test: number[][] }> {
+async function readPredictions(
+  file: string,
+  valCount: number,
+  testCount: number,
+): Promise<{ val: number[][]; test: number[][] }> {
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(await readFile(file, 'utf8'));
@@ -138,7 +145,9 @@ async function readPredictions(file: string, valCount: number, testCount: number
   const rows = (split: 'val' | 'test', count: number): number[][] => {
     const value = parsed[split];
     if (!Array.isArray(value) || value.length !== count)
-      throw new Error(`${file}: expected ${count} ${split} predictions, found ${Array.isArray(value) ? value.length : 'none'}`);
+      throw new Error(
+        `${file}: expected ${count} ${split} predictions, found ${Array.isArray(value) ? value.length : 'none'}`,
+      );
     return value.map((row, i) => {
       if (!Array.isArray(row) || row.some((p) => typeof p !== 'number' || !Number.isFinite(p)))
         throw new Error(`${file}: ${split} prediction ${i} is not a list of probabilities`);

@@ -46,7 +46,6 @@ import { createDataParallelTrainer } from './dataParallel.js';
 import { FeatureStore, frozenPrefix } from './featureStore.js';
 import { trainStep } from './step.js';
 import type { BackendChoice, TrainSettings } from './settings.js';
-import { TORCH_CHECKPOINT_FILE } from '../torch/plan.js';
 import { trainWithTorch } from '../torch/torchRun.js';
 import type { UnreadableEntry } from '../types.js';
 
@@ -59,10 +58,7 @@ const OPTIMIZER_PREFIX = 'optimizer/';
 export async function trainRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunFile> {
   const root = resolve(settings.dataset);
   const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', runFolderName(new Date())));
-  const previous =
-    settings.resume && (existsSync(join(runDir, CHECKPOINT_FILE)) || existsSync(join(runDir, TORCH_CHECKPOINT_FILE)))
-      ? await readRunFile(runDir)
-      : undefined;
+  const previous = settings.resume && existsSync(join(runDir, CHECKPOINT_FILE)) ? await readRunFile(runDir) : undefined;
   if (settings.resume && !previous)
     emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
   // Audit (headers only: training decodes every image anyway, and reports the ones it cannot).
@@ -170,7 +166,8 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     // PyTorch reads the images itself: no preparation here, and the split's lists go into the plan as they are.
     const examples = (paths: string[]) => examplesFor(paths, labelOf, classes);
     const [train, val, test] = [examples(trainPaths), examples(valPaths), examples(testPaths)];
-    const run = previous ?? newRun({ name: 'torch', skipped: engine.skipped }, [], resnet18ParameterCount(classes.length));
+    const run =
+      previous ?? newRun({ name: 'torch', skipped: engine.skipped }, [], resnet18ParameterCount(classes.length));
     run.status = 'running';
     run.settings = settings;
     try {
@@ -494,8 +491,14 @@ function resumedEngine(settings: TrainSettings, previous: RunFile | undefined): 
   if (wasTorch && settings.backend !== 'auto' && settings.backend !== 'torch')
     throw new Error(`${RUN_FILE} says this run was trained with PyTorch; resume it with --backend torch (or auto).`);
   if (!wasTorch && settings.backend === 'torch')
-    throw new Error(`${RUN_FILE} says this run was trained with ${previous.backend.name}; resume it with that backend.`);
-  return wasTorch ? { ...settings, backend: 'torch', python: settings.python ?? previous.backend.torch?.python } : settings.backend === 'auto' ? { ...settings, backend: previous.backend.name as BackendChoice } : settings;
+    throw new Error(
+      `${RUN_FILE} says this run was trained with ${previous.backend.name}; resume it with that backend.`,
+    );
+  return wasTorch
+    ? { ...settings, backend: 'torch', python: settings.python ?? previous.backend.torch?.python }
+    : settings.backend === 'auto'
+      ? { ...settings, backend: previous.backend.name as BackendChoice }
+      : settings;
 }
 
 async function evaluate(

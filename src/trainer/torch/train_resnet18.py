@@ -1,14 +1,16 @@
 """Train torchvision's ResNet-18 from a leukemia-audit plan file.
 
     python train_resnet18.py RUN/plan.json
-    python -m torch.distributed.run --standalone --nproc_per_node 2 train_resnet18.py RUN/plan.json
+    torchrun --standalone --nproc_per_node 2 train_resnet18.py RUN/plan.json   (DistributedDataParallel)
 
 leukemia-audit (TypeScript) audits the dataset, chooses labels, splits by subject, computes class weights and
 writes the plan; this file only trains. It reads the images itself (torch.utils.data workers), trains with
 torch.optim and an lr_scheduler, and writes into the run folder:
 
-    model.safetensors   best epoch's weights, torchvision state_dict names (no safetensors package needed)
-    checkpoint.pt       last epoch: model, optimizer, scheduler, history (torch.load(weights_only=True))
+    model.safetensors       best epoch's weights, torchvision state_dict names (no safetensors package needed)
+    checkpoint.safetensors  last epoch: weights, optimizer state ("optimizer/<parameter>/<slot>"), and in its
+                            metadata the optimizer's param_groups, the scheduler's state and the history as
+                            JSON; nothing in it is pickled, so resuming never runs code from the run folder
     predictions.json    per-image class probabilities of the best weights for the plan's val and test lists
 
 It reports on stdout, one JSON object per line: {"type": "engine" | "log" | "phase" | "progress" | "epoch" |
@@ -257,24 +259,53 @@ def write_safetensors(path, tensors, metadata):
     os.replace(path + ".tmp", path)
 
 
-def read_safetensors(path):
+def read_safetensors(path, with_metadata=False):
     with open(path, "rb") as file:
         data = file.read()
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + length])
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", None) or {}
     types = {"F32": torch.float32, "F16": torch.float16, "F64": torch.float64, "I64": torch.int64}
     tensors = {}
     for name, info in header.items():
         begin, end = info["data_offsets"]
         raw = bytearray(data[8 + length + begin : 8 + length + end])
         tensors[name] = torch.frombuffer(raw, dtype=types[info["dtype"]]).reshape(info["shape"]).clone()
-    return tensors
+    return (tensors, metadata) if with_metadata else tensors
 
 
-def save_atomically(obj, path):
-    torch.save(obj, path + ".tmp")
-    os.replace(path + ".tmp", path)
+def trained_names(model):
+    """Names of the optimised parameters, in the order the optimizer numbers them."""
+    return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+
+def save_checkpoint(path, model, optimizer, scheduler, progress):
+    tensors = dict(model.state_dict())
+    state = optimizer.state_dict()
+    names = trained_names(model)
+    for index, slots in state["state"].items():
+        for slot, value in slots.items():
+            tensors[f"optimizer/{names[index]}/{slot}"] = value if torch.is_tensor(value) else torch.tensor(float(value))
+    schedule = {key: value for key, value in scheduler.state_dict().items() if key != "lr_lambdas"}
+    resume = {"param_groups": state["param_groups"], "scheduler": schedule, **progress}
+    write_safetensors(path, tensors, {"format": "pt", "engine": "torch", "epoch": str(progress["epoch"]), "resume": json.dumps(resume)})
+
+
+def load_checkpoint(path, model, optimizer, scheduler):
+    tensors, metadata = read_safetensors(path, with_metadata=True)
+    if metadata.get("engine") != "torch":
+        raise SystemExit(f"{path} was not written by this trainer; resume it with the engine that wrote it")
+    resume = json.loads(metadata["resume"])
+    model.load_state_dict({name: t for name, t in tensors.items() if not name.startswith("optimizer/")})
+    slots = {}
+    for index, name in enumerate(trained_names(model)):
+        prefix = f"optimizer/{name}/"
+        found = {key[len(prefix):]: t for key, t in tensors.items() if key.startswith(prefix)}
+        if found:
+            slots[index] = found
+    optimizer.load_state_dict({"state": slots, "param_groups": resume.pop("param_groups")})
+    scheduler.load_state_dict({**resume.pop("scheduler"), "lr_lambdas": [None]})
+    return resume
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -424,11 +455,21 @@ def accuracies(probabilities, labels, num_classes):
     return (predicted == labels).double().mean().item(), sum(recalls) / len(recalls)
 
 
+def usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def loader_workers(plan):
     if plan["loaderWorkers"] is not None:
         return plan["loaderWorkers"]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cores // WORLD_SIZE))
+    return max(1, min(4, usable_cores() // WORLD_SIZE))
+
+
+def use_cpu_cores():
+    """Some builds (Debian's torch 1.13) start with one thread whatever the machine; use this process's share."""
+    share = max(1, usable_cores() // WORLD_SIZE)
+    if torch.get_num_threads() < share:
+        torch.set_num_threads(share)
 
 
 def train(plan, run_dir):
@@ -445,6 +486,8 @@ def train(plan, run_dir):
     # Mixed precision and channels-last pay off on CUDA tensor cores; on CPU and MPS they cost time or are missing.
     amp = device.type == "cuda" and plan["cuda"]["amp"]
     channels_last = device.type == "cuda" and plan["cuda"]["channelsLast"]
+    if device.type == "cpu":
+        use_cpu_cores()
     torch.manual_seed(t["seed"])
 
     emit({
@@ -500,15 +543,11 @@ def train(plan, run_dir):
     history, best_epoch, best_loss, stale = [], None, math.inf, 0
     start_epoch = 1
     if plan["resume"] and os.path.exists(files["checkpoint"]):
-        checkpoint = torch.load(files["checkpoint"], map_location="cpu", weights_only=True)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        history, best_epoch, best_loss, stale = (
-            checkpoint["history"], checkpoint["bestEpoch"], checkpoint["bestLoss"], checkpoint["stale"]
-        )
-        start_epoch = checkpoint["epoch"] + 1
-        emit({"type": "resumed", "epoch": checkpoint["epoch"], "history": history})
+        resume = load_checkpoint(files["checkpoint"], model, optimizer, scheduler)
+        history, best_epoch, stale = resume["history"], resume["bestEpoch"], resume["stale"]
+        best_loss = math.inf if resume["bestLoss"] is None else resume["bestLoss"]
+        start_epoch = resume["epoch"] + 1
+        emit({"type": "resumed", "epoch": resume["epoch"], "history": history})
 
     net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if distributed else model
     evaluation_options = dict(batch_size=t["batchSize"], shuffle=False, **loader_options)
@@ -576,14 +615,11 @@ def train(plan, run_dir):
             else:
                 stale += 1
             history.append(record)
-            save_atomically(
-                {
-                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "history": history, "bestEpoch": best_epoch,
-                    "bestLoss": best_loss, "stale": stale,
-                },
-                files["checkpoint"],
-            )
+            progress = {
+                "epoch": epoch, "history": history, "bestEpoch": best_epoch,
+                "bestLoss": None if math.isinf(best_loss) else best_loss, "stale": stale,
+            }
+            save_checkpoint(files["checkpoint"], model, optimizer, scheduler, progress)
             emit({"type": "epoch", "record": record, "best": best})
         stop = torch.tensor([1 if t["patience"] > 0 and stale >= t["patience"] and epoch < t["epochs"] else 0])
         if distributed:
