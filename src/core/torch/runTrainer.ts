@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EpochRecord } from '../run/runFile.js';
 import type { TrainEvent } from '../train/events.js';
-import { TrainingCancelled } from '../train/cancelled.js';
+import { TrainingCancelled } from '../train/engine.js';
 import { lastLines } from './interpreter.js';
 import { TORCH_CANCEL_FILE } from './plan.js';
 

@@ -56,7 +56,12 @@ export async function trainWithTorch(input: TorchRunInput): Promise<{ val: numbe
   const planFile = await writeTorchPlan(runDir, plan);
   const processes = torchProcesses(settings, interpreter);
   run.backend = { ...run.backend, name: 'torch', torch: expectedEngine(interpreter, settings.device, processes) };
-  emit({ type: 'started', runDir, backend: describeBackend(run.backend) });
+  emit({
+    type: 'started',
+    runDir,
+    backend: describeBackend(run.backend),
+    labelsAreStructural: run.dataset.labelsAreStructural,
+  });
   if (processes > 1)
     emit({ type: 'log', level: 'info', message: `Training with ${processes} processes (DistributedDataParallel).` });
   await writeRunFile(runDir, run);
