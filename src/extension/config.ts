@@ -24,7 +24,19 @@ function integer(value: unknown, min: number, fallback: number): number {
 /** The training options the settings control; everything else keeps DEFAULT_SETTINGS. */
 export function trainOptions(
   scope?: vscode.Uri,
-): Pick<TrainSettings, 'epochs' | 'imageSize' | 'batchSize' | 'strategy' | 'backend' | 'weights' | 'subjectPattern'> {
+): Pick<
+  TrainSettings,
+  | 'epochs'
+  | 'imageSize'
+  | 'batchSize'
+  | 'strategy'
+  | 'backend'
+  | 'weights'
+  | 'subjectPattern'
+  | 'python'
+  | 'device'
+  | 'processes'
+> {
   const s = settings(scope);
   const pattern = s.get<string>('subjectPattern');
   return {
@@ -32,7 +44,16 @@ export function trainOptions(
     imageSize: integer(s.get('imageSize'), 32, DEFAULT_SETTINGS.imageSize),
     batchSize: integer(s.get('batchSize'), 2, DEFAULT_SETTINGS.batchSize),
     strategy: oneOf<TrainingStrategy>(s.get('strategy'), ['full', 'finetune', 'linear'], DEFAULT_SETTINGS.strategy),
-    backend: oneOf<BackendChoice>(s.get('backend'), ['auto', 'tensorflow', 'wasm', 'cpu'], DEFAULT_SETTINGS.backend),
+    backend: oneOf<BackendChoice>(
+      s.get('backend'),
+      ['auto', 'torch', 'tensorflow', 'wasm', 'cpu'],
+      DEFAULT_SETTINGS.backend,
+    ),
+    python: (s.get<string>('python') ?? '').trim() || undefined,
+    device: /^(auto|cpu|mps|cuda(:\d+)?)$/.test(s.get<string>('device') ?? '')
+      ? s.get<string>('device')!
+      : DEFAULT_SETTINGS.device,
+    processes: integer(s.get('processes'), 0, DEFAULT_SETTINGS.processes),
     weights: (s.get<string>('weights') ?? '').trim() || DEFAULT_SETTINGS.weights,
     subjectPattern: pattern && pattern.trim() !== '' ? pattern : undefined,
   };

@@ -33,15 +33,6 @@ export interface TorchEngineReport {
   channelsLast: boolean;
 }
 
-/** For the dashboard and the log: "PyTorch 1.13.0 · cpu", "PyTorch 2.3.1 · cuda:0 · NVIDIA A100 ×2", "wasm". */
-export function describeBackend(report: Pick<BackendReport, 'name' | 'torch'>): string {
-  const t = report.torch;
-  if (report.name !== 'torch' || !t) return report.name;
-  const device =
-    t.deviceName && t.deviceName !== t.device && t.deviceName !== 'cpu' ? `${t.device} · ${t.deviceName}` : t.device;
-  return `PyTorch ${t.torch} · ${device}${t.processes > 1 ? ` ×${t.processes}` : ''}`;
-}
-
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 async function tryBackend(name: BackendName): Promise<void> {

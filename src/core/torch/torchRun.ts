@@ -7,7 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Example } from '../data/batches.js';
-import { describeBackend, selectBackend, type TorchEngineReport } from '../engine/backend.js';
+import { selectBackend, type TorchEngineReport } from '../engine/backend.js';
+import { describeBackend } from '../engine/describe.js';
 import type { TrainEventSink } from '../train/events.js';
 import type { TrainSettings } from '../train/settings.js';
 import { writeRunFile, type RunFile } from '../run/runFile.js';

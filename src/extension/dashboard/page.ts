@@ -24,7 +24,7 @@ export const DASHBOARD_BODY = `
   <div><span class="label">Images/s</span><span id="speed" class="value">–</span></div>
   <div><span class="label">ETA</span><span id="eta" class="value">–</span></div>
   <div><span class="label">Loss (batch)</span><span id="loss" class="value">–</span></div>
-  <div><span class="label">Backend</span><span id="backend" class="value">–</span></div>
+  <div><span class="label">Engine</span><span id="backend" class="value">–</span></div>
 </section>
 <section class="charts">
   <figure><figcaption>Loss per epoch</figcaption><svg id="lossChart" viewBox="0 0 320 160" role="img" aria-label="Loss per epoch"></svg></figure>
