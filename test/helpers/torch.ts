@@ -6,7 +6,9 @@ import { PYTHON } from './python.js';
 
 /** The interpreter, or the reason the caller must skip (outside CI); throws in CI. */
 export async function torchForTests(): Promise<{ interpreter: TorchInterpreter } | { skip: string }> {
-  const result = await probeInterpreter(PYTHON);
+  // Generous: on a loaded CI machine `import torch` alone can take many seconds. The result is cached for the
+  // engine's own probe in this process.
+  const result = await probeInterpreter(PYTHON, 120_000);
   if (result.ok) return { interpreter: result.interpreter };
   const reason = `PyTorch engine not tested: ${result.reason}`;
   if (process.env.CI) throw new Error(`${reason} (CI must have Debian's python3-torch and python3-torchvision)`);

@@ -12,8 +12,9 @@ export const MIN_TORCH_VERSION: readonly [number, number] = [1, 13];
 /**
  * `import torch` takes 1–2 s on an idle laptop, but 5 s on this shared 2-core machine under load: the bound
  * is generous enough not to reject a working interpreter, and still ends a hung one.
+ * $LEUKEMIA_AUDIT_PROBE_TIMEOUT_MS overrides it (the tests, on a CI machine under load).
  */
-export const PROBE_TIMEOUT_MS = 20_000;
+export const PROBE_TIMEOUT_MS = Number(process.env.LEUKEMIA_AUDIT_PROBE_TIMEOUT_MS) || 20_000;
 
 export interface TorchInterpreter {
   /** The executable as resolved (absolute). */
