@@ -1,12 +1,17 @@
 /**
  * Which Python runs the PyTorch engine, and whether it can: a probe (`import torch, torchvision`, versions,
  * devices) in a child process, bounded in time so a hung interpreter never holds anything up, and cached per
- * interpreter path and modification time (a `pip install` into the environment changes neither, so the cache
- * lives only as long as the process; a new interpreter binary changes the mtime).
+ * interpreter path and modification time: in memory for every answer, and on disk
+ * (`<user cache>/leukemia-audit/interpreters.json`) for working interpreters, so each training run (a fresh
+ * trainer process) does not pay seconds for `import torch` again. A `pip install` into the environment
+ * changes neither key: a cached failure lasts only as long as the process, and a cached success that no longer
+ * imports fails the run with the trainer's own ImportError.
  */
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { delimiter, dirname, isAbsolute, join } from 'node:path';
+import { defaultImageCacheDir } from '../data/cache.js';
+import { writeFileAtomic } from '../fsAtomic.js';
 
 export const MIN_TORCH_VERSION: readonly [number, number] = [1, 13];
 /**
@@ -14,7 +19,7 @@ export const MIN_TORCH_VERSION: readonly [number, number] = [1, 13];
  * is generous enough not to reject a working interpreter, and still ends a hung one.
  * $LEUKEMIA_AUDIT_PROBE_TIMEOUT_MS overrides it (the tests, on a CI machine under load).
  */
-export const PROBE_TIMEOUT_MS = Number(process.env.LEUKEMIA_AUDIT_PROBE_TIMEOUT_MS) || 20_000;
+export const PROBE_TIMEOUT_MS = Number(process.env.LEUKEMIA_AUDIT_PROBE_TIMEOUT_MS) || 30_000;
 
 export interface TorchInterpreter {
   /** The executable as resolved (absolute). */
@@ -63,10 +68,36 @@ export async function probeInterpreter(python: string, timeoutMs = PROBE_TIMEOUT
   const key = `${resolved.path}\0${mtimeMs}`;
   let pending = cache.get(key);
   if (!pending) {
-    pending = runProbe(resolved.path, timeoutMs);
+    pending = probeWithDiskCache(key, resolved.path, timeoutMs);
     cache.set(key, pending);
   }
   return pending;
+}
+
+const DISK_CACHE = join(dirname(defaultImageCacheDir()), 'interpreters.json');
+
+async function probeWithDiskCache(key: string, python: string, timeoutMs: number): Promise<ProbeResult> {
+  const known = await readDiskCache();
+  const remembered = known[key];
+  if (remembered && typeof remembered.torch === 'string' && remembered.python === python)
+    return { ok: true, interpreter: remembered };
+  const result = await runProbe(python, timeoutMs);
+  if (result.ok) {
+    // Best effort: an unwritable cache folder only costs the next run another probe.
+    await writeFileAtomic(DISK_CACHE, JSON.stringify({ ...known, [key]: result.interpreter }, null, 1)).catch(
+      () => undefined,
+    );
+  }
+  return result;
+}
+
+async function readDiskCache(): Promise<Record<string, TorchInterpreter>> {
+  try {
+    const parsed = JSON.parse(await readFile(DISK_CACHE, 'utf8'));
+    return typeof parsed === 'object' && parsed !== null ? parsed : {};
+  } catch {
+    return {};
+  }
 }
 
 function runProbe(python: string, timeoutMs: number): Promise<ProbeResult> {
