@@ -18,8 +18,8 @@ import {
   MIN_FOREGROUND_SHARE,
   normaliseInto,
   preprocessImage,
-  type CropMode,
 } from '../src/core/data/preprocess.js';
+import type { CropMode } from '../src/core/train/settings.js';
 import { generateDemoDataset } from '../src/core/demo/generate.js';
 import { readImageFile } from '../src/core/image/decode.js';
 import type { Rng } from '../src/core/random.js';

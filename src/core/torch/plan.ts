@@ -13,8 +13,8 @@ import {
   IMAGENET_MEAN,
   IMAGENET_STD,
   MIN_FOREGROUND_SHARE,
-  type CropMode,
 } from '../data/preprocess.js';
+import type { CropMode } from '../train/settings.js';
 import { writeFileAtomic } from '../fsAtomic.js';
 import { CHECKPOINT_FILE, MODEL_FILE } from '../run/runFile.js';
 import type { TrainSettings } from '../train/settings.js';
