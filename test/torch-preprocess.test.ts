@@ -9,20 +9,12 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { augmentPixels, DEFAULT_AUGMENTATION } from '../src/core/data/batches.js';
-import {
-  BLACK_THRESHOLD,
-  CELL_MARGIN_FRACTION,
-  CENTER_CROP_FRACTION,
-  IMAGENET_MEAN,
-  IMAGENET_STD,
-  MIN_FOREGROUND_SHARE,
-  normaliseInto,
-  preprocessImage,
-} from '../src/core/data/preprocess.js';
+import { IMAGENET_MEAN, IMAGENET_STD, normaliseInto, preprocessImage } from '../src/core/data/preprocess.js';
 import type { CropMode } from '../src/core/train/settings.js';
 import { generateDemoDataset } from '../src/core/demo/generate.js';
 import { readImageFile } from '../src/core/image/decode.js';
 import type { Rng } from '../src/core/random.js';
+import { CROP_PARAMETERS } from '../src/core/torch/plan.js';
 import { torchTrainerPath } from '../src/core/torch/runTrainer.js';
 import { runPython } from './helpers/python.js';
 import { torchForTests } from './helpers/torch.js';
@@ -63,13 +55,6 @@ before(async () => {
 });
 after(() => rm(work, { recursive: true, force: true }));
 
-const PARAMETERS = {
-  centerCropFraction: CENTER_CROP_FRACTION,
-  blackThreshold: BLACK_THRESHOLD,
-  cellMarginFraction: CELL_MARGIN_FRACTION,
-  minForegroundShare: MIN_FOREGROUND_SHARE,
-};
-
 /** Runs the trainer module's own functions (imported, not copied) and returns what they wrote. */
 async function python(body: string, args: string[]): Promise<void> {
   await runPython(
@@ -102,7 +87,7 @@ test('crop and resize give the same bytes as ours, within one level', { timeout:
     `cases = json.loads(sys.argv[1]); p = json.loads(sys.argv[2])
 for c in cases:
     open(c["out"], "wb").write(trainer.preprocess(c["file"], c["size"], c["crop"], p).tobytes())`,
-    [JSON.stringify(cases), JSON.stringify(PARAMETERS)],
+    [JSON.stringify(cases), JSON.stringify(CROP_PARAMETERS)],
   );
   let worst = 0;
   let differing = 0;

@@ -64,6 +64,14 @@ export interface TorchPlan {
   metadata: Record<string, string>;
 }
 
+/** The crop constants of preprocess.ts, as the trainer reads them. */
+export const CROP_PARAMETERS = {
+  centerCropFraction: CENTER_CROP_FRACTION,
+  blackThreshold: BLACK_THRESHOLD,
+  cellMarginFraction: CELL_MARGIN_FRACTION,
+  minForegroundShare: MIN_FOREGROUND_SHARE,
+};
+
 export interface PlanInput {
   settings: TrainSettings;
   datasetRoot: string;
@@ -90,10 +98,7 @@ export function createTorchPlan(input: PlanInput): TorchPlan {
     preprocess: {
       imageSize: settings.imageSize,
       crop: settings.crop,
-      centerCropFraction: CENTER_CROP_FRACTION,
-      blackThreshold: BLACK_THRESHOLD,
-      cellMarginFraction: CELL_MARGIN_FRACTION,
-      minForegroundShare: MIN_FOREGROUND_SHARE,
+      ...CROP_PARAMETERS,
       mean: IMAGENET_MEAN,
       std: IMAGENET_STD,
     },

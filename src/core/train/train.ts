@@ -88,8 +88,29 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   });
   const { run, startEpoch } = await initialiseRun(plan, settings, engine, backend, prepared, emit);
   try {
-    await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
-    await finalEvaluation(run, plan, engine, data, emit);
+    return await completeRun(run, plan, settings, emit, signal, async () => {
+      await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
+      await finalEvaluation(run, plan, engine, data, emit);
+    });
+  } finally {
+    await engine.dispose();
+  }
+}
+
+/**
+ * Trains and predicts (`trainAndPredict` fills history, metrics and predictions), then explains and marks the
+ * run completed; a failure or a cancel is recorded in run.json with its reason, and rethrown.
+ */
+async function completeRun(
+  run: RunFile,
+  plan: RunPlan,
+  settings: TrainSettings,
+  emit: TrainEventSink,
+  signal: AbortSignal | undefined,
+  trainAndPredict: () => Promise<void>,
+): Promise<RunFile> {
+  try {
+    await trainAndPredict();
     // explainRun reads the predictions from run.json, so they are written first.
     await writeRunFile(plan.runDir, run);
     await explainFinishedRun(run, plan.runDir, settings, emit, signal);
@@ -101,8 +122,6 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     run.error = (error as Error).message;
     await writeRunFile(plan.runDir, run);
     throw error;
-  } finally {
-    await engine.dispose();
   }
 }
 
@@ -442,7 +461,7 @@ async function trainRunWithTorch(
   const run = plan.previous ?? newRunFile(plan, settings, backend, [], resnet18ParameterCount(plan.classes.length));
   run.status = 'running';
   run.settings = settings;
-  try {
+  return completeRun(run, plan, settings, emit, signal, async () => {
     const probabilities = await trainWithTorch({
       settings,
       runDir: plan.runDir,
@@ -459,17 +478,7 @@ async function trainRunWithTorch(
     run.predictions = [];
     recordPredictions(run, plan, 'val', data.val, probabilities.val);
     recordPredictions(run, plan, 'test', data.test, probabilities.test);
-    await writeRunFile(plan.runDir, run);
-    await explainFinishedRun(run, plan.runDir, settings, emit, signal);
-    run.status = 'completed';
-    await writeRunFile(plan.runDir, run);
-    return run;
-  } catch (error) {
-    run.status = error instanceof TrainingCancelled || signal?.aborted ? 'cancelled' : 'failed';
-    run.error = (error as Error).message;
-    await writeRunFile(plan.runDir, run);
-    throw error;
-  }
+  });
 }
 
 /** A resumed run keeps its engine: only PyTorch continues a PyTorch checkpoint, only tfjs a tfjs one. */
