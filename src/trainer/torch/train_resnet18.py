@@ -18,6 +18,7 @@ It reports on stdout, one JSON object per line: {"type": "engine" | "log" | "pha
 Needs torch >= 1.13 and torchvision, nothing else (numpy and PIL come with torchvision).
 """
 
+import contextlib
 import json
 import math
 import os
@@ -567,7 +568,8 @@ def train(plan, run_dir):
             labels = labels.to(device, non_blocking=True)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, enabled=amp):
+            # torch 1.13's autocast knows only cuda and cpu; only CUDA uses it.
+            with torch.autocast("cuda") if amp else contextlib.nullcontext():
                 logits = net(images)
                 loss = criterion(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
