@@ -21,7 +21,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateDemoDataset } from '../src/core/demo/generate.js';
-import { readRunFile } from '../src/core/run/runFile.js';
+import { readRunFile } from '../src/core/run/runFileIo.js';
 import { TORCH_PLAN_FILE, type TorchPlan } from '../src/core/torch/plan.js';
 import { torchTrainerPath } from '../src/core/torch/runTrainer.js';
 

@@ -11,7 +11,8 @@ import {
   interpreterCandidates,
   type TorchInterpreter,
 } from '../torch/interpreter.js';
-import { selectBackend, type BackendReport } from './backend.js';
+import type { BackendReport } from '../run/runFile.js';
+import { selectBackend } from './backend.js';
 
 export type EngineChoice =
   { kind: 'torch'; interpreter: TorchInterpreter; skipped: string[] } | { kind: 'tfjs'; backend: BackendReport };

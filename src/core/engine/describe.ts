@@ -1,5 +1,5 @@
 /** How an engine is named to people: pure, so the pages and the report can import it without tfjs. */
-import type { BackendReport } from './backend.js';
+import type { BackendReport } from '../run/runFile.js';
 
 /** For the dashboard and the log: "PyTorch 1.13.0 · cpu", "PyTorch 2.3.1 · cuda:0 · NVIDIA A100 ×2", "wasm". */
 export function describeBackend(report: Pick<BackendReport, 'name' | 'torch'>): string {

@@ -7,11 +7,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Example } from '../data/batches.js';
-import { selectBackend, type TorchEngineReport } from '../engine/backend.js';
+import { selectBackend } from '../engine/backend.js';
 import { describeBackend } from '../engine/describe.js';
 import type { TrainEventSink } from '../train/events.js';
 import type { TrainSettings } from '../train/settings.js';
-import { writeRunFile, type RunFile } from '../run/runFile.js';
+import type { RunFile, TorchEngineReport } from '../run/runFile.js';
+import { writeRunFile } from '../run/runFileIo.js';
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { writeSafetensors } from '../weights/safetensors.js';
 import type { TorchInterpreter } from './interpreter.js';
@@ -146,7 +147,7 @@ async function readPredictions(
   try {
     parsed = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    throw new Error(`The PyTorch trainer left no readable ${file}: ${(error as Error).message}`);
+    throw new Error(`The PyTorch trainer left no readable ${file}: ${(error as Error).message}`, { cause: error });
   }
   const rows = (split: 'val' | 'test', count: number): number[][] => {
     const value = parsed[split];

@@ -35,12 +35,11 @@ import {
   CHECKPOINT_FILE,
   MODEL_FILE,
   RUN_FILE,
-  readRunFile,
-  writeRunFile,
   type EpochRecord,
   type Prediction,
   type RunFile,
 } from '../run/runFile.js';
+import { readRunFile, writeRunFile } from '../run/runFileIo.js';
 import { resolveWeights, type ResolvedWeights } from '../weights/resolveWeights.js';
 import { TrainingCancelled, type EngineData, type TrainingEngine } from './engine.js';
 import type { TrainEventSink } from './events.js';
