@@ -37,6 +37,8 @@ function settings(out: string, overrides: Partial<TrainSettings> = {}): TrainSet
     batchSize: 8,
     epochs: 3,
     patience: 0,
+    // The embedded engine's trainer process (checkpoint.safetensors); torch-engine.test.ts covers PyTorch.
+    backend: 'wasm',
     ...overrides,
   };
 }

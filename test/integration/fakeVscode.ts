@@ -330,6 +330,8 @@ export function createFakeVscode(options: FakeOptions) {
       },
     },
     env: { openExternal: async () => true },
+    // No other extension is installed (the Python extension in particular).
+    extensions: { getExtension: () => undefined },
   };
   const state = new Map<string, unknown>();
   const extensionPath = path.resolve(__dirname, '..', '..');

@@ -4,6 +4,7 @@ import {
   BACKENDS,
   CROPS,
   DEFAULT_SETTINGS,
+  isTorchDevice,
   OPTIMIZERS,
   SCHEDULES,
   SPLIT_CHOICES,
@@ -26,7 +27,13 @@ Refuses labels the audit judges structural (e.g. fold folders) unless --labels s
   --image-size S             side of the square network input (default ${DEFAULT_SETTINGS.imageSize})
   --batch-size B             (default ${DEFAULT_SETTINGS.batchSize})
   --strategy full|finetune|linear   which layers train (default ${DEFAULT_SETTINGS.strategy})
-  --backend auto|tensorflow|wasm|cpu   (default auto: tensorflow if installed, else wasm)
+  --backend auto|torch|tensorflow|wasm|cpu   (default auto: your PyTorch if a usable interpreter is found,
+                             else tensorflow if installed, else wasm)
+  --python PATH              PyTorch engine: the interpreter (default: python3, then python, on PATH); needs
+                             torch >= 1.13 and torchvision
+  --device auto|cpu|cuda|cuda:N|mps   PyTorch engine's device (default auto: CUDA, else MPS, else CPU)
+  --processes N|auto         PyTorch engine: DDP processes via torch.distributed.run (default auto: one per
+                             CUDA device when there are several, else 1)
   --weights none|imagenet|PATH   initial weights (default none = random). imagenet = torchvision's ImageNet
                              ResNet-18, downloaded once to <cache>/leukemia-audit/weights (offline: put
                              resnet18-f37072fd.pth there; the error says how); PATH = a .pth or .safetensors
@@ -62,6 +69,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
       'subject-pattern': { type: 'string' },
       seed: { type: 'string' },
       workers: { type: 'string' },
+      python: { type: 'string' },
+      device: { type: 'string' },
+      processes: { type: 'string' },
       resume: { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -98,6 +108,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
     seed: integerOption(values.seed, 'seed', DEFAULT_SETTINGS.seed),
     workers: values.workers === 'auto' ? 0 : integerOption(values.workers, 'workers', DEFAULT_SETTINGS.workers, 1, 64),
     subjectPattern: values['subject-pattern'],
+    python: values.python ? resolvePython(values.python) : undefined,
+    device: torchDevice(values.device),
+    processes:
+      values.processes === undefined || values.processes === 'auto'
+        ? DEFAULT_SETTINGS.processes
+        : integerOption(values.processes, 'processes', 1, 1, 64),
     resume: values.resume ?? false,
     // An absolute path keeps run.json and the trainer process independent of the working directory.
     weights:
@@ -153,6 +169,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (values.json) process.stdout.write(JSON.stringify(run, null, 2) + '\n');
   else process.stdout.write(formatMetrics(run) + '\n');
   return 0;
+}
+
+function torchDevice(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_SETTINGS.device;
+  if (!isTorchDevice(value)) throw new UsageError(`--device must be auto, cpu, cuda, cuda:N or mps, got "${value}"`);
+  return value;
+}
+
+/** A path is made absolute (the trainer runs elsewhere); a bare name such as python3 is looked up on PATH. */
+function resolvePython(value: string): string {
+  return value.includes('/') || value.includes('\\') ? resolve(value) : value;
 }
 
 function bar(fraction: number, width = 20): string {

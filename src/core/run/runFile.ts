@@ -22,9 +22,26 @@ export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
 /** The backend that computed a run, and why preferred ones were passed over. */
 export interface BackendReport {
-  name: BackendName;
+  /** `torch`: the user's PyTorch trained (see `torch`); otherwise the tfjs backend that did. */
+  name: BackendName | 'torch';
   /** Why a preferred backend was passed over, e.g. "tensorflow: @tensorflow/tfjs-node is not installed". */
   skipped: string[];
+  /** The PyTorch engine as it ran: interpreter, versions, device. */
+  torch?: TorchEngineReport;
+}
+
+export interface TorchEngineReport {
+  python: string;
+  pythonVersion: string;
+  torch: string;
+  torchvision: string;
+  /** As torch names it: `cpu`, `cuda:0`, `mps`. */
+  device: string;
+  /** e.g. "NVIDIA A100-SXM4-40GB", "Apple MPS", "cpu". */
+  deviceName: string;
+  processes: number;
+  amp: boolean;
+  channelsLast: boolean;
 }
 
 export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed';

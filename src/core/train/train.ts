@@ -8,6 +8,10 @@
  *   finalEvaluation  the best weights on validation and test: metrics and predictions
  *   explainRun       Grad-CAM on the finished run
  * The loop plans, times, reports and writes run.json; the engine (engine.ts) computes.
+ *
+ * The PyTorch engine (torch/torchRun.ts) trains a whole plan in the user's Python, which owns its epochs,
+ * data loading and checkpoints, so it does not fit the per-epoch seam: after planRun and initialWeights the
+ * run goes to trainRunWithTorch, which shares run.json, the final predictions and explainRun with this loop.
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -15,22 +19,32 @@ import { join, resolve } from 'node:path';
 import type { AuditReport } from '../audit/audit.js';
 import { scanAndAudit } from '../audit/runAudit.js';
 import type { CsvLabelTable } from '../audit/csvLabels.js';
-import { examplesFor, type Example } from '../data/batches.js';
+import { classWeights, examplesFor, type Example } from '../data/batches.js';
 import { prepareImages, type PreparedImages } from '../data/cache.js';
 import { assignSplits, findSubjectOverlap, subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
 import type { DatasetSpec } from '../datasetSpec.js';
-import { selectBackend } from '../engine/backend.js';
+import { chooseEngine, type EngineChoice } from '../engine/choose.js';
+import { resnet18ParameterCount } from '../model/resnet18.js';
+import { trainWithTorch } from '../torch/torchRun.js';
+import type { UnreadableEntry } from '../types.js';
 import { runFolderName } from '../run/runFolders.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { combinedLabeler, type Labeler } from '../labels.js';
 import { argmax, computeClassificationMetrics } from '../metrics.js';
-import { CHECKPOINT_FILE, MODEL_FILE, type EpochRecord, type Prediction, type RunFile } from '../run/runFile.js';
+import {
+  CHECKPOINT_FILE,
+  MODEL_FILE,
+  RUN_FILE,
+  type EpochRecord,
+  type Prediction,
+  type RunFile,
+} from '../run/runFile.js';
 import { readRunFile, writeRunFile } from '../run/runFileIo.js';
 import { resolveWeights, type ResolvedWeights } from '../weights/resolveWeights.js';
 import { TrainingCancelled, type EngineData, type TrainingEngine } from './engine.js';
 import type { TrainEventSink } from './events.js';
 import { resolveLabels, type ResolvedLabels } from './labelChoice.js';
-import type { TrainSettings } from './settings.js';
+import type { BackendChoice, TrainSettings } from './settings.js';
 import { createTfjsEngine, yieldToEventLoop } from './tfjsEngine.js';
 
 /** What the audit and the label choice decided, before any pixel is read. */
@@ -55,7 +69,9 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   const plan = await planRun(settings, emit, signal);
   const initial = plan.previous ? undefined : await initialWeights(settings, plan.classes.length, emit, signal);
   await mkdir(plan.runDir, { recursive: true });
-  const backend = await selectBackend(settings.backend);
+  const choice = await chooseEngine(resumedEngine(settings, plan.previous), emit);
+  if (choice.kind === 'torch') return trainRunWithTorch(plan, settings, initial, choice, emit, signal);
+  const backend = choice.backend;
   emit({ type: 'started', runDir: plan.runDir, backend: backend.name, labelsAreStructural: plan.labels.structural });
 
   const { prepared, data } = await prepareData(plan, settings, emit, signal);
@@ -71,8 +87,29 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   });
   const { run, startEpoch } = await initialiseRun(plan, settings, engine, backend, prepared, emit);
   try {
-    await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
-    await finalEvaluation(run, plan, engine, data, emit);
+    return await completeRun(run, plan, settings, emit, signal, async () => {
+      await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
+      await finalEvaluation(run, plan, engine, data, emit);
+    });
+  } finally {
+    await engine.dispose();
+  }
+}
+
+/**
+ * Trains and predicts (`trainAndPredict` fills history, metrics and predictions), then explains and marks the
+ * run completed; a failure or a cancel is recorded in run.json with its reason, and rethrown.
+ */
+async function completeRun(
+  run: RunFile,
+  plan: RunPlan,
+  settings: TrainSettings,
+  emit: TrainEventSink,
+  signal: AbortSignal | undefined,
+  trainAndPredict: () => Promise<void>,
+): Promise<RunFile> {
+  try {
+    await trainAndPredict();
     // explainRun reads the predictions from run.json, so they are written first.
     await writeRunFile(plan.runDir, run);
     await explainFinishedRun(run, plan.runDir, settings, emit, signal);
@@ -84,8 +121,6 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     run.error = (error as Error).message;
     await writeRunFile(plan.runDir, run);
     throw error;
-  } finally {
-    await engine.dispose();
   }
 }
 
@@ -218,7 +253,27 @@ async function initialiseRun(
   prepared: PreparedImages,
   emit: TrainEventSink,
 ): Promise<{ run: RunFile; startEpoch: number }> {
-  const run: RunFile = plan.previous ?? {
+  const run: RunFile = plan.previous ?? newRunFile(plan, settings, backend, prepared.skipped, engine.parameters);
+  run.status = 'running';
+  run.backend = backend;
+  let startEpoch = 1;
+  if (plan.previous) {
+    startEpoch = (await engine.resume(plan.runDir)) + 1;
+    run.history = run.history.filter((h) => h.epoch < startEpoch);
+    emit({ type: 'log', level: 'info', message: `Resuming ${plan.runDir} after epoch ${startEpoch - 1}.` });
+  }
+  await writeRunFile(plan.runDir, run);
+  return { run, startEpoch };
+}
+
+function newRunFile(
+  plan: RunPlan,
+  settings: TrainSettings,
+  backend: RunFile['backend'],
+  skipped: UnreadableEntry[],
+  parameters: number,
+): RunFile {
+  return {
     schema: 'leukemia-audit/run',
     version: 1,
     createdAt: new Date().toISOString(),
@@ -234,14 +289,14 @@ async function initialiseRun(
       labelsAreStructural: plan.labels.structural,
       classes: plan.classes,
       splits: summariseSplits(plan.splitOf, plan.labelOf, plan.subjectOf),
-      skipped: [...plan.report.unreadable, ...prepared.skipped],
+      skipped: [...plan.report.unreadable, ...skipped],
       notes: plan.notes,
     },
     model: {
       architecture: 'resnet18',
       imageSize: settings.imageSize,
       numClasses: plan.classes.length,
-      parameters: engine.parameters,
+      parameters,
       weightsFile: MODEL_FILE,
     },
     history: [],
@@ -249,16 +304,6 @@ async function initialiseRun(
     metrics: { validation: null, test: null },
     predictions: [],
   };
-  run.status = 'running';
-  run.backend = backend;
-  let startEpoch = 1;
-  if (plan.previous) {
-    startEpoch = (await engine.resume(plan.runDir)) + 1;
-    run.history = run.history.filter((h) => h.epoch < startEpoch);
-    emit({ type: 'log', level: 'info', message: `Resuming ${plan.runDir} after epoch ${startEpoch - 1}.` });
-  }
-  await writeRunFile(plan.runDir, run);
-  return { run, startEpoch };
 }
 
 /** Epochs after the last one in the history, stopping early when validation loss stops improving. */
@@ -369,19 +414,84 @@ async function finalEvaluation(
     if (examples.length === 0) continue;
     emit({ type: 'phase', phase: 'evaluate', done: 0, total: examples.length });
     const { probabilities } = await engine.evaluate(split);
-    run.metrics[split === 'val' ? 'validation' : 'test'] = metricsOf(examples, data.classes, probabilities);
-    probabilities.forEach((row, i) => {
-      const example = examples[i];
-      run.predictions.push({
-        path: example.path,
-        split,
-        subject: plan.subjectOf(example.path) ?? null,
-        true: example.label,
-        predicted: argmax(row),
-        probabilities: row,
-      } satisfies Prediction);
-    });
+    recordPredictions(run, plan, split, examples, probabilities);
   }
+}
+
+/** One split's probabilities into run.json: its metrics and every prediction. */
+function recordPredictions(
+  run: RunFile,
+  plan: RunPlan,
+  split: 'val' | 'test',
+  examples: Example[],
+  probabilities: number[][],
+): void {
+  if (examples.length === 0) return;
+  run.metrics[split === 'val' ? 'validation' : 'test'] = metricsOf(examples, plan.classes, probabilities);
+  probabilities.forEach((row, i) => {
+    const example = examples[i];
+    run.predictions.push({
+      path: example.path,
+      split,
+      subject: plan.subjectOf(example.path) ?? null,
+      true: example.label,
+      predicted: argmax(row),
+      probabilities: row,
+    } satisfies Prediction);
+  });
+}
+
+/**
+ * The PyTorch engine: it reads the images itself (no preparation here; an unreadable image fails the run
+ * naming the file), trains the whole plan, and hands back the best weights' probabilities, which are judged
+ * like the embedded engine's.
+ */
+async function trainRunWithTorch(
+  plan: RunPlan,
+  settings: TrainSettings,
+  initial: ResolvedWeights | undefined,
+  choice: Extract<EngineChoice, { kind: 'torch' }>,
+  emit: TrainEventSink,
+  signal?: AbortSignal,
+): Promise<RunFile> {
+  const examples = (paths: string[]) => examplesFor(paths, plan.labelOf, plan.classes);
+  const data = { train: examples(plan.paths.train), val: examples(plan.paths.val), test: examples(plan.paths.test) };
+  const backend = { name: 'torch' as const, skipped: choice.skipped };
+  const run = plan.previous ?? newRunFile(plan, settings, backend, [], resnet18ParameterCount(plan.classes.length));
+  run.status = 'running';
+  run.settings = settings;
+  return completeRun(run, plan, settings, emit, signal, async () => {
+    const probabilities = await trainWithTorch({
+      settings,
+      runDir: plan.runDir,
+      root: plan.root,
+      classes: plan.classes,
+      ...data,
+      classWeights: classWeights(plan.classes.map((_, c) => data.train.filter((e) => e.label === c).length)),
+      initial,
+      interpreter: choice.interpreter,
+      run,
+      emit,
+      signal,
+    });
+    run.predictions = [];
+    recordPredictions(run, plan, 'val', data.val, probabilities.val);
+    recordPredictions(run, plan, 'test', data.test, probabilities.test);
+  });
+}
+
+/** A resumed run keeps its engine: only PyTorch continues a PyTorch checkpoint, only tfjs a tfjs one. */
+function resumedEngine(settings: TrainSettings, previous: RunFile | undefined): TrainSettings {
+  if (!previous) return settings;
+  const wasTorch = previous.backend.name === 'torch';
+  if (wasTorch && settings.backend !== 'auto' && settings.backend !== 'torch')
+    throw new Error(`${RUN_FILE} says this run was trained with PyTorch; resume it with --backend torch (or auto).`);
+  if (!wasTorch && settings.backend === 'torch')
+    throw new Error(
+      `${RUN_FILE} says this run was trained with ${previous.backend.name}; resume it with that backend.`,
+    );
+  if (wasTorch) return { ...settings, backend: 'torch', python: settings.python ?? previous.backend.torch?.python };
+  return settings.backend === 'auto' ? { ...settings, backend: previous.backend.name as BackendChoice } : settings;
 }
 
 /** Explanations are a bonus on a finished run: a failure here is reported, not fatal. */
