@@ -5,6 +5,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { forEachBounded } from '../concurrency.js';
+import { realPathInside } from '../confine.js';
 import { decodeImage, toRgb } from '../image/decode.js';
 import { lumaThumbnail, perceptualHash, pixelHash } from '../image/hash.js';
 import { scanDataset } from '../scan.js';
@@ -21,6 +22,11 @@ export interface AuditDatasetOptions extends AuditOptions {
   concurrency?: number;
   onProgress?: (phase: AuditPhase, done: number, total?: number) => void;
   signal?: AbortSignal;
+  /**
+   * Label tables are read only when their real path lies inside one of these folders (an untrusted workspace
+   * passes its folders, so a `labels.csv` symlink cannot read a file outside). Unset: any table in the tree.
+   */
+  tablesInside?: readonly string[];
 }
 
 const LABEL_TABLE = /\.(csv|tsv|txt)$/i;
@@ -38,7 +44,7 @@ export async function scanAndAudit(
   const { onProgress, signal } = options;
   const scan = await scanDataset(root, { onProgress: (n) => onProgress?.('scan', n), signal });
   onProgress?.('labels', 0);
-  const csvTables = await readLabelTables(scan);
+  const csvTables = await readLabelTables(scan, options.tablesInside);
   let hashes: Map<string, ImageHashes> | undefined;
   let checked = scan;
   if (options.checkPixels !== false) {
@@ -53,10 +59,11 @@ export async function scanAndAudit(
   return { report: auditScan(checked, { csvTables, hashes }, options), scan: checked, csvTables };
 }
 
-export async function readLabelTables(scan: ScanResult): Promise<CsvLabelTable[]> {
+export async function readLabelTables(scan: ScanResult, inside?: readonly string[]): Promise<CsvLabelTable[]> {
   const tables: CsvLabelTable[] = [];
   for (const file of scan.otherFiles.filter((f) => LABEL_TABLE.test(f))) {
     const path = join(scan.root, file);
+    if (inside && !(await realPathInside(path, inside))) continue;
     try {
       if ((await stat(path)).size > MAX_LABEL_TABLE_BYTES) continue;
       const table = detectCsvLabels(file, parseDelimited(await readFile(path, 'utf8')), scan.images);

@@ -1,6 +1,7 @@
 /**
  * The Results view: the shared renderer (`dist/webview.js`, `media/results.css`) in a panel that may read
- * only the extension's dist/media, the run folder (Grad-CAM PNGs) and the dataset folder. One panel per run;
+ * only the extension's dist/media and the run folder (Grad-CAM PNGs); never the dataset folder a workspace
+ * `run.json` names (the page loads no dataset image; opening one goes through the host). One panel per run;
  * re-sent whenever run.json changes (a running run rewrites it after every epoch); restored after a reload
  * by the WebviewPanelSerializer from the run folder the page keeps in its state.
  */
@@ -8,6 +9,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { parseResultsMessage, resolveInside } from '../../core/editor/webviewMessages.js';
+import { realPathInside } from '../../core/confine.js';
 import { runImagePaths } from '../../core/report/htmlReport.js';
 import { RUN_FILE, readRunFile, type RunFile } from '../../core/run/runFile.js';
 import type { ShowRunMessage, ViewState } from '../../../webview/protocol.js';
@@ -38,7 +40,7 @@ export class ResultsPanel {
     const run = await readRunFile(key);
     const panel = vscode.window.createWebviewPanel(ResultsPanel.viewType, title(key), vscode.ViewColumn.Active, {
       enableScripts: true,
-      localResourceRoots: resourceRoots(context, key, run),
+      localResourceRoots: resourceRoots(context, key),
     });
     return new ResultsPanel(context, panel, key, run);
   }
@@ -56,7 +58,7 @@ export class ResultsPanel {
     }
     try {
       const run = await readRunFile(runDir);
-      panel.webview.options = { enableScripts: true, localResourceRoots: resourceRoots(context, runDir, run) };
+      panel.webview.options = { enableScripts: true, localResourceRoots: resourceRoots(context, runDir) };
       panel.title = title(runDir);
       new ResultsPanel(context, panel, path.resolve(runDir), run);
     } catch (error) {
@@ -101,19 +103,21 @@ export class ResultsPanel {
       const run = await readRunFile(this.runDir);
       if (options.onlyIfChanged && run.updatedAt === this.run?.updatedAt) return;
       this.run = run;
-      this.post();
+      void this.post();
     } catch (error) {
       // run.json is replaced atomically, so this is a real problem (deleted, another schema), not a half-written file.
       log().warn(`Results view: ${(error as Error).message}`);
     }
   }
 
-  private post(): void {
+  private async post(): Promise<void> {
     if (!this.run) return;
     const imageUris: Record<string, string> = {};
     for (const relative of runImagePaths(this.run)) {
+      // Lexically inside, and really inside: a symlink in explanations/ must not show a file from elsewhere.
       const file = resolveInside(relative, this.runDir, [this.runDir]);
-      if (file) imageUris[relative] = this.panel.webview.asWebviewUri(vscode.Uri.file(file)).toString();
+      if (file && (await realPathInside(file, [this.runDir])))
+        imageUris[relative] = this.panel.webview.asWebviewUri(vscode.Uri.file(file)).toString();
     }
     // `runDir` is for the page to keep in its webview state (see runDirFromState); pages that ignore it lose nothing.
     const message: ShowRunMessage & { runDir: string } = {
@@ -134,7 +138,7 @@ export class ResultsPanel {
     }
     switch (message.type) {
       case 'ready':
-        this.post();
+        void this.post();
         // run.json may have changed between show() reading it and the file watcher going live.
         void this.reload({ onlyIfChanged: true });
         break;
@@ -176,13 +180,15 @@ function title(runDir: string): string {
   return `Results: ${path.basename(runDir)}`;
 }
 
-/** The extension's bundles and styles, the run folder (Grad-CAM PNGs) and the dataset folder (opened images). */
-function resourceRoots(context: vscode.ExtensionContext, runDir: string, run: RunFile): vscode.Uri[] {
+/**
+ * The extension's bundles and styles and the run folder (Grad-CAM PNGs). Not `run.json`'s `dataset.root`: the
+ * file is workspace data and may name any folder, and the page never loads dataset images itself.
+ */
+export function resourceRoots(context: vscode.ExtensionContext, runDir: string): vscode.Uri[] {
   return [
     vscode.Uri.joinPath(context.extensionUri, 'dist'),
     vscode.Uri.joinPath(context.extensionUri, 'media'),
     vscode.Uri.file(runDir),
-    ...(run.dataset?.root ? [vscode.Uri.file(run.dataset.root)] : []),
   ];
 }
 
