@@ -188,6 +188,8 @@ export interface FakeOptions {
   configuration?: Record<string, unknown>;
   /** Answers the extension's questions: return a button label, an item, or undefined. */
   answer?: (kind: 'warning' | 'info' | 'error' | 'quickPick', message: string, options: unknown[]) => unknown;
+  /** Workspace trust (default trusted). */
+  trusted?: boolean;
 }
 
 export function createFakeVscode(options: FakeOptions) {
@@ -249,7 +251,7 @@ export function createFakeVscode(options: FakeOptions) {
     },
     workspace: {
       workspaceFolders: [workspaceFolder],
-      isTrusted: true,
+      isTrusted: options.trusted ?? true,
       textDocuments: [] as unknown[],
       notebookDocuments: [] as unknown[],
       getWorkspaceFolder: (uri: Uri) => (uri.fsPath.startsWith(options.workspaceFolder) ? workspaceFolder : undefined),
@@ -272,6 +274,7 @@ export function createFakeVscode(options: FakeOptions) {
       onDidChangeNotebookDocument: noEvent,
       onDidCloseNotebookDocument: noEvent,
       onDidChangeWorkspaceFolders: noEvent,
+      onDidGrantWorkspaceTrust: noEvent,
       onDidChangeConfiguration: noEvent,
     },
     window: {

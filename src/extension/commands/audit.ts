@@ -7,9 +7,9 @@ import { fork } from 'node:child_process';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditReport } from '../../core/audit/audit.js';
-import { subjectPattern } from '../config.js';
 import type { DatasetDiagnostics } from '../diagnostics/datasetDiagnostics.js';
 import { log, showErrorWithLog } from '../log.js';
+import { auditableRoot, datasetSubjectPattern } from '../workspace/confinement.js';
 import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
 import { pickDataset } from './datasetPicker.js';
 
@@ -20,7 +20,9 @@ export async function auditCommand(
 ): Promise<AuditReport | undefined> {
   const dataset = await pickDataset(deps.datasets, 'Audit Dataset Labels', target);
   if (!dataset) return undefined;
-  const pattern = dataset.file?.subjectPattern ?? subjectPattern(vscode.Uri.file(dataset.root));
+  const pattern = datasetSubjectPattern(dataset.file?.subjectPattern, vscode.Uri.file(dataset.root));
+  // A root a leukemia-audit.json names is workspace data; a folder the user picked is their own choice.
+  const root = dataset.file ? await auditableRoot(dataset.root) : dataset.root;
   let report: AuditReport;
   try {
     const result = await vscode.window.withProgress(
@@ -30,7 +32,7 @@ export async function auditCommand(
         cancellable: true,
       },
       (progress, token) =>
-        runCliAudit(context.asAbsolutePath(path.join('dist', 'cli.js')), dataset.root, pattern, token, (line) =>
+        runCliAudit(context.asAbsolutePath(path.join('dist', 'cli.js')), root, pattern, token, (line) =>
           progress.report({ message: line }),
         ),
     );

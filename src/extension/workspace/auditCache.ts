@@ -3,12 +3,12 @@
  * editor feature, one per folder and subject pattern, run one at a time to leave the CPU to the user, and
  * dropped when files in the folder change.
  */
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditReport } from '../../core/audit/audit.js';
 import { auditDataset } from '../../core/audit/runAudit.js';
 import { log } from '../log.js';
+import { auditableRoot, tablesInside } from './confinement.js';
 
 /** A folder that takes longer than this to scan is not a dataset the editor should audit on its own. */
 const AUDIT_TIMEOUT_MS = 30_000;
@@ -29,11 +29,9 @@ export class AuditCache implements vscode.Disposable {
   /** Fires with the folder whose cached audit was dropped. */
   readonly onDidInvalidate = this.invalidated.event;
 
-  get(folder: string, subjectPattern?: string): Promise<AuditReport> {
-    const root = path.resolve(folder);
-    if (root === path.parse(root).root || root === os.homedir()) {
-      return Promise.reject(new Error(`${root} is too broad to audit as a dataset.`));
-    }
+  async get(folder: string, subjectPattern?: string): Promise<AuditReport> {
+    // Too broad, or (untrusted) outside the workspace by real path: refused with the reason.
+    const root = await auditableRoot(folder);
     const key = cacheKey(root, subjectPattern);
     let entry = this.entries.get(key);
     if (!entry) {
@@ -62,7 +60,12 @@ export class AuditCache implements vscode.Disposable {
   private async audit(root: string, subjectPattern?: string): Promise<AuditReport> {
     const started = Date.now();
     const signal = AbortSignal.timeout(AUDIT_TIMEOUT_MS);
-    const report = await auditDataset(root, { checkPixels: false, subjectPattern, signal });
+    const report = await auditDataset(root, {
+      checkPixels: false,
+      subjectPattern,
+      signal,
+      tablesInside: tablesInside(),
+    });
     log().info(
       `Audited ${root} (headers only): ${report.images} images, ${report.findings.length} findings, ${Date.now() - started} ms.`,
     );
