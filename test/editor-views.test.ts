@@ -13,7 +13,8 @@ import {
   progressMessage,
   statusLine,
 } from '../src/core/editor/trainingProgress.js';
-import { parseResultsMessage, resolveInside } from '../src/core/editor/webviewMessages.js';
+import { resolveInside } from '../src/core/paths.js';
+import { parseResultsMessage } from '../src/protocol/results.js';
 import type { RunFile } from '../src/core/run/runFile.js';
 
 describe('training progress', () => {

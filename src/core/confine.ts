@@ -5,7 +5,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import * as path from 'node:path';
-import { isInside } from './editor/datasetFolders.js';
+import { isInside } from './paths.js';
 
 export type Confined = { ok: true; root: string } | { ok: false; reason: string };
 

@@ -4,7 +4,7 @@
  * refer to anything outside itself. Data reaches the DOM only through `textContent` and SVG attributes.
  */
 import type { TrainingView } from '../../core/editor/trainingProgress.js';
-import type { DashboardRequest, DashboardUpdate } from './protocol.js';
+import type { DashboardRequest, DashboardUpdate } from '../../protocol/dashboard.js';
 
 export const DASHBOARD_BODY = `
 <header>

@@ -48,6 +48,7 @@ export class DatasetDiagnostics implements vscode.Disposable {
       vscode.workspace.onDidOpenTextDocument((d) => isDatasetFile(d) && this.schedule()),
       vscode.workspace.onDidSaveTextDocument((d) => isDatasetFile(d) && this.schedule()),
       datasets.onDidChange(() => this.schedule()),
+      audits.onDidUpdate(() => this.schedule(0)),
       audits.onDidInvalidate((folder) => {
         this.fullReports.delete(folder);
         this.schedule();

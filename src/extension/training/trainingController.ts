@@ -17,12 +17,12 @@ import {
 } from '../../core/editor/trainingProgress.js';
 import { CHECKPOINT_FILE, RUN_FILE } from '../../core/run/runFile.js';
 import type { TrainSettings } from '../../core/train/settings.js';
+import { COMMANDS, TRAINING_CONTEXT_KEY } from '../commandIds.js';
 import { DashboardPanel, dashboardUpdate } from '../dashboard/dashboardPanel.js';
 import { log, showErrorWithLog } from '../log.js';
 import { ResultsPanel, rememberRun } from '../results/resultsPanel.js';
 import { TrainerProcess, type TrainerOutcome } from './trainerProcess.js';
 
-export const TRAINING_CONTEXT_KEY = 'leukemiaAudit.training';
 const UI_INTERVAL_MS = 250;
 
 interface ActiveRun {
@@ -34,14 +34,14 @@ export class TrainingController implements vscode.Disposable {
   private active: ActiveRun | undefined;
   private lastView: TrainingView | undefined;
   private readonly statusBar = vscode.window.createStatusBarItem(
-    'leukemiaAudit.training',
+    TRAINING_CONTEXT_KEY,
     vscode.StatusBarAlignment.Left,
     10,
   );
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.statusBar.name = 'Leukemia Audit Training';
-    this.statusBar.command = 'leukemiaAudit.showDashboard';
+    this.statusBar.command = COMMANDS.showDashboard;
   }
 
   get isTraining(): boolean {
@@ -139,8 +139,8 @@ export class TrainingController implements vscode.Disposable {
     settings: TrainSettings,
     labelsAreStructural: boolean,
   ): Promise<void> {
-    const runDir =
-      outcome.kind === 'result' ? outcome.runDir : (outcome.runDir ?? run.view.runDir ?? settings.out ?? null);
+    // The one source: the folder the trainer announced in its `started` event.
+    const runDir = outcome.runDir;
     const status = outcome.kind === 'result' ? 'completed' : outcome.kind === 'cancelled' ? 'cancelled' : 'failed';
     const error =
       outcome.kind === 'error' ? outcome.message : outcome.kind === 'crashed' ? crashDescription(outcome) : undefined;

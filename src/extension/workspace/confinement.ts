@@ -26,9 +26,9 @@ export async function auditableRoot(root: string): Promise<string> {
 }
 
 /** Label tables an audit may read: anywhere under the root when trusted, else inside the workspace folders. */
-export function tablesInside(): readonly string[] | undefined {
+export function tablesInside(): string[] | undefined {
   const context = confineContext();
-  return context.trusted ? undefined : context.workspaceFolders;
+  return context.trusted ? undefined : [...context.workspaceFolders];
 }
 
 /** The subject pattern for a dataset: its leukemia-audit.json's only when the workspace is trusted. */
