@@ -3,6 +3,7 @@
  * notebooks and its `run.json` files name folders and files, and in an untrusted workspace what they name must
  * stay inside the workspace folders. Checked on real paths, so a symlink inside the workspace cannot lead out.
  */
+import { realpathSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import * as path from 'node:path';
 import { isInside } from './paths.js';
@@ -35,6 +36,28 @@ export async function realPathInside(file: string, roots: readonly string[]): Pr
     if (realRoot !== undefined && isInside(real, realRoot)) return real;
   }
   return undefined;
+}
+
+/**
+ * The same check, synchronous: for a handful of files on a path that must answer at once (the results view
+ * posting a run's image URIs). One `realpath` per file and root.
+ */
+export function realPathInsideSync(file: string, roots: readonly string[]): string | undefined {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  const target = real(file);
+  if (target === undefined) return undefined;
+  return roots.some((root) => {
+    const realRoot = real(root);
+    return realRoot !== undefined && isInside(target, realRoot);
+  })
+    ? target
+    : undefined;
 }
 
 /** Why `root` is too broad to be a dataset (the file-system root, the home folder or one of its ancestors). */

@@ -150,31 +150,27 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
     await wb.closeQuickInput();
   });
 
-  e2eTest(
-    'with nothing opened but the folder, the Problems panel lists the dataset warnings',
-    150_000,
-    async () => {
-      const page = wb.page;
-      assert.equal(await page.locator('.tabs-container .tab').count(), 0, 'no editor is open');
-      const problems = await waitFor(
-        'the Problems panel to list the structural-labels warning on the dataset (no file opened)',
-        async () => {
-          await wb.runCommand('Problems: Focus on Problems View', { timeout: 30_000 });
-          const text = await wb.problemsText();
-          return text.includes('look like cross-validation folds') ? text : undefined;
-        },
-        { timeout: 120_000, interval: 1_000, describe: () => wb.problemsText() },
-      );
-      assert.match(problems, /structural-labels/);
-      assert.match(problems, /C-NMC_Leukemia/);
-      assert.ok(!problems.includes(NOTEBOOK), 'the notebook is not open, so it carries no warning yet');
-      await wb.shot('problems-on-open');
-      const { activationMs, lag } = extensionFigures(extensionLog(tmp));
-      assert.ok(activationMs !== undefined, 'the extension logged its activation time');
-      process.stdout.write(`\ne2e: activation ${activationMs} ms\ne2e: ${lag.join('\ne2e: ')}\n\n`);
-      await wb.hidePanel();
-    },
-  );
+  e2eTest('with nothing opened but the folder, the Problems panel lists the dataset warnings', 150_000, async () => {
+    const page = wb.page;
+    assert.equal(await page.locator('.tabs-container .tab').count(), 0, 'no editor is open');
+    const problems = await waitFor(
+      'the Problems panel to list the structural-labels warning on the dataset (no file opened)',
+      async () => {
+        await wb.runCommand('Problems: Focus on Problems View', { timeout: 30_000 });
+        const text = await wb.problemsText();
+        return text.includes('look like cross-validation folds') ? text : undefined;
+      },
+      { timeout: 120_000, interval: 1_000, describe: () => wb.problemsText() },
+    );
+    assert.match(problems, /structural-labels/);
+    assert.match(problems, /C-NMC_Leukemia/);
+    assert.ok(!problems.includes(NOTEBOOK), 'the notebook is not open, so it carries no warning yet');
+    await wb.shot('problems-on-open');
+    const { activationMs, lag } = extensionFigures(extensionLog(tmp));
+    assert.ok(activationMs !== undefined, 'the extension logged its activation time');
+    process.stdout.write(`\ne2e: activation ${activationMs} ms\ne2e: ${lag.join('\ne2e: ')}\n\n`);
+    await wb.hidePanel();
+  });
 
   e2eTest(
     'the notebook ImageFolder line and the Problems panel carry the structural-labels warning',

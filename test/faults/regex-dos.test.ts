@@ -47,7 +47,11 @@ test('a backtracking subject pattern runs in the audit child, which the time lim
   let ticks = 0;
   const ticker = setInterval(() => ticks++, 50);
   const { result, lag } = await measureLag(() =>
-    runAuditProcess(child, { root, subjectPattern: HOSTILE, checkPixels: false }, { signal: AbortSignal.timeout(limitMs) }),
+    runAuditProcess(
+      child,
+      { root, subjectPattern: HOSTILE, checkPixels: false },
+      { signal: AbortSignal.timeout(limitMs) },
+    ),
   );
   clearInterval(ticker);
   const seconds = (Date.now() - started) / 1000;

@@ -147,6 +147,8 @@ export class DiagnosticCollection {
 export interface FakeWebviewPanel {
   viewType: string;
   title: string;
+  /** The options it was created with (localResourceRoots, …). */
+  options?: unknown;
   html: string;
   posted: unknown[];
   receive(message: unknown): void;
@@ -293,11 +295,17 @@ export function createFakeVscode(options: FakeOptions) {
       showSaveDialog: async () => undefined,
       withProgress: (_: unknown, task: (progress: { report(v: unknown): void }, token: unknown) => unknown) =>
         task({ report() {} }, new CancellationTokenSource().token),
-      createWebviewPanel: (viewType: string, title: string): FakeWebviewPanel & Record<string, unknown> => {
+      createWebviewPanel: (
+        viewType: string,
+        title: string,
+        _column?: unknown,
+        options?: unknown,
+      ): FakeWebviewPanel & Record<string, unknown> => {
         const received = new NodeEmitter();
         const panel: FakeWebviewPanel & Record<string, unknown> = {
           viewType,
           title,
+          options,
           html: '',
           posted: [],
           receive: (m: unknown) => received.emit('message', m),

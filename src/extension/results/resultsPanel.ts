@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { realPathInside } from '../../core/confine.js';
+import { realPathInsideSync } from '../../core/confine.js';
 import { resolveInside } from '../../core/paths.js';
 import { runImagePaths } from '../../core/report/htmlReport.js';
 import { RUN_FILE, readRunFile, type RunFile } from '../../core/run/runFile.js';
@@ -104,20 +104,20 @@ export class ResultsPanel {
       const run = await readRunFile(this.runDir);
       if (options.onlyIfChanged && run.updatedAt === this.run?.updatedAt) return;
       this.run = run;
-      void this.post();
+      this.post();
     } catch (error) {
       // run.json is replaced atomically, so this is a real problem (deleted, another schema), not a half-written file.
       log().warn(`Results view: ${(error as Error).message}`);
     }
   }
 
-  private async post(): Promise<void> {
+  private post(): void {
     if (!this.run) return;
     const imageUris: Record<string, string> = {};
     for (const relative of runImagePaths(this.run)) {
       // Lexically inside, and really inside: a symlink in explanations/ must not show a file from elsewhere.
       const file = resolveInside(relative, this.runDir, [this.runDir]);
-      if (file && (await realPathInside(file, [this.runDir])))
+      if (file && realPathInsideSync(file, [this.runDir]))
         imageUris[relative] = this.panel.webview.asWebviewUri(vscode.Uri.file(file)).toString();
     }
     // `runDir` is for the page to keep in its webview state (see runDirFromState); pages that ignore it lose nothing.
@@ -139,7 +139,7 @@ export class ResultsPanel {
     }
     switch (message.type) {
       case 'ready':
-        void this.post();
+        this.post();
         // run.json may have changed between show() reading it and the file watcher going live.
         void this.reload({ onlyIfChanged: true });
         break;

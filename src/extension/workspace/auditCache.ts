@@ -36,7 +36,10 @@ interface Entry {
 export class AuditCache implements vscode.Disposable {
   private readonly entries = new Map<string, Entry>();
   /** One lane per kind of audit, each running its jobs one after another. */
-  private readonly lanes = { headers: Promise.resolve() as Promise<unknown>, pixels: Promise.resolve() as Promise<unknown> };
+  private readonly lanes = {
+    headers: Promise.resolve() as Promise<unknown>,
+    pixels: Promise.resolve() as Promise<unknown>,
+  };
   private readonly invalidated = new vscode.EventEmitter<string>();
   private readonly updated = new vscode.EventEmitter<string>();
   /** Fires with the folder whose cached audit was dropped. */

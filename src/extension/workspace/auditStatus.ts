@@ -16,7 +16,10 @@ export class AuditStatus implements vscode.Disposable {
   }
 
   /** Shows an audit starting; returns its progress reporter and its end. */
-  begin(dataset: string, what: string): { progress(phase: AuditPhase, done: number, total?: number): void; end(): void } {
+  begin(
+    dataset: string,
+    what: string,
+  ): { progress(phase: AuditPhase, done: number, total?: number): void; end(): void } {
     const id = this.next++;
     const show = (detail: string) => {
       this.running.set(id, `${dataset} (${what}): ${detail}`);
