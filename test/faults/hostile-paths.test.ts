@@ -11,8 +11,7 @@ import { encodeBmp24 } from '../../src/core/image/bmpEncode.js';
 import { buildHtmlReport } from '../../src/core/report/htmlReport.js';
 import { RUN_SCHEMA, RUN_SCHEMA_VERSION } from '../../src/core/run/runFile.js';
 import { scanDataset } from '../../src/core/scan.js';
-
-const fault = (name: string, what: string) => process.stdout.write(`FAULT ${name}: ${what}\n`);
+import { reportFault } from '../helpers/fault.js';
 
 let work: string;
 let workspace: string;
@@ -42,7 +41,7 @@ describe('audit roots a workspace names', () => {
     assert.match(!slash.ok ? slash.reason : '', /file-system root: too broad/);
     const home = await confineAuditRoot(homedir(), { ...untrusted(), trusted: true });
     assert.match(!home.ok ? home.reason : '', /holds the home folder/);
-    fault(
+    reportFault(
       'root-outside-workspace',
       `untrusted: /usr refused ("${!usr.ok && usr.reason}"), ../../.. refused; trusted: /usr audited (within the file and byte caps), / and home refused`,
     );
@@ -57,14 +56,14 @@ describe('audit roots a workspace names', () => {
     assert.match(!out.ok ? out.reason : '', /really .*outside/);
     const inner = await confineAuditRoot(path.join(workspace, 'inner-link'), untrusted());
     assert.deepEqual(inner, { ok: true, root: path.join(workspace, 'real-data') });
-    fault('root-symlink-out', `a link to ${outside} inside the workspace is refused: ${!out.ok && out.reason}`);
+    reportFault('root-symlink-out', `a link to ${outside} inside the workspace is refused: ${!out.ok && out.reason}`);
   });
 
   test("a dataset file's subject pattern is ignored unless the workspace is trusted", () => {
     assert.equal(chooseSubjectPattern('^(a+)+_', '^UID_(H?\\d+)_', false), '^UID_(H?\\d+)_');
     assert.equal(chooseSubjectPattern('^(a+)+_', undefined, false), undefined);
     assert.equal(chooseSubjectPattern('^P(\\d+)_', '^UID_(H?\\d+)_', true), '^P(\\d+)_');
-    fault(
+    reportFault(
       'dataset-file-pattern-untrusted',
       "untrusted: leukemia-audit.json's subjectPattern ignored, the user's setting used",
     );
@@ -90,7 +89,10 @@ describe('label tables', () => {
     assert.equal(unconfined.length, 1, 'without confinement the linked table is read (the trusted behaviour)');
     const confined = await readLabelTables(scan, [workspace]);
     assert.deepEqual(confined, []);
-    fault('label-table-symlink', `labels.csv -> ${secret}: read when trusted, skipped when confined to the workspace`);
+    reportFault(
+      'label-table-symlink',
+      `labels.csv -> ${secret}: read when trusted, skipped when confined to the workspace`,
+    );
   });
 });
 
@@ -131,7 +133,7 @@ describe('the HTML report', () => {
     );
     assert.deepEqual(missingImages, ['explanations/val/linked.png']);
     assert.equal((html.match(new RegExp(marker.toString('base64'), 'g')) ?? []).length, 1, 'only the inside copy');
-    fault(
+    reportFault(
       'report-symlink',
       'explanations/val/linked.png -> outside file: not inlined, listed as missing; the real file inside is',
     );

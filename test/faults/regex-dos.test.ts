@@ -13,11 +13,11 @@ import { MAX_SUBJECT_NAME_CHARS, subjectMatcher } from '../../src/core/dataset.j
 import { encodeBmp24 } from '../../src/core/image/bmpEncode.js';
 import { runAuditProcess } from '../../src/extension/workspace/auditProcess.js';
 import { describeLag, measureLag } from '../../src/extension/workspace/eventLoopLag.js';
+import { reportFault } from '../helpers/fault.js';
 
 const repo = path.join(__dirname, '..', '..');
 const child = path.join(repo, 'dist', 'auditChild.js');
 const HOSTILE = '^(a+)+_';
-const fault = (name: string, what: string) => process.stdout.write(`FAULT ${name}: ${what}\n`);
 
 let work: string;
 let root: string;
@@ -59,7 +59,7 @@ test('a backtracking subject pattern runs in the audit child, which the time lim
   assert.ok(seconds < limitMs / 1000 + 10, `the child ended soon after the limit (${seconds.toFixed(1)} s)`);
   // The host's loop turned all along: a pattern running on this thread would have given ~0 ticks.
   assert.ok(ticks >= (limitMs / 50) * 0.5, `the event loop kept turning (${ticks} ticks of 50 ms)`);
-  fault(
+  reportFault(
     'regex-dos',
     `^(a+)+_ over 8 names of 34 a's: audit child killed at the ${limitMs / 1000} s limit after ${seconds.toFixed(1)} s; host event-loop lag ${describeLag(lag)}`,
   );
@@ -69,5 +69,8 @@ test('subject patterns see at most MAX_SUBJECT_NAME_CHARS characters of a name',
   const match = subjectMatcher('_P(\\d+)\\.');
   assert.equal(match('x_P7.bmp'), '7');
   assert.equal(match(`${'x'.repeat(MAX_SUBJECT_NAME_CHARS)}_P7.bmp`), undefined, 'a token past the cap is not seen');
-  fault('subject-name-cap', `names are cut to ${MAX_SUBJECT_NAME_CHARS} characters before a subject pattern runs`);
+  reportFault(
+    'subject-name-cap',
+    `names are cut to ${MAX_SUBJECT_NAME_CHARS} characters before a subject pattern runs`,
+  );
 });

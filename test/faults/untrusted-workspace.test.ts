@@ -15,9 +15,9 @@ import { generateDemoDataset } from '../../src/core/demo/generate.js';
 import { RUN_SCHEMA, RUN_SCHEMA_VERSION } from '../../src/core/run/runFile.js';
 import { describeLag, measureLag } from '../../src/extension/workspace/eventLoopLag.js';
 import { createFakeVscode, type Diagnostic } from '../integration/fakeVscode.js';
+import { reportFault } from '../helpers/fault.js';
 
 const repo = join(__dirname, '..', '..');
-const fault = (name: string, what: string) => process.stdout.write(`FAULT ${name}: ${what}\n`);
 let work: string;
 let fake: ReturnType<typeof createFakeVscode>;
 
@@ -95,7 +95,7 @@ test(
     assert.match(result.usr.message, /\/usr is outside the workspace folders/);
     assert.ok(!result.hostile.includes('^(a+)+_'), `the dataset file's pattern is ignored: ${result.hostile}`);
     assert.ok(!fake.logLines.some((l) => /Audited \/usr/.test(l)), 'nothing outside the workspace was audited');
-    fault(
+    reportFault(
       'untrusted-hostile-workspace',
       `activation ${result.api.activationMs.toFixed(1)} ms; /usr and ../../.. refused ("${result.usr.message.slice(0, 90)}…"); hostile dataset audited with the default pattern; host event-loop lag ${describeLag(lag)}`,
     );
@@ -120,7 +120,7 @@ test(
     );
     assert.ok(!roots.includes('/'), `"/" is not a resource root: ${JSON.stringify(roots)}`);
     assert.ok(roots.includes(runDir) && roots.length === 3, JSON.stringify(roots));
-    fault(
+    reportFault(
       'results-resource-roots',
       `run.json dataset.root "/": resource roots are only dist, media and the run folder (${roots.length})`,
     );
