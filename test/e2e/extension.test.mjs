@@ -24,7 +24,7 @@ import {
   removeTemp,
   waitFor,
 } from './harness.mjs';
-import { KAGGLE_TRAINING_PATH, NOTEBOOK, TRAINING_SETTINGS, writeWorkspace } from './workspace.mjs';
+import { DATASET_WARNING, KAGGLE_TRAINING_PATH, NOTEBOOK, TRAINING_SETTINGS, writeWorkspace } from './workspace.mjs';
 import { CHROMIUM_ARGS, Workbench } from './workbench.mjs';
 
 const TRAINING_TIMEOUT_MS = Number(process.env.LEUKEMIA_AUDIT_E2E_TRAINING_TIMEOUT_MS ?? 8 * 60_000);
@@ -158,13 +158,13 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
       async () => {
         await wb.runCommand('Problems: Focus on Problems View', { timeout: 30_000 });
         const text = await wb.problemsText();
-        return text.includes('look like cross-validation folds') ? text : undefined;
+        return DATASET_WARNING.test(text) && text.includes(NOTEBOOK) ? text : undefined;
       },
       { timeout: 120_000, interval: 1_000, describe: () => wb.problemsText() },
     );
-    assert.match(problems, /structural-labels/);
-    assert.match(problems, /C-NMC_Leukemia/);
-    assert.ok(!problems.includes(NOTEBOOK), 'the notebook is not open, so it carries no warning yet');
+    // The dataset's own findings sit on their evidence image; the unopened notebook gets its line warning.
+    assert.match(problems, /UID_\w+\.bmp/);
+    assert.ok(problems.includes(STRUCTURAL_MESSAGE), 'the unopened notebook carries the ImageFolder warning');
     await wb.shot('problems-on-open');
     const { activationMs, lag } = extensionFigures(extensionLog(tmp));
     assert.ok(activationMs !== undefined, 'the extension logged its activation time');
@@ -177,7 +177,7 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
     120_000,
     async () => {
       const page = wb.page;
-      await page.getByRole('treeitem', { name: NOTEBOOK }).click();
+      await page.locator('.explorer-folders-view').getByRole('treeitem', { name: NOTEBOOK }).click();
       const cell = page
         .locator('.notebook-editor .cell-list-container .code-cell-row')
         .filter({ hasText: 'ImageFolder(' })

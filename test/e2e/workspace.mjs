@@ -8,6 +8,11 @@ import { REPO } from './harness.mjs';
 
 export const KAGGLE_TRAINING_PATH = '/kaggle/input/leukemia-classification/C-NMC_Leukemia/training_data';
 export const NOTEBOOK = 'leukemia_resnet18.ipynb';
+/**
+ * A finding on the dataset folder itself (not on a Python file), as the Problems panel's text has it: the
+ * message `C-NMC_Leukemia: …`, then the source and the code on lines of their own.
+ */
+export const DATASET_WARNING = /C-NMC_Leukemia: [^\n]*\n\s*leukemia-audit\s*\n\s*structural-labels/;
 export const TRAINING_SETTINGS = {
   'leukemiaAudit.epochs': 1,
   'leukemiaAudit.imageSize': 32,
