@@ -3,8 +3,8 @@
 // whose file names make the subject pattern it sets (in leukemia-audit.json and .vscode/settings.json)
 // backtrack for minutes, and `elsewhere/leukemia-audit.json`, whose root is /usr. As the user sees it:
 //   - the audit warnings appear with nothing opened but the folder;
-//   - the window stays responsive while the datasets are audited (palette latency measured in the browser,
-//     the extension host's event-loop lag measured by the extension and read from its log; both printed);
+//   - the window stays responsive while the datasets are audited (the extension host's event-loop lag,
+//     measured by the extension during each audit and read from its log, is printed);
 //   - /usr is not audited: the dataset file says why;
 //   - "Train Leukemia Model" explains that training needs trust.
 import assert from 'node:assert/strict';
@@ -114,19 +114,12 @@ describe('Leukemia Audit in an untrusted, hostile workspace (code-server, trust 
     180_000,
     async () => {
       const page = wb.page;
-      // The palette's latency while the extension host audits: a frozen host does not stop the browser, but a
-      // frozen renderer-to-host round trip (command list) does; both are what a user calls "the window hangs".
-      const latencies = [];
       await wb.runCommand('Problems: Focus on Problems View');
       // Every file's rows on screen: the list only renders the rows it shows.
       await wb.runCommand('View: Toggle Maximized Panel');
       const problems = await waitFor(
         'the Problems panel to list the dataset warnings (nothing opened)',
         async () => {
-          const started = Date.now();
-          await wb.palette('Problems: Focus on Problems View');
-          await wb.closeQuickInput();
-          latencies.push(Date.now() - started);
           const text = await wb.problemsText();
           return DATASET_WARNING.test(text) && text.includes('outside the workspace folders') ? text : undefined;
         },
@@ -155,7 +148,7 @@ describe('Leukemia Audit in an untrusted, hostile workspace (code-server, trust 
       );
       assert.ok(figures.lag.length > 0, 'the extension measured the event-loop lag during its audits');
       process.stdout.write(
-        `\nuntrusted e2e: activation ${figures.activationMs} ms; palette round trips while auditing: ${latencies.join(', ')} ms\n` +
+        `\nuntrusted e2e: activation ${figures.activationMs} ms\n` +
           `untrusted e2e: ${figures.lag.join('\nuntrusted e2e: ')}\n\n`,
       );
     },

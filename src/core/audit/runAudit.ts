@@ -49,7 +49,7 @@ export async function scanAndAudit(
   const { onProgress, signal } = options;
   const scan = await scanDataset(root, { onProgress: (n) => onProgress?.('scan', n), signal });
   onProgress?.('labels', 0);
-  const csvTables = await readLabelTables(scan, options.tablesInside);
+  const csvTables = await readLabelTables(scan, options.tablesInside, signal);
   let hashes: Map<string, ImageHashes> | undefined;
   let checked = scan;
   if (options.checkPixels !== false) {
@@ -64,9 +64,14 @@ export async function scanAndAudit(
   return { report: auditScan(checked, { csvTables, hashes }, options), scan: checked, csvTables };
 }
 
-export async function readLabelTables(scan: ScanResult, inside?: readonly string[]): Promise<CsvLabelTable[]> {
+export async function readLabelTables(
+  scan: ScanResult,
+  inside?: readonly string[],
+  signal?: AbortSignal,
+): Promise<CsvLabelTable[]> {
   const tables: CsvLabelTable[] = [];
   for (const file of scan.otherFiles.filter((f) => LABEL_TABLE.test(f))) {
+    signal?.throwIfAborted();
     const path = join(scan.root, file);
     if (inside && !(await realPathInside(path, inside))) continue;
     try {
