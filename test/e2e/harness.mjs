@@ -18,6 +18,7 @@ import {
 import { createServer } from 'node:net';
 import * as os from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -65,6 +66,15 @@ export function locateTools() {
     );
   }
   return { home, node24, codeServer, chromium };
+}
+
+/** `{ tools }`, or `{ toolsError }` for the suite to FAIL with (never skip). */
+export function tryLocateTools() {
+  try {
+    return { tools: locateTools() };
+  } catch (toolsError) {
+    return { toolsError };
+  }
 }
 
 /** Polls `probe` until it returns something other than undefined/false/null; throws naming `what`. */
@@ -261,6 +271,42 @@ export class CodeServer {
     if (!stopped)
       log(`code-server (pid ${child.pid}) did not stop within 10 s of SIGTERM; its process group was killed`);
   }
+}
+
+/**
+ * The teardown in `after` is the normal path; this makes sure a killed or crashing test process does not
+ * leave code-server (and the trainer it may be running) behind. `server()` returns the suite's CodeServer.
+ */
+export function killOnExit(server) {
+  process.once('exit', () => killGroup(server()?.child?.pid, 'SIGKILL'));
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      killGroup(server()?.child?.pid, 'SIGKILL');
+      process.exit(130);
+    });
+  }
+}
+
+/**
+ * `test(name, fn)` for a suite whose failures leave a screenshot of the browser in
+ * test-output/e2e/failure-<prefix><name>.png; `workbench()` returns the suite's Workbench.
+ */
+export function e2eTestWith(workbench, prefix = '') {
+  return (name, timeout, fn) =>
+    test(name, { timeout }, async (t) => {
+      try {
+        await fn(t);
+      } catch (error) {
+        const file = join(OUTPUT, `failure-${prefix}${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`);
+        await workbench()
+          ?.page.screenshot({ path: file })
+          .then(
+            () => log(`failure screenshot ${file}`),
+            () => undefined,
+          );
+        throw error;
+      }
+    });
 }
 
 export function killGroup(pid, signal) {

@@ -8,100 +8,33 @@
 //   - /usr is not audited: the dataset file says why;
 //   - "Train Leukemia Model" explains that training needs trust.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
-import {
-  CodeServer,
-  EXTENSION_ID,
-  OUTPUT,
-  VSIX,
-  collectLogs,
-  extensionFigures,
-  extensionLog,
-  killGroup,
-  locateTools,
-  log,
-  makeTempDir,
-  removeTemp,
-  waitFor,
-} from './harness.mjs';
+import { after, before, describe } from 'node:test';
+import { extensionFigures, extensionLog, e2eTestWith, killOnExit, locateTools, log, waitFor } from './harness.mjs';
 import { DATASET_WARNING, HOSTILE_PATTERN, writeHostileWorkspace } from './workspace.mjs';
-import { CHROMIUM_ARGS, Workbench } from './workbench.mjs';
+import { Session } from './session.mjs';
 
+const session = new Session({ trust: true, prefix: 'untrusted-' });
 let tmp;
-let codeServer;
-let browser;
-/** @type {Workbench} */
+/** @type {import('./workbench.mjs').Workbench} */
 let wb;
 let workspace;
 
-process.once('exit', () => killGroup(codeServer?.child?.pid, 'SIGKILL'));
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    killGroup(codeServer?.child?.pid, 'SIGKILL');
-    process.exit(130);
-  });
-}
+killOnExit(() => session.codeServer);
 
-function e2eTest(name, timeout, fn) {
-  test(name, { timeout }, async (t) => {
-    try {
-      await fn(t);
-    } catch (error) {
-      const file = join(OUTPUT, `failure-untrusted-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`);
-      await wb?.page.screenshot({ path: file }).then(
-        () => log(`failure screenshot ${file}`),
-        () => undefined,
-      );
-      throw error;
-    }
-  });
-}
+const e2eTest = e2eTestWith(() => wb, 'untrusted-');
 
-let tools;
-let toolsError;
-try {
-  tools = locateTools();
-} catch (error) {
-  toolsError = error;
-}
+const { tools, toolsError } = tryLocateTools();
 
 describe('Leukemia Audit in an untrusted, hostile workspace (code-server, trust on)', () => {
   before(async () => {
     if (toolsError) throw new Error(`Not run: the end-to-end tools are missing. ${toolsError.message}`);
-    assert.ok(existsSync(VSIX), `${VSIX} is missing: run \`npm run test:e2e\` (it packages the extension first).`);
-    mkdirSync(OUTPUT, { recursive: true });
-    tmp = makeTempDir();
-    codeServer = new CodeServer(tools, tmp, { trust: true });
-    codeServer.installExtension(VSIX);
-    const installed = readdirSync(codeServer.extensionsDir).find((name) => name.startsWith(`${EXTENSION_ID}-`));
-    workspace = writeHostileWorkspace(
-      join(tmp, 'workspace'),
-      join(codeServer.extensionsDir, installed, 'dist', 'cli.js'),
-    );
-    await codeServer.start(workspace.folder);
-    log(`untrusted code-server at ${codeServer.url} (log ${codeServer.logFile})`);
-    browser = await chromium.launch({ executablePath: tools.chromium, args: CHROMIUM_ARGS, timeout: 60_000 });
-    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-    page.setDefaultTimeout(30_000);
-    wb = new Workbench(page, 'untrusted');
-    await wb.open(codeServer.url);
+    await session.start(tools, writeHostileWorkspace);
+    ({ tmp, wb, workspace } = session);
   });
 
-  after(async () => {
-    try {
-      if (wb) await wb.shot('teardown').catch(() => undefined);
-      await browser?.close().catch((error) => log(`closing Chromium: ${error.message}`));
-    } finally {
-      await codeServer?.stop();
-      if (tmp) {
-        collectLogs(tmp, 'untrusted-');
-        removeTemp(tmp);
-      }
-    }
-  });
+  after(() => session.stop());
 
   e2eTest('the folder opens in Restricted Mode', 60_000, async () => {
     const restricted = wb.page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).first();

@@ -7,14 +7,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises';
-import Module from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { generateDemoDataset } from '../../src/core/demo/generate.js';
 import { RUN_SCHEMA, RUN_SCHEMA_VERSION } from '../../src/core/run/runFile.js';
 import { describeLag, measureLag } from '../../src/extension/workspace/eventLoopLag.js';
-import { createFakeVscode, type Diagnostic } from '../integration/fakeVscode.js';
+import { createFakeVscode, installFakeVscode, until as waitUntil, type Diagnostic } from '../integration/fakeVscode.js';
 import { reportFault } from '../helpers/fault.js';
 
 const repo = join(__dirname, '..', '..');
@@ -42,9 +41,7 @@ before(async () => {
   await mkdir(join(work, 'climb'));
   await writeFile(join(work, 'climb', 'leukemia-audit.json'), '{ "root": "../../.." }\n');
   fake = createFakeVscode({ workspaceFolder: work, trusted: false });
-  const load = (Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown })._load;
-  (Module as unknown as { _load: typeof load })._load = (request: string, ...rest: unknown[]) =>
-    request === 'vscode' ? fake.vscode : load(request, ...rest);
+  installFakeVscode(fake.vscode);
 });
 after(async () => {
   for (const d of fake?.context.subscriptions ?? []) d.dispose();
@@ -56,14 +53,8 @@ function datasetDiagnostics(file: string): Diagnostic[] {
   return [...(c?.entries.values() ?? [])].filter((e) => e.uri.fsPath === file).flatMap((e) => e.diagnostics);
 }
 
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${fake.logLines.join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function until<T>(what: string, probe: () => T | undefined): Promise<T> {
+  return waitUntil(what, probe, fake.logLines, 60_000);
 }
 
 test(

@@ -3,6 +3,7 @@
  * real extension bundle under Node's test runner and watch what it does — diagnostics published, commands run,
  * webviews created, messages shown. It is not VS Code: `npm run test:integration` runs the real thing.
  */
+import Module from 'node:module';
 import { EventEmitter as NodeEmitter } from 'node:events';
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
@@ -357,4 +358,28 @@ export function createFakeVscode(options: FakeOptions) {
     },
   };
   return { vscode, context, collections, commands, messages, panels, logLines, contextKeys, serializers };
+}
+
+/** Makes every later `require('vscode')` (the extension bundle's) return the stand-in. */
+export function installFakeVscode(vscode: unknown): void {
+  const moduleLoader = Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown };
+  const load = moduleLoader._load;
+  moduleLoader._load = (request: string, ...rest: unknown[]) =>
+    request === 'vscode' ? vscode : load(request, ...rest);
+}
+
+/** Polls `probe` every 100 ms until it returns a value; a timeout names `what` and carries the extension's log. */
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined,
+  logLines: readonly string[],
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${logLines.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
