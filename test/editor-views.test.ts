@@ -12,7 +12,7 @@ import {
   overallFraction,
   progressMessage,
   statusLine,
-} from '../src/core/editor/trainingProgress.js';
+} from '../src/core/train/progress.js';
 import { resolveInside } from '../src/core/paths.js';
 import { parseResultsMessage } from '../src/protocol/results.js';
 import type { RunFile } from '../src/core/run/runFile.js';
