@@ -136,10 +136,12 @@ export class AuditCache implements vscode.Disposable {
       const pattern = request.subjectPattern ? `subject pattern ${request.subjectPattern}` : 'default subject pattern';
       log().info(`Event-loop lag of the extension host while auditing ${request.root} (${what}): ${describeLag(lag)}.`);
       if (!result) {
-        if (timeout.aborted)
-          throw new Error(
-            `the ${what} audit took longer than ${limitMs / 1000} s and was stopped (a very large folder, or a subject pattern that backtracks: ${pattern})`,
-          );
+        if (timeout.aborted) {
+          const message = `the ${what} audit took longer than ${limitMs / 1000} s and was stopped (a very large folder, or a subject pattern that backtracks: ${pattern})`;
+          // Said here, whoever asked: a dataset folder without a dataset file has nowhere else to say it.
+          log().warn(`${request.root}: ${message}.`);
+          throw new Error(message);
+        }
         throw new Error(`the ${what} audit of ${request.root} was stopped`);
       }
       log().info(
