@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
-import { extensionFigures, extensionLog, e2eTestWith, killOnExit, locateTools, log, waitFor } from './harness.mjs';
+import { extensionFigures, extensionLog, e2eTestWith, killOnExit, tryLocateTools, waitFor } from './harness.mjs';
 import { DATASET_WARNING, HOSTILE_PATTERN, writeHostileWorkspace } from './workspace.mjs';
 import { Session } from './session.mjs';
 
