@@ -6,7 +6,9 @@
 //   - the window stays responsive while the datasets are audited (the extension host's event-loop lag,
 //     measured by the extension during each audit and read from its log, is printed);
 //   - /usr is not audited: the dataset file says why;
-//   - "Train Leukemia Model" explains that training needs trust.
+//   - "Train Leukemia Model" explains that training needs trust;
+//   - once the user trusts the folder, the workspace's pattern really runs: in the audit child, stopped at its
+//     time limit with a message naming the pattern, while the host answers commands (both timings printed).
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -105,4 +107,59 @@ describe('Leukemia Audit in an untrusted, hostile workspace (code-server, trust 
     const runs = join(workspace.folder, '.leukemia-audit', 'runs');
     assert.ok(!existsSync(runs) || readdirSync(runs).length === 0, 'no run folder was created');
   });
+
+  e2eTest(
+    'once trusted, the hostile pattern runs in the audit child, is stopped at the time limit, and the window stays responsive',
+    150_000,
+    async () => {
+      const page = wb.page;
+      // Trusting the folder applies the workspace's own subject pattern: now `^(a+)+_` really runs.
+      await wb.runCommand('Workspaces: Manage Workspace Trust');
+      const trustButton = page
+        .locator('.workspace-trust-editor')
+        .getByRole('button', { name: /^Trust( Folder)?$/ })
+        .first();
+      await waitFor('the Trust button of the workspace trust editor', () => trustButton.isVisible(), {
+        timeout: 30_000,
+      });
+      await trustButton.click();
+      await waitFor(
+        'the "Restricted Mode" status item to go',
+        async () => (await page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).count()) === 0,
+        { timeout: 30_000 },
+      );
+      await wb.shot('trusted-now');
+      // While the pattern backtracks in the child, the host answers: our command's modal comes up at once.
+      const started = Date.now();
+      await wb.runCommand('Leukemia Audit: Audit Dataset Labels');
+      const picked = await waitFor(
+        'the dataset quick pick of Audit Dataset Labels (answered by the extension host)',
+        async () => ((await wb.quickPickRows()).length > 0 ? Date.now() - started : undefined),
+        { timeout: 30_000 },
+      );
+      await wb.closeQuickInput();
+      const stopped = await waitFor(
+        'the hostile audit to be stopped at its time limit and say so',
+        () => {
+          const text = extensionLog(tmp);
+          return /took longer than \d+ s and was stopped[^\n]*\^\(a\+\)\+_/.test(text) ? text : undefined;
+        },
+        { timeout: 90_000, describe: () => extensionLog(tmp).slice(-2_000) },
+      );
+      const lag = extensionFigures(stopped)
+        .lag.filter((l) => l.includes('hostile (headers)'))
+        .slice(-1);
+      await wb.runCommand('Problems: Focus on Problems View');
+      await waitFor(
+        'the hostile dataset file to say its audit was stopped',
+        async () => (await wb.problemsText()).includes('took longer than'),
+        { timeout: 30_000, describe: () => wb.problemsText() },
+      );
+      await wb.shot('trusted-hostile-stopped');
+      process.stdout.write(
+        `\ntrusted hostile e2e: the extension host answered a command in ${picked} ms while ^(a+)+_ backtracked in the audit child\n` +
+          `trusted hostile e2e: ${lag.join('\ntrusted hostile e2e: ')}\n\n`,
+      );
+    },
+  );
 });
