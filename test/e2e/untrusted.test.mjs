@@ -129,6 +129,16 @@ describe('Leukemia Audit in an untrusted, hostile workspace (code-server, trust 
         { timeout: 30_000 },
       );
       await wb.shot('trusted-now');
+      const trustEditor = page.locator('.workspace-trust-editor');
+      await waitFor(
+        'the workspace trust editor to close (Escape)',
+        async () => {
+          if (!(await trustEditor.isVisible())) return true;
+          await page.keyboard.press('Escape');
+          return false;
+        },
+        { timeout: 15_000 },
+      );
       // While the pattern backtracks in the child, the host answers: our command's modal comes up at once.
       const started = Date.now();
       await wb.runCommand('Leukemia Audit: Audit Dataset Labels');

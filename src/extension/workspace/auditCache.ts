@@ -4,8 +4,8 @@
  * truncated files), which replace the header report when they finish. Each runs in the audit child process,
  * never on the extension host's thread: subject patterns are user input (a pattern that backtracks for
  * minutes), and the child is killed when its time is up. One header audit and one pixel audit at a time (a
- * long pixel audit does not hold back the next dataset's warnings), at low priority; dropped when files in
- * the folder change. Roots are confined first (see confinement.ts).
+ * long pixel audit does not hold back the next dataset's warnings), at low priority; kept, failures too,
+ * until files in the folder change. Roots are confined first (see confinement.ts).
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -69,9 +69,11 @@ export class AuditCache implements vscode.Disposable {
       const created: Entry = { report, stop, watcher: this.watch(root, key) };
       entry = created;
       this.entries.set(key, created);
+      // A failed audit stays cached, failure and all, until files in the folder change: a pattern that
+      // backtracks or a folder too big to scan in time must not cost another 30 s on every diagnostics pass.
       report.then(
         () => this.auditPixels(key, created, request),
-        () => this.drop(key, false),
+        () => undefined,
       );
     }
     return entry.report;
