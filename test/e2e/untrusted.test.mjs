@@ -129,15 +129,18 @@ describe('Leukemia Audit in an untrusted, hostile workspace (code-server, trust 
         { timeout: 30_000 },
       );
       await wb.shot('trusted-now');
+      // The trust editor opens as a modal editor: close it with its header's Close action.
       const trustEditor = page.locator('.workspace-trust-editor');
+      const actions = page.locator('.modal-editor-header .modal-editor-action-container');
       await waitFor(
-        'the workspace trust editor to close (Escape)',
+        'the workspace trust editor to close',
         async () => {
           if (!(await trustEditor.isVisible())) return true;
-          await page.keyboard.press('Escape');
+          const close = actions.locator('[aria-label^="Close"]');
+          await ((await close.count()) > 0 ? close.first() : actions.locator('.action-label').last()).click();
           return false;
         },
-        { timeout: 15_000 },
+        { timeout: 15_000, describe: async () => JSON.stringify(await actions.allInnerTexts()) },
       );
       // While the pattern backtracks in the child, the host answers: our command's modal comes up at once.
       const started = Date.now();
