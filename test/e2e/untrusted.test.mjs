@@ -143,12 +143,12 @@ describe('Leukemia Audit in an untrusted, hostile workspace (code-server, trust 
         { timeout: 15_000, describe: async () => JSON.stringify(await actions.allInnerTexts()) },
       );
       // While the pattern backtracks in the child, the host answers: our command's modal comes up at once.
-      const started = Date.now();
       await wb.runCommand('Leukemia Audit: Audit Dataset Labels');
+      const started = Date.now();
       const picked = await waitFor(
         'the dataset quick pick of Audit Dataset Labels (answered by the extension host)',
-        async () => ((await wb.quickPickRows()).length > 0 ? Date.now() - started : undefined),
-        { timeout: 30_000 },
+        async () => ((await wb.quickPickRows()).some((r) => r.includes('hostile')) ? Date.now() - started : undefined),
+        { timeout: 30_000, describe: async () => JSON.stringify(await wb.quickPickRows()) },
       );
       await wb.closeQuickInput();
       const stopped = await waitFor(
@@ -170,7 +170,7 @@ describe('Leukemia Audit in an untrusted, hostile workspace (code-server, trust 
       );
       await wb.shot('trusted-hostile-stopped');
       process.stdout.write(
-        `\ntrusted hostile e2e: the extension host answered a command in ${picked} ms while ^(a+)+_ backtracked in the audit child\n` +
+        `\ntrusted hostile e2e: the extension host showed the command's quick pick ${picked} ms after the click while ^(a+)+_ backtracked in the audit child\n` +
           `trusted hostile e2e: ${lag.join('\ntrusted hostile e2e: ')}\n\n`,
       );
     },
