@@ -10,7 +10,7 @@ import { chooseSubjectPattern, confineAuditRoot } from '../../src/core/confine.j
 import { encodeBmp24 } from '../../src/core/image/bmpEncode.js';
 import { buildHtmlReport } from '../../src/core/report/htmlReport.js';
 import { RUN_SCHEMA, RUN_SCHEMA_VERSION } from '../../src/core/run/runFile.js';
-import { scanDataset } from '../../src/core/scan.js';
+import { scanDataset } from '../../src/core/audit/scan.js';
 import { reportFault } from '../helpers/fault.js';
 
 let work: string;

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { MAX_SUBJECT_NAME_CHARS, subjectMatcher } from '../../src/core/dataset.js';
+import { MAX_SUBJECT_NAME_CHARS, subjectMatcher } from '../../src/core/datasetSpec.js';
 import { encodeBmp24 } from '../../src/core/image/bmpEncode.js';
 import { runAuditProcess } from '../../src/extension/workspace/auditProcess.js';
 import { describeLag, measureLag } from '../../src/extension/workspace/eventLoopLag.js';
