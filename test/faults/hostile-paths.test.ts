@@ -43,7 +43,7 @@ describe('audit roots a workspace names', () => {
     assert.match(!home.ok ? home.reason : '', /holds the home folder/);
     reportFault(
       'root-outside-workspace',
-      `untrusted: /usr refused ("${!usr.ok && usr.reason}"), ../../.. refused; trusted: /usr audited (within the file and byte caps), / and home refused`,
+      `untrusted: /usr refused ("${!usr.ok && usr.reason}"), ../../.. refused; trusted: /usr allowed (bounded by the audit time limit and the scan caps), / and home refused`,
     );
   });
 
