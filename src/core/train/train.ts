@@ -203,6 +203,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     bestEpoch: null,
     metrics: { validation: null, test: null },
     predictions: [],
+    initialWeights: initial?.checkpoint ?? null,
   };
   run.status = 'running';
   run.backend = backend;
