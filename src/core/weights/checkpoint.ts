@@ -15,9 +15,10 @@
  * than a ResNet-18. The result is a torchvision-keyed state dict plus a record of what was recognised.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { MODEL_FILE, readRunFile, type RunFile } from '../run/runFile.js';
+import { MODEL_FILE, RUN_FILE, readRunFile, type RunFile } from '../run/runFile.js';
 import { PickleDict, PickleObject, describe, type PickleValue } from './pickle.js';
 import { MAX_DECODED_ELEMENTS, TensorRef, looksLikePth, openPth } from './pth.js';
 import { BACKBONE_SHAPES, NotResNet18Error, recogniseResNet18, type ResNet18Layout } from './recognise.js';
@@ -100,12 +101,13 @@ export async function loadCheckpoint(
     throw new CheckpointError(`${source}: no such file or folder`);
   }
   if (info.isDirectory()) {
-    run = await readRunFile(given);
-    file = join(given, run.model.weightsFile ?? MODEL_FILE);
+    // A run folder; one without run.json (copied weights) still has its model.safetensors.
+    run = existsSync(join(given, RUN_FILE)) ? await readRunFile(given) : undefined;
+    file = join(given, run?.model.weightsFile ?? MODEL_FILE);
     try {
       info = await stat(file);
     } catch {
-      throw new CheckpointError(`${given} is a run folder without its weights file ${file}`);
+      throw new CheckpointError(`${source} is a folder without ${run ? `its weights file ${file}` : MODEL_FILE}`);
     }
   }
   if (info.size > MAX_FILE_BYTES)

@@ -70,6 +70,8 @@ export function torchHubCheckpointsDir(env: NodeJS.ProcessEnv = process.env): st
 export interface ImagenetWeightsOptions {
   /** Default: $LEUKEMIA_AUDIT_WEIGHTS_URL, else IMAGENET_WEIGHTS_URL. https only (http only to 127.0.0.1, for tests). */
   url?: string;
+  /** Largest download accepted (default MAX_DOWNLOAD_BYTES). */
+  maxBytes?: number;
   /** Full SHA-256 of what `url` serves (default $LEUKEMIA_AUDIT_WEIGHTS_SHA256); required for a file we do not pin. */
   sha256?: string;
   /** Default: `defaultWeightsCacheDir(env)`. */
@@ -294,9 +296,10 @@ function get(url: URL, options: ImagenetWeightsOptions): Promise<IncomingMessage
 async function saveBody(response: IncomingMessage, file: string, options: ImagenetWeightsOptions): Promise<string> {
   const declared = Number(response.headers['content-length']);
   const total = Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined;
+  const maxBytes = options.maxBytes ?? MAX_DOWNLOAD_BYTES;
   const tooLarge = (bytes: number) =>
-    new Error(`the server sends ${bytes} bytes or more, beyond the ${MAX_DOWNLOAD_BYTES} a ResNet-18 file can have`);
-  if (total !== undefined && total > MAX_DOWNLOAD_BYTES) {
+    new Error(`the server sends ${bytes} bytes or more, beyond the ${maxBytes} a ResNet-18 file can have`);
+  if (total !== undefined && total > maxBytes) {
     response.destroy();
     throw tooLarge(total);
   }
@@ -309,7 +312,7 @@ async function saveBody(response: IncomingMessage, file: string, options: Imagen
   try {
     for await (const chunk of response) {
       const bytes = chunk as Buffer;
-      if (received + bytes.length > MAX_DOWNLOAD_BYTES) {
+      if (received + bytes.length > maxBytes) {
         response.destroy();
         throw tooLarge(received + bytes.length);
       }

@@ -343,10 +343,10 @@ function materialise(tensor: TensorRef, bigEndian: boolean, file: string, name: 
   }
   const source = decodeElements(storage, storageOffset, span, bigEndian, file, name);
   if (isContiguous(size, stride)) return { shape: [...size], data: source };
-  const positions = new Float64Array(numel);
+  const data = source instanceof Float32Array ? new Float32Array(numel) : new BigInt64Array(numel);
   const index = new Array<number>(size.length).fill(0);
   for (let i = 0, at = 0; i < numel; i++) {
-    positions[i] = at;
+    data[i] = source[at] as never;
     // Odometer over the multi-index, last axis fastest.
     for (let k = size.length - 1; k >= 0; k--) {
       index[k]++;
@@ -356,10 +356,6 @@ function materialise(tensor: TensorRef, bigEndian: boolean, file: string, name: 
       index[k] = 0;
     }
   }
-  const data =
-    source instanceof Float32Array
-      ? Float32Array.from(positions, (p) => source[p])
-      : BigInt64Array.from(positions, (p) => source[p]);
   return { shape: [...size], data };
 }
 

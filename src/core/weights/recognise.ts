@@ -113,7 +113,7 @@ export function recogniseResNet18(shapes: ReadonlyMap<string, readonly number[]>
   if (unexplained.length > 0) {
     throw new NotResNet18Error(
       `${what}: a ResNet-18 backbone${prefix ? ` under "${prefix}"` : ''}` +
-        (headName ? ` and a classifier ${headName}` : '') +
+        (headName ? ` and ${headName} Linear(512, ${shapes.get(`${headName}.weight`)![0]})` : '') +
         `, but also ${listed(unexplained.map((key) => `${key} ${shapeText(shapes.get(key))}`))}: ` +
         'layers that are not ResNet-18 followed by one Linear(512, K) (an MLP head, an extra input layer…), ' +
         'which leukemia-audit cannot run',
