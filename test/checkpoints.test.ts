@@ -157,8 +157,12 @@ class EvilNet(nn.Module):
         self.backbone = torchvision.models.resnet18()
         self.payload = Evil()
 torch.save(EvilNet(), folder + '/hostile-whole.pth')
-probe = marker + '.torch'
-torch.save({'x': Evil()}, folder + '/probe.pth')
+class Probe:
+    def __reduce__(self):
+        return (os.system, ('touch ' + marker + '.torch',))
+torch.save({'x': Probe()}, folder + '/probe.pth')
+torch.load(folder + '/probe.pth')
+assert os.path.exists(marker + '.torch'), 'torch.load runs the payload: the file is live'
 import pickle
 with open(folder + '/probe.pkl', 'wb') as f:
     pickle.dump({'x': Evil()}, f)
@@ -283,6 +287,7 @@ test('a hostile whole-model pickle is refused and nothing in it runs', async (t)
     /plain pickle, not a file written by torch\.save/,
   );
   assert.equal(existsSync(files.marker), false, 'the payload never ran');
+  assert.equal(existsSync(`${files.marker}.torch`), true, 'the same payload is live under torch.load');
 });
 
 test('files that are not ResNet-18 followed by one Linear(512, K) are refused saying what they hold', async (t) => {
