@@ -1,5 +1,5 @@
-// One esbuild invocation per bundle: the extension host (node, cjs, `vscode` external), the trainer child
-// process, the CLI, and the webview (browser). Native and wasm-loading packages stay external: they find
+// One esbuild invocation per bundle: the extension host (node, cjs, `vscode` external), the trainer and audit
+// child processes, the CLI, and the webview (browser). Native and wasm-loading packages stay external: they find
 // their binaries relative to their own package folder.
 import * as esbuild from 'esbuild';
 import { readFileSync } from 'node:fs';
@@ -53,6 +53,15 @@ const builds = [
     ...common,
     entryPoints: ['src/trainer/main.ts'],
     outfile: 'dist/trainer.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternals,
+  },
+  {
+    ...common,
+    entryPoints: ['src/trainer/auditChild.ts'],
+    outfile: 'dist/auditChild.js',
     platform: 'node',
     format: 'cjs',
     target: 'node20',

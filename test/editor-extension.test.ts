@@ -1,6 +1,6 @@
 // The real extension bundle (dist/extension.js) activated against test/integration/fakeVscode.ts on a fixture
 // workspace: warnings appear without any user action, the Train command asks before training on folds and
-// then trains in the forked trainer, the audit runs in the forked CLI. VS Code itself: npm run test:integration.
+// then trains in the forked trainer, the audit runs in the forked audit child. VS Code itself: npm run test:integration.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';

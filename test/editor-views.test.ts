@@ -12,8 +12,9 @@ import {
   overallFraction,
   progressMessage,
   statusLine,
-} from '../src/core/editor/trainingProgress.js';
-import { parseResultsMessage, resolveInside } from '../src/core/editor/webviewMessages.js';
+} from '../src/core/train/progress.js';
+import { resolveInside } from '../src/core/paths.js';
+import { parseResultsMessage } from '../src/protocol/results.js';
 import type { RunFile } from '../src/core/run/runFile.js';
 
 describe('training progress', () => {
@@ -35,7 +36,7 @@ describe('training progress', () => {
     view = applyTrainEvent(view, { type: 'phase', phase: 'audit', done: 0, total: 1 });
     assert.equal(view.status, 'running');
     assert.equal(statusLine(view), 'Auditing labels');
-    view = applyTrainEvent(view, { type: 'started', runDir: '/r', backend: 'wasm' });
+    view = applyTrainEvent(view, { type: 'started', runDir: '/r', backend: 'wasm', labelsAreStructural: false });
     view = applyTrainEvent(view, { type: 'phase', phase: 'prepare', done: 10, total: 90 });
     assert.equal(statusLine(view), 'Preparing images 10/90');
     view = applyTrainEvent(view, {

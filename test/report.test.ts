@@ -17,7 +17,7 @@ import { createRng } from '../src/core/random.js';
 import { buildHtmlReport, findPackageRoot } from '../src/core/report/htmlReport.js';
 import { DEFAULT_SETTINGS } from '../src/core/train/settings.js';
 import type { ConfusionCell, ExplainedSample, Prediction, RunFile } from '../src/core/run/runFile.js';
-import type { ShowRunMessage } from '../webview/protocol.js';
+import type { ShowRunMessage } from '../src/protocol/results.js';
 import { ensureBuilt } from './helpers/build.js';
 
 const REPO = path.join(__dirname, '..');

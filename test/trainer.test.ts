@@ -10,7 +10,7 @@ import { generateDemoDataset } from '../src/core/demo/generate.js';
 import { CHECKPOINT_FILE, MODEL_FILE, readRunFile } from '../src/core/run/runFile.js';
 import { DEFAULT_SETTINGS, type TrainSettings } from '../src/core/train/settings.js';
 import { readSafetensors } from '../src/core/weights/safetensors.js';
-import type { TrainerMessage } from '../src/trainer/protocol.js';
+import type { TrainerMessage } from '../src/protocol/trainer.js';
 import { ensureBuilt } from './helpers/build.js';
 
 const trainerBundle = join(__dirname, '..', 'dist', 'trainer.js');

@@ -10,7 +10,7 @@ import type {
   ShowRunMessage,
   ViewState,
   WebviewToExtension,
-} from './protocol.js';
+} from '../src/protocol/results.js';
 import type { Host } from './results/host.js';
 import { renderMessage, renderRun } from './results/render.js';
 import { DEFAULT_STATE, restoreState } from './results/state.js';

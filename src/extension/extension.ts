@@ -2,10 +2,11 @@
  * Entry point of the VS Code extension. Activation only wires things up — commands, diagnostics, the
  * results serializer — and returns; the workspace search and audits start right after, asynchronously.
  * Nothing here loads tfjs or sharp: training runs in the forked trainer (`dist/trainer.js`), full audits in
- * the forked CLI (`dist/cli.js`).
+ * the forked audit child (`dist/auditChild.js`).
  */
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
+import { COMMANDS, TRAINING_CONTEXT_KEY } from './commandIds.js';
 import { auditCommand } from './commands/audit.js';
 import { createDemoDatasetCommand } from './commands/demo.js';
 import { exportReportCommand, openResultsCommand } from './commands/results.js';
@@ -15,21 +16,9 @@ import { FixRegistry } from './diagnostics/fixRegistry.js';
 import { PythonDiagnostics } from './diagnostics/pythonDiagnostics.js';
 import { log, showErrorWithLog } from './log.js';
 import { registerResultsSerializer } from './results/resultsPanel.js';
-import { TRAINING_CONTEXT_KEY, TrainingController } from './training/trainingController.js';
+import { TrainingController } from './training/trainingController.js';
 import { AuditCache } from './workspace/auditCache.js';
 import { WorkspaceDatasets } from './workspace/workspaceDatasets.js';
-
-/** Stable command IDs: package.json, menus, tests and other extensions refer to them. */
-export const COMMANDS = {
-  train: 'leukemiaAudit.train',
-  audit: 'leukemiaAudit.audit',
-  openResults: 'leukemiaAudit.openResults',
-  createDemoDataset: 'leukemiaAudit.createDemoDataset',
-  exportReport: 'leukemiaAudit.exportReport',
-  cancelTraining: 'leukemiaAudit.cancelTraining',
-  showDashboard: 'leukemiaAudit.showDashboard',
-  showLog: 'leukemiaAudit.showLog',
-} as const;
 
 /** What activation returns: for integration tests, and a measured activation time. */
 export interface LeukemiaAuditApi {

@@ -9,7 +9,7 @@
  */
 import { COLORMAPS, isColormapName, type ColormapName } from '../../src/core/explain/colormaps.js';
 import type { ExplainedSample, RunFile } from '../../src/core/run/runFile.js';
-import type { CellFilter, ViewState } from '../protocol.js';
+import type { CellFilter, ViewState } from '../../src/protocol/results.js';
 import { colormapBar, isCam, largestValue, paintCam } from './camCanvas.js';
 import { h } from './dom.js';
 import { count, percent, plural, SPLIT_NAMES } from './format.js';

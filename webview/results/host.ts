@@ -1,5 +1,5 @@
 /** What the renderer needs from the page it lives in: the VS Code webview or the static HTML report. */
-import type { ViewState } from '../protocol.js';
+import type { ViewState } from '../../src/protocol/results.js';
 import { h } from './dom.js';
 
 export interface Host {

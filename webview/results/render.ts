@@ -4,7 +4,7 @@
  * (an old or hand-edited run.json) shows a note instead of taking the rest of the page down.
  */
 import type { RunFile } from '../../src/core/run/runFile.js';
-import type { ViewState } from '../protocol.js';
+import type { ViewState } from '../../src/protocol/results.js';
 import { structuralBanner } from './banner.js';
 import { confusionSection } from './confusion.js';
 import { curvesSection } from './curves.js';

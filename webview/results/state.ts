@@ -1,6 +1,6 @@
 /** The view state (gallery filter and image controls) and a minimal store that tells views when it changes. */
 import { DEFAULT_COLORMAP, isColormapName } from '../../src/core/explain/colormaps.js';
-import type { CellFilter, ViewState } from '../protocol.js';
+import type { CellFilter, ViewState } from '../../src/protocol/results.js';
 
 export const DEFAULT_STATE: ViewState = {
   filter: null,

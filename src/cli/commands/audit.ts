@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { auditDataset } from '../../core/audit/runAudit.js';
+import { auditDataset, describeAuditProgress } from '../../core/audit/runAudit.js';
 import { formatAuditReport } from '../report.js';
 import { UsageError, endProgress, parseCommandArgs, stderrProgress } from '../usage.js';
 
@@ -37,7 +37,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const report = await auditDataset(resolve(positionals[0]), {
     subjectPattern,
     checkPixels: !values['no-pixels'],
-    onProgress: (phase, done, total) => progress(`${phase}: ${done}${total ? ` / ${total}` : ''}`),
+    onProgress: (phase, done, total) => progress(describeAuditProgress(phase, done, total)),
   });
   endProgress();
   process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatAuditReport(report) + '\n');

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
-import { CROP_MODES, type CropMode } from '../../core/data/preprocess.js';
+import { BACKENDS, CROPS, type CropMode } from '../../core/train/settings.js';
 import { ClassMapError, parseClassMap } from '../../core/evaluate/classMap.js';
 import { evaluateModel } from '../../core/evaluate/evaluate.js';
 import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
-import type { BackendChoice } from '../../core/train/settings.js';
+
 import { describeCheckpoint } from '../../core/weights/checkpoint.js';
 import { formatEvaluation, formatMetrics } from '../report.js';
 import { UsageError, endProgress, integerOption, oneOf, parseCommandArgs, stderrProgress } from '../usage.js';
@@ -69,10 +69,10 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
       classMap,
       imageSize:
         values['image-size'] === undefined ? undefined : integerOption(values['image-size'], 'image-size', 0, 32),
-      crop: values.crop === undefined ? undefined : oneOf<CropMode>(values.crop, 'crop', CROP_MODES, 'none'),
+      crop: values.crop === undefined ? undefined : oneOf<CropMode>(values.crop, 'crop', CROPS, 'none'),
       out: values.out,
       subjectPattern: values['subject-pattern'],
-      backend: oneOf<BackendChoice>(values.backend, 'backend', ['auto', 'tensorflow', 'wasm', 'cpu'], 'auto'),
+      backend: oneOf(values.backend, 'backend', BACKENDS, 'auto'),
       explain: !values['no-explain'],
       signal: controller.signal,
       onProgress: (phase, done, total) => progress(`${phase} ${done}/${total}`),

@@ -15,6 +15,11 @@ import type { ImageHashes } from './duplicates.js';
 
 export type AuditPhase = 'scan' | 'labels' | 'pixels';
 
+/** "pixels: 640 / 10661": the audit's progress, worded once for the CLI and the editor. */
+export function describeAuditProgress(phase: AuditPhase, done: number, total?: number): string {
+  return `${phase}: ${done}${total ? ` / ${total}` : ''}`;
+}
+
 export interface AuditDatasetOptions extends AuditOptions {
   /** Decode every image to find duplicates and truncated pixel data (default true). */
   checkPixels?: boolean;

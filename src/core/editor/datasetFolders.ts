@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import { classifyName } from '../audit/names.js';
+import { isInside } from '../paths.js';
 
 export interface DatasetCandidate {
   folder: string;
@@ -101,9 +102,4 @@ function datasetParts(root: string, nodes: Map<string, Node>): string[] {
   };
   walk(root, 1);
   return parts;
-}
-
-export function isInside(child: string, parent: string): boolean {
-  const relative = path.relative(parent, child);
-  return relative === '' || (relative !== '..' && !relative.startsWith('..' + path.sep) && !path.isAbsolute(relative));
 }

@@ -12,7 +12,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { scanAndAudit } from '../audit/runAudit.js';
 import { subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
-import type { CropMode } from '../data/preprocess.js';
 import { runFolderName } from '../editor/runs.js';
 import { selectBackend } from '../engine/backend.js';
 import { explainRun } from '../explain/runExplanations.js';
@@ -32,7 +31,7 @@ import {
   type SubjectAccuracy,
 } from '../run/runFile.js';
 import { resolveLabels } from '../train/labelChoice.js';
-import { DEFAULT_SETTINGS, type BackendChoice, type LabelChoice } from '../train/settings.js';
+import { DEFAULT_SETTINGS, type BackendChoice, type CropMode, type LabelChoice } from '../train/settings.js';
 import { explanationLayer } from '../train/train.js';
 import type { UnreadableEntry } from '../types.js';
 import { writeSafetensors, type HostTensor } from '../weights/safetensors.js';

@@ -4,7 +4,8 @@
  * the pixels a validation batch would have shown the network.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CROP_MODES, normaliseInto, preprocessImage, type CropMode } from '../data/preprocess.js';
+import { normaliseInto, preprocessImage } from '../data/preprocess.js';
+import { CROPS, isOneOf, type CropMode } from '../train/settings.js';
 import { readImageFile } from '../image/decode.js';
 import { createResNet18, disposeModel, forward, type ResNet18Params } from '../model/resnet18.js';
 import { argmax } from '../metrics.js';
@@ -52,7 +53,7 @@ export async function loadModel(source: string, options: LoadModelOptions = {}):
     ? (run.model.imageSize ?? run.settings.imageSize)
     : metadataInteger(info.metadata.imageSize);
   const imageSize = options.imageSize ?? trainedImageSize ?? DEFAULT_FOREIGN_IMAGE_SIZE;
-  const metadataCrop = CROP_MODES.find((mode) => mode === info.metadata.crop);
+  const metadataCrop = isOneOf(CROPS, info.metadata.crop) ? info.metadata.crop : undefined;
   const crop = options.crop ?? run?.settings.crop ?? metadataCrop ?? 'none';
 
   const params = createResNet18(numClasses);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { TrainingStrategy } from '../train/settings.js';
 
 /**
  * ResNet-18 written with plain tfjs-core ops so that every line can be checked against torchvision's
@@ -12,9 +13,6 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /** Parameters and BatchNorm buffers keyed by torchvision `state_dict` names, in `state_dict` order. */
 export type ResNet18Params = ReadonlyMap<string, tf.Variable>;
-
-/** Which parameters an optimiser updates: everything, `layer4` + `fc`, or `fc` only. */
-export type TrainingStrategy = 'full' | 'finetune' | 'linear';
 
 /**
  * Points where a forward pass can resume from a cached activation: the network input, or the output of

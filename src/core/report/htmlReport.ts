@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import type { ShowRunMessage } from '../../../webview/protocol.js';
+import type { ShowRunMessage } from '../../protocol/results.js';
 import { escapeHtml } from '../html.js';
 import { readRunFile, type RunFile } from '../run/runFile.js';
 

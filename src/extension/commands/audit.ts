@@ -1,15 +1,16 @@
 /**
- * Audit Dataset Labels: the full audit (every image decoded: duplicates, truncated files) in a child process
- * running the bundled CLI — decoding thousands of images would otherwise stall the extension host. Allowed in
+ * Audit Dataset Labels: the full audit (every image decoded: duplicates, truncated files) in the audit child
+ * process — decoding thousands of images would otherwise stall the extension host. Allowed in
  * untrusted workspaces: it only reads the dataset. Findings go to the Problems panel and the log.
  */
-import { fork } from 'node:child_process';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditReport } from '../../core/audit/audit.js';
+import { describeAuditProgress } from '../../core/audit/runAudit.js';
 import { subjectPattern } from '../config.js';
 import type { DatasetDiagnostics } from '../diagnostics/datasetDiagnostics.js';
 import { log, showErrorWithLog } from '../log.js';
+import { runAuditProcess } from '../workspace/auditProcess.js';
 import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
 import { pickDataset } from './datasetPicker.js';
 
@@ -29,10 +30,19 @@ export async function auditCommand(
         title: `Auditing ${path.basename(dataset.root)} (labels, subjects, duplicates)`,
         cancellable: true,
       },
-      (progress, token) =>
-        runCliAudit(context.asAbsolutePath(path.join('dist', 'cli.js')), dataset.root, pattern, token, (line) =>
-          progress.report({ message: line }),
-        ),
+      (progress, token) => {
+        const cancelled = new AbortController();
+        token.onCancellationRequested(() => cancelled.abort());
+        return runAuditProcess(
+          context.asAbsolutePath(path.join('dist', 'auditChild.js')),
+          { root: dataset.root, subjectPattern: pattern, checkPixels: true },
+          {
+            signal: cancelled.signal,
+            onProgress: (phase, done, total) => progress.report({ message: describeAuditProgress(phase, done, total) }),
+            onOutput: (line) => log().info(`[audit] ${line}`),
+          },
+        );
+      },
     );
     if (!result) return undefined;
     report = result;
@@ -57,60 +67,4 @@ export async function auditCommand(
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/** `leukemia-audit audit <dir> --json` in a child process; undefined when cancelled. */
-function runCliAudit(
-  cli: string,
-  root: string,
-  pattern: string | undefined,
-  token: vscode.CancellationToken,
-  onProgress: (line: string) => void,
-): Promise<AuditReport | undefined> {
-  return new Promise((resolve, reject) => {
-    const args = ['audit', root, '--json', ...(pattern ? ['--subject-pattern', pattern] : [])];
-    const child = fork(cli, args, {
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      execArgv: [],
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-    });
-    const stdout: Buffer[] = [];
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      stderr = (stderr + chunk).slice(-8_000);
-      const last = chunk
-        .split(/[\r\n]+/)
-        .filter((l) => l.trim() !== '')
-        .pop();
-      if (last) onProgress(last.trim().slice(0, 120));
-    });
-    const cancel = token.onCancellationRequested(() => child.kill());
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      cancel.dispose();
-      if (token.isCancellationRequested) return resolve(undefined);
-      if (code !== 0)
-        return reject(
-          new Error(
-            lastLines(stderr) ||
-              `the audit process ${signal ? `was stopped by ${signal}` : `exited with code ${code}`}`,
-          ),
-        );
-      try {
-        resolve(JSON.parse(Buffer.concat(stdout).toString('utf8')) as AuditReport);
-      } catch (error) {
-        reject(new Error(`the audit printed no readable report: ${(error as Error).message}`));
-      }
-    });
-  });
-}
-
-function lastLines(text: string): string {
-  return text
-    .split(/[\r\n]+/)
-    .filter((l) => l.trim() !== '')
-    .slice(-3)
-    .join(' ');
 }

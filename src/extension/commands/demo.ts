@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { DEMO_DATASET_FOLDER, generateDemoDataset } from '../../core/demo/generate.js';
+import { COMMANDS } from '../commandIds.js';
 import { log, showErrorWithLog } from '../log.js';
 
 export async function createDemoDatasetCommand(target?: unknown): Promise<string | undefined> {
@@ -37,10 +38,9 @@ export async function createDemoDatasetCommand(target?: unknown): Promise<string
       ...actions,
     );
     const training = path.join(manifest.root, 'training_data');
-    if (choice === 'Audit Labels')
-      await vscode.commands.executeCommand('leukemiaAudit.audit', vscode.Uri.file(training));
+    if (choice === 'Audit Labels') await vscode.commands.executeCommand(COMMANDS.audit, vscode.Uri.file(training));
     if (choice === 'Train Leukemia Model')
-      await vscode.commands.executeCommand('leukemiaAudit.train', vscode.Uri.file(training));
+      await vscode.commands.executeCommand(COMMANDS.train, vscode.Uri.file(training));
     if (choice === 'Open Folder')
       await vscode.commands.executeCommand('vscode.openFolder', vscode.Uri.file(folder), { forceNewWindow: true });
     return manifest.root;

@@ -1,9 +1,10 @@
 /** The live training dashboard: one panel, fed the folded TrainingView, throttled to a few updates a second. */
 import * as vscode from 'vscode';
-import { progressMessage, type TrainingView } from '../../core/editor/trainingProgress.js';
+import { progressMessage, type TrainingView } from '../../core/train/progress.js';
+import { VIEW_TYPES } from '../commandIds.js';
 import { renderPage } from '../webviewHtml.js';
 import { DASHBOARD_BODY, DASHBOARD_CSS, pageScript } from './page.js';
-import { parseDashboardRequest, type DashboardUpdate } from './protocol.js';
+import { parseDashboardRequest, type DashboardUpdate } from '../../protocol/dashboard.js';
 
 export interface DashboardActions {
   cancel(): void;
@@ -14,7 +15,7 @@ export interface DashboardActions {
 const UPDATE_INTERVAL_MS = 250;
 
 export class DashboardPanel {
-  static readonly viewType = 'leukemiaAudit.dashboard';
+  static readonly viewType = VIEW_TYPES.dashboard;
   private static current: DashboardPanel | undefined;
 
   private latest: DashboardUpdate | undefined;

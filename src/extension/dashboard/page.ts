@@ -3,8 +3,8 @@
  * carrying the page's nonce: type-checked like the rest, no second bundle, no `unsafe-inline`. It must not
  * refer to anything outside itself. Data reaches the DOM only through `textContent` and SVG attributes.
  */
-import type { TrainingView } from '../../core/editor/trainingProgress.js';
-import type { DashboardRequest, DashboardUpdate } from './protocol.js';
+import type { TrainingView } from '../../core/train/progress.js';
+import type { DashboardRequest, DashboardUpdate } from '../../protocol/dashboard.js';
 
 export const DASHBOARD_BODY = `
 <header>

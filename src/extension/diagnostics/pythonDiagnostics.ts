@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditReport } from '../../core/audit/audit.js';
 import { datasetCallWarning } from '../../core/editor/callWarning.js';
-import { isInside } from '../../core/editor/datasetFolders.js';
+import { isInside } from '../../core/paths.js';
 import { resolveDatasetPath, type ResolveContext } from '../../core/editor/pathResolve.js';
 import { findDatasetCalls, type SourceCell } from '../../core/editor/pythonCalls.js';
 import { editorWarningsEnabled, subjectPattern } from '../config.js';

@@ -7,10 +7,11 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { parseResultsMessage, resolveInside } from '../../core/editor/webviewMessages.js';
+import { resolveInside } from '../../core/paths.js';
 import { runImagePaths } from '../../core/report/htmlReport.js';
 import { RUN_FILE, readRunFile, type RunFile } from '../../core/run/runFile.js';
-import type { ShowRunMessage, ViewState } from '../../../webview/protocol.js';
+import { parseResultsMessage, type ShowRunMessage, type ViewState } from '../../protocol/results.js';
+import { VIEW_TYPES } from '../commandIds.js';
 import { log } from '../log.js';
 import { renderPage } from '../webviewHtml.js';
 
@@ -19,7 +20,7 @@ const RECENT_RUNS_KEY = 'leukemiaAudit.recentRuns';
 const RELOAD_DEBOUNCE_MS = 300;
 
 export class ResultsPanel {
-  static readonly viewType = 'leukemiaAudit.results';
+  static readonly viewType = VIEW_TYPES.results;
   private static readonly panels = new Map<string, ResultsPanel>();
 
   private run: RunFile | undefined;

@@ -3,12 +3,14 @@
  * and turn every way it can end — result, cancel, error, crash, kill — into one outcome. tfjs and sharp
  * load only in that process; a native crash there cannot take the extension host down.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { RunFile } from '../../core/run/runFile.js';
 import type { TrainEvent } from '../../core/train/events.js';
 import type { TrainSettings } from '../../core/train/settings.js';
-import type { TrainerCommand, TrainerMessage } from '../../trainer/protocol.js';
+import { parseTrainerMessage, type TrainerCommand } from '../../protocol/trainer.js';
+import { forkNode, forwardLines } from '../childProcess.js';
 
+/** `runDir` is the one the trainer announced in its `started` event (null when it failed before). */
 export type TrainerOutcome =
   | { kind: 'result'; runDir: string; run: RunFile }
   | { kind: 'cancelled'; runDir: string | null }
@@ -38,18 +40,12 @@ export class TrainerProcess {
   run(settings: TrainSettings, hooks: TrainerHooks): Promise<TrainerOutcome> {
     return new Promise((resolve) => {
       let final: TrainerOutcome | undefined;
-      const child = fork(this.script, [], {
-        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-        // The extension host may run under a debugger; the child must not try to open the same port.
-        execArgv: [],
-        // Inside VS Code, process.execPath is the Electron binary: run it as plain Node.
-        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-      });
+      const child = forkNode(this.script);
       this.child = child;
       forwardLines(child.stdout, (line) => hooks.onOutput(line, 'stdout'));
       forwardLines(child.stderr, (line) => hooks.onOutput(line, 'stderr'));
       child.on('message', (raw: unknown) => {
-        const message = raw as TrainerMessage;
+        const message = parseTrainerMessage(raw);
         switch (message?.type) {
           case 'ready':
             this.send({ type: 'train', settings });
@@ -59,14 +55,14 @@ export class TrainerProcess {
             hooks.onEvent(message.event);
             break;
           case 'result':
-            final = { kind: 'result', runDir: message.runDir, run: message.run };
+            final = { kind: 'result', runDir: this.runDir!, run: message.run };
             break;
           case 'cancelled':
-            final = { kind: 'cancelled', runDir: message.runDir ?? this.runDir };
+            final = { kind: 'cancelled', runDir: this.runDir };
             break;
           case 'error':
             if (message.stack) hooks.onOutput(message.stack, 'stderr');
-            final = { kind: 'error', message: message.message, runDir: message.runDir ?? this.runDir };
+            final = { kind: 'error', message: message.message, runDir: this.runDir };
             break;
           default:
             hooks.onOutput(
@@ -105,24 +101,4 @@ export class TrainerProcess {
   private send(command: TrainerCommand): void {
     if (this.child?.connected) this.child.send(command);
   }
-}
-
-function forwardLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
-  if (!stream) return;
-  let pending = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    pending += chunk;
-    // Progress bars redraw with \r: keep the last state of each line only.
-    const lines = pending.split(/\r?\n/);
-    pending = lines.pop() ?? '';
-    for (const line of lines) {
-      const last = line.split('\r').pop()!.trimEnd();
-      if (last) onLine(last);
-    }
-  });
-  stream.on('end', () => {
-    const last = pending.split('\r').pop()!.trimEnd();
-    if (last) onLine(last);
-  });
 }

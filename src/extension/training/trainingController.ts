@@ -9,20 +9,22 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
   applyTrainEvent,
+  describeEpoch,
+  describeStart,
   initialView,
   overallFraction,
   progressMessage,
   statusLine,
   type TrainingView,
-} from '../../core/editor/trainingProgress.js';
+} from '../../core/train/progress.js';
 import { CHECKPOINT_FILE, RUN_FILE } from '../../core/run/runFile.js';
 import type { TrainSettings } from '../../core/train/settings.js';
+import { COMMANDS, TRAINING_CONTEXT_KEY } from '../commandIds.js';
 import { DashboardPanel, dashboardUpdate } from '../dashboard/dashboardPanel.js';
 import { log, showErrorWithLog } from '../log.js';
 import { ResultsPanel, rememberRun } from '../results/resultsPanel.js';
 import { TrainerProcess, type TrainerOutcome } from './trainerProcess.js';
 
-export const TRAINING_CONTEXT_KEY = 'leukemiaAudit.training';
 const UI_INTERVAL_MS = 250;
 
 interface ActiveRun {
@@ -34,14 +36,14 @@ export class TrainingController implements vscode.Disposable {
   private active: ActiveRun | undefined;
   private lastView: TrainingView | undefined;
   private readonly statusBar = vscode.window.createStatusBarItem(
-    'leukemiaAudit.training',
+    TRAINING_CONTEXT_KEY,
     vscode.StatusBarAlignment.Left,
     10,
   );
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.statusBar.name = 'Leukemia Audit Training';
-    this.statusBar.command = 'leukemiaAudit.showDashboard';
+    this.statusBar.command = COMMANDS.showDashboard;
   }
 
   get isTraining(): boolean {
@@ -108,17 +110,8 @@ export class TrainingController implements vscode.Disposable {
               dirty = true;
               if (event.type === 'log')
                 log()[event.level === 'info' ? 'info' : event.level === 'warning' ? 'warn' : 'error'](event.message);
-              if (event.type === 'started') log().info(`Run folder ${event.runDir}, backend ${event.backend}.`);
-              if (event.type === 'epoch') {
-                const r = event.record;
-                log().info(
-                  `Epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}` +
-                    (r.valLoss === null
-                      ? ''
-                      : `, val loss ${r.valLoss.toFixed(4)} acc ${r.valAccuracy?.toFixed(3)} balanced ${r.valBalancedAccuracy?.toFixed(3)}`) +
-                    `, ${r.imagesPerSecond.toFixed(1)} img/s${event.best ? ' (best)' : ''}`,
-                );
-              }
+              if (event.type === 'started') log().info(describeStart(event));
+              if (event.type === 'epoch') log().info(describeEpoch(event.record, event.best));
             },
             onOutput: (line, stream) =>
               stream === 'stderr' ? log().info(`[trainer] ${line}`) : log().trace(`[trainer] ${line}`),
@@ -139,8 +132,8 @@ export class TrainingController implements vscode.Disposable {
     settings: TrainSettings,
     labelsAreStructural: boolean,
   ): Promise<void> {
-    const runDir =
-      outcome.kind === 'result' ? outcome.runDir : (outcome.runDir ?? run.view.runDir ?? settings.out ?? null);
+    // The one source: the folder the trainer announced in its `started` event.
+    const runDir = outcome.runDir;
     const status = outcome.kind === 'result' ? 'completed' : outcome.kind === 'cancelled' ? 'cancelled' : 'failed';
     const error =
       outcome.kind === 'error' ? outcome.message : outcome.kind === 'crashed' ? crashDescription(outcome) : undefined;

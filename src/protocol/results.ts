@@ -1,12 +1,13 @@
 /**
- * The messages between the extension host and the results webview, declared once: the extension and the
- * webview bundle both import this file, so a renamed field fails the type check on both sides.
+ * The messages between the extension host and the results webview, declared once with the parser of what
+ * the page sends: the extension and the webview bundle both import this file, so a renamed field fails the
+ * type check on both sides. No Node built-ins here: the webview bundle imports it.
  *
  * The static HTML report (`leukemia-audit report`) embeds a `ShowRunMessage` as JSON in
  * `<script type="application/json" id="run-data">`, so both hosts feed the renderer the same payload.
  */
-import type { ColormapName } from '../src/core/explain/colormaps.js';
-import type { RunFile } from '../src/core/run/runFile.js';
+import type { ColormapName } from '../core/explain/colormaps.js';
+import type { RunFile } from '../core/run/runFile.js';
 
 /** A confusion-matrix cell: the Grad-CAM gallery shows only samples of this split, true and predicted class. */
 export interface CellFilter {
@@ -59,3 +60,29 @@ export type WebviewToExtension =
   | { type: 'openImage'; path: string }
   /** The view state changed; send it back as `showRun.state` to restore the view. */
   | { type: 'saveState'; state: ViewState };
+
+/**
+ * Messages from the page are input from a page that renders run data (file names, CSV values): checked field
+ * by field before the extension acts on them. Paths are confined to the run's folders by the panel.
+ */
+export function parseResultsMessage(value: unknown): WebviewToExtension | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const message = value as Record<string, unknown>;
+  switch (message.type) {
+    case 'ready':
+      return { type: 'ready' };
+    case 'openImage':
+      return typeof message.path === 'string' &&
+        message.path.length > 0 &&
+        message.path.length < 4096 &&
+        !message.path.includes('\0')
+        ? { type: 'openImage', path: message.path }
+        : undefined;
+    case 'saveState':
+      return typeof message.state === 'object' && message.state !== null
+        ? { type: 'saveState', state: message.state as never }
+        : undefined;
+    default:
+      return undefined;
+  }
+}

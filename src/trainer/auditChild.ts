@@ -1,0 +1,41 @@
+/**
+ * The audit child process: runs one full audit (every image decoded) for its parent, the extension host,
+ * and reports through the typed protocol. Exits when the audit ends, or when the parent goes away.
+ */
+import { auditDataset } from '../core/audit/runAudit.js';
+import { parseAuditCommand, type AuditMessage, type AuditRequest } from '../protocol/audit.js';
+import { errorMessage, exitChild, notUnderstood, requireParent, sendToParent } from './parent.js';
+
+const controller = new AbortController();
+let busy = false;
+const send = (message: AuditMessage) => sendToParent(message);
+
+async function audit(request: AuditRequest): Promise<void> {
+  busy = true;
+  try {
+    const report = await auditDataset(request.root, {
+      subjectPattern: request.subjectPattern,
+      checkPixels: request.checkPixels,
+      signal: controller.signal,
+      onProgress: (phase, done, total) => void send({ type: 'progress', phase, done, total }),
+    });
+    await send({ type: 'result', report });
+  } catch (error) {
+    await send(errorMessage(error));
+  } finally {
+    exitChild();
+  }
+}
+
+requireParent('audit child', 'use `leukemia-audit audit` instead');
+process.on('message', (raw: unknown) => {
+  const command = parseAuditCommand(raw);
+  if (!command) void send(notUnderstood('audit child', raw));
+  else if (!busy) void audit(command.request);
+});
+// The parent died or closed the channel: stop instead of auditing for nobody.
+process.on('disconnect', () => {
+  controller.abort();
+  if (!busy) process.exit(0);
+});
+void send({ type: 'ready', pid: process.pid });
