@@ -26,7 +26,7 @@ let dataset = '';
 before(async () => {
   ensureBuilt(['cli.js', 'webview.js'], ['src', 'webview']);
   work = await mkdtemp(join(tmpdir(), 'leukemia-evaluate-'));
-  await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 40, validationImages: 6, seed: 5 });
+  await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 30, validationImages: 6, seed: 5 });
   dataset = join(work, 'C-NMC_Leukemia', 'training_data');
 });
 after(() => rm(work, { recursive: true, force: true }));
@@ -97,16 +97,22 @@ test('fold model vs all/hem model: evaluate on the true labels says which one ca
   await trainRun(settings(foldRun, 'folder:1'), () => undefined);
   await trainRun(settings(diagnosisRun, 'folder:2'), () => undefined);
 
-  const fold = await evaluateModel({ dataset, weights: foldRun, out: join(work, 'eval-fold'), report: false });
+  const fold = await evaluateModel({
+    dataset,
+    weights: foldRun,
+    out: join(work, 'eval-fold'),
+    report: false,
+    explain: false,
+  });
   const folds = fold.run.evaluation!;
   assert.equal(fold.run.kind, 'evaluation');
   assert.deepEqual(fold.run.dataset.classes, ['all', 'hem'], 'judged on the audit’s labels, not the folds');
   assert.deepEqual(folds.outputs, ['fold_0', 'fold_1', 'fold_2']);
   assert.equal(folds.mapping, null);
   assert.equal(fold.run.metrics.test, null, 'no accuracy for outputs that are not the classes');
-  assert.equal(folds.outputsPerImage.length, 120);
+  assert.equal(folds.outputsPerImage.length, 90);
   assert.equal(folds.association.informative, false, folds.association.verdict);
-  assert.match(folds.association.verdict, /carry no information about all vs hem/);
+  assert.match(folds.association.verdict, /carry (no|little) information about all vs hem/);
   assert.deepEqual(fold.run.history, []);
 
   const diagnosis = await evaluateModel({ dataset, weights: diagnosisRun, out: join(work, 'eval-all-hem') });
@@ -141,7 +147,7 @@ test('fold model vs all/hem model: evaluate on the true labels says which one ca
     ],
     { maxBuffer: 1 << 24 },
   );
-  assert.match(stdout, /Verdict: this model's outputs carry no information about all vs hem/);
+  assert.match(stdout, /Verdict: this model's outputs carry (no|little) information about all vs hem/);
   assert.match(stdout, /fold_0 /);
   assert.match(
     stderr,

@@ -40,7 +40,10 @@ export function evaluationSection(run: RunFile): HTMLElement {
     h(
       'div',
       { class: `banner ${a.informative ? 'banner-info' : 'banner-error'}`, role: a.informative ? 'status' : 'alert' },
-      badge(a.informative ? 'informative' : 'no information', a.informative ? 'pass' : 'fail'),
+      badge(
+        { none: 'no information', weak: 'little information', strong: 'informative' }[a.level] ?? a.level,
+        a.informative ? 'pass' : 'fail',
+      ),
       ' ',
       h('strong', {}, `Verdict: ${a.verdict}.`),
     ),

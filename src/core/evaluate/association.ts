@@ -25,16 +25,23 @@ export interface OutputAssociation {
   mutualInformationBits: number;
   /** The label's entropy in bits: the most the output could tell. */
   labelEntropyBits: number;
-  /** Whether the outputs carry information about the labels (see `isInformative`). */
+  /**
+   * `none`: not significant, or V below 0.1 (Cohen's small effect); `weak`: significant but V below 0.3 —
+   * the outputs lean towards a label without telling it; `strong`: V 0.3 or more (Cohen's medium effect).
+   */
+  level: 'none' | 'weak' | 'strong';
+  /** The outputs carry diagnosis-grade information: `level` is `strong`. */
   informative: boolean;
   verdict: string;
 }
 
 /**
- * Below this V an association is too weak to be a diagnosis, even when a large dataset makes it
- * significant (Cohen's "small" effect for one degree of freedom is 0.1).
+ * Cohen's conventions for V with one degree of freedom: 0.1 is a small effect, 0.3 a medium one. Below 0.1
+ * the outputs say nothing worth naming, even when a large dataset makes it significant; below 0.3 they
+ * lean towards a label (an undertrained model keys on whatever dominates the pixels) but do not tell it.
  */
-export const MIN_INFORMATIVE_V = 0.1;
+export const MIN_WEAK_V = 0.1;
+export const MIN_STRONG_V = 0.3;
 export const SIGNIFICANCE = 0.01;
 
 /** Cross-tabulates `outputOf[i]` (index into `outputs`) against `trueOf[i]` (index into `classes`). */
@@ -69,8 +76,9 @@ function entropyBits(counts: readonly number[]): number {
   return counts.reduce((h, c) => (c > 0 ? h - (c / n) * Math.log2(c / n) : h), 0);
 }
 
-export function isInformative(test: { pValue: number; cramersV: number }): boolean {
-  return test.pValue < SIGNIFICANCE && test.cramersV >= MIN_INFORMATIVE_V;
+export function associationLevel(test: { pValue: number; cramersV: number }): OutputAssociation['level'] {
+  if (test.pValue >= SIGNIFICANCE || test.cramersV < MIN_WEAK_V) return 'none';
+  return test.cramersV < MIN_STRONG_V ? 'weak' : 'strong';
 }
 
 /** The association of outputs with labels, with its verdict. */
@@ -80,7 +88,7 @@ export function outputAssociation(
   table: number[][],
 ): OutputAssociation {
   const test = chiSquareIndependence(table);
-  const informative = isInformative(test);
+  const level = associationLevel(test);
   const labelCounts = classes.map((_, j) => table.reduce((sum, row) => sum + row[j], 0));
   const association = {
     outputs: [...outputs],
@@ -93,7 +101,8 @@ export function outputAssociation(
     cramersV: test.cramersV,
     mutualInformationBits: mutualInformationBits(table),
     labelEntropyBits: entropyBits(labelCounts),
-    informative,
+    level,
+    informative: level === 'strong',
   };
   return { ...association, verdict: associationVerdict(association) };
 }
@@ -106,7 +115,9 @@ export function associationVerdict(a: Omit<OutputAssociation, 'verdict'>): strin
   if (used.length <= 1) {
     return `this model's outputs carry no information about ${labels}: it answers ${used[0] ?? 'nothing'} for every image (${figures})`;
   }
-  if (!a.informative) return `this model's outputs carry no information about ${labels} (${figures})`;
+  if (a.level === 'none') return `this model's outputs carry no information about ${labels} (${figures})`;
+  if (a.level === 'weak')
+    return `this model's outputs carry little information about ${labels}: they lean towards a label without telling it (${figures})`;
   return `this model's outputs carry information about ${labels} (${figures})`;
 }
 
