@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { outlineJsonObject } from '../src/core/editor/jsonLocate.js';
-import { describeRun, expandPathVariables, runFolderName } from '../src/core/editor/runs.js';
+import { describeRun } from '../src/core/editor/runDescription.js';
+import { expandPathVariables, runFolderName } from '../src/core/run/runFolders.js';
 import {
   applyTrainEvent,
   formatDuration,

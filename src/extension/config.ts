@@ -2,7 +2,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { expandPathVariables, runFolderName } from '../core/editor/runs.js';
+import { expandPathVariables, runFolderName } from '../core/run/runFolders.js';
 import { BACKENDS, DEFAULT_SETTINGS, isOneOf, STRATEGIES, type TrainSettings } from '../core/train/settings.js';
 
 export const SECTION = 'leukemiaAudit';
