@@ -5,7 +5,7 @@
  * Cramér's V and mutual information, with the chi-square test's p-value — then say it in plain words.
  * Pure (no Node modules), so the results view can use the same wording.
  */
-import { chiSquareIndependence } from '../stats.js';
+import { chiSquareIndependence } from '../audit/stats.js';
 
 export interface OutputAssociation {
   /** Row labels: the model's output names. */

@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { scanAndAudit } from '../audit/runAudit.js';
 import { subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
-import { runFolderName } from '../editor/runs.js';
+import { runFolderName } from '../run/runFolders.js';
 import { selectBackend } from '../engine/backend.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { loadModel, predictFiles, type ImagePrediction } from '../explain/predict.js';
