@@ -69,6 +69,7 @@ const PATTERNS: Record<string, { prefix: string; head: string; k: number; classe
     k: 3,
     container: /whole model torchvision\.models\.resnet\.ResNet/,
   },
+  'children-sequential.pth': { prefix: '', head: '10', k: 2, container: /^state dict$/ },
   'wrapper.safetensors': { prefix: 'backbone.', head: 'head.1', k: 2, container: /^state dict$/ },
 };
 
@@ -132,6 +133,9 @@ torch.save(features.state_dict(), folder + '/classifier-name.pth'); keep('classi
 
 seq = torchvision.models.resnet18(); seq.fc = nn.Sequential(nn.Dropout(0.5), nn.Linear(512, 2)); randomise_batchnorm(seq).eval()
 torch.save(seq.state_dict(), folder + '/sequential-fc.pth'); keep('sequential-fc.pth', seq)
+
+children = nn.Sequential(*list(randomise_batchnorm(torchvision.models.resnet18()).children())[:-1], nn.Flatten(), nn.Linear(512, 2)).eval()
+torch.save(children.state_dict(), folder + '/children-sequential.pth'); keep('children-sequential.pth', children)
 
 compiled = randomise_batchnorm(torchvision.models.resnet18(num_classes=2)).eval()
 prefixed = collections.OrderedDict(('_orig_mod.' + k, v) for k, v in compiled.state_dict().items())

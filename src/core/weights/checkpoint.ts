@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { MODEL_FILE, RUN_FILE, readRunFile, type RunFile } from '../run/runFile.js';
 import { PickleDict, PickleObject, describe, type PickleValue } from './pickle.js';
 import { MAX_DECODED_ELEMENTS, TensorRef, looksLikePth, openPth } from './pth.js';
-import { BACKBONE_SHAPES, NotResNet18Error, recogniseResNet18, type ResNet18Layout } from './recognise.js';
+import { BACKBONE_SHAPES, NotResNet18Error, fileKey, recogniseResNet18, type ResNet18Layout } from './recognise.js';
 import { decodeSafetensors, type HostTensor } from './safetensors.js';
 
 /** What was recognised in a checkpoint: printed by the commands and recorded in run.json. */
@@ -34,6 +34,8 @@ export interface CheckpointInfo {
   container: string;
   /** Removed from every key ('' when the keys were torchvision's own). */
   prefix: string;
+  /** `children`: the backbone's top-level modules were numbered (`nn.Sequential(*resnet.children())`). */
+  naming: ResNet18Layout['naming'];
   /** The classifier's name in the file (`fc`, `head.1`…); null for a backbone without one. */
   head: string | null;
   /** Outputs of the classifier; null without one. */
@@ -389,7 +391,7 @@ function torchvisionDict(
   const dict = new Map<string, HostTensor>();
   const set = (name: string, tensor: HostTensor | undefined) => tensor && dict.set(name, tensor);
   // Absent only for optional buffers (num_batches_tracked): recognition checked the rest.
-  for (const name of BACKBONE_SHAPES.keys()) set(name, tensorAt(layout.prefix + name));
+  for (const name of BACKBONE_SHAPES.keys()) set(name, tensorAt(fileKey(layout, name)));
   if (layout.head) {
     const { name, numClasses, hasBias } = layout.head;
     set('fc.weight', tensorAt(`${name}.weight`));
@@ -398,8 +400,13 @@ function torchvisionDict(
   return dict;
 }
 
-function layoutInfo(layout: ResNet18Layout): Pick<CheckpointInfo, 'prefix' | 'head' | 'numClasses'> {
-  return { prefix: layout.prefix, head: layout.head?.name ?? null, numClasses: layout.head?.numClasses ?? null };
+function layoutInfo(layout: ResNet18Layout): Pick<CheckpointInfo, 'prefix' | 'naming' | 'head' | 'numClasses'> {
+  return {
+    prefix: layout.prefix,
+    naming: layout.naming,
+    head: layout.head?.name ?? null,
+    numClasses: layout.head?.numClasses ?? null,
+  };
 }
 
 function metadataClasses(text: string | undefined): string[] | undefined {
@@ -417,6 +424,7 @@ export function describeCheckpoint(info: CheckpointInfo): string {
   const parts = [
     `${info.format === 'safetensors' ? 'safetensors' : 'PyTorch'} ${info.container}`,
     info.prefix ? `prefix "${info.prefix}" stripped` : 'torchvision keys',
+    ...(info.naming === 'children' ? ['top-level modules numbered (nn.Sequential of resnet18().children())'] : []),
     info.head ? `classifier "${info.head}" with ${info.numClasses} outputs` : 'no classifier',
     info.classes ? `classes ${info.classes.join(', ')} (from ${info.classesSource})` : 'no class names',
   ];

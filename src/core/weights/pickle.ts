@@ -56,7 +56,8 @@ const KNOWN_DANGEROUS: ReadonlySet<string> = new Set([
 /**
  * Namespaces whose names are refused even where unknown classes become placeholders (`placeholders`): a
  * weights file or a pickled model never needs them, and they are how a hostile pickle runs code.
- * `builtins` is refused except for the container types of `SAFE_BUILTINS`.
+ * `builtins` is refused except for the container types of `SAFE_BUILTINS`. (`functools.partial` stays a
+ * placeholder: models keep partials of layer classes as attributes, and a placeholder is never called.)
  */
 const DENIED_MODULES: readonly string[] = [
   'os',
@@ -81,7 +82,6 @@ const DENIED_MODULES: readonly string[] = [
   'ctypes',
   'io',
   '_io',
-  'functools',
   'operator',
   '_operator',
   'webbrowser',

@@ -10,6 +10,11 @@ import { FEATURE_WIDTH, resnet18ParamSpecs, torchShapeOf } from '../model/resnet
 export interface ResNet18Layout {
   /** What precedes torchvision's names in the file ('' when nothing does), e.g. `backbone.`. */
   prefix: string;
+  /**
+   * `torchvision`: `conv1.weight`, `layer1.0.conv1.weight`…; `children`: the top-level modules numbered, as in
+   * `nn.Sequential(*list(resnet18().children())[:-1], …)` (`0.weight`, `4.0.conv1.weight`…).
+   */
+  naming: 'torchvision' | 'children';
   /** The classifier's module name in the file (`fc`, `head.1`, …), or undefined for a backbone without one. */
   head: { name: string; numClasses: number; hasBias: boolean } | undefined;
 }
@@ -29,6 +34,15 @@ export const BACKBONE_SHAPES: ReadonlyMap<string, readonly number[]> = new Map(
     .map((spec) => [spec.name, torchShapeOf(spec.shape)]),
 );
 const ANCHOR = 'conv1.weight';
+/** Position of each top-level module with parameters among `resnet18().children()`. */
+const CHILD_INDEX: Readonly<Record<string, number>> = { conv1: 0, bn1: 1, layer1: 4, layer2: 5, layer3: 6, layer4: 7 };
+
+/** The name a torchvision key has in the file. */
+export function fileKey(layout: Pick<ResNet18Layout, 'prefix' | 'naming'>, name: string): string {
+  if (layout.naming === 'torchvision') return layout.prefix + name;
+  const dot = name.indexOf('.');
+  return `${layout.prefix}${CHILD_INDEX[name.slice(0, dot)]}${name.slice(dot)}`;
+}
 /** PyTorch tolerates a missing num_batches_tracked (old checkpoints); so do we. */
 const optional = (name: string) => name.endsWith('.num_batches_tracked');
 const MAX_LISTED = 6;
@@ -47,22 +61,41 @@ function listed(items: readonly string[]): string {
 
 interface Candidate {
   prefix: string;
+  naming: ResNet18Layout['naming'];
   missing: string[];
   mismatched: string[];
 }
 
-function matchAt(prefix: string, shapes: ReadonlyMap<string, readonly number[]>): Candidate {
+function matchAt(
+  prefix: string,
+  naming: ResNet18Layout['naming'],
+  shapes: ReadonlyMap<string, readonly number[]>,
+): Candidate {
   const missing: string[] = [];
   const mismatched: string[] = [];
   for (const [name, shape] of BACKBONE_SHAPES) {
-    const found = shapes.get(prefix + name);
+    const key = fileKey({ prefix, naming }, name);
+    const found = shapes.get(key);
     if (found === undefined) {
-      if (!optional(name)) missing.push(prefix + name);
+      if (!optional(name)) missing.push(key);
     } else if (!sameShape(found, shape)) {
-      mismatched.push(`${prefix + name} ${shapeText(found)} (ResNet-18: ${shapeText(shape)})`);
+      mismatched.push(`${key} ${shapeText(found)} (ResNet-18: ${shapeText(shape)})`);
     }
   }
-  return { prefix, missing, mismatched };
+  return { prefix, naming, missing, mismatched };
+}
+
+/** Where a backbone may start: before every `conv1.weight`, and before every `0.weight` shaped like it. */
+function candidatesIn(shapes: ReadonlyMap<string, readonly number[]>): Candidate[] {
+  const stem = BACKBONE_SHAPES.get(ANCHOR)!;
+  const starts: [string, ResNet18Layout['naming']][] = [];
+  for (const [key, shape] of shapes) {
+    if (key.endsWith(ANCHOR)) starts.push([key.slice(0, -ANCHOR.length), 'torchvision']);
+    if (key.endsWith('0.weight') && sameShape(shape, stem)) starts.push([key.slice(0, -'0.weight'.length), 'children']);
+  }
+  return starts
+    .filter(([prefix]) => prefix === '' || prefix.endsWith('.'))
+    .map(([prefix, naming]) => matchAt(prefix, naming, shapes));
 }
 
 /**
@@ -71,11 +104,7 @@ function matchAt(prefix: string, shapes: ReadonlyMap<string, readonly number[]>)
  * \"model_state_dict\"").
  */
 export function recogniseResNet18(shapes: ReadonlyMap<string, readonly number[]>, what: string): ResNet18Layout {
-  const prefixes = [...shapes.keys()]
-    .filter((key) => key.endsWith(ANCHOR))
-    .map((key) => key.slice(0, -ANCHOR.length))
-    .filter((prefix) => prefix === '' || prefix.endsWith('.'));
-  const candidates = prefixes.map((prefix) => matchAt(prefix, shapes));
+  const candidates = candidatesIn(shapes);
   const complete = candidates.filter((c) => c.missing.length === 0 && c.mismatched.length === 0);
   if (complete.length > 1) {
     throw new NotResNet18Error(
@@ -84,9 +113,9 @@ export function recogniseResNet18(shapes: ReadonlyMap<string, readonly number[]>
     );
   }
   if (complete.length === 0) throw new NotResNet18Error(notResNetMessage(shapes, candidates, what));
-  const { prefix } = complete[0];
+  const { prefix, naming } = complete[0];
 
-  const backbone = new Set([...BACKBONE_SHAPES.keys()].map((name) => prefix + name));
+  const backbone = new Set([...BACKBONE_SHAPES.keys()].map((name) => fileKey({ prefix, naming }, name)));
   const rest = [...shapes.keys()].filter((key) => !backbone.has(key));
   const linears = rest
     .filter((key) => key.endsWith('.weight'))
@@ -121,6 +150,7 @@ export function recogniseResNet18(shapes: ReadonlyMap<string, readonly number[]>
   }
   return {
     prefix,
+    naming,
     head:
       headName === undefined
         ? undefined
