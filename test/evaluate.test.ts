@@ -14,7 +14,7 @@ import { generateDemoDataset } from '../src/core/demo/generate.js';
 import { contingencyTable, mutualInformationBits, outputAssociation } from '../src/core/evaluate/association.js';
 import { ClassMapError, mapOutputs, parseClassMap } from '../src/core/evaluate/classMap.js';
 import { evaluateModel } from '../src/core/evaluate/evaluate.js';
-import { readRunFile } from '../src/core/run/runFile.js';
+import { readRunFile } from '../src/core/run/runFileIo.js';
 import { DEFAULT_SETTINGS, type TrainSettings } from '../src/core/train/settings.js';
 import { trainRun } from '../src/core/train/train.js';
 import { ensureBuilt } from './helpers/build.js';

@@ -25,11 +25,11 @@ import {
   MODEL_FILE,
   RUN_SCHEMA,
   RUN_SCHEMA_VERSION,
-  writeRunFile,
   type Prediction,
   type RunFile,
   type SubjectAccuracy,
 } from '../run/runFile.js';
+import { writeRunFile } from '../run/runFileIo.js';
 import { resolveLabels } from '../train/labelChoice.js';
 import { DEFAULT_SETTINGS, type BackendChoice, type CropMode, type LabelChoice } from '../train/settings.js';
 import { explanationLayer } from '../train/train.js';

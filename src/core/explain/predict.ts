@@ -61,7 +61,7 @@ export async function loadModel(source: string, options: LoadModelOptions = {}):
     loadStateDict(params, dict);
   } catch (error) {
     disposeModel(params);
-    throw new Error(`${info.file}: ${(error as Error).message}`);
+    throw new Error(`${info.file}: ${(error as Error).message}`, { cause: error });
   }
   return { params, classes, imageSize, trainedImageSize, crop, weightsFile: info.file, run, checkpoint: info };
 }

@@ -2,26 +2,32 @@
  * The run folder: `run.json` (this schema, versioned), `model.safetensors` (best weights, torchvision keys,
  * PyTorch layout: loads with `safetensors.torch.load_file` + `resnet18().load_state_dict`) and
  * `checkpoint.safetensors` (last epoch: weights + optimiser state, for `--resume`). Every file is written
- * atomically, so a killed trainer leaves the previous epoch's files intact.
+ * atomically (runFileIo.ts), so a killed trainer leaves the previous epoch's files intact. Types and names
+ * only here: the pages import this file too.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Finding } from '../audit/findings.js';
 import type { SplitSummary } from '../data/splits.js';
 import type { DatasetSpec } from '../datasetSpec.js';
-import type { BackendReport } from '../engine/backend.js';
-import { writeFileAtomic } from '../fsAtomic.js';
 import type { ClassificationMetrics } from '../metrics.js';
 import type { TrainSettings } from '../train/settings.js';
 import type { UnreadableEntry } from '../types.js';
 import type { OutputAssociation } from '../evaluate/association.js';
-import type { CheckpointInfo } from '../weights/checkpoint.js';
+import type { CheckpointInfo } from '../weights/checkpointInfo.js';
 
 export const RUN_SCHEMA = 'leukemia-audit/run';
 export const RUN_SCHEMA_VERSION = 1;
 export const RUN_FILE = 'run.json';
 export const MODEL_FILE = 'model.safetensors';
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+
+/** The backend that computed a run, and why preferred ones were passed over. */
+export interface BackendReport {
+  name: BackendName;
+  /** Why a preferred backend was passed over, e.g. "tensorflow: @tensorflow/tfjs-node is not installed". */
+  skipped: string[];
+}
 
 export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
 
@@ -170,24 +176,4 @@ export interface RunFile {
   evaluation?: RunEvaluation | null;
   /** Training runs from `--weights FILE`: what the checkpoint loader recognised in it. */
   initialWeights?: CheckpointInfo | null;
-}
-
-export async function writeRunFile(runDir: string, run: RunFile): Promise<void> {
-  run.updatedAt = new Date().toISOString();
-  await writeFileAtomic(join(runDir, RUN_FILE), JSON.stringify(run, null, 2) + '\n');
-}
-
-export async function readRunFile(runDir: string): Promise<RunFile> {
-  const file = join(runDir, RUN_FILE);
-  let parsed: RunFile;
-  try {
-    parsed = JSON.parse(await readFile(file, 'utf8'));
-  } catch (error) {
-    throw new Error(`${file} is not a readable run file: ${(error as Error).message}`);
-  }
-  if (parsed.schema !== RUN_SCHEMA)
-    throw new Error(`${file} is not a leukemia-audit run (schema ${String(parsed.schema)})`);
-  if (parsed.version !== RUN_SCHEMA_VERSION)
-    throw new Error(`${file} has run schema version ${parsed.version}; this version reads ${RUN_SCHEMA_VERSION}`);
-  return parsed;
 }

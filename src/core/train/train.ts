@@ -24,15 +24,8 @@ import { runFolderName } from '../run/runFolders.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { combinedLabeler, type Labeler } from '../labels.js';
 import { argmax, computeClassificationMetrics } from '../metrics.js';
-import {
-  CHECKPOINT_FILE,
-  MODEL_FILE,
-  readRunFile,
-  writeRunFile,
-  type EpochRecord,
-  type Prediction,
-  type RunFile,
-} from '../run/runFile.js';
+import { CHECKPOINT_FILE, MODEL_FILE, type EpochRecord, type Prediction, type RunFile } from '../run/runFile.js';
+import { readRunFile, writeRunFile } from '../run/runFileIo.js';
 import { resolveWeights, type ResolvedWeights } from '../weights/resolveWeights.js';
 import { TrainingCancelled, type EngineData, type TrainingEngine } from './engine.js';
 import type { TrainEventSink } from './events.js';

@@ -18,37 +18,15 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { MODEL_FILE, RUN_FILE, readRunFile, type RunFile } from '../run/runFile.js';
+import { MODEL_FILE, RUN_FILE, type RunFile } from '../run/runFile.js';
+import { readRunFile } from '../run/runFileIo.js';
 import { PickleDict, PickleObject, describe, type PickleValue } from './pickle.js';
 import { MAX_DECODED_ELEMENTS, TensorRef, looksLikePth, openPth } from './pth.js';
 import { BACKBONE_SHAPES, NotResNet18Error, fileKey, recogniseResNet18, type ResNet18Layout } from './recognise.js';
+import type { CheckpointInfo } from './checkpointInfo.js';
 import { decodeSafetensors, type HostTensor } from './safetensors.js';
 
-/** What was recognised in a checkpoint: printed by the commands and recorded in run.json. */
-export interface CheckpointInfo {
-  /** The file read (for a run folder, its weights file). */
-  file: string;
-  sha256: string;
-  format: 'pytorch' | 'pytorch-legacy' | 'safetensors';
-  /** Where in the file the weights were: "state dict", "training checkpoint, key \"model_state_dict\"", "whole model __main__.LeukemiaNet". */
-  container: string;
-  /** Removed from every key ('' when the keys were torchvision's own). */
-  prefix: string;
-  /** `children`: the backbone's top-level modules were numbered (`nn.Sequential(*resnet.children())`). */
-  naming: ResNet18Layout['naming'];
-  /** The classifier's name in the file (`fc`, `head.1`…); null for a backbone without one. */
-  head: string | null;
-  /** Outputs of the classifier; null without one. */
-  numClasses: number | null;
-  /** Output names, index = logit position, when the checkpoint or run says them. */
-  classes: string[] | null;
-  /** Where `classes` came from: `class_to_idx`, `classes`, `idx_to_class`, safetensors metadata, run.json. */
-  classesSource: string | null;
-  /** Entries of a checkpoint dict that were not the weights (epoch, optimizer_state_dict…): not decoded. */
-  ignored: string[];
-  /** safetensors metadata (ours carries `classes`, `imageSize`, `crop`). */
-  metadata: Record<string, string>;
-}
+export type { CheckpointInfo } from './checkpointInfo.js';
 
 export interface LoadedCheckpoint {
   /** torchvision keys, PyTorch layout; `fc.*` only when the checkpoint has a classifier. */

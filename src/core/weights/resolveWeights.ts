@@ -63,6 +63,7 @@ export async function resolveWeights(
     if (/: no such file or folder$/.test((error as Error).message))
       throw new Error(
         `Weights "${choice}": no such file or folder (expected ${NO_WEIGHTS}, ${IMAGENET_WEIGHTS}, a .pth or .safetensors file, or a run folder)`,
+        { cause: error },
       );
     throw error;
   }
