@@ -10,7 +10,7 @@ import { lumaThumbnail, perceptualHash, pixelHash } from '../image/hash.js';
 import { scanDataset } from './scan.js';
 import type { ScanResult, UnreadableEntry } from '../types.js';
 import { auditScan, type AuditOptions, type AuditReport } from './audit.js';
-import { detectCsvLabels, parseDelimited, type CsvLabelTable } from './csvLabels.js';
+import { decodeTableText, detectCsvLabels, parseDelimited, type CsvLabelTable } from './csvLabels.js';
 import type { ImageHashes } from './duplicates.js';
 
 export type AuditPhase = 'scan' | 'labels' | 'pixels';
@@ -64,7 +64,7 @@ export async function readLabelTables(scan: ScanResult): Promise<CsvLabelTable[]
     const path = join(scan.root, file);
     try {
       if ((await stat(path)).size > MAX_LABEL_TABLE_BYTES) continue;
-      const table = detectCsvLabels(file, parseDelimited(await readFile(path, 'utf8')), scan.images);
+      const table = detectCsvLabels(file, parseDelimited(decodeTableText(await readFile(path))), scan.images);
       if (table) tables.push(table);
     } catch {
       // An unreadable side file is not a label table; the scan already reported permission problems.
