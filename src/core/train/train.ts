@@ -86,6 +86,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     signal,
   });
   const { run, startEpoch } = await initialiseRun(plan, settings, engine, backend, prepared, emit);
+  if (initial) run.initialWeights = initial.checkpoint;
   try {
     return await completeRun(run, plan, settings, emit, signal, async () => {
       await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
