@@ -147,3 +147,15 @@ export async function readRunFile(runDir: string): Promise<RunFile> {
     throw new Error(`${file} has run schema version ${parsed.version}; this version reads ${RUN_SCHEMA_VERSION}`);
   return parsed;
 }
+
+/**
+ * Marks a run that its trainer can no longer mark (killed as stuck) as failed, with the reason. A run that
+ * already ended keeps its status.
+ */
+export async function markRunFailed(runDir: string, error: string): Promise<void> {
+  const run = await readRunFile(runDir);
+  if (run.status !== 'running') return;
+  run.status = 'failed';
+  run.error = error;
+  await writeRunFile(runDir, run);
+}
