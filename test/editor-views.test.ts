@@ -36,7 +36,7 @@ describe('training progress', () => {
     view = applyTrainEvent(view, { type: 'phase', phase: 'audit', done: 0, total: 1 });
     assert.equal(view.status, 'running');
     assert.equal(statusLine(view), 'Auditing labels');
-    view = applyTrainEvent(view, { type: 'started', runDir: '/r', backend: 'wasm' });
+    view = applyTrainEvent(view, { type: 'started', runDir: '/r', backend: 'wasm', labelsAreStructural: false });
     view = applyTrainEvent(view, { type: 'phase', phase: 'prepare', done: 10, total: 90 });
     assert.equal(statusLine(view), 'Preparing images 10/90');
     view = applyTrainEvent(view, {

@@ -5,15 +5,11 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { auditScan, type AuditReport } from '../src/core/audit/audit.js';
 import { datasetCallWarning, type CodeFix } from '../src/core/editor/callWarning.js';
-import {
-  datasetFileDiagnostics,
-  datasetFileProblem,
-  labelsLookStructural,
-  readDatasetFile,
-} from '../src/core/editor/datasetFile.js';
+import { datasetFileDiagnostics, datasetFileProblem, readDatasetFile } from '../src/core/editor/datasetFile.js';
 import { anchorFolderFindings } from '../src/core/editor/folderFindings.js';
 import { findDatasetCalls, type SourceCell } from '../src/core/editor/pythonCalls.js';
 import { structuralPrompt, structuralSentence, structuralSummary } from '../src/core/editor/structural.js';
+import { labelsAreStructural } from '../src/core/train/labelChoice.js';
 import type { ScanResult } from '../src/core/types.js';
 
 const ROOT = path.resolve('/data/C-NMC_Leukemia/training_data');
@@ -255,11 +251,11 @@ describe('leukemia-audit.json', () => {
     );
   });
 
-  test('labelsLookStructural, and a problem with the file itself sits on root', () => {
-    assert.equal(labelsLookStructural('auto', cnmc), true);
-    assert.equal(labelsLookStructural('folder:1', cnmc), true);
-    assert.equal(labelsLookStructural('folder:2', cnmc), false);
-    assert.equal(labelsLookStructural('filename', cnmc), false);
+  test('labelsAreStructural, and a problem with the file itself sits on root', () => {
+    assert.equal(labelsAreStructural('auto', cnmc), true);
+    assert.equal(labelsAreStructural('folder:1', cnmc), true);
+    assert.equal(labelsAreStructural('folder:2', cnmc), false);
+    assert.equal(labelsAreStructural('filename', cnmc), false);
     const text = '{"root": "missing"}';
     const problem = datasetFileProblem(text, 'missing does not exist')!;
     assert.equal(text.slice(problem.start, problem.end), '"missing"');

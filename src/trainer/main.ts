@@ -2,7 +2,8 @@
  * The trainer child process: runs one training job for its parent (the extension host or a test) and
  * reports through the typed protocol. Exits when the job ends, or when the parent goes away.
  */
-import { trainRun, TrainingCancelled } from '../core/train/train.js';
+import { TrainingCancelled } from '../core/train/engine.js';
+import { trainRun } from '../core/train/train.js';
 import type { TrainSettings } from '../core/train/settings.js';
 import { isTrainerCommand, type TrainerMessage } from '../protocol/trainer.js';
 import { errorMessage, exitChild, notUnderstood, requireParent, sendToParent } from './parent.js';

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import type { AuditReport } from '../audit/audit.js';
 import type { Finding, Severity } from '../audit/findings.js';
-import { labelFlag, parseLabelChoice } from '../train/labelChoice.js';
+import { labelFlag, labelsAreStructural, parseLabelChoice } from '../train/labelChoice.js';
 import type { LabelChoice } from '../train/settings.js';
 import { outlineJsonObject, type JsonObjectOutline, type JsonProperty } from './jsonLocate.js';
 
@@ -65,16 +65,6 @@ export function readDatasetFile(text: string, filePath: string): DatasetFile | u
   };
 }
 
-/** Whether training on `labels` would be training on what the audit calls structural. */
-export function labelsLookStructural(labels: LabelChoice, report: AuditReport): boolean {
-  const structural = report.findings.some((f) => f.code === 'structural-labels');
-  if (labels === 'auto') return structural;
-  if (!labels.startsWith('folder:')) return false;
-  const depth = Number(labels.slice('folder:'.length));
-  const recommended = report.spec.labelSources[0];
-  return (structural && depth === 1) || (recommended?.kind === 'folder' && recommended.depth > depth);
-}
-
 export function datasetFileDiagnostics(text: string, filePath: string, report: AuditReport): FileDiagnostic[] {
   const outline = outlineJsonObject(text);
   const file = readDatasetFile(text, filePath);
@@ -84,7 +74,7 @@ export function datasetFileDiagnostics(text: string, filePath: string, report: A
   const recommended = report.spec.labelSources[0];
   const labelsProp = prop('labels');
   const splitProp = prop('split');
-  const labelsStructural = labelsLookStructural(file.labels, report);
+  const labelsStructural = labelsAreStructural(file.labels, report);
   const diagnostics: FileDiagnostic[] = [];
   for (const finding of report.findings) {
     let range = anchor;

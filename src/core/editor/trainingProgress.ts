@@ -41,7 +41,13 @@ export function applyTrainEvent(view: TrainingView, event: TrainEvent): Training
   const status = view.status === 'starting' ? 'running' : view.status;
   switch (event.type) {
     case 'started':
-      return { ...view, status, runDir: event.runDir, backend: event.backend };
+      return {
+        ...view,
+        status,
+        runDir: event.runDir,
+        backend: event.backend,
+        labelsAreStructural: event.labelsAreStructural,
+      };
     case 'phase':
       return { ...view, status, phase: { phase: event.phase, done: event.done, total: event.total } };
     case 'progress': {

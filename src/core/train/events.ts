@@ -20,6 +20,10 @@ export type TrainEvent =
   | { type: 'phase'; phase: TrainPhase; done: number; total: number }
   | ({ type: 'progress' } & BatchProgress)
   | { type: 'epoch'; record: EpochRecord; best: boolean }
-  | { type: 'started'; runDir: string; backend: string };
+  /**
+   * The run folder (the one place it is announced), the backend that computes, and whether the chosen labels
+   * are what the audit judged structural (labelChoice.ts, the one judge).
+   */
+  | { type: 'started'; runDir: string; backend: string; labelsAreStructural: boolean };
 
 export type TrainEventSink = (event: TrainEvent) => void;

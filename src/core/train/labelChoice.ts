@@ -1,7 +1,6 @@
 /** Turns `--labels auto|folder:N|filename|csv:FILE` into label sources, with the audit as the judge. */
 import type { AuditReport } from '../audit/audit.js';
 import type { LabelSource } from '../dataset.js';
-import { classifyName, isStructuralKind } from '../audit/names.js';
 import { folderAt } from '../dataset.js';
 import type { LabelChoice } from './settings.js';
 
@@ -18,6 +17,27 @@ export function parseLabelChoice(value: string): LabelChoice {
   if (/^folder:[1-9]\d*$/.test(value)) return value as LabelChoice;
   if (/^csv:.+/.test(value)) return value as LabelChoice;
   throw new LabelChoiceError(`--labels must be auto, folder:N, filename or csv:FILE, got "${value}"`);
+}
+
+/**
+ * The one judge of whether training on `choice` is training on what the audit calls structural (folds,
+ * splits, batches): the extension asks it before training, the trainer reports its answer in `started` and
+ * run.json. The default (`auto`) is structural exactly when the audit found structural labels; `folder:N` when
+ * it names the top level of such a dataset, a level the audit found partitions or named splits at, or a level
+ * above the labels the audit recommends.
+ */
+export function labelsAreStructural(choice: LabelChoice, report: AuditReport): boolean {
+  const structural = report.findings.some((f) => f.code === 'structural-labels');
+  if (choice === 'auto') return structural;
+  if (!choice.startsWith('folder:')) return false;
+  const depth = Number(choice.slice('folder:'.length));
+  const recommended = report.spec.labelSources[0];
+  return (
+    (structural && depth === 1) ||
+    report.spec.groups?.depth === depth ||
+    report.spec.splits?.depth === depth ||
+    (recommended?.kind === 'folder' && recommended.depth > depth)
+  );
 }
 
 export function resolveLabels(choice: LabelChoice, report: AuditReport, imagePaths: string[]): ResolvedLabels {
@@ -38,12 +58,10 @@ export function resolveLabels(choice: LabelChoice, report: AuditReport, imagePat
   }
   if (choice.startsWith('folder:')) {
     const depth = Number(choice.slice('folder:'.length));
-    const names = new Set(imagePaths.map((p) => folderAt(p, depth)).filter((n): n is string => n !== undefined));
-    if (names.size === 0) throw new LabelChoiceError(`No image has a folder at depth ${depth}.`);
-    const structuralNames = [...names].filter((n) => isStructuralKind(classifyName(n).kind));
+    if (!imagePaths.some((p) => folderAt(p, depth) !== undefined))
+      throw new LabelChoiceError(`No image has a folder at depth ${depth}.`);
     const recommendedDepth = recommended[0]?.kind === 'folder' ? recommended[0].depth : undefined;
-    const structural =
-      structuralNames.length > names.size / 2 || (recommendedDepth !== undefined && recommendedDepth > depth);
+    const structural = labelsAreStructural(choice, report);
     // Keep the audit's other sources (e.g. the validation CSV) only when they translate into these classes.
     const extra = recommended.filter((s) => s.kind === 'csv' && recommendedDepth === depth);
     return { sources: [{ kind: 'folder', depth }, ...extra], structural };

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditReport } from '../../core/audit/audit.js';
 import { auditDataset } from '../../core/audit/runAudit.js';
-import { labelsLookStructural } from '../../core/editor/datasetFile.js';
+import { labelsAreStructural } from '../../core/train/labelChoice.js';
 import { structuralPrompt } from '../../core/editor/structural.js';
 import { DEFAULT_SETTINGS, type LabelChoice, type TrainSettings } from '../../core/train/settings.js';
 import { newRunFolder, trainOptions } from '../config.js';
@@ -58,7 +58,7 @@ export async function trainCommand(
 
   let labels: LabelChoice = dataset.file?.labels ?? 'auto';
   let structural = false;
-  if (labelsLookStructural(labels, report)) {
+  if (labelsAreStructural(labels, report)) {
     const prompt = structuralPrompt(report);
     if (prompt) {
       const buttons = [...(prompt.recommendedButton ? [prompt.recommendedButton] : []), prompt.anywayButton];

@@ -1,0 +1,231 @@
+/**
+ * The embedded engine: ResNet-18 in tfjs (wasm, or tfjs-node when it installs) on images prepared by the
+ * cache, optionally data-parallel over worker threads, or on cached features of a frozen prefix.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { batchCount, batches, classWeights, type Example } from '../data/batches.js';
+import type { PreparedImages } from '../data/cache.js';
+import { countParameters, createResNet18, disposeModel, forward, trainableByName } from '../model/resnet18.js';
+import { exportStateDict, loadStateDict } from '../model/stateDict.js';
+import { CHECKPOINT_FILE, MODEL_FILE } from '../run/runFile.js';
+import type { ResolvedWeights } from '../weights/resolveWeights.js';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
+import { createDataParallelTrainer } from './dataParallel.js';
+import { TrainingCancelled, type EngineData, type EpochSoFar, type TrainingEngine } from './engine.js';
+import type { TrainEventSink } from './events.js';
+import { FeatureStore, frozenPrefix } from './featureStore.js';
+import { createOptimizer, scheduledLearningRate } from './optimizers.js';
+import type { TrainSettings } from './settings.js';
+import { trainStep } from './step.js';
+
+const OPTIMIZER_PREFIX = 'optimizer/';
+
+export interface TfjsEngineOptions {
+  settings: TrainSettings;
+  data: EngineData;
+  prepared: PreparedImages;
+  /** Initial weights; absent when training from scratch or resuming. */
+  initial?: ResolvedWeights;
+  backend: string;
+  /** Where the frozen prefix's cached features are written (finetune/linear). */
+  runDir: string;
+  emit: TrainEventSink;
+  signal?: AbortSignal;
+}
+
+export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
+  const { settings, data, prepared, initial, emit, signal } = options;
+  const numClasses = data.classes.length;
+  const frozenUpTo = frozenPrefix(settings.strategy);
+  const ways = dataParallelWays(settings, options.backend);
+  if (frozenUpTo && settings.workers > 1) {
+    emit({
+      type: 'log',
+      level: 'info',
+      message: `--workers ${settings.workers} is ignored with --strategy ${settings.strategy}: only the head trains, on cached features.`,
+    });
+  }
+  if (frozenUpTo && settings.weights === 'none') {
+    emit({
+      type: 'log',
+      level: 'warning',
+      message: `--strategy ${settings.strategy} freezes randomly initialised layers (--weights none); it is meant for pretrained weights.`,
+    });
+  }
+  const parallel =
+    ways > 1 ? createDataParallelTrainer({ numClasses, imageSize: settings.imageSize, workers: ways }) : undefined;
+  if (parallel) emit({ type: 'log', level: 'info', message: `Training data-parallel over ${ways} cores.` });
+  const params = createResNet18(numClasses, settings.seed);
+  if (initial) loadStateDict(params, initial.dict, { allowHeadMismatch: true, headSeed: settings.seed });
+  const optimizer = createOptimizer(settings.optimizer);
+  const trainable = trainableByName(params, settings.strategy);
+  const weights = classWeights(data.classes.map((_, c) => data.train.filter((e) => e.label === c).length));
+  const dropLast = data.train.length > settings.batchSize;
+  const stepsPerEpoch = batchCount(data.train.length, { batchSize: settings.batchSize, dropLast });
+  const totalSteps = stepsPerEpoch * settings.epochs;
+  let features: FeatureStore | undefined;
+
+  /** finetune/linear: the frozen prefix runs once, in eval mode; epochs train the rest on its cached output. */
+  async function featureStore(): Promise<FeatureStore | undefined> {
+    if (!frozenUpTo || features) return features;
+    emit({ type: 'phase', phase: 'features', done: 0, total: data.train.length });
+    features = await FeatureStore.build(
+      join(options.runDir, `.features-${process.pid}.f32`),
+      params,
+      prepared,
+      data.train,
+      frozenUpTo,
+      settings.batchSize,
+      (done, total) => emit({ type: 'phase', phase: 'features', done, total }),
+      signal,
+    );
+    return features;
+  }
+
+  return {
+    parameters: countParameters(params),
+    stepsPerEpoch,
+
+    async resume(runDir) {
+      const checkpoint = await readSafetensors(join(runDir, CHECKPOINT_FILE));
+      const modelState = new Map<string, HostTensor>();
+      const optimizerState = new Map<string, HostTensor>();
+      for (const [name, tensor] of checkpoint.tensors) {
+        if (name.startsWith(OPTIMIZER_PREFIX)) optimizerState.set(name.slice(OPTIMIZER_PREFIX.length), tensor);
+        else modelState.set(name, tensor);
+      }
+      loadStateDict(params, modelState);
+      optimizer.importState(optimizerState);
+      return Number(checkpoint.metadata.epoch);
+    },
+
+    async trainEpoch(epoch, onStep) {
+      const cached = await featureStore();
+      const featureInput = cached && frozenUpTo ? { after: frozenUpTo, exampleShape: cached.exampleShape } : undefined;
+      const soFar: EpochSoFar = {
+        batch: 0,
+        batches: stepsPerEpoch,
+        lossSum: 0,
+        correct: 0,
+        seen: 0,
+        learningRate: settings.learningRate,
+      };
+      const epochBatches = cached
+        ? cached.batches(settings.batchSize, settings.seed, epoch, dropLast)
+        : batches(prepared, data.train, {
+            batchSize: settings.batchSize,
+            seed: settings.seed,
+            epoch,
+            sampling: 'shuffle',
+            augment: true,
+            dropLast,
+          });
+      for await (const batch of epochBatches) {
+        if (signal?.aborted) throw new TrainingCancelled();
+        const step = (epoch - 1) * stepsPerEpoch + soFar.batch;
+        soFar.learningRate = scheduledLearningRate(settings.learningRate, settings.schedule, step, totalSteps);
+        const result = parallel
+          ? await parallel.step(params, trainable, optimizer, batch, weights, soFar.learningRate)
+          : trainStep(
+              params,
+              trainable,
+              optimizer,
+              batch,
+              prepared.size,
+              numClasses,
+              weights,
+              soFar.learningRate,
+              featureInput,
+            );
+        soFar.lossSum += result.loss * batch.y.length;
+        soFar.correct += result.correct;
+        soFar.seen += batch.y.length;
+        soFar.batch++;
+        await onStep(soFar);
+      }
+      return soFar;
+    },
+
+    async evaluate(split) {
+      const examples: Example[] = data[split];
+      const probabilities: number[][] = [];
+      let lossSum = 0;
+      const sequential = { batchSize: settings.batchSize, seed: 0, epoch: 0, sampling: 'sequential' } as const;
+      for await (const batch of batches(prepared, examples, sequential)) {
+        if (signal?.aborted) throw new TrainingCancelled();
+        const n = batch.y.length;
+        const result = tf.tidy(() => {
+          const { logits } = forward(params, tf.tensor4d(batch.x, [n, prepared.size, prepared.size, 3]), {
+            training: false,
+          });
+          const logProbabilities = tf.logSoftmax(logits);
+          const picked = tf.neg(
+            tf.sum(tf.mul(tf.oneHot(tf.tensor1d(batch.y, 'int32'), numClasses), logProbabilities), 1),
+          );
+          return { rows: tf.exp(logProbabilities).arraySync() as number[][], losses: picked.dataSync() };
+        });
+        probabilities.push(...result.rows.map(normaliseRow));
+        for (const l of result.losses) lossSum += l;
+        await yieldToEventLoop();
+      }
+      return { loss: lossSum / examples.length, probabilities };
+    },
+
+    async saveModel(runDir) {
+      await writeSafetensors(join(runDir, MODEL_FILE), exportStateDict(params), {
+        format: 'pt',
+        classes: JSON.stringify(data.classes),
+        imageSize: String(settings.imageSize),
+        crop: settings.crop,
+      });
+    },
+
+    async saveCheckpoint(runDir, epoch) {
+      const tensors = exportStateDict(params);
+      for (const [name, tensor] of optimizer.exportState()) tensors.set(OPTIMIZER_PREFIX + name, tensor);
+      await writeSafetensors(join(runDir, CHECKPOINT_FILE), tensors, {
+        format: 'pt',
+        epoch: String(epoch),
+        optimizer: optimizer.name,
+      });
+    },
+
+    async loadModel(runDir) {
+      loadStateDict(params, (await readSafetensors(join(runDir, MODEL_FILE))).tensors);
+    },
+
+    async dispose() {
+      await features?.dispose();
+      await parallel?.dispose();
+      optimizer.dispose();
+      disposeModel(params);
+    },
+  };
+}
+
+/**
+ * How many ways to split each batch. Only the wasm backend is single-threaded (native TensorFlow threads
+ * itself), and only full training has enough work per step. Measured here on 2 idle cores, ResNet-18,
+ * batch 32 (scripts/bench-parallel.ts): ×1.67 at 128 px but ×0.89 at 48 px, where publishing weights and
+ * summing gradients outweigh the halved compute — hence auto starts at 96 px.
+ */
+export function dataParallelWays(
+  settings: Pick<TrainSettings, 'workers' | 'strategy' | 'imageSize'>,
+  backend: string,
+): number {
+  if (settings.strategy !== 'full' || backend !== 'wasm') return 1;
+  if (settings.workers > 0) return settings.workers;
+  return settings.imageSize >= 96 ? Math.min(2, availableParallelism()) : 1;
+}
+
+/** float32 softmax rows can sum to 1 ± 1e-7; metrics validate the sum, so renormalise in float64. */
+function normaliseRow(row: number[]): number[] {
+  const sum = row.reduce((a, b) => a + b, 0);
+  return row.map((p) => p / sum);
+}
+
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolveYield) => setImmediate(resolveYield));
+}
