@@ -159,3 +159,50 @@ export async function markRunFailed(runDir: string, error: string): Promise<void
   run.error = error;
   await writeRunFile(runDir, run);
 }
+
+/**
+ * What run.json needs to continue after a checkpoint: stored in the checkpoint itself, written before the
+ * model file and run.json, so a kill between any two of the three writes loses nothing — resuming rebuilds
+ * run.json's history and best epoch from the checkpoint, and the best model from its weights when the
+ * checkpoint's epoch is the best one.
+ */
+export interface RunProgress {
+  history: EpochRecord[];
+  bestEpoch: number | null;
+}
+
+export interface CheckpointInfo {
+  /** The epoch the checkpoint was written after. */
+  epoch: number;
+  /** Absent in checkpoints written before it was stored: then run.json's history is all there is. */
+  progress?: RunProgress;
+}
+
+/** The checkpoint's metadata entries (safetensors metadata is string → string). */
+export function checkpointMetadata(epoch: number, progress: RunProgress): Record<string, string> {
+  return { epoch: String(epoch), progress: JSON.stringify(progress) };
+}
+
+/** Reads and checks a checkpoint's metadata; the error names the file and what is wrong with it. */
+export function readCheckpointMetadata(metadata: Record<string, string>, file: string): CheckpointInfo {
+  const epoch = Number(metadata.epoch);
+  if (metadata.epoch === undefined || !Number.isInteger(epoch) || epoch < 1)
+    throw new Error(
+      `${file} cannot be resumed: its metadata has no valid epoch (${JSON.stringify(metadata.epoch ?? null)}). Start a new run, or replace this one with --force.`,
+    );
+  if (metadata.progress === undefined) return { epoch };
+  let progress: RunProgress;
+  try {
+    progress = JSON.parse(metadata.progress);
+  } catch (error) {
+    throw new Error(`${file} cannot be resumed: its progress metadata is not JSON (${(error as Error).message}).`);
+  }
+  const epochs = Array.isArray(progress?.history) ? progress.history.map((h) => h?.epoch) : undefined;
+  const contiguous = epochs !== undefined && epochs.length === epoch && epochs.every((e, i) => e === i + 1);
+  const best = progress?.bestEpoch;
+  if (!contiguous || !(best === null || (Number.isInteger(best) && best >= 1 && best <= epoch)))
+    throw new Error(
+      `${file} cannot be resumed: its progress metadata does not describe epochs 1 to ${epoch} (history ${JSON.stringify(epochs)}, best epoch ${JSON.stringify(best)}).`,
+    );
+  return { epoch, progress };
+}

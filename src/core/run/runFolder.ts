@@ -10,6 +10,9 @@ import { CHECKPOINT_FILE, MODEL_FILE, RUN_FILE } from './runFile.js';
 
 export const LOCK_FILE = '.lock';
 
+/** Locks this process holds (trainings run in-process too: the CLI, tests). */
+const heldHere = new Set<string>();
+
 /** Files a trainer writes under its own pid: the frozen prefix's features and atomic writes in flight. */
 const LEFTOVER = /^(?:\.features-(\d+)\.f32|\..+\.(\d+)\.[0-9a-f]+\.tmp)$/;
 
@@ -55,6 +58,48 @@ export async function clearRun(folder: string): Promise<void> {
     await rm(join(folder, name), { recursive: true, force: true });
 }
 
+export interface ClaimedRunFolder {
+  runDir: string;
+  /** This call made the folder (a new run folder, or an `--out` that did not exist). */
+  created: boolean;
+  lock: RunLock;
+  /** Leftovers of dead trainers that were removed, relative to the run folder. */
+  removed: string[];
+}
+
+export interface ClaimOptions extends OutFolderOptions {
+  /** `--out`: this folder exactly. */
+  out?: string;
+  /** Otherwise a new folder `<runsFolder>/<name>` (suffixed when taken). */
+  runsFolder: string;
+  name: string;
+}
+
+/**
+ * The folder a training writes to, locked for it and cleared of what killed trainers left. On `force`, the
+ * replaced run's files are removed only once the lock is held, so a live training's files are never touched.
+ */
+export async function claimRunFolder(options: ClaimOptions): Promise<ClaimedRunFolder> {
+  let runDir: string;
+  let created: boolean;
+  if (options.out) {
+    created = !existsSync(options.out);
+    await openOutFolder(options.out, options);
+    runDir = options.out;
+  } else {
+    runDir = await createRunFolder(options.runsFolder, options.name);
+    created = true;
+  }
+  const lock = await acquireRunLock(runDir);
+  try {
+    if (options.force && !options.resume) await clearRun(runDir);
+    return { runDir, created, lock, removed: await removeLeftovers(runDir) };
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+}
+
 /** A held lock; `release` removes it (only if it is still ours). */
 export interface RunLock {
   readonly file: string;
@@ -65,8 +110,9 @@ export interface RunLock {
  * Takes `<folder>/.lock` for this process. A lock whose pid is alive is refused with a message naming it; one
  * left by a dead process (a killed trainer) is taken over.
  */
-export async function acquireRunLock(folder: string, pid = process.pid): Promise<RunLock> {
+export async function acquireRunLock(folder: string): Promise<RunLock> {
   const file = join(folder, LOCK_FILE);
+  const pid = process.pid;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const handle = await open(file, 'wx');
@@ -75,9 +121,11 @@ export async function acquireRunLock(folder: string, pid = process.pid): Promise
       } finally {
         await handle.close();
       }
+      heldHere.add(file);
       return {
         file,
         release: async () => {
+          heldHere.delete(file);
           if ((await lockOwner(file)) === pid) await unlink(file).catch(() => undefined);
         },
       };
@@ -85,7 +133,9 @@ export async function acquireRunLock(folder: string, pid = process.pid): Promise
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const owner = await lockOwner(file);
-    if (owner !== undefined && owner !== pid && isAlive(owner))
+    // Our own pid: a training in this process holds it, or a killed process with the pid we now have left it.
+    const held = owner === pid ? heldHere.has(file) : owner !== undefined && isAlive(owner);
+    if (held)
       throw new RunFolderError(
         `${folder} is in use by another training (pid ${owner}); wait for it to end or cancel it.`,
       );

@@ -10,7 +10,7 @@
  * The loop plans, times, reports and writes run.json; the engine (engine.ts) computes.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AuditReport } from '../audit/audit.js';
 import { scanAndAudit } from '../audit/runAudit.js';
@@ -20,6 +20,7 @@ import { prepareImages, type PreparedImages } from '../data/cache.js';
 import { assignSplits, findSubjectOverlap, subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
 import type { DatasetSpec } from '../dataset.js';
 import { selectBackend } from '../engine/backend.js';
+import { claimRunFolder } from '../run/runFolder.js';
 import { runFolderName } from '../editor/runs.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { combinedLabeler, type Labeler } from '../labels.js';
@@ -28,6 +29,7 @@ import {
   CHECKPOINT_FILE,
   MODEL_FILE,
   readRunFile,
+  RUN_FILE,
   writeRunFile,
   type EpochRecord,
   type Prediction,
@@ -59,9 +61,41 @@ export interface RunPlan {
 }
 
 export async function trainRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunFile> {
-  const plan = await planRun(settings, emit, signal);
+  const root = resolve(settings.dataset);
+  // First, so that a folder in use or a run that would be overwritten is refused before any work.
+  const folder = await claimRunFolder({
+    out: settings.out && resolve(settings.out),
+    runsFolder: resolve(settings.runsFolder ?? join(root, '..', 'leukemia-audit-runs')),
+    name: runFolderName(new Date()),
+    resume: settings.resume,
+    force: settings.force ?? false,
+  });
+  if (folder.removed.length > 0)
+    emit({
+      type: 'log',
+      level: 'info',
+      message: `Removed ${folder.removed.length} files left by a stopped trainer in ${folder.runDir}: ${folder.removed.join(', ')}`,
+    });
+  try {
+    return await trainInFolder(folder.runDir, settings, emit, signal);
+  } catch (error) {
+    // A folder made for this run that never got a run.json holds nothing worth keeping.
+    if (folder.created && !existsSync(join(folder.runDir, RUN_FILE)))
+      await rm(folder.runDir, { recursive: true, force: true });
+    throw error;
+  } finally {
+    await folder.lock.release();
+  }
+}
+
+async function trainInFolder(
+  runDir: string,
+  settings: TrainSettings,
+  emit: TrainEventSink,
+  signal?: AbortSignal,
+): Promise<RunFile> {
+  const plan = await planRun(settings, runDir, emit, signal);
   const initial = plan.previous ? undefined : await initialWeights(settings, plan.classes.length, emit, signal);
-  await mkdir(plan.runDir, { recursive: true });
   const backend = await selectBackend(settings.backend);
   emit({ type: 'started', runDir: plan.runDir, backend: backend.name, labelsAreStructural: plan.labels.structural });
 
@@ -76,8 +110,10 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     emit,
     signal,
   });
-  const { run, startEpoch } = await initialiseRun(plan, settings, engine, backend, prepared, emit);
+  const run = initialRunFile(plan, settings, engine, backend, prepared);
   try {
+    const startEpoch = await resumeRun(run, plan, engine, emit);
+    await writeRunFile(plan.runDir, run);
     await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
     await finalEvaluation(run, plan, engine, data, emit);
     // explainRun reads the predictions from run.json, so they are written first.
@@ -89,7 +125,10 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   } catch (error) {
     run.status = error instanceof TrainingCancelled || signal?.aborted ? 'cancelled' : 'failed';
     run.error = (error as Error).message;
-    await writeRunFile(plan.runDir, run);
+    // With the disk full this write can fail too; the error to report stays the first one.
+    await writeRunFile(plan.runDir, run).catch((second: Error) =>
+      emit({ type: 'log', level: 'error', message: `run.json could not be marked ${run.status}: ${second.message}` }),
+    );
     throw error;
   } finally {
     await engine.dispose();
@@ -97,9 +136,13 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
 }
 
 /** Audit (headers only: training decodes every image anyway, and reports the ones it cannot), labels, split. */
-export async function planRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunPlan> {
+export async function planRun(
+  settings: TrainSettings,
+  runDir: string,
+  emit: TrainEventSink,
+  signal?: AbortSignal,
+): Promise<RunPlan> {
   const root = resolve(settings.dataset);
-  const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', runFolderName(new Date())));
   const previous = settings.resume && existsSync(join(runDir, CHECKPOINT_FILE)) ? await readRunFile(runDir) : undefined;
   if (settings.resume && !previous)
     emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
@@ -216,15 +259,14 @@ async function prepareData(
   return { prepared, data };
 }
 
-/** A fresh run.json, or the resumed one with the engine restored to its last checkpoint; the first epoch to train. */
-async function initialiseRun(
+/** A fresh run.json, or the one being resumed. */
+function initialRunFile(
   plan: RunPlan,
   settings: TrainSettings,
   engine: TrainingEngine,
   backend: RunFile['backend'],
   prepared: PreparedImages,
-  emit: TrainEventSink,
-): Promise<{ run: RunFile; startEpoch: number }> {
+): RunFile {
   const run: RunFile = plan.previous ?? {
     schema: 'leukemia-audit/run',
     version: 1,
@@ -257,15 +299,39 @@ async function initialiseRun(
     predictions: [],
   };
   run.status = 'running';
+  run.error = null;
   run.backend = backend;
-  let startEpoch = 1;
-  if (plan.previous) {
-    startEpoch = (await engine.resume(plan.runDir)) + 1;
-    run.history = run.history.filter((h) => h.epoch < startEpoch);
-    emit({ type: 'log', level: 'info', message: `Resuming ${plan.runDir} after epoch ${startEpoch - 1}.` });
+  return run;
+}
+
+/**
+ * Restores the engine to the last checkpoint and run.json to what the checkpoint says was done; returns the
+ * first epoch to train (1 for a new run). The checkpoint is the authority: it is written first after each
+ * epoch, so run.json may lag one epoch behind it, and model.safetensors may lag when the checkpoint's own
+ * epoch was the best — then its weights are the best weights and are written out again.
+ */
+async function resumeRun(run: RunFile, plan: RunPlan, engine: TrainingEngine, emit: TrainEventSink): Promise<number> {
+  if (!plan.previous) return 1;
+  const checkpoint = await engine.resume(plan.runDir);
+  if (checkpoint.progress) {
+    const recovered =
+      checkpoint.progress.history.length - run.history.filter((h) => h.epoch <= checkpoint.epoch).length;
+    if (recovered > 0)
+      emit({
+        type: 'log',
+        level: 'info',
+        message: `Recovered epoch ${checkpoint.epoch}'s record from the checkpoint.`,
+      });
+    run.history = checkpoint.progress.history;
+    run.bestEpoch = checkpoint.progress.bestEpoch;
+    if (run.bestEpoch === checkpoint.epoch) await engine.saveModel(plan.runDir, checkpoint.epoch);
+  } else {
+    // A checkpoint from before progress was stored in it: run.json's record of the epochs it covers.
+    run.history = run.history.filter((h) => h.epoch <= checkpoint.epoch);
+    if (run.bestEpoch !== null && run.bestEpoch > checkpoint.epoch) run.bestEpoch = null;
   }
-  await writeRunFile(plan.runDir, run);
-  return { run, startEpoch };
+  emit({ type: 'log', level: 'info', message: `Resuming ${plan.runDir} after epoch ${checkpoint.epoch}.` });
+  return checkpoint.epoch + 1;
 }
 
 /** Epochs after the last one in the history, stopping early when validation loss stops improving. */
@@ -284,22 +350,8 @@ async function trainEpochs(
   );
   let epochsWithoutImprovement = run.bestEpoch === null ? 0 : run.history.length - run.bestEpoch;
   for (let epoch = startEpoch; epoch <= settings.epochs; epoch++) {
-    const record = await trainEpoch(epoch, settings, engine, data, emit);
-    const monitored = record.valLoss ?? record.trainLoss;
-    const best = monitored < bestLoss;
-    if (best) {
-      bestLoss = monitored;
-      run.bestEpoch = epoch;
-      epochsWithoutImprovement = 0;
-      await engine.saveModel(plan.runDir);
-    } else {
-      epochsWithoutImprovement++;
-    }
-    run.history.push(record);
-    await engine.saveCheckpoint(plan.runDir, epoch);
-    await writeRunFile(plan.runDir, run);
-    emit({ type: 'epoch', record, best });
-    if (settings.patience > 0 && epochsWithoutImprovement >= settings.patience && epoch < settings.epochs) {
+    // Checked before the epoch, so a run resumed after it stopped early stays stopped.
+    if (settings.patience > 0 && epochsWithoutImprovement >= settings.patience) {
       emit({
         type: 'log',
         level: 'info',
@@ -307,6 +359,22 @@ async function trainEpochs(
       });
       return;
     }
+    const record = await trainEpoch(epoch, settings, engine, data, emit);
+    const monitored = record.valLoss ?? record.trainLoss;
+    const best = monitored < bestLoss;
+    if (best) {
+      bestLoss = monitored;
+      run.bestEpoch = epoch;
+      epochsWithoutImprovement = 0;
+    } else {
+      epochsWithoutImprovement++;
+    }
+    run.history.push(record);
+    // Checkpoint (with the history) first, then the best model, then run.json: see resumeRun.
+    await engine.saveCheckpoint(plan.runDir, epoch, { history: run.history, bestEpoch: run.bestEpoch });
+    if (best) await engine.saveModel(plan.runDir, epoch);
+    await writeRunFile(plan.runDir, run);
+    emit({ type: 'epoch', record, best });
   }
 }
 
