@@ -364,15 +364,19 @@ async function trainEpochs(
     const best = monitored < bestLoss;
     if (best) {
       bestLoss = monitored;
-      run.bestEpoch = epoch;
       epochsWithoutImprovement = 0;
     } else {
       epochsWithoutImprovement++;
     }
-    run.history.push(record);
-    // Checkpoint (with the history) first, then the best model, then run.json: see resumeRun.
-    await engine.saveCheckpoint(plan.runDir, epoch, { history: run.history, bestEpoch: run.bestEpoch });
-    if (best) await engine.saveModel(plan.runDir, epoch);
+    // Checkpoint (with the history) first, then the best model, then run.json: see resumeRun. run.json takes
+    // each part only once it is on disk, so even a run marked failed by a failed write agrees with its files.
+    const history = [...run.history, record];
+    await engine.saveCheckpoint(plan.runDir, epoch, { history, bestEpoch: best ? epoch : run.bestEpoch });
+    run.history = history;
+    if (best) {
+      await engine.saveModel(plan.runDir, epoch);
+      run.bestEpoch = epoch;
+    }
     await writeRunFile(plan.runDir, run);
     emit({ type: 'epoch', record, best });
   }
