@@ -5,7 +5,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
-import { scanDataset } from '../src/core/scan.js';
+import { scanDataset } from '../src/core/audit/scan.js';
 
 const BENCH_ROOT = path.join(os.tmpdir(), 'leukemia-audit-bench-scan');
 const FILE_COUNT = 15_000;

@@ -86,10 +86,11 @@ const builds = [
     target: 'node20',
     external: nodeExternals,
   },
+  // The pages: one browser bundle pattern, one entry per page (results view and report; training dashboard).
   {
     ...common,
-    entryPoints: ['webview/main.ts'],
-    outfile: 'dist/webview.js',
+    entryPoints: { webview: 'webview/main.ts', dashboard: 'webview/dashboard/main.ts' },
+    outdir: 'dist',
     platform: 'browser',
     format: 'esm',
     target: 'es2022',

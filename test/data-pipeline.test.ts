@@ -41,12 +41,12 @@ import {
   summariseSplits,
   type SplitName,
 } from '../src/core/data/splits.js';
-import type { DatasetSpec } from '../src/core/dataset.js';
+import type { DatasetSpec } from '../src/core/datasetSpec.js';
 import { generateDemoDataset, type DemoManifest, type DemoOptions } from '../src/core/demo/generate.js';
 import { decodeImage } from '../src/core/image/decode.js';
 import { combinedLabeler, type Labeler } from '../src/core/labels.js';
 import { createRng } from '../src/core/random.js';
-import { scanDataset } from '../src/core/scan.js';
+import { scanDataset } from '../src/core/audit/scan.js';
 import type { RawImage } from '../src/core/types.js';
 
 const SMALL: DemoOptions = {

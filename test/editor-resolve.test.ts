@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { findDatasetFolders } from '../src/core/editor/datasetFolders.js';
+import { findDatasetFolders } from '../src/core/editor/datasetRoots.js';
 import { matchTrailingComponents, resolveDatasetPath, type ResolveContext } from '../src/core/editor/pathResolve.js';
 
 const WS = path.resolve('/ws');

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { outlineJsonObject } from '../src/core/editor/jsonLocate.js';
-import { describeRun, expandPathVariables, runFolderName } from '../src/core/editor/runs.js';
+import { describeRun } from '../src/core/editor/runDescription.js';
+import { expandPathVariables, runFolderName } from '../src/core/run/runFolders.js';
 import {
   applyTrainEvent,
   formatDuration,
@@ -12,7 +13,7 @@ import {
   overallFraction,
   progressMessage,
   statusLine,
-} from '../src/core/editor/trainingProgress.js';
+} from '../src/core/train/progress.js';
 import { resolveInside } from '../src/core/paths.js';
 import { parseResultsMessage } from '../src/protocol/results.js';
 import type { RunFile } from '../src/core/run/runFile.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { auditScan, type AuditReport } from '../src/core/audit/audit.js';
 import { datasetCallWarning, type CodeFix } from '../src/core/editor/callWarning.js';
-import { datasetFileDiagnostics, datasetFileProblem, readDatasetFile } from '../src/core/editor/datasetFile.js';
+import { datasetFileDiagnostics, datasetFileProblem, readDatasetFile } from '../src/core/editor/auditJsonFile.js';
 import { anchorFolderFindings } from '../src/core/editor/folderFindings.js';
 import { findDatasetCalls, type SourceCell } from '../src/core/editor/pythonCalls.js';
 import { structuralPrompt, structuralSentence, structuralSummary } from '../src/core/editor/structural.js';

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
-import { scanDataset } from '../src/core/scan.js';
+import { scanDataset } from '../src/core/audit/scan.js';
 import type { RawImage, ScanResult } from '../src/core/types.js';
 
 function pixels(width: number, height: number): RawImage {

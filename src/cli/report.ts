@@ -1,7 +1,7 @@
 /** The human-readable audit report the CLI prints (the `--json` output is the AuditReport itself). */
 import type { AuditReport } from '../core/audit/audit.js';
 import { formatCount } from '../core/audit/findings.js';
-import type { LabelSource } from '../core/dataset.js';
+import type { LabelSource } from '../core/datasetSpec.js';
 import type { RunFile } from '../core/run/runFile.js';
 
 const SEVERITY_MARK = { error: 'ERROR  ', warning: 'WARNING', info: 'info   ' } as const;

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isOneOf } from '../core/train/settings.js';
 
 /** A mistake in how the command was called: exit code 2 and the usage text. */
 export class UsageError extends Error {}
@@ -60,7 +61,6 @@ export function oneOf<T extends string>(
   fallback: T,
 ): T {
   if (value === undefined) return fallback;
-  if (!allowed.includes(value as T))
-    throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
-  return value as T;
+  if (!isOneOf(allowed, value)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value;
 }

@@ -2,7 +2,7 @@
  * One labeler for every label source, so the audit, training and the editor read labels the same way.
  */
 import type { CsvLabelTable } from './audit/csvLabels.js';
-import { fileNameTokens, pathParts, tokenAt, type LabelSource } from './dataset.js';
+import { fileNameTokens, pathParts, tokenAt, type LabelSource } from './datasetSpec.js';
 
 export type Labeler = (path: string) => string | undefined;
 

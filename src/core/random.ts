@@ -128,3 +128,48 @@ function avalanche(value: number): number {
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) | 0;
 }
+
+/* Plain uniform sources, for the model's initial weights and the Grad-CAM sanity checks' randomisation. */
+
+/** A source of uniform numbers in [0, 1). */
+export type RandomSource = () => number;
+
+/** A seed becomes a seeded generator; a generator is used as given. */
+export function randomSourceOf(seedOrRandom: number | RandomSource): RandomSource {
+  return typeof seedOrRandom === 'number' ? mulberry32(seedOrRandom) : seedOrRandom;
+}
+
+/**
+ * mulberry32: small, fast and seedable, so two runs with the same seed start from the same weights. Not sfc32
+ * above: a seed's initial weights must stay what they were (test/initial-weights.test.ts pins them).
+ */
+function mulberry32(seed: number): RandomSource {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `count` draws of N(0, std²), two per pair of uniforms (Box–Muller), as the weights' initialiser. */
+export function randomNormals(count: number, std: number, random: RandomSource): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i += 2) {
+    // Box–Muller; 1 - u keeps the logarithm's argument in (0, 1].
+    const radius = std * Math.sqrt(-2 * Math.log(1 - random()));
+    const angle = 2 * Math.PI * random();
+    out[i] = radius * Math.cos(angle);
+    if (i + 1 < count) out[i + 1] = radius * Math.sin(angle);
+  }
+  return out;
+}
+
+/** `count` draws of U(-bound, bound). */
+export function randomUniforms(count: number, bound: number, random: RandomSource): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = (2 * random() - 1) * bound;
+  return out;
+}

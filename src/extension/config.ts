@@ -2,9 +2,8 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { expandPathVariables } from '../core/editor/runs.js';
-import { DEFAULT_SETTINGS, type BackendChoice, type TrainSettings } from '../core/train/settings.js';
-import type { TrainingStrategy } from '../core/model/resnet18.js';
+import { expandPathVariables } from '../core/run/runFolders.js';
+import { BACKENDS, DEFAULT_SETTINGS, isOneOf, STRATEGIES, type TrainSettings } from '../core/train/settings.js';
 
 export const SECTION = 'leukemiaAudit';
 export const DEFAULT_RUNS_FOLDER = '${workspaceFolder}/.leukemia-audit/runs';
@@ -14,7 +13,7 @@ function settings(scope?: vscode.Uri): vscode.WorkspaceConfiguration {
 }
 
 function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback: T): T {
-  return allowed.includes(value as T) ? (value as T) : fallback;
+  return isOneOf(allowed, value) ? value : fallback;
 }
 
 function integer(value: unknown, min: number, fallback: number): number {
@@ -31,8 +30,8 @@ export function trainOptions(
     epochs: integer(s.get('epochs'), 1, DEFAULT_SETTINGS.epochs),
     imageSize: integer(s.get('imageSize'), 32, DEFAULT_SETTINGS.imageSize),
     batchSize: integer(s.get('batchSize'), 2, DEFAULT_SETTINGS.batchSize),
-    strategy: oneOf<TrainingStrategy>(s.get('strategy'), ['full', 'finetune', 'linear'], DEFAULT_SETTINGS.strategy),
-    backend: oneOf<BackendChoice>(s.get('backend'), ['auto', 'tensorflow', 'wasm', 'cpu'], DEFAULT_SETTINGS.backend),
+    strategy: oneOf(s.get('strategy'), STRATEGIES, DEFAULT_SETTINGS.strategy),
+    backend: oneOf(s.get('backend'), BACKENDS, DEFAULT_SETTINGS.backend),
     weights: (s.get<string>('weights') ?? '').trim() || DEFAULT_SETTINGS.weights,
     subjectPattern: pattern && pattern.trim() !== '' ? pattern : undefined,
   };

@@ -11,12 +11,8 @@ export { escapeHtml };
 export interface PageParts {
   title: string;
   stylesheets: vscode.Uri[];
-  /** External module scripts (already webview URIs). */
+  /** The page's bundle (webview URIs of dist/*.js), loaded as modules carrying the nonce. */
   scripts?: vscode.Uri[];
-  /** Inline script source, run with the nonce. */
-  inlineScript?: string;
-  /** Inline CSS; allowed by its nonce only. */
-  inlineStyle?: string;
   body: string;
 }
 
@@ -31,7 +27,7 @@ export function renderPage(webview: vscode.Webview, parts: PageParts): string {
   const csp = [
     "default-src 'none'",
     `img-src ${webview.cspSource} data:`,
-    `style-src ${webview.cspSource}${parts.inlineStyle ? ` 'nonce-${n}'` : ''}`,
+    `style-src ${webview.cspSource}`,
     `font-src ${webview.cspSource}`,
     `script-src 'nonce-${n}'`,
     "base-uri 'none'",
@@ -44,13 +40,11 @@ export function renderPage(webview: vscode.Webview, parts: PageParts): string {
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 ${parts.stylesheets.map((href) => `<link rel="stylesheet" href="${href}">`).join('\n')}
-${parts.inlineStyle ? `<style nonce="${n}">${parts.inlineStyle}</style>` : ''}
 <title>${escapeHtml(parts.title)}</title>
 </head>
 <body>
 ${parts.body}
 ${(parts.scripts ?? []).map((src) => `<script type="module" nonce="${n}" src="${src}"></script>`).join('\n')}
-${parts.inlineScript ? `<script nonce="${n}">${parts.inlineScript}</script>` : ''}
 </body>
 </html>`;
 }

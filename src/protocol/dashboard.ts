@@ -2,7 +2,7 @@
  * Messages between the extension and the training dashboard (a page of this extension's own, separate from
  * the results view: it lives only while a run trains), declared once with the parser of what the page sends.
  */
-import type { TrainingView } from '../core/editor/trainingProgress.js';
+import type { TrainingView } from '../core/train/progress.js';
 
 export interface DashboardUpdate {
   type: 'view';

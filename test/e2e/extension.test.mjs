@@ -251,8 +251,13 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
           if (/Training failed|could not start|No labels were found|audit of .* failed/i.test(notes))
             throw new Error(`the extension reported: ${notes}`);
           if (!dashboardSeen && (await page.locator('.tab', { hasText: 'Leukemia Audit: Training' }).count()) > 0) {
-            dashboardSeen = true;
-            await wb.shot('training-dashboard');
+            // The page is the dashboard bundle (dist/dashboard.js): shot once it has drawn a view, not an empty frame.
+            const dashboard = await wb.frameWith('.tiles #epoch');
+            const title = dashboard ? await dashboard.textContent('#title').catch(() => '') : '';
+            if (title && /^Training ResNet-18 — /.test(title)) {
+              dashboardSeen = true;
+              await wb.shot('training-dashboard');
+            }
           }
           return wb.frameWith('table.confusion');
         },
@@ -269,6 +274,7 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
       log(
         `results shown ${((Date.now() - trainingStarted) / 1000).toFixed(1)} s after choosing the recommended labels`,
       );
+      assert.ok(dashboardSeen, 'the training dashboard drew its page (title, tiles) while the run trained');
 
       const runs = join(workspace.folder, '.leukemia-audit', 'runs');
       const folders = existsSync(runs) ? readdirSync(runs).filter((n) => n.startsWith('run-')) : [];

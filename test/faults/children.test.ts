@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { generateDemoDataset } from '../../src/core/demo/generate.js';
 import { readRunFile } from '../../src/core/run/runFile.js';
-import { isAlive } from '../../src/core/run/runFolder.js';
+import { isAlive } from '../../src/core/run/claim.js';
 import { DEFAULT_SETTINGS, type TrainSettings } from '../../src/core/train/settings.js';
 import { TrainerProcess } from '../../src/extension/training/trainerProcess.js';
 import { ensureBuilt } from '../helpers/build.js';

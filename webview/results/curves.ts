@@ -7,10 +7,17 @@ import { lineChart, niceAxis, unitAxis, type Axis, type Point, type Series } fro
 type Metric = (e: EpochRecord) => number | null;
 
 export function curvesSection(run: RunFile): HTMLElement {
-  const history = run.history ?? [];
-  if (history.length === 0) return section('curves', 'Training curves', notAvailable('No finished epoch yet.'));
-  const epochs = epochAxis(history);
-  const marker = run.bestEpoch === null ? undefined : { x: run.bestEpoch, label: `best (${run.bestEpoch})` };
+  return section('curves', 'Training curves', trainingCurves(run.history ?? [], run.bestEpoch));
+}
+
+/**
+ * The loss and accuracy charts of an epoch history (the results view's, and the training dashboard's while it
+ * runs). `plannedEpochs` widens the x axis to the whole run, so a live chart does not rescale as epochs arrive.
+ */
+export function trainingCurves(history: EpochRecord[], bestEpoch: number | null, plannedEpochs = 0): HTMLElement {
+  if (history.length === 0) return notAvailable('No finished epoch yet.');
+  const epochs = epochAxis(history, Math.max(plannedEpochs, history[history.length - 1].epoch));
+  const marker = bestEpoch === null ? undefined : { x: bestEpoch, label: `best (${bestEpoch})` };
   const lossSeries = [
     series('training loss', history, (e) => e.trainLoss, 1, false, fixed),
     series('validation loss', history, (e) => e.valLoss, 2, true, fixed),
@@ -36,7 +43,7 @@ export function curvesSection(run: RunFile): HTMLElement {
     ],
     verticalMarker: marker,
   });
-  return section('curves', 'Training curves', h('div', { class: 'charts' }, loss, accuracy));
+  return h('div', { class: 'charts' }, loss, accuracy);
 }
 
 function series(
@@ -58,8 +65,7 @@ function series(
   };
 }
 
-function epochAxis(history: EpochRecord[]): Axis {
-  const last = history[history.length - 1].epoch;
+function epochAxis(history: EpochRecord[], last: number): Axis {
   const first = history[0].epoch;
   if (last - first <= 12) {
     const ticks = Array.from({ length: last - first + 1 }, (_, i) => first + i);

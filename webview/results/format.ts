@@ -30,13 +30,6 @@ export function plural(n: number, word: string): string {
   return `${count(n)} ${word}${n === 1 ? '' : 's'}`;
 }
 
-export function duration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return DASH;
-  if (seconds < 90) return `${Math.round(seconds)} s`;
-  const minutes = Math.round(seconds / 60);
-  return minutes < 90 ? `${minutes} min` : `${(minutes / 60).toFixed(1)} h`;
-}
-
 export function dateTime(iso: string | undefined): string {
   if (!iso) return DASH;
   const date = new Date(iso);

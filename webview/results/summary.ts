@@ -2,7 +2,8 @@
 import type { RunFile } from '../../src/core/run/runFile.js';
 import { h, section, type Child } from './dom.js';
 import { badge, collapsible } from './elements.js';
-import { count, dateTime, duration, plural, SPLIT_NAMES } from './format.js';
+import { formatDuration } from '../../src/core/train/progress.js';
+import { count, dateTime, plural, SPLIT_NAMES } from './format.js';
 import { imagePath, type Host } from './host.js';
 import { objectView } from './values.js';
 
@@ -51,7 +52,7 @@ export function summarySection(run: RunFile, host: Host): HTMLElement {
     ],
     [
       'Time',
-      `${history.length === 0 ? 'no epoch finished yet' : `${duration(seconds)} over ${plural(history.length, 'epoch')}`} · started ${dateTime(run.createdAt)} · updated ${dateTime(run.updatedAt)}`,
+      `${history.length === 0 ? 'no epoch finished yet' : `${formatDuration(seconds)} over ${plural(history.length, 'epoch')}`} · started ${dateTime(run.createdAt)} · updated ${dateTime(run.updatedAt)}`,
     ],
   ];
   return section(

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { CROP_MODES, type CropMode } from '../../core/data/preprocess.js';
+import { CROPS } from '../../core/train/settings.js';
 import { selectBackend } from '../../core/engine/backend.js';
 import { loadModel, predictFiles, type LoadedModel } from '../../core/explain/predict.js';
 import { disposeModel } from '../../core/model/resnet18.js';
@@ -30,7 +30,7 @@ export async function loadModelForCommand(
 ): Promise<LoadedModel> {
   const imageSize =
     values['image-size'] === undefined ? undefined : integerOption(values['image-size'], 'image-size', 0, 32);
-  const crop = values.crop === undefined ? undefined : oneOf<CropMode>(values.crop, 'crop', CROP_MODES, 'none');
+  const crop = values.crop === undefined ? undefined : oneOf(values.crop, 'crop', CROPS, 'none');
   const model = await loadModel(resolve(source), { imageSize, crop });
   if (model.trainedImageSize !== undefined && model.imageSize !== model.trainedImageSize) {
     process.stderr.write(

@@ -1,14 +1,17 @@
 import { resolve } from 'node:path';
 import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
 import {
+  BACKENDS,
+  CROPS,
   DEFAULT_SETTINGS,
-  type BackendChoice,
-  type OptimizerName,
-  type ScheduleName,
+  OPTIMIZERS,
+  SCHEDULES,
+  SPLIT_CHOICES,
+  STRATEGIES,
   type TrainSettings,
 } from '../../core/train/settings.js';
+import { describeEpoch, describeStart, formatDuration } from '../../core/train/progress.js';
 import { trainRun } from '../../core/train/train.js';
-import type { TrainingStrategy } from '../../core/model/resnet18.js';
 import { formatMetrics } from '../report.js';
 import { UsageError, endProgress, integerOption, oneOf, parseCommandArgs, stderrProgress } from '../usage.js';
 
@@ -89,27 +92,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
     epochs: integerOption(values.epochs, 'epochs', DEFAULT_SETTINGS.epochs, 1),
     imageSize: integerOption(values['image-size'], 'image-size', DEFAULT_SETTINGS.imageSize, 32),
     batchSize: integerOption(values['batch-size'], 'batch-size', DEFAULT_SETTINGS.batchSize, 2),
-    strategy: oneOf<TrainingStrategy>(
-      values.strategy,
-      'strategy',
-      ['full', 'finetune', 'linear'],
-      DEFAULT_SETTINGS.strategy,
-    ),
-    backend: oneOf<BackendChoice>(
-      values.backend,
-      'backend',
-      ['auto', 'tensorflow', 'wasm', 'cpu'],
-      DEFAULT_SETTINGS.backend,
-    ),
-    optimizer: oneOf<OptimizerName>(values.optimizer, 'optimizer', ['adam', 'sgd'], DEFAULT_SETTINGS.optimizer),
-    schedule: oneOf<ScheduleName>(
-      values.schedule,
-      'schedule',
-      ['cosine', 'step', 'constant'],
-      DEFAULT_SETTINGS.schedule,
-    ),
-    crop: oneOf(values.crop, 'crop', ['none', 'center', 'cell'] as const, DEFAULT_SETTINGS.crop),
-    split: oneOf(values.split, 'split', ['auto', 'subject-disjoint'] as const, DEFAULT_SETTINGS.split),
+    strategy: oneOf(values.strategy, 'strategy', STRATEGIES, DEFAULT_SETTINGS.strategy),
+    backend: oneOf(values.backend, 'backend', BACKENDS, DEFAULT_SETTINGS.backend),
+    optimizer: oneOf(values.optimizer, 'optimizer', OPTIMIZERS, DEFAULT_SETTINGS.optimizer),
+    schedule: oneOf(values.schedule, 'schedule', SCHEDULES, DEFAULT_SETTINGS.schedule),
+    crop: oneOf(values.crop, 'crop', CROPS, DEFAULT_SETTINGS.crop),
+    split: oneOf(values.split, 'split', SPLIT_CHOICES, DEFAULT_SETTINGS.split),
     learningRate,
     patience: integerOption(values.patience, 'patience', DEFAULT_SETTINGS.patience),
     seed: integerOption(values.seed, 'seed', DEFAULT_SETTINGS.seed),
@@ -133,7 +121,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       (event) => {
         switch (event.type) {
           case 'started':
-            process.stderr.write(`Run folder ${event.runDir} (backend ${event.backend})\n`);
+            process.stderr.write(`${describeStart(event)}\n`);
             break;
           case 'log':
             endProgress();
@@ -148,21 +136,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
             break;
           case 'progress':
             progress(
-              `epoch ${event.epoch}/${event.epochs} ${bar(event.batch / event.batches)} ${event.batch}/${event.batches} loss ${event.loss.toFixed(4)} acc ${event.accuracy.toFixed(3)} ${event.imagesPerSecond.toFixed(1)} img/s ETA ${formatSeconds(event.etaSeconds)}`,
+              `epoch ${event.epoch}/${event.epochs} ${bar(event.batch / event.batches)} ${event.batch}/${event.batches} loss ${event.loss.toFixed(4)} acc ${event.accuracy.toFixed(3)} ${event.imagesPerSecond.toFixed(1)} img/s ETA ${formatDuration(event.etaSeconds)}`,
             );
             break;
-          case 'epoch': {
+          case 'epoch':
             endProgress();
-            const r = event.record;
-            process.stderr.write(
-              `epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}` +
-                (r.valLoss === null
-                  ? ''
-                  : ` | val loss ${r.valLoss.toFixed(4)} acc ${r.valAccuracy!.toFixed(3)} balanced ${r.valBalancedAccuracy!.toFixed(3)}`) +
-                ` | ${r.imagesPerSecond.toFixed(1)} img/s, ${r.seconds.toFixed(0)} s${event.best ? ' *' : ''}\n`,
-            );
+            process.stderr.write(`${describeEpoch(event.record, event.best)}\n`);
             break;
-          }
         }
       },
       controller.signal,
@@ -184,10 +164,4 @@ export async function trainCommand(argv: string[]): Promise<number> {
 function bar(fraction: number, width = 20): string {
   const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
-}
-
-function formatSeconds(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }

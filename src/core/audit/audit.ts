@@ -9,10 +9,10 @@ import {
   type LabelSource,
   type NamedCount,
   type SplitPlan,
-} from '../dataset.js';
+} from '../datasetSpec.js';
 import { subjectReader } from '../data/splits.js';
 import { combinedLabeler, labelerFor, type Labeler } from '../labels.js';
-import { chiSquareIndependence } from '../stats.js';
+import { chiSquareIndependence } from './stats.js';
 import type { ScanResult } from '../types.js';
 import type { CsvLabelTable } from './csvLabels.js';
 import { findDuplicateFindings, type ImageHashes } from './duplicates.js';

@@ -3,7 +3,7 @@
  * `Patient_ID,new_names,labels`). The file-name column and the label column are detected from the content,
  * not from their names, so other datasets' tables work too.
  */
-import { fileStem, pathParts } from '../dataset.js';
+import { fileStem, pathParts } from '../datasetSpec.js';
 import type { ImageEntry } from '../types.js';
 
 export interface DelimitedTable {

@@ -2,7 +2,7 @@
  * Candidate label sources, each described by the evidence the audit reasons with: folder levels (what
  * `ImageFolder` would see at each depth) and class tokens in file names.
  */
-import { fileNameTokens, folderAt, pathParts, tokenAt, type NamedCount } from '../dataset.js';
+import { fileNameTokens, folderAt, pathParts, tokenAt, type NamedCount } from '../datasetSpec.js';
 import type { ImageEntry } from '../types.js';
 import { classifyName, isStructuralKind, type NameClassification, type NameKind } from './names.js';
 

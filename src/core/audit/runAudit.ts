@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { forEachBounded } from '../concurrency.js';
 import { decodeImage, toRgb } from '../image/decode.js';
 import { lumaThumbnail, perceptualHash, pixelHash } from '../image/hash.js';
-import { scanDataset } from '../scan.js';
+import { scanDataset } from './scan.js';
 import type { ScanResult, UnreadableEntry } from '../types.js';
 import { auditScan, type AuditOptions, type AuditReport } from './audit.js';
 import { detectCsvLabels, parseDelimited, type CsvLabelTable } from './csvLabels.js';

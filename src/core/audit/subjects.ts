@@ -2,7 +2,7 @@
  * Subject leakage: the same patient in two folds or splits lets a model recognise the patient (stain,
  * microscope day, cell morphology) instead of the disease, and inflates every validation metric.
  */
-import { folderAt, type DatasetSpec } from '../dataset.js';
+import { folderAt, type DatasetSpec } from '../datasetSpec.js';
 import { MAX_EXAMPLE_PATHS, formatCount, listNames, type Finding } from './findings.js';
 
 export function findLeakage(

@@ -23,7 +23,8 @@ import { writeFileAtomic } from '../fsAtomic.js';
 import { decodeImage } from '../image/decode.js';
 import { ImageFormatError } from '../image/header.js';
 import type { RawImage, UnreadableEntry, UnreadableReason } from '../types.js';
-import { PREPROCESSING_VERSION, preprocessImage, type CropMode } from './preprocess.js';
+import type { CropMode } from '../train/settings.js';
+import { PREPROCESSING_VERSION, preprocessImage } from './preprocess.js';
 
 export interface ImageCacheOptions {
   /** Side S of the preprocessed square. */

@@ -4,6 +4,7 @@
  * pixels it was trained on and the pixels it is later shown.
  */
 import { toRgb } from '../image/decode.js';
+import type { CropMode } from '../train/settings.js';
 import type { RawImage } from '../types.js';
 
 /**
@@ -11,16 +12,6 @@ import type { RawImage } from '../types.js';
  * written by an older version are never mistaken for current ones.
  */
 export const PREPROCESSING_VERSION = 1;
-
-/**
- * `none`: the whole image (a non-square one is stretched, as `Resize((S, S))` would).
- * `center`: the central square, CENTER_CROP_FRACTION of the shorter side: C-NMC cells sit in the middle of a
- * mostly black 450 px frame, so this enlarges the cell without looking at the pixels.
- * `cell`: the bounding box of the non-black pixels plus a margin, made square: every cell fills the frame
- * the same way whatever its size, which removes size as a cue (ALL blasts are larger) — use it knowingly.
- */
-export type CropMode = 'none' | 'center' | 'cell';
-export const CROP_MODES: readonly CropMode[] = ['none', 'center', 'cell'];
 
 export interface PreprocessOptions {
   /** Side S of the square output. */

@@ -6,7 +6,7 @@
  */
 import { classifyName, type SplitRole } from '../audit/names.js';
 import type { CsvLabelTable } from '../audit/csvLabels.js';
-import { folderAt, pathParts, subjectMatcher, type DatasetSpec } from '../dataset.js';
+import { folderAt, pathParts, subjectMatcher, type DatasetSpec } from '../datasetSpec.js';
 import type { Labeler } from '../labels.js';
 import { createRng, type Rng } from '../random.js';
 

@@ -5,7 +5,7 @@
 import type { AuditReport } from '../audit/audit.js';
 import type { Finding } from '../audit/findings.js';
 import type { NameKind } from '../audit/names.js';
-import type { LabelSource } from '../dataset.js';
+import type { LabelSource } from '../datasetSpec.js';
 import { labelFlag } from '../train/labelChoice.js';
 
 export interface StructuralSummary {

@@ -14,11 +14,11 @@ import { BLACK_THRESHOLD } from '../data/preprocess.js';
 import {
   initialValue,
   numClassesOf,
-  randomSourceOf,
   resnet18ParamSpecs,
   disposeModel,
   type ResNet18Params,
 } from '../model/resnet18.js';
+import { randomSourceOf } from '../random.js';
 import type { RunExplanations, SanityStep } from '../run/runFile.js';
 
 // ---------------------------------------------------------------------------------------------------

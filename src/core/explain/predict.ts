@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CROP_MODES, normaliseInto, preprocessImage, type CropMode } from '../data/preprocess.js';
+import { normaliseInto, preprocessImage } from '../data/preprocess.js';
+import { CROPS, isOneOf, type CropMode } from '../train/settings.js';
 import { readImageFile } from '../image/decode.js';
 import { createResNet18, disposeModel, forward, type ResNet18Params } from '../model/resnet18.js';
 import { argmax } from '../metrics.js';
@@ -72,7 +73,7 @@ export async function loadModel(source: string, options: LoadModelOptions = {}):
   const imageSize = options.imageSize ?? trainedImageSize;
   if (imageSize === undefined)
     throw new Error(`${description.weightsFile} does not record the image size it was trained at; give it explicitly`);
-  const metadataCrop = CROP_MODES.find((mode) => mode === metadata.crop);
+  const metadataCrop = isOneOf(CROPS, metadata.crop) ? metadata.crop : undefined;
   const crop = options.crop ?? description.crop ?? metadataCrop ?? 'none';
 
   const params = createResNet18(numClasses);

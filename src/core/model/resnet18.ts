@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { randomNormals, randomSourceOf, randomUniforms, type RandomSource } from '../random.js';
+import type { TrainingStrategy } from '../train/settings.js';
 
 /**
  * ResNet-18 written with plain tfjs-core ops so that every line can be checked against torchvision's
@@ -12,9 +14,6 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /** Parameters and BatchNorm buffers keyed by torchvision `state_dict` names, in `state_dict` order. */
 export type ResNet18Params = ReadonlyMap<string, tf.Variable>;
-
-/** Which parameters an optimiser updates: everything, `layer4` + `fc`, or `fc` only. */
-export type TrainingStrategy = 'full' | 'finetune' | 'linear';
 
 /**
  * Points where a forward pass can resume from a cached activation: the network input, or the output of
@@ -169,44 +168,6 @@ export function resnet18ParamSpecs(numClasses: number): ParamSpec[] {
     { name: 'fc.weight', shape: [FEATURE_WIDTH, numClasses], role: 'fcWeight' },
     { name: 'fc.bias', shape: [numClasses], role: 'fcBias' },
   ];
-}
-
-/** A source of uniform numbers in [0, 1). */
-export type RandomSource = () => number;
-
-/** A seed becomes a seeded generator; a generator is used as given. */
-export function randomSourceOf(seedOrRandom: number | RandomSource): RandomSource {
-  return typeof seedOrRandom === 'number' ? seededRandom(seedOrRandom) : seedOrRandom;
-}
-
-/** mulberry32: small, fast and seedable, so two runs with the same seed start from the same weights. */
-function seededRandom(seed: number): RandomSource {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomNormals(count: number, std: number, random: RandomSource): Float32Array {
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i += 2) {
-    // Box–Muller; 1 - u keeps the logarithm's argument in (0, 1].
-    const radius = std * Math.sqrt(-2 * Math.log(1 - random()));
-    const angle = 2 * Math.PI * random();
-    out[i] = radius * Math.cos(angle);
-    if (i + 1 < count) out[i + 1] = radius * Math.sin(angle);
-  }
-  return out;
-}
-
-function randomUniforms(count: number, bound: number, random: RandomSource): Float32Array {
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = (2 * random() - 1) * bound;
-  return out;
 }
 
 /** The value torchvision's constructor gives this parameter (ResNet.__init__'s init loop, nn.Linear defaults). */

@@ -5,12 +5,11 @@ import {
   initialValue,
   numClassesOf,
   resnet18ParamSpecs,
-  randomSourceOf,
   toTorchLayout,
   torchShapeOf,
-  type RandomSource,
   type ResNet18Params,
 } from './resnet18.js';
+import { randomSourceOf, type RandomSource } from '../random.js';
 
 /**
  * A PyTorch-compatible state dict: torchvision key → tensor in PyTorch layout (OIHW convolutions,

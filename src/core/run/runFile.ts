@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Finding } from '../audit/findings.js';
 import type { SplitSummary } from '../data/splits.js';
-import type { DatasetSpec } from '../dataset.js';
+import type { DatasetSpec } from '../datasetSpec.js';
 import type { BackendReport } from '../engine/backend.js';
 import { writeFileAtomic } from '../fsAtomic.js';
 import type { ClassificationMetrics } from '../metrics.js';

@@ -1,7 +1,7 @@
 /** Turns `--labels auto|folder:N|filename|csv:FILE` into label sources, with the audit as the judge. */
 import type { AuditReport } from '../audit/audit.js';
-import type { LabelSource } from '../dataset.js';
-import { folderAt } from '../dataset.js';
+import type { LabelSource } from '../datasetSpec.js';
+import { folderAt } from '../datasetSpec.js';
 import type { LabelChoice } from './settings.js';
 
 export interface ResolvedLabels {

@@ -1,9 +1,41 @@
-/** Everything that decides a training run; the CLI flags, the extension's settings and run.json share it. */
-import type { TrainingStrategy } from '../model/resnet18.js';
+/**
+ * Everything that decides a training run; the CLI flags, the extension's settings and run.json share it.
+ * The allowed values of every choice are declared here once (the types derive from them); the CLI and the
+ * extension check against these lists, and a test holds package.json's setting enums to them.
+ */
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export type OptimizerName = 'adam' | 'sgd';
-export type ScheduleName = 'cosine' | 'step' | 'constant';
+/** Which parameters an optimiser updates: everything, `layer4` + `fc`, or `fc` only. */
+export const STRATEGIES = ['full', 'finetune', 'linear'] as const;
+export type TrainingStrategy = (typeof STRATEGIES)[number];
+
+/** `auto`: native TensorFlow when installed, else wasm. */
+export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKENDS)[number];
+
+export const OPTIMIZERS = ['adam', 'sgd'] as const;
+export type OptimizerName = (typeof OPTIMIZERS)[number];
+
+export const SCHEDULES = ['cosine', 'step', 'constant'] as const;
+export type ScheduleName = (typeof SCHEDULES)[number];
+
+/**
+ * `none`: the whole image (a non-square one is stretched, as `Resize((S, S))` would).
+ * `center`: the central square, CENTER_CROP_FRACTION of the shorter side: C-NMC cells sit in the middle of a
+ * mostly black 450 px frame, so this enlarges the cell without looking at the pixels.
+ * `cell`: the bounding box of the non-black pixels plus a margin, made square: every cell fills the frame
+ * the same way whatever its size, which removes size as a cue (ALL blasts are larger) — use it knowingly.
+ */
+export const CROPS = ['none', 'center', 'cell'] as const;
+export type CropMode = (typeof CROPS)[number];
+
+/** `auto` follows the audit (folds, train/val/test folders, else subject-disjoint); `subject-disjoint` forces it. */
+export const SPLIT_CHOICES = ['auto', 'subject-disjoint'] as const;
+export type SplitChoice = (typeof SPLIT_CHOICES)[number];
+
+/** Whether `value` is one of `allowed`: the one check behind the CLI's flags and the extension's settings. */
+export function isOneOf<T extends string>(allowed: readonly T[], value: unknown): value is T {
+  return allowed.includes(value as T);
+}
 
 /**
  * How to label: `auto` = the audit's recommendation (refused when the labels look structural and nothing
@@ -33,9 +65,8 @@ export interface TrainSettings {
   schedule: ScheduleName;
   /** Epochs without validation-loss improvement before stopping; 0 disables early stopping. */
   patience: number;
-  crop: 'none' | 'center' | 'cell';
-  /** `auto` follows the audit (folds, train/val/test folders, else subject-disjoint); `subject-disjoint` forces it. */
-  split: 'auto' | 'subject-disjoint';
+  crop: CropMode;
+  split: SplitChoice;
   subjectPattern?: string;
   resume: boolean;
   /** Ways to split each batch over CPU cores (1 = one core; 0 = auto: see `dataParallelWays`). */

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { DATASET_FILE_NAME, readDatasetFile, type DatasetFile } from '../../core/editor/datasetFile.js';
+import { DATASET_FILE_NAME, readDatasetFile, type DatasetFile } from '../../core/editor/auditJsonFile.js';
 import { isDirectory } from '../files.js';
 import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
 

@@ -2,7 +2,7 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { describeRun } from '../../core/editor/runs.js';
+import { describeRun } from '../../core/editor/runDescription.js';
 import { buildHtmlReport, loadReportAssets } from '../../core/report/htmlReport.js';
 import { RUN_FILE, readRunFile, type RunFile } from '../../core/run/runFile.js';
 import { allRunsFolders } from '../config.js';

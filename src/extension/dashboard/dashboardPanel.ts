@@ -1,9 +1,8 @@
 /** The live training dashboard: one panel, fed the folded TrainingView, throttled to a few updates a second. */
 import * as vscode from 'vscode';
-import { progressMessage, type TrainingView } from '../../core/editor/trainingProgress.js';
+import { progressMessage, type TrainingView } from '../../core/train/progress.js';
 import { VIEW_TYPES } from '../commandIds.js';
 import { renderPage } from '../webviewHtml.js';
-import { DASHBOARD_BODY, DASHBOARD_CSS, pageScript } from './page.js';
 import { parseDashboardRequest, type DashboardUpdate } from '../../protocol/dashboard.js';
 
 export interface DashboardActions {
@@ -33,12 +32,12 @@ export class DashboardPanel {
         { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
         {
           enableScripts: true,
-          // The page loads nothing: every byte is inline and nonce-checked.
-          localResourceRoots: [],
+          // The page loads its bundle and stylesheets, nothing else.
+          localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')],
         },
       );
       panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'dashboard.svg');
-      DashboardPanel.current = new DashboardPanel(panel, actions);
+      DashboardPanel.current = new DashboardPanel(panel, extensionUri, actions);
     }
     if (update) DashboardPanel.current.update(update);
     return DashboardPanel.current;
@@ -51,14 +50,15 @@ export class DashboardPanel {
 
   private constructor(
     private readonly panel: vscode.WebviewPanel,
+    extensionUri: vscode.Uri,
     private actions: DashboardActions,
   ) {
+    const asset = (...parts: string[]) => panel.webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, ...parts));
     panel.webview.html = renderPage(panel.webview, {
       title: 'Training',
-      stylesheets: [],
-      inlineStyle: DASHBOARD_CSS,
-      inlineScript: pageScript(),
-      body: DASHBOARD_BODY,
+      stylesheets: [asset('media', 'results.css'), asset('media', 'dashboard.css')],
+      scripts: [asset('dist', 'dashboard.js')],
+      body: '',
     });
     panel.webview.onDidReceiveMessage((raw) => {
       const request = parseDashboardRequest(raw);

@@ -17,7 +17,7 @@ import {
   datasetFileProblem,
   readDatasetFile,
   type FileDiagnostic,
-} from '../../core/editor/datasetFile.js';
+} from '../../core/editor/auditJsonFile.js';
 import { anchorFolderFindings } from '../../core/editor/folderFindings.js';
 import { editorWarningsEnabled, subjectPattern } from '../config.js';
 import { isDirectory } from '../files.js';

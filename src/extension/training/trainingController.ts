@@ -9,12 +9,14 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
   applyTrainEvent,
+  describeEpoch,
+  describeStart,
   initialView,
   overallFraction,
   progressMessage,
   statusLine,
   type TrainingView,
-} from '../../core/editor/trainingProgress.js';
+} from '../../core/train/progress.js';
 import { CHECKPOINT_FILE, RUN_FILE } from '../../core/run/runFile.js';
 import type { TrainSettings } from '../../core/train/settings.js';
 import { COMMANDS, TRAINING_CONTEXT_KEY } from '../commandIds.js';
@@ -108,17 +110,8 @@ export class TrainingController implements vscode.Disposable {
               dirty = true;
               if (event.type === 'log')
                 log()[event.level === 'info' ? 'info' : event.level === 'warning' ? 'warn' : 'error'](event.message);
-              if (event.type === 'started') log().info(`Run folder ${event.runDir}, backend ${event.backend}.`);
-              if (event.type === 'epoch') {
-                const r = event.record;
-                log().info(
-                  `Epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)} acc ${r.trainAccuracy.toFixed(3)}` +
-                    (r.valLoss === null
-                      ? ''
-                      : `, val loss ${r.valLoss.toFixed(4)} acc ${r.valAccuracy?.toFixed(3)} balanced ${r.valBalancedAccuracy?.toFixed(3)}`) +
-                    `, ${r.imagesPerSecond.toFixed(1)} img/s${event.best ? ' (best)' : ''}`,
-                );
-              }
+              if (event.type === 'started') log().info(describeStart(event));
+              if (event.type === 'epoch') log().info(describeEpoch(event.record, event.best));
             },
             onOutput: (line, stream) =>
               stream === 'stderr' ? log().info(`[trainer] ${line}`) : log().trace(`[trainer] ${line}`),

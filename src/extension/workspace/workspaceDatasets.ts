@@ -5,8 +5,8 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { DATASET_FILE_NAME } from '../../core/editor/datasetFile.js';
-import { findDatasetFolders, type WorkspaceDatasets as Found } from '../../core/editor/datasetFolders.js';
+import { DATASET_FILE_NAME } from '../../core/editor/auditJsonFile.js';
+import { findDatasetFolders, type FoundDatasets as Found } from '../../core/editor/datasetRoots.js';
 import { allRunsFolders } from '../config.js';
 import { log } from '../log.js';
 

@@ -14,7 +14,7 @@ export interface DatasetCandidate {
   kind: 'root' | 'part';
 }
 
-export interface WorkspaceDatasets {
+export interface FoundDatasets {
   candidates: DatasetCandidate[];
   /** Every folder with images somewhere below it, for matching paths written in code. */
   knownFolders: string[];
@@ -33,7 +33,7 @@ interface Node {
   children: Set<string>;
 }
 
-export function findDatasetFolders(imageFiles: string[], options: DatasetFolderOptions): WorkspaceDatasets {
+export function findDatasetFolders(imageFiles: string[], options: DatasetFolderOptions): FoundDatasets {
   const roots = [...options.workspaceFolders].map((f) => path.resolve(f)).sort((a, b) => b.length - a.length);
   const excluded = (options.excludedFolders ?? []).map((f) => path.resolve(f));
   const nodes = new Map<string, Node>();

@@ -1,8 +1,8 @@
 import type { Dirent, BigIntStats } from 'node:fs';
 import { open, readdir, readlink, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { ImageFormatError, readFileImageHeader } from './image/header.js';
-import type { ImageEntry, ScanResult, UnreadableEntry, UnreadableReason } from './types.js';
+import { ImageFormatError, readFileImageHeader } from '../image/header.js';
+import type { ImageEntry, ScanResult, UnreadableEntry, UnreadableReason } from '../types.js';
 
 export interface ScanOptions {
   /** Most files and folders open at once (default 32). */

@@ -1,6 +1,5 @@
-/** Run folders as the editor lists and names them: where they go, what to call them, how to describe one. */
+/** Where run folders go and what they are called: the trainer, the CLI and the editor name them the same way. */
 import * as path from 'node:path';
-import type { RunFile } from '../run/runFile.js';
 
 export interface PathVariables {
   workspaceFolder?: string;
@@ -34,33 +33,4 @@ export function expandPathVariables(value: string, variables: PathVariables): st
 export function runFolderName(date: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `run-${date.getFullYear()}${p(date.getMonth() + 1)}${p(date.getDate())}-${p(date.getHours())}${p(date.getMinutes())}${p(date.getSeconds())}`;
-}
-
-export interface RunDescription {
-  label: string;
-  description: string;
-  detail: string;
-}
-
-export function describeRun(run: RunFile, runDir: string): RunDescription {
-  const icon =
-    run.status === 'completed'
-      ? '$(pass)'
-      : run.status === 'failed'
-        ? '$(error)'
-        : run.status === 'cancelled'
-          ? '$(circle-slash)'
-          : '$(sync)';
-  const validation = run.metrics.validation;
-  const metric = validation
-    ? `balanced accuracy ${(validation.balancedAccuracy * 100).toFixed(1)}%, weighted F1 ${validation.weightedF1.toFixed(3)}`
-    : run.history.length > 0
-      ? `${run.history.length} epoch${run.history.length === 1 ? '' : 's'}`
-      : 'no epoch finished';
-  const warning = run.dataset.labelsAreStructural ? '$(warning) trained on structural labels — ' : '';
-  return {
-    label: `${icon} ${path.basename(runDir)}`,
-    description: `${run.status} · ${path.basename(run.dataset.root)} · ${run.settings.labels} (${run.dataset.classes.join('/')})`,
-    detail: `${warning}${metric} · ${new Date(run.updatedAt || run.createdAt).toLocaleString()} · ${runDir}`,
-  };
 }

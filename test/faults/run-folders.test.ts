@@ -14,7 +14,7 @@ import {
   LOCK_FILE,
   openOutFolder,
   removeLeftovers,
-} from '../../src/core/run/runFolder.js';
+} from '../../src/core/run/claim.js';
 import { reportFault } from '../helpers/fault.js';
 
 let work: string;

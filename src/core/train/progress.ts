@@ -1,9 +1,10 @@
 /**
- * What the editor shows while a run trains — status bar, notification, dashboard — folded from the trainer's
- * events into one plain object, so every view reads the same numbers and the folding is tested once.
+ * What a run's progress looks like to its readers — the CLI's stderr, the editor's status bar, notification,
+ * log and dashboard — folded from the trainer's events into one plain object and worded once here, so every
+ * view reads the same numbers in the same words. No Node built-ins: the dashboard page imports it.
  */
 import type { EpochRecord } from '../run/runFile.js';
-import type { BatchProgress, TrainEvent, TrainPhase } from '../train/events.js';
+import type { BatchProgress, TrainEvent, TrainPhase } from './events.js';
 
 export type { BatchProgress };
 
@@ -65,6 +66,7 @@ export function applyTrainEvent(view: TrainingView, event: TrainEvent): Training
   }
 }
 
+/** "5s", "2m 05s", "1h 02m"; a dash when not known (no image seen yet). */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '–';
   const s = Math.round(seconds);
@@ -106,6 +108,28 @@ export function progressMessage(view: TrainingView): string {
     return `${statusLine(view)} · loss ${p.loss.toFixed(3)} · ETA ${formatDuration(p.etaSeconds)}`;
   }
   return statusLine(view);
+}
+
+/** "Epoch 2: train loss 0.4567 acc 0.812 · val loss 0.5012 acc 0.780 balanced 0.775 · 33.1 img/s, 41s (best)". */
+export function describeEpoch(record: EpochRecord, best: boolean): string {
+  const validation =
+    record.valLoss === null
+      ? ''
+      : ` · val loss ${record.valLoss.toFixed(4)} acc ${fixed3(record.valAccuracy)} balanced ${fixed3(record.valBalancedAccuracy)}`;
+  return (
+    `Epoch ${record.epoch}: train loss ${record.trainLoss.toFixed(4)} acc ${record.trainAccuracy.toFixed(3)}${validation}` +
+    ` · ${record.imagesPerSecond.toFixed(1)} img/s, ${formatDuration(record.seconds)}${best ? ' (best)' : ''}`
+  );
+}
+
+function fixed3(value: number | null): string {
+  return value === null ? '–' : value.toFixed(3);
+}
+
+/** "Run folder /runs/run-…, backend wasm", plus a warning when the labels are structural. */
+export function describeStart(event: Extract<TrainEvent, { type: 'started' }>): string {
+  const structural = event.labelsAreStructural ? ' (labels judged structural: the run is marked)' : '';
+  return `Run folder ${event.runDir}, backend ${event.backend}${structural}`;
 }
 
 /** Fraction of the whole run done (0…1), for a determinate progress bar. */
