@@ -6,13 +6,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { generateDemoDataset } from '../../src/core/demo/generate.js';
 import { readRunFile } from '../../src/core/run/runFile.js';
 import { isAlive } from '../../src/core/run/claim.js';
-import { DEFAULT_SETTINGS, type TrainSettings } from '../../src/core/train/settings.js';
+import type { TrainSettings } from '../../src/core/train/settings.js';
 import { TrainerProcess } from '../../src/extension/training/trainerProcess.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { reportFault } from '../helpers/fault.js';
+import { tinyDataset, tinySettings } from '../helpers/tinyRun.js';
 
 const dist = join(__dirname, '..', '..', 'dist');
 const trainerBundle = join(dist, 'trainer.js');
@@ -24,23 +24,12 @@ before(async () => {
   ensureBuilt(['trainer.js', 'auditChild.js']);
   work = await mkdtemp(join(tmpdir(), 'leukemia-children-'));
   process.env.XDG_CACHE_HOME = join(work, 'cache');
-  await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 24, validationImages: 6, seed: 3 });
-  dataset = join(work, 'C-NMC_Leukemia', 'training_data');
+  dataset = await tinyDataset(work);
 });
 after(() => rm(work, { recursive: true, force: true }));
 
 function settings(out: string, overrides: Partial<TrainSettings> = {}): TrainSettings {
-  return {
-    ...DEFAULT_SETTINGS,
-    dataset,
-    out,
-    labels: 'folder:2',
-    imageSize: 32,
-    batchSize: 8,
-    epochs: 3,
-    patience: 0,
-    ...overrides,
-  };
+  return tinySettings(dataset, out, overrides);
 }
 
 function ended(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

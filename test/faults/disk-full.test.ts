@@ -8,12 +8,12 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { generateDemoDataset } from '../../src/core/demo/generate.js';
 import { CHECKPOINT_FILE, MODEL_FILE, readCheckpointMetadata, readRunFile } from '../../src/core/run/runFile.js';
-import { DEFAULT_SETTINGS, type TrainSettings } from '../../src/core/train/settings.js';
+import type { TrainSettings } from '../../src/core/train/settings.js';
 import { trainRun } from '../../src/core/train/train.js';
 import { readSafetensors } from '../../src/core/weights/safetensors.js';
 import { reportFault } from '../helpers/fault.js';
+import { tinyDataset, tinySettings } from '../helpers/tinyRun.js';
 
 let work: string;
 let dataset: string;
@@ -28,8 +28,7 @@ function mount(options: string): string | undefined {
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'leukemia-disk-full-'));
   process.env.XDG_CACHE_HOME = join(work, 'cache');
-  await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 16, validationImages: 4, seed: 3 });
-  dataset = join(work, 'C-NMC_Leukemia', 'training_data');
+  dataset = await tinyDataset(work);
   disk = join(work, 'disk');
   await mkdir(disk);
   // 120 MiB: one epoch's checkpoint and model (about 45 MB each at ResNet-18's size) fit, the next
@@ -42,18 +41,7 @@ after(async () => {
 });
 
 function settings(out: string, overrides: Partial<TrainSettings> = {}): TrainSettings {
-  return {
-    ...DEFAULT_SETTINGS,
-    dataset,
-    out,
-    labels: 'folder:2',
-    imageSize: 32,
-    batchSize: 8,
-    epochs: 3,
-    patience: 0,
-    strategy: 'linear',
-    ...overrides,
-  };
+  return tinySettings(dataset, out, { strategy: 'linear', ...overrides });
 }
 
 function runnable(t: { skip(message: string): void }): boolean {
@@ -63,6 +51,16 @@ function runnable(t: { skip(message: string): void }): boolean {
   assert.notEqual(process.env.CI, 'true', why);
   t.skip(why);
   return false;
+}
+
+/** With room again, --resume finishes the run: nothing done before the fault is redone or lost. */
+async function resumeToTheEnd(out: string): Promise<void> {
+  const resumed = await trainRun(settings(out, { resume: true }), () => undefined);
+  assert.equal(resumed.status, 'completed');
+  assert.deepEqual(
+    resumed.history.map((h) => h.epoch),
+    [1, 2, 3],
+  );
 }
 
 async function checkpointEpoch(runDir: string): Promise<number> {
@@ -97,12 +95,7 @@ test(
     );
 
     assert.equal(spawnSync('mount', ['-o', 'remount,size=400m', disk]).status, 0, 'remount with room');
-    const resumed = await trainRun(settings(out, { resume: true }), () => undefined);
-    assert.equal(resumed.status, 'completed');
-    assert.deepEqual(
-      resumed.history.map((h) => h.epoch),
-      [1, 2, 3],
-    );
+    await resumeToTheEnd(out);
     reportFault(
       'disk full during a checkpoint write (tmpfs 120 MiB)',
       `run.json "failed": "${failed.error}"; kept epochs [${kept}] with their checkpoint and model; --resume with room completed epochs 1-3`,
@@ -151,12 +144,7 @@ test(
     if (!unmarked) assert.equal(run.status, 'failed', 'either run.json says failed, or the log says why it cannot');
 
     for (const name of await readdir(disk)) if (name.startsWith('filler')) await rm(join(disk, name));
-    const resumed = await trainRun(settings(out, { resume: true }), () => undefined);
-    assert.equal(resumed.status, 'completed');
-    assert.deepEqual(
-      resumed.history.map((h) => h.epoch),
-      [1, 2, 3],
-    );
+    await resumeToTheEnd(out);
     reportFault(
       'disk completely full during a checkpoint and run.json write',
       `error "${error.message}"; ${unmarked ? `logged "${unmarked.slice(0, 160)}…"` : `run.json "${run.status}"`}; run.json, checkpoint and model of epoch 1 whole; after freeing space --resume completed epochs 1-3`,

@@ -8,7 +8,6 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { generateDemoDataset } from '../../src/core/demo/generate.js';
 import { createRng } from '../../src/core/random.js';
 import {
   CHECKPOINT_FILE,
@@ -18,11 +17,12 @@ import {
   type EpochRecord,
   type RunFile,
 } from '../../src/core/run/runFile.js';
-import { DEFAULT_SETTINGS, type TrainSettings } from '../../src/core/train/settings.js';
+import type { TrainSettings } from '../../src/core/train/settings.js';
 import { readSafetensors } from '../../src/core/weights/safetensors.js';
 import type { TrainerMessage } from '../../src/protocol/trainer.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { reportFault } from '../helpers/fault.js';
+import { tinyDataset, tinySettings } from '../helpers/tinyRun.js';
 
 const KILLS = Number(process.env.LEUKEMIA_AUDIT_KILLS ?? 24);
 const SEED = 20261202;
@@ -33,8 +33,7 @@ let dataset: string;
 before(async () => {
   ensureBuilt(['trainer.js']);
   work = await mkdtemp(join(tmpdir(), 'leukemia-kill-resume-'));
-  await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 16, validationImages: 4, seed: 3 });
-  dataset = join(work, 'C-NMC_Leukemia', 'training_data');
+  dataset = await tinyDataset(work);
 });
 after(() => rm(work, { recursive: true, force: true }));
 
@@ -44,18 +43,7 @@ after(() => rm(work, { recursive: true, force: true }));
  * have the same settings.
  */
 function settings(out: string): TrainSettings {
-  return {
-    ...DEFAULT_SETTINGS,
-    dataset,
-    out,
-    labels: 'folder:2',
-    imageSize: 32,
-    batchSize: 4,
-    epochs: 4,
-    patience: 0,
-    strategy: 'linear',
-    resume: true,
-  };
+  return tinySettings(dataset, out, { batchSize: 4, epochs: 4, strategy: 'linear', resume: true });
 }
 
 /** When to kill: a time after the fork, or a time after the last batch of an epoch (its validation and writes). */

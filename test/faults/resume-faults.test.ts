@@ -6,13 +6,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { generateDemoDataset } from '../../src/core/demo/generate.js';
 import { CHECKPOINT_FILE, readRunFile } from '../../src/core/run/runFile.js';
-import { DEFAULT_SETTINGS, type TrainSettings } from '../../src/core/train/settings.js';
+import type { TrainSettings } from '../../src/core/train/settings.js';
 import { trainRun } from '../../src/core/train/train.js';
 import { readSafetensors, writeSafetensors } from '../../src/core/weights/safetensors.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { reportFault } from '../helpers/fault.js';
+import { tinyDataset, tinySettings } from '../helpers/tinyRun.js';
 
 const cli = join(__dirname, '..', '..', 'bin', 'leukemia-audit.js');
 let work: string;
@@ -20,26 +20,14 @@ let dataset: string;
 let finished: string;
 
 function settings(out: string, overrides: Partial<TrainSettings> = {}): TrainSettings {
-  return {
-    ...DEFAULT_SETTINGS,
-    dataset,
-    out,
-    labels: 'folder:2',
-    imageSize: 32,
-    batchSize: 8,
-    epochs: 1,
-    patience: 0,
-    strategy: 'linear',
-    ...overrides,
-  };
+  return tinySettings(dataset, out, { epochs: 1, strategy: 'linear', ...overrides });
 }
 
 before(async () => {
   ensureBuilt(['cli.js']);
   work = await mkdtemp(join(tmpdir(), 'leukemia-resume-faults-'));
   process.env.XDG_CACHE_HOME = join(work, 'cache');
-  await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 16, validationImages: 4, seed: 3 });
-  dataset = join(work, 'C-NMC_Leukemia', 'training_data');
+  dataset = await tinyDataset(work);
   finished = join(work, 'finished');
   await trainRun(settings(finished), () => undefined);
 });
