@@ -53,7 +53,7 @@ function runnable(t: { skip(message: string): void }): boolean {
   return false;
 }
 
-/** With room again, --resume finishes the run: nothing done before the fault is redone or lost. */
+/** With room again, --resume finishes the run from the epochs that were kept. */
 async function resumeToTheEnd(out: string): Promise<void> {
   const resumed = await trainRun(settings(out, { resume: true }), () => undefined);
   assert.equal(resumed.status, 'completed');
