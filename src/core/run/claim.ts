@@ -60,8 +60,8 @@ export async function clearRun(folder: string): Promise<void> {
 
 export interface ClaimedRunFolder {
   runDir: string;
-  /** This call made the folder (a new run folder, or an `--out` that did not exist). */
-  created: boolean;
+  /** Folders this call made, innermost (the run folder) first: what to remove when the run never starts. */
+  made: string[];
   lock: RunLock;
   /** Leftovers of dead trainers that were removed, relative to the run folder. */
   removed: string[];
@@ -81,19 +81,21 @@ export interface ClaimOptions extends OutFolderOptions {
  */
 export async function claimRunFolder(options: ClaimOptions): Promise<ClaimedRunFolder> {
   let runDir: string;
-  let created: boolean;
+  const made: string[] = [];
   if (options.out) {
-    created = !existsSync(options.out);
+    if (!existsSync(options.out)) made.push(options.out);
     await openOutFolder(options.out, options);
     runDir = options.out;
   } else {
+    const parentExisted = existsSync(options.runsFolder);
     runDir = await createRunFolder(options.runsFolder, options.name);
-    created = true;
+    made.push(runDir);
+    if (!parentExisted) made.push(options.runsFolder);
   }
   const lock = await acquireRunLock(runDir);
   try {
     if (options.force && !options.resume) await clearRun(runDir);
-    return { runDir, created, lock, removed: await removeLeftovers(runDir) };
+    return { runDir, made, lock, removed: await removeLeftovers(runDir) };
   } catch (error) {
     await lock.release();
     throw error;

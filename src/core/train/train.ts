@@ -10,7 +10,7 @@
  * The loop plans, times, reports and writes run.json; the engine (engine.ts) computes.
  */
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AuditReport } from '../audit/audit.js';
 import { scanAndAudit } from '../audit/runAudit.js';
@@ -79,9 +79,12 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   try {
     return await trainInFolder(folder.runDir, settings, emit, signal);
   } catch (error) {
-    // A folder made for this run that never got a run.json holds nothing worth keeping.
-    if (folder.created && !existsSync(join(folder.runDir, RUN_FILE)))
+    // Folders made for a run that never got a run.json hold nothing worth keeping (its lock aside).
+    if (folder.made.length > 0 && !existsSync(join(folder.runDir, RUN_FILE))) {
+      await folder.lock.release();
       await rm(folder.runDir, { recursive: true, force: true });
+      for (const parent of folder.made.slice(1)) await rmdir(parent).catch(() => undefined);
+    }
     throw error;
   } finally {
     await folder.lock.release();
