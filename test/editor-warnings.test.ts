@@ -103,7 +103,7 @@ describe('datasetCallWarning', () => {
     const warning = datasetCallWarning(calls[0], resolution, cnmc, cells, calls)!;
     assert.equal(warning.fixes.length, 1, 'no path rewrite: pointing at one fold would drop the others');
     const fixed = apply(cells, warning.fixes[0]).c;
-    assert.match(fixed, /\n    class NestedLabelFolder\(Dataset\):\n/, "inserted at the call's indentation");
+    assert.match(fixed, /\n {4}class NestedLabelFolder\(Dataset\):\n/, "inserted at the call's indentation");
     assert.match(fixed, /return NestedLabelFolder\("[^"]+", transform=t, label_depth=2\)/);
     assert.match(fixed, /if g == 'fold_2'/, "the validation fold example is the audit's");
     // Inserted once: with the class already there, the fix only rewrites the call.

@@ -25,7 +25,8 @@ import { confusionCell, positiveClassIndex } from '../src/core/explain/cells.js'
 import { explainRun, selectSamples, spreadAcrossCells } from '../src/core/explain/runExplanations.js';
 import { createResNet18, disposeModel, forward } from '../src/core/model/resnet18.js';
 import { exportStateDict } from '../src/core/model/stateDict.js';
-import { MODEL_FILE, writeRunFile, type Prediction, type RunFile } from '../src/core/run/runFile.js';
+import { MODEL_FILE, type Prediction, type RunFile } from '../src/core/run/runFile.js';
+import { writeRunFile } from '../src/core/run/runFileIo.js';
 import { writeSafetensors } from '../src/core/weights/safetensors.js';
 import { UsageError } from '../src/cli/usage.js';
 import { explainCommand } from '../src/cli/commands/explain.js';

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { readRunFile } from '../../src/core/run/runFile.js';
+import { readRunFile } from '../../src/core/run/runFileIo.js';
 import { isAlive } from '../../src/core/run/claim.js';
 import type { TrainSettings } from '../../src/core/train/settings.js';
 import { TrainerProcess } from '../../src/extension/training/trainerProcess.js';

@@ -9,14 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createRng } from '../../src/core/random.js';
-import {
-  CHECKPOINT_FILE,
-  MODEL_FILE,
-  readCheckpointMetadata,
-  readRunFile,
-  type EpochRecord,
-  type RunFile,
-} from '../../src/core/run/runFile.js';
+import { CHECKPOINT_FILE, MODEL_FILE, type EpochRecord, type RunFile } from '../../src/core/run/runFile.js';
+import { readCheckpointMetadata, readRunFile } from '../../src/core/run/runFileIo.js';
 import type { TrainSettings } from '../../src/core/train/settings.js';
 import { readSafetensors } from '../../src/core/weights/safetensors.js';
 import type { TrainerMessage } from '../../src/protocol/trainer.js';

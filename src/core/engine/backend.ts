@@ -6,19 +6,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 // Under Node, importing tfjs-core registers no gradients; training needs them all.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import type { BackendName, BackendReport } from '../run/runFile.js';
 import type { BackendChoice } from '../train/settings.js';
 import { registerWasmTrainingKernels } from './wasmKernels.js';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
-
-export interface BackendReport {
-  name: BackendName;
-  /** Why a preferred backend was passed over, e.g. "tensorflow: @tensorflow/tfjs-node is not installed". */
-  skipped: string[];
-}
-
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
+/* eslint-disable @typescript-eslint/no-require-imports -- a backend is loaded only when chosen, and an optional
+   one (tfjs-node) may be missing: a synchronous require in the CommonJS bundles, caught by selectBackend. */
 async function tryBackend(name: BackendName): Promise<void> {
   switch (name) {
     case 'tensorflow':
@@ -33,6 +28,7 @@ async function tryBackend(name: BackendName): Promise<void> {
       require('@tensorflow/tfjs-backend-cpu');
       break;
   }
+  /* eslint-enable @typescript-eslint/no-require-imports */
   if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend('${name}') failed`);
   await tf.ready();
 }

@@ -50,7 +50,7 @@ class KernelScope {
     attrs: object = {},
   ): TensorInfo {
     const kernel = tf.getKernel(kernelName, BACKEND_NAME);
-    if (kernel == null)
+    if (kernel === undefined || kernel === null)
       throw new Error(`wasm training kernels need the wasm '${kernelName}' kernel, which is not registered`);
     const namedInputs = ('dataId' in inputs ? { x: inputs } : inputs) as tf.NamedTensorInfoMap;
     const output = kernel.kernelFunc({ inputs: namedInputs, backend: this.backend, attrs: attrs as tf.NamedAttrMap });
@@ -124,7 +124,7 @@ function forwardAxes(
   dyShape: number[],
   attrs: ConvAttrs,
 ): [ConvAxis, ConvAxis] {
-  if (attrs.dataFormat != null && attrs.dataFormat !== 'NHWC') {
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== null && attrs.dataFormat !== 'NHWC') {
     throw new Error(`wasm ${kernelName} supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
   }
   const dilations = attrs.dilations ?? 1;

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { writeFileAtomic } from '../fsAtomic.js';
+import { loadSharp } from '../image/decode.js';
 import { DEFAULT_COLORMAP, colormapTable, colourIndex, type ColormapName } from './colormaps.js';
 
 /** Weight of the colour in the blend: equal parts map and cell, so both stay legible. */
@@ -52,15 +53,6 @@ export function blendOverlay(
     }
   }
   return out;
-}
-
-type Sharp = typeof import('sharp');
-let sharpModule: Sharp | undefined;
-
-/** Loaded on first use, as in image/decode.ts: `require` keeps the CommonJS bundles free of a real ESM import. */
-function loadSharp(): Sharp {
-  sharpModule ??= require('sharp') as Sharp;
-  return sharpModule;
 }
 
 /** Encodes square RGB bytes as PNG. */

@@ -12,7 +12,8 @@ import { readImageFile } from '../image/decode.js';
 import { createResNet18, disposeModel, forward, type ResNet18Params } from '../model/resnet18.js';
 import { argmax } from '../metrics.js';
 import { loadStateDict } from '../model/stateDict.js';
-import { MODEL_FILE, readRunFile, type RunFile } from '../run/runFile.js';
+import { MODEL_FILE, type RunFile } from '../run/runFile.js';
+import { readRunFile } from '../run/runFileIo.js';
 import { readSafetensors } from '../weights/safetensors.js';
 
 export interface LoadedModel {
@@ -81,7 +82,7 @@ export async function loadModel(source: string, options: LoadModelOptions = {}):
     loadStateDict(params, weights.tensors);
   } catch (error) {
     disposeModel(params);
-    throw new Error(`${description.weightsFile}: ${(error as Error).message}`);
+    throw new Error(`${description.weightsFile}: ${(error as Error).message}`, { cause: error });
   }
   return {
     params,

@@ -11,7 +11,8 @@ let sharpModule: Sharp | undefined;
  * works where sharp's native binary is missing. `require`, not `import()`: the bundles are CommonJS and esbuild
  * would leave a dynamic import as a real ESM import for the extension host to resolve.
  */
-function loadSharp(): Sharp {
+export function loadSharp(): Sharp {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above: a lazy require keeps the bundles CommonJS
   sharpModule ??= require('sharp') as Sharp;
   return sharpModule;
 }

@@ -10,7 +10,8 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { ShowRunMessage } from '../../protocol/results.js';
 import { escapeHtml } from '../html.js';
-import { readRunFile, type RunFile } from '../run/runFile.js';
+import { type RunFile } from '../run/runFile.js';
+import { readRunFile } from '../run/runFileIo.js';
 
 const PACKAGE_NAME = 'leukemia-audit';
 const WEBVIEW_SCRIPT = join('dist', 'webview.js');
@@ -52,6 +53,7 @@ export async function loadReportAssets(packageRoot: string = findPackageRoot()):
     } catch (error) {
       throw new Error(
         `The report needs ${join(packageRoot, file)} (built by \`npm run build\`): ${(error as Error).message}`,
+        { cause: error },
       );
     }
   };

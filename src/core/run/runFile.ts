@@ -2,15 +2,12 @@
  * The run folder: `run.json` (this schema, versioned), `model.safetensors` (best weights, torchvision keys,
  * PyTorch layout: loads with `safetensors.torch.load_file` + `resnet18().load_state_dict`) and
  * `checkpoint.safetensors` (last epoch: weights + optimiser state, for `--resume`). Every file is written
- * atomically, so a killed trainer leaves the previous epoch's files intact.
+ * atomically (runFileIo.ts), so a killed trainer leaves the previous epoch's files intact. Types and names
+ * only here: the pages import this file too.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Finding } from '../audit/findings.js';
 import type { SplitSummary } from '../data/splits.js';
 import type { DatasetSpec } from '../datasetSpec.js';
-import type { BackendReport } from '../engine/backend.js';
-import { writeFileAtomic } from '../fsAtomic.js';
 import type { ClassificationMetrics } from '../metrics.js';
 import type { TrainSettings } from '../train/settings.js';
 import type { UnreadableEntry } from '../types.js';
@@ -20,6 +17,15 @@ export const RUN_SCHEMA_VERSION = 1;
 export const RUN_FILE = 'run.json';
 export const MODEL_FILE = 'model.safetensors';
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+
+/** The backend that computed a run, and why preferred ones were passed over. */
+export interface BackendReport {
+  name: BackendName;
+  /** Why a preferred backend was passed over, e.g. "tensorflow: @tensorflow/tfjs-node is not installed". */
+  skipped: string[];
+}
 
 export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
 
@@ -127,39 +133,6 @@ export interface RunFile {
   /** Grad-CAM for a bounded sample of each confusion-matrix cell, with sanity and shortcut checks. */
   explanations?: RunExplanations | null;
 }
-
-export async function writeRunFile(runDir: string, run: RunFile): Promise<void> {
-  run.updatedAt = new Date().toISOString();
-  await writeFileAtomic(join(runDir, RUN_FILE), JSON.stringify(run, null, 2) + '\n');
-}
-
-export async function readRunFile(runDir: string): Promise<RunFile> {
-  const file = join(runDir, RUN_FILE);
-  let parsed: RunFile;
-  try {
-    parsed = JSON.parse(await readFile(file, 'utf8'));
-  } catch (error) {
-    throw new Error(`${file} is not a readable run file: ${(error as Error).message}`);
-  }
-  if (parsed.schema !== RUN_SCHEMA)
-    throw new Error(`${file} is not a leukemia-audit run (schema ${String(parsed.schema)})`);
-  if (parsed.version !== RUN_SCHEMA_VERSION)
-    throw new Error(`${file} has run schema version ${parsed.version}; this version reads ${RUN_SCHEMA_VERSION}`);
-  return parsed;
-}
-
-/**
- * Marks a run that its trainer can no longer mark (killed as stuck) as failed, with the reason. A run that
- * already ended keeps its status.
- */
-export async function markRunFailed(runDir: string, error: string): Promise<void> {
-  const run = await readRunFile(runDir);
-  if (run.status !== 'running') return;
-  run.status = 'failed';
-  run.error = error;
-  await writeRunFile(runDir, run);
-}
-
 /**
  * What run.json needs to continue after a checkpoint: stored in the checkpoint itself, written before the
  * model file and run.json, so a kill between any two of the three writes loses nothing — resuming rebuilds
@@ -176,33 +149,4 @@ export interface CheckpointInfo {
   epoch: number;
   /** Absent in checkpoints written before it was stored: then run.json's history is all there is. */
   progress?: RunProgress;
-}
-
-/** The checkpoint's metadata entries (safetensors metadata is string → string). */
-export function checkpointMetadata(epoch: number, progress: RunProgress): Record<string, string> {
-  return { epoch: String(epoch), progress: JSON.stringify(progress) };
-}
-
-/** Reads and checks a checkpoint's metadata; the error names the file and what is wrong with it. */
-export function readCheckpointMetadata(metadata: Record<string, string>, file: string): CheckpointInfo {
-  const epoch = Number(metadata.epoch);
-  if (metadata.epoch === undefined || !Number.isInteger(epoch) || epoch < 1)
-    throw new Error(
-      `${file} cannot be resumed: its metadata has no valid epoch (${JSON.stringify(metadata.epoch ?? null)}). Start a new run, or replace this one with --force.`,
-    );
-  if (metadata.progress === undefined) return { epoch };
-  let progress: RunProgress;
-  try {
-    progress = JSON.parse(metadata.progress);
-  } catch (error) {
-    throw new Error(`${file} cannot be resumed: its progress metadata is not JSON (${(error as Error).message}).`);
-  }
-  const epochs = Array.isArray(progress?.history) ? progress.history.map((h) => h?.epoch) : undefined;
-  const contiguous = epochs !== undefined && epochs.length === epoch && epochs.every((e, i) => e === i + 1);
-  const best = progress?.bestEpoch;
-  if (!contiguous || !(best === null || (Number.isInteger(best) && best >= 1 && best <= epoch)))
-    throw new Error(
-      `${file} cannot be resumed: its progress metadata does not describe epochs 1 to ${epoch} (history ${JSON.stringify(epochs)}, best epoch ${JSON.stringify(best)}).`,
-    );
-  return { epoch, progress };
 }

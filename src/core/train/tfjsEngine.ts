@@ -9,7 +9,8 @@ import { batchCount, batches, classWeights, type Example } from '../data/batches
 import type { PreparedImages } from '../data/cache.js';
 import { countParameters, createResNet18, disposeModel, forward, trainableByName } from '../model/resnet18.js';
 import { exportStateDict, loadStateDict } from '../model/stateDict.js';
-import { CHECKPOINT_FILE, checkpointMetadata, MODEL_FILE, readCheckpointMetadata } from '../run/runFile.js';
+import { CHECKPOINT_FILE, MODEL_FILE } from '../run/runFile.js';
+import { checkpointMetadata, readCheckpointMetadata } from '../run/runFileIo.js';
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
 import { createDataParallelTrainer } from './dataParallel.js';

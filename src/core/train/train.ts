@@ -28,13 +28,12 @@ import { argmax, computeClassificationMetrics } from '../metrics.js';
 import {
   CHECKPOINT_FILE,
   MODEL_FILE,
-  readRunFile,
   RUN_FILE,
-  writeRunFile,
   type EpochRecord,
   type Prediction,
   type RunFile,
 } from '../run/runFile.js';
+import { readRunFile, writeRunFile } from '../run/runFileIo.js';
 import { resolveWeights, type ResolvedWeights } from '../weights/resolveWeights.js';
 import { TrainingCancelled, type EngineData, type TrainingEngine } from './engine.js';
 import type { TrainEventSink } from './events.js';

@@ -75,6 +75,7 @@ export async function resolveWeights(
       missingModel
         ? `Weights "${choice}" is a folder without ${MODEL_FILE}; give a run folder or a weights file`
         : `Weights "${choice}": cannot read ${file} (${(error as Error).message})`,
+      { cause: error },
     );
   }
   let dict: Map<string, HostTensor>;

@@ -4,7 +4,8 @@
  * load only in that process; a native crash there cannot take the extension host down.
  */
 import type { ChildProcess } from 'node:child_process';
-import { markRunFailed, type RunFile } from '../../core/run/runFile.js';
+import { type RunFile } from '../../core/run/runFile.js';
+import { markRunFailed } from '../../core/run/runFileIo.js';
 import type { TrainEvent } from '../../core/train/events.js';
 import type { TrainSettings } from '../../core/train/settings.js';
 import { parseTrainerMessage, type TrainerCommand } from '../../protocol/trainer.js';
