@@ -2,7 +2,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { expandPathVariables, runFolderName } from '../core/run/runFolders.js';
+import { expandPathVariables } from '../core/run/runFolders.js';
 import {
   BACKENDS,
   DEFAULT_SETTINGS,
@@ -96,8 +96,4 @@ export function allRunsFolders(): string[] {
     return expandPathVariables(configured, { workspaceFolder: f.uri.fsPath, userHome: os.homedir() });
   });
   return [...new Set(found.filter((f): f is string => f !== undefined))];
-}
-
-export function newRunFolder(datasetRoot: string): string {
-  return path.join(runsFolder(datasetRoot), runFolderName(new Date()));
 }

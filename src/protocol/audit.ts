@@ -24,6 +24,8 @@ export type AuditCommand = { type: 'audit'; request: AuditRequest };
 /** Audit child → parent. */
 export type AuditMessage =
   | { type: 'ready'; pid: number }
+  /** Every few seconds while the child's main thread is free: a parent that hears nothing knows it is stuck. */
+  | { type: 'heartbeat' }
   | { type: 'progress'; phase: AuditPhase; done: number; total?: number }
   | { type: 'result'; report: AuditReport }
   | { type: 'error'; message: string; stack?: string };
@@ -52,6 +54,8 @@ export function parseAuditMessage(value: unknown): AuditMessage | undefined {
   switch (message.type) {
     case 'ready':
       return typeof message.pid === 'number' ? { type: 'ready', pid: message.pid } : undefined;
+    case 'heartbeat':
+      return { type: 'heartbeat' };
     case 'progress':
       return typeof message.phase === 'string' &&
         PHASES.includes(message.phase) &&

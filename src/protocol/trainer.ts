@@ -19,6 +19,8 @@ export type TrainerCommand =
  */
 export type TrainerMessage =
   | { type: 'ready'; pid: number }
+  /** Every few seconds while the trainer's main thread is free: a parent that hears nothing knows it is stuck. */
+  | { type: 'heartbeat' }
   | { type: 'event'; event: TrainEvent }
   | { type: 'result'; run: RunFile }
   | { type: 'cancelled' }
@@ -49,6 +51,8 @@ export function parseTrainerMessage(value: unknown): TrainerMessage | undefined 
         : undefined;
     case 'result':
       return isObject(message.run) ? (message as TrainerMessage) : undefined;
+    case 'heartbeat':
+      return { type: 'heartbeat' };
     case 'cancelled':
       return { type: 'cancelled' };
     case 'error':

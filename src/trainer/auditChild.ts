@@ -41,7 +41,8 @@ async function audit(request: AuditRequest): Promise<void> {
 requireParent('audit child', 'use `leukemia-audit audit` instead');
 process.on('message', (raw: unknown) => {
   const command = parseAuditCommand(raw);
-  if (!command) void send(notUnderstood('audit child', raw));
+  // Before a job, a command it cannot read is the job's one result (the parent sends one command only).
+  if (!command) void send(notUnderstood('audit child', raw)).then(busy ? undefined : exitChild);
   else if (!busy) void audit(command.request);
 });
 // The parent died or closed the channel: stop instead of auditing for nobody.

@@ -21,7 +21,8 @@ const HELP = `Usage: leukemia-audit train <dir> [options]
 Audits <dir>, then trains ResNet-18 and writes a run folder (run.json, model.safetensors, checkpoint.safetensors).
 Refuses labels the audit judges structural (e.g. fold folders) unless --labels says what to use.
 
-  --out RUN                  run folder (default: <dir>/../leukemia-audit-runs/run-<time>)
+  --out RUN                  run folder (default: a new <dir>/../leukemia-audit-runs/run-<time>[-N]);
+                             refused when it holds a run, unless --resume or --force
   --labels auto|folder:N|filename|csv:FILE   where the labels are (default auto: the audit's recommendation)
   --epochs N                 (default ${DEFAULT_SETTINGS.epochs})
   --image-size S             side of the square network input (default ${DEFAULT_SETTINGS.imageSize})
@@ -42,10 +43,11 @@ Refuses labels the audit judges structural (e.g. fold folders) unless --labels s
   --optimizer adam|sgd  --lr X  --schedule cosine|step|constant  --patience N (0 = no early stopping)
   --crop none|center|cell    crop before resizing (default none)
   --split auto|subject-disjoint   auto = the audit's plan (folds, train/val/test folders, else subject-disjoint)
-  --subject-pattern RE       subject id pattern (default ^UID_(H?\\d+)_)
+  --subject-pattern=RE       subject id pattern (default ^UID_(H?\\d+)_); write it with = when it starts with -
   --seed N                   (default ${DEFAULT_SETTINGS.seed})
   --workers N|auto           data-parallel ways over CPU cores (default auto: 2 on wasm at ≥ 96 px, else 1)
   --resume                   continue the run in --out from its last checkpoint
+  --force                    replace the run in --out (its run.json, weights and explanations are removed)
   --json                     print only the final run.json on stdout`;
 
 export async function trainCommand(argv: string[]): Promise<number> {
@@ -73,6 +75,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       device: { type: 'string' },
       processes: { type: 'string' },
       resume: { type: 'boolean' },
+      force: { type: 'boolean' },
       json: { type: 'boolean' },
     },
     HELP,
@@ -81,6 +84,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('train takes exactly one dataset folder');
   if (values.resume && !values.out) throw new UsageError('--resume needs --out RUN');
+  if (values.force && !values.out) throw new UsageError('--force needs --out RUN');
+  if (values.force && values.resume) throw new UsageError('--force replaces the run that --resume continues: pass one');
   let labels;
   try {
     labels = parseLabelChoice(values.labels ?? 'auto');
@@ -115,6 +120,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         ? DEFAULT_SETTINGS.processes
         : integerOption(values.processes, 'processes', 1, 1, 64),
     resume: values.resume ?? false,
+    force: values.force ?? false,
     // An absolute path keeps run.json and the trainer process independent of the working directory.
     weights:
       values.weights === undefined || values.weights === 'none' || values.weights === 'imagenet'

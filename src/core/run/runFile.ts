@@ -194,3 +194,20 @@ export interface RunFile {
   /** Training runs from `--weights FILE`: what the checkpoint loader recognised in it. */
   initialWeights?: CheckpointInfo | null;
 }
+/**
+ * What run.json needs to continue after a checkpoint: stored in the checkpoint itself, written before the
+ * model file and run.json, so a kill between any two of the three writes loses nothing — resuming rebuilds
+ * run.json's history and best epoch from the checkpoint, and the best model from its weights when the
+ * checkpoint's epoch is the best one.
+ */
+export interface RunProgress {
+  history: EpochRecord[];
+  bestEpoch: number | null;
+}
+
+export interface CheckpointState {
+  /** The epoch the checkpoint was written after. */
+  epoch: number;
+  /** Absent in checkpoints written before it was stored: then run.json's history is all there is. */
+  progress?: RunProgress;
+}

@@ -51,7 +51,12 @@ export type LabelChoice = 'auto' | `folder:${number}` | 'filename' | `csv:${stri
 
 export interface TrainSettings {
   dataset: string;
+  /** The run folder; refused when it holds a run, unless `resume` or `force`. */
   out?: string;
+  /** Without `out`: where a new `run-<time>` folder is made (default `<dataset>/../leukemia-audit-runs`). */
+  runsFolder?: string;
+  /** Replace the run in `out` (its run files are removed first). */
+  force?: boolean;
   labels: LabelChoice;
   epochs: number;
   imageSize: number;

@@ -14,7 +14,7 @@
  * run goes to trainRunWithTorch, which shares run.json, the final predictions and explainRun with this loop.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AuditReport } from '../audit/audit.js';
 import { scanAndAudit } from '../audit/runAudit.js';
@@ -27,6 +27,7 @@ import { chooseEngine, type EngineChoice } from '../engine/choose.js';
 import { resnet18ParameterCount } from '../model/resnet18.js';
 import { trainWithTorch } from '../torch/torchRun.js';
 import type { UnreadableEntry } from '../types.js';
+import { claimRunFolder } from '../run/claim.js';
 import { runFolderName } from '../run/runFolders.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { combinedLabeler, type Labeler } from '../labels.js';
@@ -66,9 +67,44 @@ export interface RunPlan {
 }
 
 export async function trainRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunFile> {
-  const plan = await planRun(settings, emit, signal);
+  const root = resolve(settings.dataset);
+  // First, so that a folder in use or a run that would be overwritten is refused before any work.
+  const folder = await claimRunFolder({
+    out: settings.out && resolve(settings.out),
+    runsFolder: resolve(settings.runsFolder ?? join(root, '..', 'leukemia-audit-runs')),
+    name: runFolderName(new Date()),
+    resume: settings.resume,
+    force: settings.force ?? false,
+  });
+  if (folder.removed.length > 0)
+    emit({
+      type: 'log',
+      level: 'info',
+      message: `Removed ${folder.removed.length} files left by a stopped trainer in ${folder.runDir}: ${folder.removed.join(', ')}`,
+    });
+  try {
+    return await trainInFolder(folder.runDir, settings, emit, signal);
+  } catch (error) {
+    // Folders made for a run that never got a run.json hold nothing worth keeping (its lock aside).
+    if (folder.made.length > 0 && !existsSync(join(folder.runDir, RUN_FILE))) {
+      await folder.lock.release();
+      await rm(folder.runDir, { recursive: true, force: true });
+      for (const parent of folder.made.slice(1)) await rmdir(parent).catch(() => undefined);
+    }
+    throw error;
+  } finally {
+    await folder.lock.release();
+  }
+}
+
+async function trainInFolder(
+  runDir: string,
+  settings: TrainSettings,
+  emit: TrainEventSink,
+  signal?: AbortSignal,
+): Promise<RunFile> {
+  const plan = await planRun(settings, runDir, emit, signal);
   const initial = plan.previous ? undefined : await initialWeights(settings, plan.classes.length, emit, signal);
-  await mkdir(plan.runDir, { recursive: true });
   const choice = await chooseEngine(resumedEngine(settings, plan.previous), emit);
   if (choice.kind === 'torch') return trainRunWithTorch(plan, settings, initial, choice, emit, signal);
   const backend = choice.backend;
@@ -85,10 +121,12 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     emit,
     signal,
   });
-  const { run, startEpoch } = await initialiseRun(plan, settings, engine, backend, prepared, emit);
+  const run = initialRunFile(plan, settings, engine, backend, prepared);
   if (initial) run.initialWeights = initial.checkpoint;
   try {
     return await completeRun(run, plan, settings, emit, signal, async () => {
+      const startEpoch = await resumeRun(run, plan, engine, emit);
+      await writeRunFile(plan.runDir, run);
       await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
       await finalEvaluation(run, plan, engine, data, emit);
     });
@@ -120,15 +158,22 @@ async function completeRun(
   } catch (error) {
     run.status = error instanceof TrainingCancelled || signal?.aborted ? 'cancelled' : 'failed';
     run.error = (error as Error).message;
-    await writeRunFile(plan.runDir, run);
+    // With the disk full this write can fail too; the error to report stays the first one.
+    await writeRunFile(plan.runDir, run).catch((second: Error) =>
+      emit({ type: 'log', level: 'error', message: `run.json could not be marked ${run.status}: ${second.message}` }),
+    );
     throw error;
   }
 }
 
 /** Audit (headers only: training decodes every image anyway, and reports the ones it cannot), labels, split. */
-export async function planRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunPlan> {
+export async function planRun(
+  settings: TrainSettings,
+  runDir: string,
+  emit: TrainEventSink,
+  signal?: AbortSignal,
+): Promise<RunPlan> {
   const root = resolve(settings.dataset);
-  const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', runFolderName(new Date())));
   const previous = settings.resume && existsSync(join(runDir, CHECKPOINT_FILE)) ? await readRunFile(runDir) : undefined;
   if (settings.resume && !previous)
     emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
@@ -245,26 +290,19 @@ async function prepareData(
   return { prepared, data };
 }
 
-/** A fresh run.json, or the resumed one with the engine restored to its last checkpoint; the first epoch to train. */
-async function initialiseRun(
+/** A fresh run.json, or the one being resumed. */
+function initialRunFile(
   plan: RunPlan,
   settings: TrainSettings,
   engine: TrainingEngine,
   backend: RunFile['backend'],
   prepared: PreparedImages,
-  emit: TrainEventSink,
-): Promise<{ run: RunFile; startEpoch: number }> {
-  const run: RunFile = plan.previous ?? newRunFile(plan, settings, backend, prepared.skipped, engine.parameters);
+): RunFile {
+  const run = plan.previous ?? newRunFile(plan, settings, backend, prepared.skipped, engine.parameters);
   run.status = 'running';
+  run.error = null;
   run.backend = backend;
-  let startEpoch = 1;
-  if (plan.previous) {
-    startEpoch = (await engine.resume(plan.runDir)) + 1;
-    run.history = run.history.filter((h) => h.epoch < startEpoch);
-    emit({ type: 'log', level: 'info', message: `Resuming ${plan.runDir} after epoch ${startEpoch - 1}.` });
-  }
-  await writeRunFile(plan.runDir, run);
-  return { run, startEpoch };
+  return run;
 }
 
 function newRunFile(
@@ -307,6 +345,36 @@ function newRunFile(
   };
 }
 
+/**
+ * Restores the engine to the last checkpoint and run.json to what the checkpoint says was done; returns the
+ * first epoch to train (1 for a new run). The checkpoint is the authority: it is written first after each
+ * epoch, so run.json may lag one epoch behind it, and model.safetensors may lag when the checkpoint's own
+ * epoch was the best — then its weights are the best weights and are written out again.
+ */
+async function resumeRun(run: RunFile, plan: RunPlan, engine: TrainingEngine, emit: TrainEventSink): Promise<number> {
+  if (!plan.previous) return 1;
+  const checkpoint = await engine.resume(plan.runDir);
+  if (checkpoint.progress) {
+    const recovered =
+      checkpoint.progress.history.length - run.history.filter((h) => h.epoch <= checkpoint.epoch).length;
+    if (recovered > 0)
+      emit({
+        type: 'log',
+        level: 'info',
+        message: `Recovered epoch ${checkpoint.epoch}'s record from the checkpoint.`,
+      });
+    run.history = checkpoint.progress.history;
+    run.bestEpoch = checkpoint.progress.bestEpoch;
+    if (run.bestEpoch === checkpoint.epoch) await engine.saveModel(plan.runDir, checkpoint.epoch);
+  } else {
+    // A checkpoint from before progress was stored in it: run.json's record of the epochs it covers.
+    run.history = run.history.filter((h) => h.epoch <= checkpoint.epoch);
+    if (run.bestEpoch !== null && run.bestEpoch > checkpoint.epoch) run.bestEpoch = null;
+  }
+  emit({ type: 'log', level: 'info', message: `Resuming ${plan.runDir} after epoch ${checkpoint.epoch}.` });
+  return checkpoint.epoch + 1;
+}
+
 /** Epochs after the last one in the history, stopping early when validation loss stops improving. */
 async function trainEpochs(
   run: RunFile,
@@ -323,22 +391,8 @@ async function trainEpochs(
   );
   let epochsWithoutImprovement = run.bestEpoch === null ? 0 : run.history.length - run.bestEpoch;
   for (let epoch = startEpoch; epoch <= settings.epochs; epoch++) {
-    const record = await trainEpoch(epoch, settings, engine, data, emit);
-    const monitored = record.valLoss ?? record.trainLoss;
-    const best = monitored < bestLoss;
-    if (best) {
-      bestLoss = monitored;
-      run.bestEpoch = epoch;
-      epochsWithoutImprovement = 0;
-      await engine.saveModel(plan.runDir);
-    } else {
-      epochsWithoutImprovement++;
-    }
-    run.history.push(record);
-    await engine.saveCheckpoint(plan.runDir, epoch);
-    await writeRunFile(plan.runDir, run);
-    emit({ type: 'epoch', record, best });
-    if (settings.patience > 0 && epochsWithoutImprovement >= settings.patience && epoch < settings.epochs) {
+    // Checked before the epoch, so a run resumed after it stopped early stays stopped.
+    if (settings.patience > 0 && epochsWithoutImprovement >= settings.patience) {
       emit({
         type: 'log',
         level: 'info',
@@ -346,6 +400,26 @@ async function trainEpochs(
       });
       return;
     }
+    const record = await trainEpoch(epoch, settings, engine, data, emit);
+    const monitored = record.valLoss ?? record.trainLoss;
+    const best = monitored < bestLoss;
+    if (best) {
+      bestLoss = monitored;
+      epochsWithoutImprovement = 0;
+    } else {
+      epochsWithoutImprovement++;
+    }
+    // Checkpoint (with the history) first, then the best model, then run.json: see resumeRun. run.json takes
+    // each part only once it is on disk, so even a run marked failed by a failed write agrees with its files.
+    const history = [...run.history, record];
+    await engine.saveCheckpoint(plan.runDir, epoch, { history, bestEpoch: best ? epoch : run.bestEpoch });
+    run.history = history;
+    if (best) {
+      await engine.saveModel(plan.runDir, epoch);
+      run.bestEpoch = epoch;
+    }
+    await writeRunFile(plan.runDir, run);
+    emit({ type: 'epoch', record, best });
   }
 }
 

@@ -10,7 +10,7 @@ import { auditDataset } from '../../core/audit/runAudit.js';
 import { labelsAreStructural } from '../../core/train/labelChoice.js';
 import { structuralPrompt } from '../../core/editor/structural.js';
 import { DEFAULT_SETTINGS, type LabelChoice, type TrainSettings } from '../../core/train/settings.js';
-import { newRunFolder, trainOptions } from '../config.js';
+import { runsFolder, trainOptions } from '../config.js';
 import { pythonFromExtension } from '../pythonInterpreter.js';
 import { log, showErrorWithLog } from '../log.js';
 import type { TrainingController } from '../training/trainingController.js';
@@ -94,7 +94,8 @@ export async function trainCommand(
     ...DEFAULT_SETTINGS,
     ...options,
     dataset: dataset.root,
-    out: newRunFolder(dataset.root),
+    // A new folder in it, created exclusively by the trainer (the one source: its `started` event).
+    runsFolder: runsFolder(dataset.root),
     labels,
     subjectPattern: pattern,
     seed: dataset.file?.seed ?? DEFAULT_SETTINGS.seed,

@@ -5,7 +5,7 @@
 import type { AuditReport } from '../../core/audit/audit.js';
 import type { AuditPhase } from '../../core/audit/runAudit.js';
 import { parseAuditMessage, type AuditCommand, type AuditRequest } from '../../protocol/audit.js';
-import { forkNode, forwardLines } from '../childProcess.js';
+import { forkNode, forwardLines, watchHeartbeat } from '../childProcess.js';
 
 export interface AuditHooks {
   onProgress?(phase: AuditPhase, done: number, total?: number): void;
@@ -13,6 +13,8 @@ export interface AuditHooks {
   onOutput?(line: string): void;
   /** Aborting kills the child. */
   signal?: AbortSignal;
+  /** Silence after which the child counts as stuck and is killed (default 120 s; one image never takes that). */
+  stallSeconds?: number;
 }
 
 export function runAuditProcess(
@@ -25,6 +27,9 @@ export function runAuditProcess(
     const child = forkNode(script);
     let report: AuditReport | undefined;
     let failure: string | undefined;
+    watchHeartbeat(child, hooks.stallSeconds ?? 120, (what) => {
+      failure = `the audit process stopped responding (${what}) and was killed`;
+    });
     const recent: string[] = [];
     const output = (line: string) => {
       recent.push(line);
@@ -38,6 +43,8 @@ export function runAuditProcess(
     child.on('message', (raw: unknown) => {
       const message = parseAuditMessage(raw);
       switch (message?.type) {
+        case 'heartbeat':
+          break;
         case 'ready':
           if (child.connected) child.send({ type: 'audit', request } satisfies AuditCommand);
           break;
