@@ -85,13 +85,17 @@ describe('label tables', () => {
     await writeFile(secret, `filename,label\n${names.map((n, i) => `${n},${i % 2 ? 'hem' : 'all'}`).join('\n')}\n`);
     await symlink(secret, path.join(root, 'labels.csv'));
     const scan = await scanDataset(root);
-    const unconfined = await readLabelTables(scan);
-    assert.equal(unconfined.length, 1, 'without confinement the linked table is read (the trusted behaviour)');
-    const confined = await readLabelTables(scan, { inside: [workspace] });
+    // A table linked from outside the dataset is read only when links out of it are followed on purpose…
+    assert.deepEqual(await readLabelTables(scan), [], 'by default a table linked from outside the dataset is not read');
+    const following = await scanDataset(root, { followLinksOutsideRoot: true });
+    const followed = await readLabelTables(following, { followLinksOutsideRoot: true });
+    assert.equal(followed.length, 1, 'with followLinksOutsideRoot the linked table is read (a trusted choice)');
+    // …and never when tables are confined to the workspace folders (an untrusted workspace).
+    const confined = await readLabelTables(following, { followLinksOutsideRoot: true, inside: [workspace] });
     assert.deepEqual(confined, []);
     reportFault(
       'label-table-symlink',
-      `labels.csv -> ${secret}: read when trusted, skipped when confined to the workspace`,
+      `labels.csv -> ${secret}: not read by default, read with followLinksOutsideRoot, never when confined to the workspace`,
     );
   });
 });
