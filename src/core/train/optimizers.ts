@@ -38,11 +38,23 @@ abstract class SlottedOptimizer implements Optimizer {
 
   constructor(protected readonly weightDecay: number) {}
 
-  abstract step(
+  step(
     variables: ReadonlyMap<string, tf.Variable>,
     gradients: ReadonlyMap<string, tf.Tensor>,
     learningRate: number,
-  ): void;
+  ): void {
+    this.steps++;
+    const update = this.updateRule(learningRate);
+    for (const [name, variable] of variables) {
+      const raw = gradients.get(name);
+      if (raw) tf.tidy(() => update(name, variable, this.decayed(raw, variable)));
+    }
+  }
+
+  /** This step's update of one parameter from its (weight-decayed) gradient; runs inside `tf.tidy`. */
+  protected abstract updateRule(
+    learningRate: number,
+  ): (name: string, variable: tf.Variable, gradient: tf.Tensor) => void;
 
   protected slot(key: string, like: tf.Tensor): tf.Variable {
     let slot = this.slots.get(key);
@@ -87,52 +99,32 @@ abstract class SlottedOptimizer implements Optimizer {
 class Adam extends SlottedOptimizer {
   readonly name = 'adam' as const;
 
-  step(
-    variables: ReadonlyMap<string, tf.Variable>,
-    gradients: ReadonlyMap<string, tf.Tensor>,
-    learningRate: number,
-  ): void {
-    this.steps++;
+  protected updateRule(learningRate: number) {
     const correction1 = 1 - ADAM_BETA1 ** this.steps;
     const correction2 = 1 - ADAM_BETA2 ** this.steps;
     const stepSize = learningRate / correction1;
-    for (const [name, variable] of variables) {
-      const raw = gradients.get(name);
-      if (!raw) continue;
+    return (name: string, variable: tf.Variable, g: tf.Tensor) => {
       const m = this.slot(`${name}/exp_avg`, variable);
       const v = this.slot(`${name}/exp_avg_sq`, variable);
-      tf.tidy(() => {
-        const g = this.decayed(raw, variable);
-        m.assign(tf.add(tf.mul(m, ADAM_BETA1), tf.mul(g, 1 - ADAM_BETA1)));
-        v.assign(tf.add(tf.mul(v, ADAM_BETA2), tf.mul(tf.square(g), 1 - ADAM_BETA2)));
-        const denominator = tf.add(tf.div(tf.sqrt(v), Math.sqrt(correction2)), ADAM_EPSILON);
-        variable.assign(tf.sub(variable, tf.mul(tf.div(m, denominator), stepSize)));
-      });
-    }
+      m.assign(tf.add(tf.mul(m, ADAM_BETA1), tf.mul(g, 1 - ADAM_BETA1)));
+      v.assign(tf.add(tf.mul(v, ADAM_BETA2), tf.mul(tf.square(g), 1 - ADAM_BETA2)));
+      const denominator = tf.add(tf.div(tf.sqrt(v), Math.sqrt(correction2)), ADAM_EPSILON);
+      variable.assign(tf.sub(variable, tf.mul(tf.div(m, denominator), stepSize)));
+    };
   }
 }
 
 class SgdMomentum extends SlottedOptimizer {
   readonly name = 'sgd' as const;
 
-  step(
-    variables: ReadonlyMap<string, tf.Variable>,
-    gradients: ReadonlyMap<string, tf.Tensor>,
-    learningRate: number,
-  ): void {
-    this.steps++;
-    for (const [name, variable] of variables) {
-      const raw = gradients.get(name);
-      if (!raw) continue;
+  protected updateRule(learningRate: number) {
+    return (name: string, variable: tf.Variable, g: tf.Tensor) => {
       const buffer = this.slots.get(`${name}/momentum_buffer`);
-      tf.tidy(() => {
-        const g = this.decayed(raw, variable);
-        // PyTorch initialises the buffer with the first gradient, not with zeros.
-        const next = buffer ? tf.add(tf.mul(buffer, SGD_MOMENTUM), g) : g;
-        this.slot(`${name}/momentum_buffer`, variable).assign(next);
-        variable.assign(tf.sub(variable, tf.mul(next, learningRate)));
-      });
-    }
+      // PyTorch initialises the buffer with the first gradient, not with zeros.
+      const next = buffer ? tf.add(tf.mul(buffer, SGD_MOMENTUM), g) : g;
+      this.slot(`${name}/momentum_buffer`, variable).assign(next);
+      variable.assign(tf.sub(variable, tf.mul(next, learningRate)));
+    };
   }
 }
 
