@@ -113,7 +113,7 @@ test('loadModel: a run folder and its weights file give the same model; the run 
     disposeModel(fromRun.params);
     disposeModel(fromFile.params);
   }
-  await assert.rejects(loadModel(join(work, 'missing.safetensors')), /ENOENT/);
+  await assert.rejects(loadModel(join(work, 'missing.safetensors')), /missing\.safetensors: no such file or folder/);
 });
 
 test('predict preprocesses exactly as training: same bytes as the training cache, same logits as its batches', async () => {

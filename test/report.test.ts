@@ -4,7 +4,6 @@
 // Set REPORT_TEST_KEEP=1 to keep the temporary run folders and reports (their paths are printed) to look at.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,9 +18,9 @@ import { DEFAULT_SETTINGS } from '../src/core/train/settings.js';
 import type { ConfusionCell, ExplainedSample, Prediction, RunFile } from '../src/core/run/runFile.js';
 import type { ShowRunMessage } from '../src/protocol/results.js';
 import { ensureBuilt } from './helpers/build.js';
+import { appOf, noChromium, renderedDom } from './helpers/chromium.js';
 
 const REPO = path.join(__dirname, '..');
-const CHROMIUM = '/usr/bin/chromium';
 const KEEP = process.env.REPORT_TEST_KEEP === '1';
 const HOSTILE = 'fold_2/all/<img src=x onerror=alert(1)>.bmp';
 const HOSTILE_ESCAPED = 'fold_2/all/&lt;img src=x onerror=alert(1)&gt;.bmp';
@@ -391,38 +390,6 @@ async function writeEarlyRun(): Promise<string> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-
-/** The page as headless Chromium leaves it after its scripts ran; null (with the reason printed) without Chromium. */
-function renderedDom(htmlFile: string): string | null {
-  if (!existsSync(CHROMIUM)) return null;
-  const result = spawnSync(
-    CHROMIUM,
-    [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--dump-dom',
-      `file://${htmlFile}`,
-    ],
-    { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 * 1024 * 1024 },
-  );
-  assert.equal(result.status, 0, `chromium failed: ${result.error ?? ''}\n${result.stderr}`);
-  return result.stdout;
-}
-
-const noChromium = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is not installed: cannot check that the page draws itself`;
-
-/** The rendered view: what the script built inside `<main id="app">`, without the page's own script text. */
-function appOf(dom: string): string {
-  const app = /<main id="app">([\s\S]*)<\/main>/.exec(dom)?.[1];
-  assert.ok(app, 'the page has its <main id="app">');
-  return app;
-}
 
 /** Everything outside the embedded run data, which holds hostile strings on purpose (JSON-escaped). */
 function withoutRunData(html: string): string {

@@ -15,6 +15,7 @@ import {
   ensureImagenetWeights,
   WeightsDownloadError,
   WEIGHTS_URL_ENV,
+  WEIGHTS_SHA256_ENV,
   defaultWeightsCacheDir,
 } from '../src/core/weights/imagenet.js';
 import {
@@ -661,7 +662,11 @@ test('download: streamed with progress, verified by the SHA-256 prefix in its na
     },
   });
   const root = await mkdtemp(join(workDir, 'download-'));
-  const env = { [WEIGHTS_URL_ENV]: `${server.origin}/files/${fileName}`, TORCH_HOME: join(root, 'torch-home') };
+  const env = {
+    [WEIGHTS_URL_ENV]: `${server.origin}/files/${fileName}`,
+    [WEIGHTS_SHA256_ENV]: sha256Hex(body),
+    TORCH_HOME: join(root, 'torch-home'),
+  };
   try {
     const cacheDir = join(root, 'cache');
     const progress: [number, number | undefined][] = [];
@@ -690,7 +695,7 @@ test('download: streamed with progress, verified by the SHA-256 prefix in its na
     assert.equal(server.requests.get(`/files/${fileName}`), 1, 'the cached copy is used without a request');
 
     for (const [route, problem] of [
-      ['corrupt', /downloaded file is corrupt: its SHA-256 is [0-9a-f]{64}, not [0-9a-f]{8}…/],
+      ['corrupt', /downloaded file is corrupt: its SHA-256 is [0-9a-f]{64}, not [0-9a-f]{64}/],
       ['truncated', /download broke off/],
     ] as const) {
       const emptyCache = join(root, `cache-${route}`);
@@ -802,24 +807,23 @@ test('resolveWeights: none, run folders and files recognised by content, imagene
     /neither a PyTorch file \(torch\.save\) nor a safetensors file/,
   );
 
-  // A run folder's model.safetensors, and the same file under a misleading name.
+  // A run folder's model.safetensors (no run.json: copied weights), and the same file under a misleading name.
   const run = join(root, 'run');
-  const head = new Map<string, HostTensor>([
-    ['fc.weight', { shape: [3, 512], data: new Float32Array(3 * 512).fill(0.5) }],
-    ['fc.bias', { shape: [3], data: Float32Array.from([1, 2, 3]) }],
-  ]);
-  await writeSafetensors(join(run, 'model.safetensors'), head);
+  const three = createResNet18(3, 4);
+  const threeDict = exportStateDict(three);
+  disposeModel(three);
+  await writeSafetensors(join(run, 'model.safetensors'), threeDict);
   const fromRun = await resolveWeights(run, { numClasses: 2 });
   assert.ok(fromRun);
-  assert.deepEqual([...fromRun.dict.keys()], ['fc.weight', 'fc.bias']);
-  assert.deepEqual(fromRun.dict.get('fc.bias')!.data, Float32Array.from([1, 2, 3]));
+  assert.deepEqual([...fromRun.dict.keys()], [...threeDict.keys()]);
+  assert.deepEqual(fromRun.dict.get('fc.bias')!.data, threeDict.get('fc.bias')!.data);
   assert.equal(fromRun.checkpointClasses, 3);
   assert.equal(fromRun.headMismatch, true);
   assert.equal(fromRun.sha256, sha256Hex(await readFile(join(run, 'model.safetensors'))));
   await copyFile(join(run, 'model.safetensors'), join(root, 'actually-safetensors.pth'));
   assert.match(
     (await resolveWeights(join(root, 'actually-safetensors.pth'), { numClasses: 3 }))!.source,
-    /^safetensors weights from /,
+    /actually-safetensors\.pth: ResNet-18 — safetensors state dict; torchvision keys; classifier "fc" with 3 outputs/,
   );
   assert.equal((await resolveWeights(join(root, 'actually-safetensors.pth'), { numClasses: 3 }))!.headMismatch, false);
 
@@ -827,7 +831,10 @@ test('resolveWeights: none, run folders and files recognised by content, imagene
   if (typeof files === 'string') return t.skip(files);
   await copyFile(join(files.folder, 'resnet18-3.pth'), join(root, 'weights.bin'));
   const fromPth = await resolveWeights(join(root, 'weights.bin'), { numClasses: 3 });
-  assert.match(fromPth!.source, /^PyTorch weights from .*weights\.bin$/);
+  assert.match(
+    fromPth!.source,
+    /weights\.bin: ResNet-18 — PyTorch state dict; torchvision keys; classifier "fc" with 3 outputs/,
+  );
   assertMatchesPyTorch(fromPth!.dict, files, 'resnet18-3', 'weights.bin');
 
   // `imagenet`, with the URL overridden to serve a 1000-class file named by torchvision's convention.
@@ -838,7 +845,11 @@ test('resolveWeights: none, run folders and files recognised by content, imagene
     const options = {
       numClasses: 2,
       cacheDir: join(root, 'cache'),
-      env: { [WEIGHTS_URL_ENV]: `${server.origin}/models/${fileName}`, TORCH_HOME: join(root, 'torch') },
+      env: {
+        [WEIGHTS_URL_ENV]: `${server.origin}/models/${fileName}`,
+        [WEIGHTS_SHA256_ENV]: sha256Hex(imagenetLike),
+        TORCH_HOME: join(root, 'torch'),
+      },
     };
     let progressCalls = 0;
     const imagenet = await resolveWeights('imagenet', { ...options, onProgress: () => progressCalls++ });

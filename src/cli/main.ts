@@ -4,6 +4,7 @@
  */
 import { auditCommand } from './commands/audit.js';
 import { demoDataCommand } from './commands/demoData.js';
+import { evaluateCommand } from './commands/evaluate.js';
 import { explainCommand } from './commands/explain.js';
 import { predictCommand } from './commands/predict.js';
 import { reportCommand } from './commands/report.js';
@@ -32,6 +33,11 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary:
       'explain (--run RUN | --weights FILE) [--layer L] [--class C] [--method gradcam|gradcam++] [--colormap viridis|turbo|jet] [--out DIR] [--json] IMAGE...   Grad-CAM overlays',
     run: explainCommand,
+  },
+  evaluate: {
+    summary:
+      'evaluate <dir> --weights FILE|RUN [--labels …] [--class-map out=class,…] [--image-size S] [--crop C] [--json]   any ResNet-18 checkpoint on the true labels',
+    run: evaluateCommand,
   },
   report: {
     summary: 'report <run> [--out report.html]   write the run as one self-contained HTML file',

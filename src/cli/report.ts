@@ -95,3 +95,28 @@ export function formatMetrics(run: RunFile): string {
 function fmt(value: number | null): string {
   return value === null ? '-' : value.toFixed(3);
 }
+
+/** An evaluation's verdict and contingency table (model output × true label), as printed by `evaluate`. */
+export function formatEvaluation(run: RunFile): string {
+  const evaluation = run.evaluation;
+  if (!evaluation) return '';
+  const { association: a } = evaluation;
+  const lines = [`Verdict: ${a.verdict}.`];
+  if (evaluation.mapping)
+    lines.push(
+      `Outputs mapped to classes by ${evaluation.mappedBy === 'names' ? 'name' : '--class-map'}: ` +
+        evaluation.outputs.map((o, i) => `${o}=${run.dataset.classes[evaluation.mapping![i]]}`).join(', '),
+    );
+  else lines.push(`The outputs (${evaluation.outputs.join(', ')}) are not the classes: no accuracy, only association.`);
+  const width = Math.max(8, ...a.outputs.map((o) => o.length + 2));
+  lines.push(`  output × true label: ${a.classes.join(' / ')}`);
+  a.table.forEach((row, i) =>
+    lines.push(`    ${a.outputs[i].padEnd(width)}${row.map((v) => String(v).padStart(7)).join('')}`),
+  );
+  const worst = evaluation.perSubject.slice(0, 5);
+  if (worst.length > 0)
+    lines.push(
+      `  lowest per-subject accuracy: ${worst.map((s) => `${s.subject} ${fmt(s.accuracy)} (${s.images})`).join(', ')}`,
+    );
+  return lines.join('\n');
+}

@@ -9,6 +9,7 @@ import { structuralBanner } from './banner.js';
 import { confusionSection } from './confusion.js';
 import { curvesSection } from './curves.js';
 import { h, notAvailable, section } from './dom.js';
+import { evaluationSection } from './evaluation.js';
 import { evaluationChartsSection } from './evaluationCharts.js';
 import { explanationsSection } from './explanations.js';
 import { findingsSection } from './findings.js';
@@ -17,8 +18,22 @@ import { metricsSection } from './metricsTable.js';
 import { Store } from './state.js';
 import { summarySection } from './summary.js';
 
-const PARTS: { id: string; title: string; build: (run: RunFile, host: Host, store: Store) => HTMLElement }[] = [
+interface Part {
+  id: string;
+  title: string;
+  build: (run: RunFile, host: Host, store: Store) => HTMLElement;
+  /** Shown only for runs this accepts (default: every run). */
+  when?: (run: RunFile) => boolean;
+}
+
+const PARTS: Part[] = [
   { id: 'summary', title: 'Run', build: (run, host) => summarySection(run, host) },
+  {
+    id: 'evaluation',
+    title: 'Evaluation',
+    build: (run) => evaluationSection(run),
+    when: (run) => run.kind === 'evaluation',
+  },
   { id: 'findings', title: 'Audit findings', build: (run, host) => findingsSection(run.dataset.findings, host) },
   { id: 'metrics', title: 'Metrics', build: (run) => metricsSection(run) },
   { id: 'confusion', title: 'Confusion matrix', build: (run, _host, store) => confusionSection(run, store) },
@@ -29,7 +44,8 @@ const PARTS: { id: string; title: string; build: (run: RunFile, host: Host, stor
 
 export function renderRun(root: HTMLElement, run: RunFile, host: Host, state: ViewState): void {
   const store = new Store(state, (s) => host.saveState(s));
-  const parts = PARTS.map((part) => {
+  const shown = PARTS.filter((part) => safely(() => part.when?.(run) ?? true));
+  const parts = shown.map((part) => {
     try {
       return part.build(run, host, store);
     } catch (error) {
@@ -42,7 +58,7 @@ export function renderRun(root: HTMLElement, run: RunFile, host: Host, state: Vi
     }
   });
   const banner = safely(() => structuralBanner(run));
-  root.replaceChildren(header(run), ...(banner ? [banner] : []), navigation(), ...parts);
+  root.replaceChildren(header(run), ...(banner ? [banner] : []), navigation(shown), ...parts);
 }
 
 /** A message in place of the whole view: no run, or data that is not a run. */
@@ -56,20 +72,20 @@ function header(run: RunFile): HTMLElement {
   return h(
     'header',
     { class: 'page-header' },
-    h('h1', {}, folder ? `Run ${folder}` : 'Run'),
+    h('h1', {}, `${run.kind === 'evaluation' ? 'Evaluation' : 'Run'}${folder ? ` ${folder}` : ''}`),
     h('p', { class: 'hint' }, 'leukemia-audit · ResNet-18 on ', h('code', { class: 'path' }, run.dataset?.root ?? '')),
   );
 }
 
-function navigation(): HTMLElement {
+function navigation(parts: readonly Part[]): HTMLElement {
   return h(
     'nav',
     { class: 'toc', 'aria-label': 'Sections' },
-    h('ul', {}, ...PARTS.map((p) => h('li', {}, h('a', { href: `#${p.id}` }, p.title)))),
+    h('ul', {}, ...parts.map((p) => h('li', {}, h('a', { href: `#${p.id}` }, p.title)))),
   );
 }
 
-function safely(build: () => HTMLElement | null): HTMLElement | null {
+function safely<T>(build: () => T | null): T | null {
   try {
     return build();
   } catch {

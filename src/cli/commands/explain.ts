@@ -14,11 +14,11 @@ const HELP = `Usage: leukemia-audit explain (--run RUN | --weights FILE) [option
 
 Grad-CAM maps of a trained ResNet-18 for each image, written as overlays on the preprocessed image.
 
-  --run RUN | --weights FILE   a run folder, or a model.safetensors written by train
+  --run RUN | --weights FILE   a run folder, or any ResNet-18 checkpoint (.pth, .pt, .safetensors)
   --layer L                    maxpool, layer1 … layer4 (default ${DEFAULT_CAM_LAYER}; layerN.1 = layerN)
   --class C                    class to explain, by name or index (default: the predicted class)
   --method gradcam|gradcam++   (default gradcam)
-  --image-size S               network input side (default: the size the model was trained at)
+  --image-size S               network input side (default: the size the model was trained at; 224 when unknown)
   --crop none|center|cell      (default: the run's crop, or the file's metadata, or none)
   --colormap viridis|turbo|jet (default ${DEFAULT_COLORMAP}; viridis and turbo are perceptually ordered)
   --out DIR                    where the overlay PNGs go (default ./explanations)
@@ -95,6 +95,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
     if (values.json) {
       const output = {
         weights: model.weightsFile,
+        checkpoint: model.checkpoint,
         classes: model.classes,
         imageSize: size,
         crop: model.crop,

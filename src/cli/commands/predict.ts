@@ -3,15 +3,17 @@ import { CROPS } from '../../core/train/settings.js';
 import { selectBackend } from '../../core/engine/backend.js';
 import { loadModel, predictFiles, type LoadedModel } from '../../core/explain/predict.js';
 import { disposeModel } from '../../core/model/resnet18.js';
+import { describeCheckpoint } from '../../core/weights/checkpoint.js';
 import { UsageError, integerOption, oneOf, parseCommandArgs } from '../usage.js';
 
 const HELP = `Usage: leukemia-audit predict --weights FILE|RUN [--image-size S] [--crop none|center|cell] [--json] IMAGE...
 
 Classifies images with a trained ResNet-18, preprocessing them exactly as training did.
 
-  --weights FILE|RUN   a model.safetensors written by train, or a run folder (its run.json names the classes,
-                       image size and crop)
-  --image-size S       network input side (default: the size the model was trained at)
+  --weights FILE|RUN   a run folder (its run.json names the classes, image size and crop), or any ResNet-18
+                       checkpoint: .pth/.pt (state dict, training checkpoint or whole model, never executed)
+                       or .safetensors; what was recognised is printed on stderr
+  --image-size S       network input side (default: the size the model was trained at; 224 when unknown)
   --crop none|center|cell   (default: the run's crop, or the file's metadata, or none)
   --json               print only JSON on stdout: per image probabilities and logits`;
 
@@ -32,9 +34,14 @@ export async function loadModelForCommand(
     values['image-size'] === undefined ? undefined : integerOption(values['image-size'], 'image-size', 0, 32);
   const crop = values.crop === undefined ? undefined : oneOf(values.crop, 'crop', CROPS, 'none');
   const model = await loadModel(resolve(source), { imageSize, crop });
+  process.stderr.write(`${describeCheckpoint(model.checkpoint)}\n`);
   if (model.trainedImageSize !== undefined && model.imageSize !== model.trainedImageSize) {
     process.stderr.write(
       `note: the model was trained at ${model.trainedImageSize} px; predicting at ${model.imageSize} px changes its answers\n`,
+    );
+  } else if (model.trainedImageSize === undefined && imageSize === undefined) {
+    process.stderr.write(
+      `note: the checkpoint does not say its input size; using ${model.imageSize} px (torchvision's). Give --image-size if it was trained at another\n`,
     );
   }
   return model;
@@ -53,6 +60,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
     if (values.json) {
       const output = {
         weights: model.weightsFile,
+        checkpoint: model.checkpoint,
         classes: model.classes,
         imageSize: model.imageSize,
         crop: model.crop,

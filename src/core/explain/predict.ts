@@ -4,17 +4,14 @@
  * the pixels a validation batch would have shown the network.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { normaliseInto, preprocessImage } from '../data/preprocess.js';
 import { CROPS, isOneOf, type CropMode } from '../train/settings.js';
 import { readImageFile } from '../image/decode.js';
 import { createResNet18, disposeModel, forward, type ResNet18Params } from '../model/resnet18.js';
 import { argmax } from '../metrics.js';
 import { loadStateDict } from '../model/stateDict.js';
-import { MODEL_FILE, type RunFile } from '../run/runFile.js';
-import { readRunFile } from '../run/runFileIo.js';
-import { readSafetensors } from '../weights/safetensors.js';
+import type { RunFile } from '../run/runFile.js';
+import { loadCheckpoint, type CheckpointInfo } from '../weights/checkpoint.js';
 
 export interface LoadedModel {
   params: ResNet18Params;
@@ -28,6 +25,8 @@ export interface LoadedModel {
   weightsFile: string;
   /** The run, when loaded from a run folder. */
   run: RunFile | undefined;
+  /** What the checkpoint loader recognised in the file. */
+  checkpoint: CheckpointInfo;
 }
 
 export interface LoadModelOptions {
@@ -37,86 +36,34 @@ export interface LoadModelOptions {
   crop?: CropMode;
 }
 
-/** What a weights file's metadata or a run says about preprocessing, before options override it. */
-interface ModelDescription {
-  classes: string[] | undefined;
-  imageSize: number | undefined;
-  crop: CropMode | undefined;
-  weightsFile: string;
-  run: RunFile | undefined;
-}
+/** torchvision's input size, for checkpoints that do not say theirs (a notebook's .pth never does). */
+export const DEFAULT_FOREIGN_IMAGE_SIZE = 224;
 
 /**
- * Loads ResNet-18 from a run folder (run.json names the classes, size and crop; weights from its
- * `model.safetensors`) or from a safetensors file (training writes `classes` and `imageSize` into its
- * metadata). The caller owns the returned parameters (`disposeModel`).
+ * Loads ResNet-18 from a run folder (run.json names the classes, size and crop), from our safetensors
+ * (training writes `classes`, `imageSize` and `crop` into its metadata) or from any checkpoint the loader
+ * recognises (`checkpoint.ts`): a notebook's .pth is predicted at 224 px unless told otherwise, with
+ * class names from its `class_to_idx` or else `0`, `1`, …. The caller owns the parameters (`disposeModel`).
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  const description = (await stat(source)).isDirectory()
-    ? await describeRun(source)
-    : { classes: undefined, imageSize: undefined, crop: undefined, weightsFile: source, run: undefined };
-  const weights = await readSafetensors(description.weightsFile);
-  const metadata = weights.metadata;
-  const fcBias = weights.tensors.get('fc.bias');
-  if (!fcBias || fcBias.shape.length !== 1)
-    throw new Error(`${description.weightsFile} has no ResNet-18 classifier (fc.bias)`);
-  const numClasses = fcBias.shape[0];
-  const classes =
-    description.classes ??
-    metadataClasses(metadata.classes, description.weightsFile) ??
-    Array.from({ length: numClasses }, (_, i) => String(i));
-  if (classes.length !== numClasses) {
-    throw new Error(
-      `${description.weightsFile} classifies ${numClasses} classes but ${classes.length} class names were given (${classes.join(', ')})`,
-    );
-  }
-  const trainedImageSize = description.imageSize ?? metadataInteger(metadata.imageSize);
-  const imageSize = options.imageSize ?? trainedImageSize;
-  if (imageSize === undefined)
-    throw new Error(`${description.weightsFile} does not record the image size it was trained at; give it explicitly`);
-  const metadataCrop = isOneOf(CROPS, metadata.crop) ? metadata.crop : undefined;
-  const crop = options.crop ?? description.crop ?? metadataCrop ?? 'none';
+  const { dict, info, run } = await loadCheckpoint(source, { requireHead: true });
+  const numClasses = info.numClasses!;
+  const classes = info.classes ?? Array.from({ length: numClasses }, (_, i) => String(i));
+  const trainedImageSize = run
+    ? (run.model.imageSize ?? run.settings.imageSize)
+    : metadataInteger(info.metadata.imageSize);
+  const imageSize = options.imageSize ?? trainedImageSize ?? DEFAULT_FOREIGN_IMAGE_SIZE;
+  const metadataCrop = isOneOf(CROPS, info.metadata.crop) ? info.metadata.crop : undefined;
+  const crop = options.crop ?? run?.settings.crop ?? metadataCrop ?? 'none';
 
   const params = createResNet18(numClasses);
   try {
-    loadStateDict(params, weights.tensors);
+    loadStateDict(params, dict);
   } catch (error) {
     disposeModel(params);
-    throw new Error(`${description.weightsFile}: ${(error as Error).message}`, { cause: error });
+    throw new Error(`${info.file}: ${(error as Error).message}`, { cause: error });
   }
-  return {
-    params,
-    classes,
-    imageSize,
-    trainedImageSize,
-    crop,
-    weightsFile: description.weightsFile,
-    run: description.run,
-  };
-}
-
-async function describeRun(runDir: string): Promise<ModelDescription> {
-  const run = await readRunFile(runDir);
-  return {
-    classes: run.dataset.classes,
-    imageSize: run.model.imageSize ?? run.settings.imageSize,
-    crop: run.settings.crop,
-    weightsFile: join(runDir, run.model.weightsFile ?? MODEL_FILE),
-    run,
-  };
-}
-
-function metadataClasses(text: string | undefined, file: string): string[] | undefined {
-  if (text === undefined) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new Error(`${file}: metadata "classes" is not JSON: ${text}`);
-  }
-  if (!Array.isArray(parsed) || !parsed.every((name) => typeof name === 'string'))
-    throw new Error(`${file}: metadata "classes" is not a list of names: ${text}`);
-  return parsed;
+  return { params, classes, imageSize, trainedImageSize, crop, weightsFile: info.file, run, checkpoint: info };
 }
 
 function metadataInteger(text: string | undefined): number | undefined {

@@ -47,7 +47,7 @@ export type ForwardResult = {
 const BN_EPSILON = 1e-5;
 const BN_MOMENTUM = 0.1;
 const STEM_WIDTH = 64;
-const FEATURE_WIDTH = 512;
+export const FEATURE_WIDTH = 512;
 const INPUT_CHANNELS = 3;
 
 interface ResidualLayerSpec {

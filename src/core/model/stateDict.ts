@@ -43,8 +43,8 @@ export function exportStateDict(params: ResNet18Params): StateDict {
 
 export interface LoadStateDictOptions {
   /**
-   * Accept a checkpoint whose classifier has a different number of classes (e.g. ImageNet's 1000):
-   * load the backbone and re-initialise `fc` as a fresh model would.
+   * Accept a checkpoint whose classifier has a different number of classes (e.g. ImageNet's 1000), or
+   * none: load the backbone and re-initialise `fc` as a fresh model would.
    */
   allowHeadMismatch?: boolean;
   /** Seed or random source for a re-initialised `fc`. */
@@ -96,7 +96,9 @@ export function loadStateDict(
   const modelClasses = numClassesOf(params);
   const checkpointClasses = checkpointClassCount(params, dict);
   const otherClassCount = checkpointClasses !== undefined && checkpointClasses !== modelClasses;
-  const headReinitialised = otherClassCount && options.allowHeadMismatch === true;
+  // A backbone saved without its classifier (fc removed) initialises training as well as ImageNet's does.
+  const headAbsent = HEAD_NAMES.every((name) => !dict.has(name));
+  const headReinitialised = (otherClassCount || headAbsent) && options.allowHeadMismatch === true;
   const loaded = [...params].filter(([name]) => !(headReinitialised && HEAD_NAMES.includes(name)));
 
   const missing: string[] = [];

@@ -11,6 +11,8 @@ import type { DatasetSpec } from '../datasetSpec.js';
 import type { ClassificationMetrics } from '../metrics.js';
 import type { TrainSettings } from '../train/settings.js';
 import type { UnreadableEntry } from '../types.js';
+import type { OutputAssociation } from '../evaluate/association.js';
+import type { CheckpointInfo } from '../weights/checkpointInfo.js';
 
 export const RUN_SCHEMA = 'leukemia-audit/run';
 export const RUN_SCHEMA_VERSION = 1;
@@ -105,8 +107,46 @@ export interface RunExplanations {
   shortcut: { perClass: Record<string, number>; threshold: number; flagged: boolean; message: string };
 }
 
+/** Per-subject accuracy of an evaluation: a patient whose cells are all misread is one error, not hundreds. */
+export interface SubjectAccuracy {
+  subject: string;
+  images: number;
+  correct: number;
+  accuracy: number;
+  /** Images per true class. */
+  byClass: Record<string, number>;
+}
+
+/** What `evaluate` adds to run.json (`kind: "evaluation"`). */
+export interface RunEvaluation {
+  /** What the checkpoint loader recognised in the evaluated file. */
+  checkpoint: CheckpointInfo;
+  /** The model's output names, index = logit position in the original checkpoint. */
+  outputs: string[];
+  /** Dataset class index of each output, when outputs are the dataset's classes; null when they are not. */
+  mapping: number[] | null;
+  /** How `mapping` was found: output names equal to the classes (case-insensitively), or `--class-map`. */
+  mappedBy: 'names' | 'class-map' | null;
+  /** `--labels` as given, or `auto` for the audit's recommendation; the sources are `dataset.spec.labelSources`. */
+  labels: string;
+  /** Output × true label, Cramér's V, mutual information, p-value and the verdict in words. */
+  association: OutputAssociation;
+  /** Per subject, when the dataset's file names carry subjects and outputs are mapped. */
+  perSubject: SubjectAccuracy[];
+  /**
+   * Per image when the outputs are not the classes (mapped runs use `predictions`): the output index and
+   * the probabilities over the outputs.
+   */
+  outputsPerImage: { path: string; subject: string | null; true: number; output: number; probabilities: number[] }[];
+}
+
 export interface RunFile {
   schema: typeof RUN_SCHEMA;
+  /**
+   * `training` (or absent, as in runs written before evaluations existed) or `evaluation`: a model
+   * evaluated on a dataset (no history; `evaluation` says what was loaded and how outputs map to classes).
+   */
+  kind?: 'training' | 'evaluation';
   version: typeof RUN_SCHEMA_VERSION;
   createdAt: string;
   updatedAt: string;
@@ -132,4 +172,8 @@ export interface RunFile {
   predictions: Prediction[];
   /** Grad-CAM for a bounded sample of each confusion-matrix cell, with sanity and shortcut checks. */
   explanations?: RunExplanations | null;
+  /** Evaluation runs only. */
+  evaluation?: RunEvaluation | null;
+  /** Training runs from `--weights FILE`: what the checkpoint loader recognised in it. */
+  initialWeights?: CheckpointInfo | null;
 }

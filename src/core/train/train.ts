@@ -70,6 +70,7 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     signal,
   });
   const { run, startEpoch } = await initialiseRun(plan, settings, engine, backend, prepared, emit);
+  if (initial) run.initialWeights = initial.checkpoint;
   try {
     await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
     await finalEvaluation(run, plan, engine, data, emit);

@@ -9,7 +9,9 @@
  * written to a temporary name in the cache folder and renamed only once verified, so the cache never holds
  * a partial or corrupt download. Eight hex digits catch any corruption or truncation but are no defence
  * against a deliberately forged file — which could still only supply wrong numbers: `.pth` files are read
- * by the safe unpickler in `pickle.ts`, never executed.
+ * by the safe unpickler in `pickle.ts`, never executed. So a URL override (`LEUKEMIA_AUDIT_WEIGHTS_URL`) for a
+ * file we do not pin needs its full SHA-256 as well (`LEUKEMIA_AUDIT_WEIGHTS_SHA256`), and no download may
+ * exceed `MAX_DOWNLOAD_BYTES`.
  *
  * Offline, the download fails within `connectTimeoutMs` with a message that says where to put the file
  * and how to fetch it on another machine. A copy already in PyTorch's own hub cache is used as it is.
@@ -26,6 +28,13 @@ import { defaultImageCacheDir } from '../data/cache.js';
 export const IMAGENET_WEIGHTS_URL = 'https://download.pytorch.org/models/resnet18-f37072fd.pth';
 /** Overrides the download URL (mirrors, tests); its file name must carry a hash prefix as torchvision's do. */
 export const WEIGHTS_URL_ENV = 'LEUKEMIA_AUDIT_WEIGHTS_URL';
+/**
+ * The full SHA-256 of the file an overriding URL serves: required unless the file is one we pin. A name's
+ * eight hex digits catch corruption, not a forged file, and an override is exactly where one could come from.
+ */
+export const WEIGHTS_SHA256_ENV = 'LEUKEMIA_AUDIT_WEIGHTS_SHA256';
+/** torchvision's file is 46.8 MB; a server that sends more is not sending it (and would fill the disk). */
+export const MAX_DOWNLOAD_BYTES = 128 * 2 ** 20;
 
 /**
  * Full digests of files we know, by file name. resnet18-f37072fd.pth (46,830,571 bytes) as recorded
@@ -61,6 +70,10 @@ export function torchHubCheckpointsDir(env: NodeJS.ProcessEnv = process.env): st
 export interface ImagenetWeightsOptions {
   /** Default: $LEUKEMIA_AUDIT_WEIGHTS_URL, else IMAGENET_WEIGHTS_URL. https only (http only to 127.0.0.1, for tests). */
   url?: string;
+  /** Largest download accepted (default MAX_DOWNLOAD_BYTES). */
+  maxBytes?: number;
+  /** Full SHA-256 of what `url` serves (default $LEUKEMIA_AUDIT_WEIGHTS_SHA256); required for a file we do not pin. */
+  sha256?: string;
   /** Default: `defaultWeightsCacheDir(env)`. */
   cacheDir?: string;
   /** Environment for the URL override and the cache folders (default process.env). */
@@ -112,7 +125,7 @@ function expectedDigest(expectation: Expectation): string {
   return expectation.sha256 ?? `${expectation.sha256Prefix}…`;
 }
 
-function expectationFor(urlText: string): Expectation {
+function expectationFor(urlText: string, fullSha256: string | undefined): Expectation {
   let url: URL;
   try {
     url = new URL(urlText);
@@ -128,7 +141,18 @@ function expectationFor(urlText: string): Expectation {
         `(torchvision's convention, e.g. resnet18-f37072fd.pth); without it the download cannot be verified`,
     );
   }
-  return { url, fileName, sha256Prefix: prefix, sha256: PINNED_SHA256.get(fileName) };
+  const pinned = PINNED_SHA256.get(fileName);
+  if (pinned) return { url, fileName, sha256Prefix: prefix, sha256: pinned };
+  const digest = fullSha256?.trim().toLowerCase();
+  if (!digest || !/^[0-9a-f]{64}$/.test(digest)) {
+    throw new Error(
+      `Weights URL ${url.href} serves ${fileName}, whose full SHA-256 leukemia-audit does not know: set ${WEIGHTS_SHA256_ENV} ` +
+        `to its 64 hex digits${digest ? ` (got "${fullSha256}")` : ''} (sha256sum ${fileName} on a machine you trust)`,
+    );
+  }
+  if (!digest.startsWith(prefix))
+    throw new Error(`${WEIGHTS_SHA256_ENV} ${digest} does not start with ${prefix}, the prefix in ${fileName}`);
+  return { url, fileName, sha256Prefix: prefix, sha256: digest };
 }
 
 /** https everywhere; plain http only to 127.0.0.1, which is what the tests serve from. */
@@ -143,7 +167,10 @@ function checkProtocol(url: URL): void {
  */
 export async function ensureImagenetWeights(options: ImagenetWeightsOptions = {}): Promise<CachedWeightsFile> {
   const env = options.env ?? process.env;
-  const expectation = expectationFor(options.url ?? env[WEIGHTS_URL_ENV] ?? IMAGENET_WEIGHTS_URL);
+  const expectation = expectationFor(
+    options.url ?? env[WEIGHTS_URL_ENV] ?? IMAGENET_WEIGHTS_URL,
+    options.sha256 ?? env[WEIGHTS_SHA256_ENV],
+  );
   const cacheDir = options.cacheDir ?? defaultWeightsCacheDir(env);
   const target = path.join(cacheDir, expectation.fileName);
 
@@ -269,6 +296,13 @@ function get(url: URL, options: ImagenetWeightsOptions): Promise<IncomingMessage
 async function saveBody(response: IncomingMessage, file: string, options: ImagenetWeightsOptions): Promise<string> {
   const declared = Number(response.headers['content-length']);
   const total = Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined;
+  const maxBytes = options.maxBytes ?? MAX_DOWNLOAD_BYTES;
+  const tooLarge = (bytes: number) =>
+    new Error(`the server sends ${bytes} bytes or more, beyond the ${maxBytes} a ResNet-18 file can have`);
+  if (total !== undefined && total > maxBytes) {
+    response.destroy();
+    throw tooLarge(total);
+  }
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   response.setTimeout(idleTimeoutMs, () => response.destroy(new Error(`no data for ${idleTimeoutMs / 1000} s`)));
   const hash = createHash('sha256');
@@ -278,6 +312,10 @@ async function saveBody(response: IncomingMessage, file: string, options: Imagen
   try {
     for await (const chunk of response) {
       const bytes = chunk as Buffer;
+      if (received + bytes.length > maxBytes) {
+        response.destroy();
+        throw tooLarge(received + bytes.length);
+      }
       hash.update(bytes);
       await handle.write(bytes);
       received += bytes.length;

@@ -53,6 +53,88 @@ const KNOWN_DANGEROUS: ReadonlySet<string> = new Set([
   'torch.jit.load',
 ]);
 
+/**
+ * Namespaces whose names are refused even where unknown classes become placeholders (`placeholders`): a
+ * weights file or a pickled model never needs them, and they are how a hostile pickle runs code.
+ * `builtins` is refused except for the container types of `SAFE_BUILTINS`. (`functools.partial` stays a
+ * placeholder: models keep partials of layer classes as attributes, and a placeholder is never called.)
+ */
+const DENIED_MODULES: readonly string[] = [
+  'os',
+  'posix',
+  'nt',
+  'subprocess',
+  'sys',
+  'builtins',
+  '__builtin__',
+  'shutil',
+  'socket',
+  'importlib',
+  'runpy',
+  'code',
+  'codeop',
+  'pty',
+  'pickle',
+  '_pickle',
+  'cPickle',
+  'marshal',
+  'types',
+  'ctypes',
+  'io',
+  '_io',
+  'operator',
+  '_operator',
+  'webbrowser',
+  'multiprocessing',
+  'threading',
+  '_thread',
+  'asyncio',
+  'signal',
+  'tempfile',
+  'pathlib',
+  'glob',
+  'urllib',
+  'http',
+  'requests',
+  'ftplib',
+  'smtplib',
+  'telnetlib',
+  'platform',
+  'pdb',
+  'bdb',
+  'timeit',
+  'trace',
+  'profile',
+  'cProfile',
+  'inspect',
+  'gc',
+  'ensurepip',
+  'pip',
+  'setuptools',
+  'distutils',
+  'numpy.load',
+  'numpy.lib.npyio',
+  'numpy.testing',
+  'torch.hub',
+  'torch.package',
+  'torch.jit',
+  'torch.serialization',
+  'torch.utils.cpp_extension',
+  'torch._C',
+  'torch._ops',
+  'torch.ops',
+  'torch.distributed',
+];
+/** Built-in types a pickled model uses as plain containers (`_non_persistent_buffers_set` is a set). */
+const SAFE_BUILTINS: ReadonlySet<string> = new Set(
+  ['set', 'frozenset', 'bytearray', 'slice', 'complex'].flatMap((name) => [`builtins.${name}`, `__builtin__.${name}`]),
+);
+
+function isDenied(qualified: string): boolean {
+  if (SAFE_BUILTINS.has(qualified)) return false;
+  return KNOWN_DANGEROUS.has(qualified) || DENIED_MODULES.some((m) => qualified === m || qualified.startsWith(`${m}.`));
+}
+
 /** An allow-listed global. A descriptor only: it is compared by name, never called. */
 export class PickleGlobal {
   constructor(
@@ -63,6 +145,35 @@ export class PickleGlobal {
   get qualifiedName(): string {
     return `${this.module}.${this.name}`;
   }
+}
+
+/**
+ * A global outside the allow-list, read with `placeholders`: a class such as `__main__.LeukemiaNet` or
+ * `torch.nn.modules.conv.Conv2d`. It is a name and nothing else: instantiating it (NEWOBJ) or applying it
+ * (REDUCE) only records a `PickleObject`; no code of the class ever runs.
+ */
+export class PickleClass {
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
+
+  get qualifiedName(): string {
+    return `${this.module}.${this.name}`;
+  }
+}
+
+/**
+ * An instance of a placeholder class: what `cls.__new__(cls, *args)` (NEWOBJ) or `cls(*args)` (REDUCE)
+ * would have built, as data. `state` is what BUILD would have passed to `__setstate__` — for a
+ * `torch.nn.Module`, its `__dict__` with `_parameters`, `_buffers` and `_modules`.
+ */
+export class PickleObject {
+  state: PickleValue | undefined;
+  constructor(
+    readonly cls: PickleClass,
+    readonly args: readonly PickleValue[],
+  ) {}
 }
 
 /** A Python tuple (kept apart from lists so that APPEND to a tuple is rejected, as Python does). */
@@ -89,6 +200,8 @@ export type PickleValue =
   | PickleTuple
   | PickleDict
   | PickleGlobal
+  | PickleClass
+  | PickleObject
   | PickleExtension;
 
 /** A malformed or unsupported pickle; `file` and `offset` say where. */
@@ -139,6 +252,13 @@ export interface UnpickleOptions {
    * without calling anything named by the file; throw to reject.
    */
   reduce?: (callable: PickleGlobal, args: readonly PickleValue[]) => PickleValue;
+  /**
+   * Read pickled objects structurally: a global outside the allow-list becomes an inert `PickleClass`
+   * (unless it is in a namespace that only hostile files name, such as `os` or `subprocess`, which is
+   * refused as before), and NEWOBJ/REDUCE/BUILD on it record a `PickleObject`. For whole-model files
+   * (`torch.save(model)`), whose parameters are then read from the module tree's state.
+   */
+  placeholders?: boolean;
 }
 
 export interface UnpickleResult {
@@ -330,10 +450,11 @@ class Machine {
   }
 
   /** GLOBAL and STACK_GLOBAL: the allow-list is the only way a name becomes a value. */
-  private global(module: string, name: string): PickleGlobal {
+  private global(module: string, name: string): PickleGlobal | PickleClass {
     const qualified = `${module}.${name}`;
-    if (!ALLOWED_GLOBALS.has(qualified)) throw new UnsafePickleError(this.options.file, this.opcodeAt, qualified);
-    return new PickleGlobal(module, name);
+    if (ALLOWED_GLOBALS.has(qualified)) return new PickleGlobal(module, name);
+    if (this.options.placeholders && !isDenied(qualified)) return new PickleClass(module, name);
+    throw new UnsafePickleError(this.options.file, this.opcodeAt, qualified);
   }
 
   private setItems(target: PickleValue, items: readonly PickleValue[]): void {
@@ -358,6 +479,15 @@ class Machine {
   }
 
   private reduce(callable: PickleValue, args: PickleValue): PickleValue {
+    if (callable instanceof PickleClass) {
+      if (!(args instanceof PickleTuple)) this.fail(`REDUCE of ${callable.qualifiedName} without an argument tuple`);
+      // set([...]) and frozenset([...]) as lists; anything else is recorded, never applied.
+      if (SAFE_BUILTINS.has(callable.qualifiedName) && /set$/.test(callable.name)) {
+        const [items] = args.items;
+        return Array.isArray(items) ? [...items] : [];
+      }
+      return new PickleObject(callable, args.items);
+    }
     if (!(callable instanceof PickleGlobal))
       this.fail(`REDUCE calls ${describe(callable)}, which is not an allowed global`);
     if (!(args instanceof PickleTuple))
@@ -586,6 +716,10 @@ class Machine {
           // NEWOBJ: cls.__new__(cls, *args); the only class a state dict instantiates this way is OrderedDict
           const args = this.pop();
           const cls = this.pop();
+          if (cls instanceof PickleClass && args instanceof PickleTuple) {
+            this.push(new PickleObject(cls, args.items));
+            break;
+          }
           if (
             !(cls instanceof PickleGlobal) ||
             cls.qualifiedName !== 'collections.OrderedDict' ||
@@ -600,11 +734,37 @@ class Machine {
           // BUILD: __setstate__; only OrderedDict's attribute dict (state_dict()._metadata) is accepted
           const state = this.pop();
           const target = this.top();
+          if (target instanceof PickleObject) {
+            target.state = state;
+            break;
+          }
           if (!(target instanceof PickleDict))
             this.fail(`BUILD on ${describe(target)} is not supported: a weights file only sets attributes of dicts`);
           target.state = state;
           break;
         }
+        case 0x92: {
+          // NEWOBJ_EX: cls.__new__(cls, *args, **kwargs), protocol 4; only for placeholder classes
+          const kwargs = this.pop();
+          const args = this.pop();
+          const cls = this.pop();
+          if (!(cls instanceof PickleClass) || !(args instanceof PickleTuple) || !(kwargs instanceof PickleDict))
+            this.fail(`NEWOBJ_EX of ${describe(cls)} is not supported`);
+          this.push(new PickleObject(cls, args.items));
+          break;
+        }
+        case 0x8f: // EMPTY_SET, as a list
+          this.push([]);
+          break;
+        case 0x90: {
+          // ADDITEMS
+          const items = this.popMark();
+          this.append(this.top(), items);
+          break;
+        }
+        case 0x91: // FROZENSET
+          this.push(this.popMark());
+          break;
         case 0x51: {
           // BINPERSID
           const pid = this.pop();
@@ -632,7 +792,8 @@ export function describe(value: PickleValue): string {
   if (value instanceof Uint8Array) return 'bytes';
   if (value instanceof PickleTuple) return `a ${value.items.length}-tuple`;
   if (value instanceof PickleDict) return 'a dict';
-  if (value instanceof PickleGlobal) return value.qualifiedName;
+  if (value instanceof PickleGlobal || value instanceof PickleClass) return value.qualifiedName;
+  if (value instanceof PickleObject) return `a ${value.cls.qualifiedName} object`;
   if (value instanceof PickleExtension) return value.constructor.name;
   const text = String(value);
   return `a ${typeof value} (${text.length > 60 ? `${text.slice(0, 60)}…` : text})`;

@@ -75,6 +75,14 @@ const INTEGER_READERS: Readonly<Record<IntegerDtype, (view: DataView, at: number
 
 /** No ResNet tensor comes near this (the largest has 2.4 M elements); a larger view is a corrupt or hostile size. */
 const MAX_TENSOR_ELEMENTS = 2 ** 28;
+/**
+ * Elements decoded from one file, in total: about twice ResNet-18's 11.7 M parameters with a 1000-class
+ * head. Views can repeat elements (stride 0), so a tiny file can describe gigabytes; this bounds what any
+ * file costs, whatever its views say. The checkpoint loader checks names and shapes against ResNet-18 first.
+ */
+export const MAX_DECODED_ELEMENTS = 24_000_000;
+/** Bytes inflated from one zip, in total (each record once): float64 weights of that budget, plus the pickle. */
+const MAX_INFLATED_TOTAL = MAX_DECODED_ELEMENTS * 8 + 64 * 2 ** 20;
 const MAX_RANK = 32;
 /** `torch.serialization.MAGIC_NUMBER` and `PROTOCOL_VERSION` of the legacy format. */
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
@@ -91,9 +99,14 @@ const DATA_PARALLEL_PREFIX = 'module.';
 /** Throws a PthError; declared with an explicit type so that TypeScript narrows after a call. */
 type Fail = (problem: string) => never;
 
-/** A storage: raw little- or big-endian elements. Legacy storages get their bytes after the object pickle. */
+/**
+ * A storage: raw little- or big-endian elements. Zip storages are read (inflated, if need be) only when a
+ * tensor over them is decoded; legacy storages get their bytes after the object pickle.
+ */
 class StorageRef extends PickleExtension {
-  bytes: Uint8Array | undefined;
+  private loaded: Uint8Array | undefined;
+  /** Set for zip records: reads the record on first use. */
+  load: (() => Uint8Array) | undefined;
   constructor(
     readonly key: string,
     readonly type: StorageType,
@@ -103,10 +116,19 @@ class StorageRef extends PickleExtension {
   ) {
     super();
   }
+
+  get bytes(): Uint8Array | undefined {
+    if (!this.loaded && this.load) this.loaded = this.load();
+    return this.loaded;
+  }
+
+  set bytes(bytes: Uint8Array | undefined) {
+    this.loaded = bytes;
+  }
 }
 
 /** A tensor as `_rebuild_tensor_v2` describes it; decoded only if it belongs to the state dict. */
-class TensorRef extends PickleExtension {
+export class TensorRef extends PickleExtension {
   constructor(
     readonly storage: StorageRef,
     readonly storageOffset: number,
@@ -132,10 +154,40 @@ export async function readPth(file: string): Promise<Map<string, HostTensor>> {
  * `file` is only used in messages.
  */
 export function decodePth(bytes: Uint8Array, file: string): Map<string, HostTensor> {
+  const opened = openPth(bytes, file);
+  const entries = [...stateDictOf(opened.root, file)].map(
+    ([key, tensor]) => [key as string, tensor as TensorRef] as const,
+  );
+  const stripPrefix = entries.every(([key]) => key.startsWith(DATA_PARALLEL_PREFIX));
+  const dict = new Map<string, HostTensor>();
+  for (const [key, tensor] of entries) {
+    dict.set(stripPrefix ? key.slice(DATA_PARALLEL_PREFIX.length) : key, opened.decode(tensor, key));
+  }
+  return dict;
+}
+
+/** A `torch.save` file unpickled, with tensors described but not yet decoded. */
+export interface OpenedPth {
+  /** The pickled object: tensors are `TensorRef`s, placeholder classes `PickleObject`s. */
+  root: PickleValue;
+  format: 'zip' | 'legacy';
+  /** A tensor's elements; every call counts against the file's budget of `MAX_DECODED_ELEMENTS`. */
+  decode(tensor: TensorRef, name: string): HostTensor;
+}
+
+export interface OpenPthOptions {
+  /** Read pickled objects (whole models) structurally; see `UnpickleOptions.placeholders`. */
+  placeholders?: boolean;
+}
+
+/** Unpickles a `torch.save` file without decoding any tensor. */
+export function openPth(bytes: Uint8Array, file: string, options: OpenPthOptions = {}): OpenedPth {
   let root: PickleValue;
   let bigEndian: boolean;
-  if (readU32(bytes, 0) === ZIP_LOCAL_HEADER) ({ root, bigEndian } = unpickleZip(bytes, file));
-  else if (startsWith(bytes, LEGACY_PREFIX)) ({ root, bigEndian } = unpickleLegacy(bytes, file));
+  const placeholders = options.placeholders ?? false;
+  const zip = readU32(bytes, 0) === ZIP_LOCAL_HEADER;
+  if (zip) ({ root, bigEndian } = unpickleZip(bytes, file, placeholders));
+  else if (startsWith(bytes, LEGACY_PREFIX)) ({ root, bigEndian } = unpickleLegacy(bytes, file, placeholders));
   else if (bytes[0] === 0x80)
     throw new PthError(
       file,
@@ -143,13 +195,23 @@ export function decodePth(bytes: Uint8Array, file: string): Map<string, HostTens
     );
   else throw new PthError(file, 'is not a PyTorch file (neither the zip format of torch ≥ 1.6 nor the legacy format)');
 
-  const entries = [...stateDictOf(root, file)].map(([key, tensor]) => [key as string, tensor as TensorRef] as const);
-  const stripPrefix = entries.every(([key]) => key.startsWith(DATA_PARALLEL_PREFIX));
-  const dict = new Map<string, HostTensor>();
-  for (const [key, tensor] of entries) {
-    dict.set(stripPrefix ? key.slice(DATA_PARALLEL_PREFIX.length) : key, materialise(tensor, bigEndian, file, key));
-  }
-  return dict;
+  let decoded = 0;
+  return {
+    root,
+    format: zip ? 'zip' : 'legacy',
+    decode(tensor, name) {
+      const numel = tensor.size.reduce((a, b) => a * b, 1);
+      if (decoded + numel > MAX_DECODED_ELEMENTS) {
+        throw new PthError(
+          file,
+          `tensor "${name}" (size [${tensor.size}]) would bring the elements decoded from this file to ${decoded + numel}, ` +
+            `beyond the ${MAX_DECODED_ELEMENTS} (about twice ResNet-18) this reader decodes from one file`,
+        );
+      }
+      decoded += numel;
+      return materialise(tensor, bigEndian, file, name);
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -160,6 +222,7 @@ function unpickleObject(
   offset: number,
   pickleName: string,
   persistentLoad: (pid: PickleValue) => PickleValue,
+  placeholders: boolean,
 ): { value: PickleValue; end: number } {
   const fail: Fail = (problem) => {
     throw new PthError(pickleName, problem);
@@ -168,6 +231,7 @@ function unpickleObject(
     file: pickleName,
     offset,
     persistentLoad,
+    placeholders,
     reduce: (callable, args) => rebuild(callable, args, fail),
   });
 }
@@ -279,10 +343,10 @@ function materialise(tensor: TensorRef, bigEndian: boolean, file: string, name: 
   }
   const source = decodeElements(storage, storageOffset, span, bigEndian, file, name);
   if (isContiguous(size, stride)) return { shape: [...size], data: source };
-  const positions = new Float64Array(numel);
+  const data = source instanceof Float32Array ? new Float32Array(numel) : new BigInt64Array(numel);
   const index = new Array<number>(size.length).fill(0);
   for (let i = 0, at = 0; i < numel; i++) {
-    positions[i] = at;
+    data[i] = source[at] as never;
     // Odometer over the multi-index, last axis fastest.
     for (let k = size.length - 1; k >= 0; k--) {
       index[k]++;
@@ -292,10 +356,6 @@ function materialise(tensor: TensorRef, bigEndian: boolean, file: string, name: 
       index[k] = 0;
     }
   }
-  const data =
-    source instanceof Float32Array
-      ? Float32Array.from(positions, (p) => source[p])
-      : BigInt64Array.from(positions, (p) => source[p]);
   return { shape: [...size], data };
 }
 
@@ -351,8 +411,13 @@ function swapBytes(bytes: Uint8Array, size: number): Uint8Array {
 // ---------------------------------------------------------------------------------------------------
 // Zip format
 
-function unpickleZip(bytes: Uint8Array, file: string): { root: PickleValue; bigEndian: boolean } {
+function unpickleZip(
+  bytes: Uint8Array,
+  file: string,
+  placeholders: boolean,
+): { root: PickleValue; bigEndian: boolean } {
   const entries = readZipDirectory(bytes, file);
+  const inflater = new ZipReader(bytes, file);
   const pickles = [...entries.keys()].filter((name) => /^[^/]+\/data\.pkl$/.test(name));
   if (pickles.length !== 1) {
     const torchScript = [...entries.keys()].some((name) => /^[^/]+\/(constants\.pkl|code\/)/.test(name));
@@ -365,9 +430,7 @@ function unpickleZip(bytes: Uint8Array, file: string): { root: PickleValue; bigE
   }
   const archive = pickles[0].slice(0, -'/data.pkl'.length);
   const byteorderEntry = entries.get(`${archive}/byteorder`);
-  const byteorder = byteorderEntry
-    ? new TextDecoder().decode(zipEntryData(bytes, byteorderEntry, file)).trim()
-    : 'little';
+  const byteorder = byteorderEntry ? new TextDecoder().decode(inflater.read(byteorderEntry)).trim() : 'little';
   if (byteorder !== 'little' && byteorder !== 'big')
     throw new PthError(file, `${archive}/byteorder says "${byteorder}", expected little or big`);
 
@@ -382,14 +445,21 @@ function unpickleZip(bytes: Uint8Array, file: string): { root: PickleValue; bigE
     if (known) return known;
     const record = entries.get(`${archive}/data/${key}`);
     if (!record) return fail(`storage ${key} is referenced but ${archive}/data/${key} is missing`);
+    // The declared sizes are checked now; the bytes are read only if a decoded tensor needs them.
+    if (record.size < numel * type.bytes)
+      fail(`storage ${key} needs ${numel * type.bytes} bytes but its record holds ${record.size}`);
     const storage = new StorageRef(key, type, numel);
-    storage.bytes = zipEntryData(bytes, record, file);
-    if (storage.bytes.length < numel * type.bytes)
-      fail(`storage ${key} needs ${numel * type.bytes} bytes but its record holds ${storage.bytes.length}`);
+    storage.load = () => inflater.read(record);
     storages.set(key, storage);
     return storage;
   };
-  const { value } = unpickleObject(zipEntryData(bytes, entries.get(pickles[0])!, file), 0, pickleName, persistentLoad);
+  const { value } = unpickleObject(
+    inflater.read(entries.get(pickles[0])!),
+    0,
+    pickleName,
+    persistentLoad,
+    placeholders,
+  );
   return { root: value, bigEndian: byteorder === 'big' };
 }
 
@@ -488,6 +558,42 @@ function readZipDirectory(bytes: Uint8Array, file: string): Map<string, ZipEntry
   return entries;
 }
 
+/**
+ * Reads entries of one archive: each record at most once (entries that point at the same data share it),
+ * and no more than `MAX_INFLATED_TOTAL` bytes inflated in all.
+ */
+class ZipReader {
+  private readonly byHeader = new Map<number, Uint8Array>();
+  private inflated = 0;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly file: string,
+  ) {}
+
+  read(entry: ZipEntry): Uint8Array {
+    const known = this.byHeader.get(entry.localHeaderOffset);
+    if (known) {
+      if (known.length !== entry.size)
+        throw new PthError(
+          this.file,
+          `broken zip archive: ${entry.name} shares its data with another entry of a different size`,
+        );
+      return known;
+    }
+    if (entry.method !== 0 && this.inflated + entry.size > MAX_INFLATED_TOTAL) {
+      throw new PthError(
+        this.file,
+        `broken zip archive: inflating ${entry.name} (${entry.size} bytes) would bring this file to ${this.inflated + entry.size} bytes inflated, beyond the ${MAX_INFLATED_TOTAL} a ResNet-18 checkpoint can need`,
+      );
+    }
+    const data = zipEntryData(this.bytes, entry, this.file);
+    if (entry.method !== 0) this.inflated += data.length;
+    this.byHeader.set(entry.localHeaderOffset, data);
+    return data;
+  }
+}
+
 /** An entry's bytes: a view into `bytes` when stored, inflated when deflated. */
 function zipEntryData(bytes: Uint8Array, entry: ZipEntry, file: string): Uint8Array {
   const fail: Fail = (problem) => {
@@ -531,7 +637,11 @@ function safeNumber(value: bigint, what: string, fail: Fail): number {
 // ---------------------------------------------------------------------------------------------------
 // Legacy format
 
-function unpickleLegacy(bytes: Uint8Array, file: string): { root: PickleValue; bigEndian: boolean } {
+function unpickleLegacy(
+  bytes: Uint8Array,
+  file: string,
+  placeholders: boolean,
+): { root: PickleValue; bigEndian: boolean } {
   const fail: Fail = (problem) => {
     throw new PthError(file, `legacy PyTorch format: ${problem}`);
   };
@@ -548,6 +658,8 @@ function unpickleLegacy(bytes: Uint8Array, file: string): { root: PickleValue; b
   const roots = new Map<string, StorageRef>();
   const views: { view: StorageRef; root: string }[] = [];
   const persistentLoad = (pid: PickleValue): PickleValue => {
+    // torch.save(model) in the legacy format names each module class with its source code: a name is all we keep.
+    if (placeholders && pid instanceof PickleTuple && pid.items[0] === 'module') return pid.items[1] ?? null;
     const { type, key, numel, view } = storageId(pid, true, fail);
     let root = roots.get(key);
     if (!root) roots.set(key, (root = new StorageRef(key, type, numel)));
@@ -562,7 +674,7 @@ function unpickleLegacy(bytes: Uint8Array, file: string): { root: PickleValue; b
     views.push({ view: slice, root: key });
     return slice;
   };
-  const object = unpickleObject(bytes, sysInfo.end, file, persistentLoad);
+  const object = unpickleObject(bytes, sysInfo.end, file, persistentLoad, placeholders);
   const keys = header(object.end);
   if (!Array.isArray(keys.value) || !keys.value.every((key) => typeof key === 'string'))
     fail('the storage key list is missing');

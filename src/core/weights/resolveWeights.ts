@@ -6,13 +6,10 @@
  *    content, not extension), or a run folder, whose `model.safetensors` is used.
  * Every choice yields a torchvision-keyed state dict in PyTorch layout, ready for `loadStateDict`.
  */
-import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { MODEL_FILE } from '../run/runFile.js';
+import { describeCheckpoint, loadCheckpoint, type CheckpointInfo } from './checkpoint.js';
 import { ensureImagenetWeights, type ImagenetWeightsOptions } from './imagenet.js';
-import { decodePth, looksLikePth, readPth } from './pth.js';
-import { decodeSafetensors, type HostTensor } from './safetensors.js';
+import type { HostTensor } from './safetensors.js';
 
 export interface ResolveWeightsOptions extends Omit<ImagenetWeightsOptions, 'onProgress'> {
   /** Classes of the model the weights are for; decides whether the checkpoint's classifier fits. */
@@ -27,13 +24,15 @@ export interface ResolvedWeights {
   source: string;
   /** SHA-256 of the file read. */
   sha256: string;
-  /** The number of classes the checkpoint's `fc` classifies, if it has one. */
+  /** The number of classes the checkpoint's classifier has, if it has one. */
   checkpointClasses: number | undefined;
   /**
-   * True when `fc` does not fit `numClasses` (ImageNet's 1000 classes, say): load with
+   * True when `fc` does not fit `numClasses` (ImageNet's 1000 classes, say) or is absent: load with
    * `allowHeadMismatch: true`, which keeps the backbone and re-initialises `fc`.
    */
   headMismatch: boolean;
+  /** What the checkpoint loader recognised. */
+  checkpoint: CheckpointInfo;
 }
 
 /** The choice `none` means random initialisation: there is nothing to resolve. */
@@ -42,7 +41,7 @@ export const IMAGENET_WEIGHTS = 'imagenet';
 
 /**
  * The state dict a `--weights` choice names, or undefined for `none`. Relative paths resolve against
- * the working directory.
+ * the working directory; files and run folders go through the checkpoint loader (`checkpoint.ts`).
  */
 export async function resolveWeights(
   choice: string,
@@ -53,64 +52,37 @@ export async function resolveWeights(
   if (choice === NO_WEIGHTS) return undefined;
   if (choice === IMAGENET_WEIGHTS) {
     const cached = await ensureImagenetWeights(options);
+    const { dict, info } = await loadCheckpoint(cached.file);
     const source = `ImageNet (torchvision ${path.basename(cached.file)}${cached.downloaded ? ', downloaded' : ''}) from ${cached.file}`;
-    return withHead(await readPth(cached.file), source, cached.sha256, options.numClasses);
+    return withHead(dict, info, source, options.numClasses);
   }
-
-  const given = path.resolve(choice);
-  let file = given;
+  let loaded;
   try {
-    if ((await stat(given)).isDirectory()) file = path.join(given, MODEL_FILE);
-  } catch {
-    throw new Error(
-      `Weights "${choice}": no such file or folder (expected ${NO_WEIGHTS}, ${IMAGENET_WEIGHTS}, a .pth or .safetensors file, or a run folder)`,
-    );
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
+    loaded = await loadCheckpoint(choice);
   } catch (error) {
-    const missingModel = file !== given && (error as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new Error(
-      missingModel
-        ? `Weights "${choice}" is a folder without ${MODEL_FILE}; give a run folder or a weights file`
-        : `Weights "${choice}": cannot read ${file} (${(error as Error).message})`,
-      { cause: error },
-    );
+    if (/: no such file or folder$/.test((error as Error).message))
+      throw new Error(
+        `Weights "${choice}": no such file or folder (expected ${NO_WEIGHTS}, ${IMAGENET_WEIGHTS}, a .pth or .safetensors file, or a run folder)`,
+        { cause: error },
+      );
+    throw error;
   }
-  let dict: Map<string, HostTensor>;
-  let format: string;
-  if (looksLikePth(bytes)) {
-    dict = decodePth(bytes, file);
-    format = 'PyTorch';
-  } else if (looksLikeSafetensors(bytes)) {
-    dict = decodeSafetensors(bytes, file).tensors;
-    format = 'safetensors';
-  } else {
-    throw new Error(`Weights "${choice}": ${file} is neither a PyTorch file (torch.save) nor a safetensors file`);
-  }
-  return withHead(dict, `${format} weights from ${file}`, sha256Of(bytes), options.numClasses);
+  return withHead(loaded.dict, loaded.info, describeCheckpoint(loaded.info), options.numClasses);
 }
 
-/** An 8-byte little-endian header length that fits the file, followed by the JSON header's `{`. */
-function looksLikeSafetensors(bytes: Uint8Array): boolean {
-  if (bytes.length < 9) return false;
-  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
-  return headerLength > 0n && headerLength <= BigInt(bytes.length - 8) && bytes[8] === 0x7b;
-}
-
-function withHead(dict: Map<string, HostTensor>, source: string, sha256: string, numClasses: number): ResolvedWeights {
-  const bias = dict.get('fc.bias');
-  const checkpointClasses = bias && bias.shape.length === 1 ? bias.shape[0] : undefined;
+function withHead(
+  dict: Map<string, HostTensor>,
+  checkpoint: CheckpointInfo,
+  source: string,
+  numClasses: number,
+): ResolvedWeights {
+  const checkpointClasses = checkpoint.numClasses ?? undefined;
   return {
     dict,
     source,
-    sha256,
+    sha256: checkpoint.sha256,
     checkpointClasses,
-    headMismatch: checkpointClasses !== undefined && checkpointClasses !== numClasses,
+    headMismatch: checkpointClasses !== numClasses,
+    checkpoint,
   };
-}
-
-function sha256Of(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
