@@ -11,6 +11,7 @@ export const COMMANDS = {
   cancelTraining: 'leukemiaAudit.cancelTraining',
   showDashboard: 'leukemiaAudit.showDashboard',
   showLog: 'leukemiaAudit.showLog',
+  evaluate: 'leukemiaAudit.evaluate',
 } as const;
 
 /** True while a trainer runs: enables Cancel Training in the command palette. */

@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import { COMMANDS, TRAINING_CONTEXT_KEY } from './commandIds.js';
 import { auditCommand } from './commands/audit.js';
 import { createDemoDatasetCommand } from './commands/demo.js';
+import { evaluateCommand } from './commands/evaluate.js';
 import { exportReportCommand, openResultsCommand } from './commands/results.js';
 import { trainCommand } from './commands/train.js';
 import { DatasetDiagnostics } from './diagnostics/datasetDiagnostics.js';
@@ -72,6 +73,7 @@ export function activate(context: vscode.ExtensionContext): LeukemiaAuditApi {
     }),
     command(COMMANDS.showDashboard, () => training.showDashboard()),
     command(COMMANDS.showLog, () => output.show(true)),
+    command(COMMANDS.evaluate, (target, dataset) => evaluateCommand(context, { datasets }, target, dataset)),
   );
 
   const activationMs = performance.now() - started;

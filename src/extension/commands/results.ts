@@ -89,8 +89,8 @@ async function pickRun(
     title: purpose,
     placeHolder:
       runs.length > 0
-        ? 'Training runs, newest first'
-        : `No training runs found in ${allRunsFolders().join(', ') || 'the workspace'}`,
+        ? 'Training and evaluation runs, newest first'
+        : `No runs found in ${allRunsFolders().join(', ') || 'the workspace'}`,
     matchOnDescription: true,
     matchOnDetail: true,
   });
