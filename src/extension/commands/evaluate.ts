@@ -129,23 +129,25 @@ const PHASE_LABELS = {
 } as const;
 
 /**
- * When the outputs are not the classes by name, offer each one-to-one mapping (with the share of images it
+ * When the outputs are not the classes by name but as many, offer each one-to-one mapping (with the share of images it
  * would call right) next to keeping the contingency verdict. Undefined: keep the verdict.
  */
 async function askOutputMapping(run: RunFile): Promise<Record<string, string> | undefined> {
   const evaluation = run.evaluation;
   if (!evaluation || evaluation.mapping) return undefined;
   const { association } = evaluation;
+  const mappings = outputMappings(association);
+  // Output and class counts differ (three folds, two diagnoses): the verdict is all there is to say.
+  if (mappings.length === 0) return undefined;
   type Item = vscode.QuickPickItem & { classMap?: Record<string, string> };
   const keep: Item = {
     label: '$(law) Keep the contingency verdict',
     description: `Cramér's V ${association.cramersV.toFixed(2)}`,
     detail: association.verdict,
   };
-  const mappings = outputMappings(association);
   const items: Item[] = [
     keep,
-    ...(mappings.length > 0 ? [{ label: 'Map the outputs to classes', kind: vscode.QuickPickItemKind.Separator }] : []),
+    { label: 'Map the outputs to classes', kind: vscode.QuickPickItemKind.Separator },
     ...mappings.map((m) => ({
       label: m.label,
       description: `${(m.agreement * 100).toFixed(1)}% of images would be right`,
@@ -155,9 +157,7 @@ async function askOutputMapping(run: RunFile): Promise<Record<string, string> | 
   const choice = await vscode.window.showQuickPick(items, {
     title: `The model's outputs (${evaluation.outputs.join(', ')}) are not the dataset's classes (${run.dataset.classes.join(', ')})`,
     placeHolder:
-      mappings.length > 0
-        ? 'Keep the verdict, or say which class each output is (the evaluation then runs again with accuracy and Grad-CAM)'
-        : 'Output and class counts differ: the contingency verdict is what can be said',
+      'Keep the verdict, or say which class each output is (the evaluation then runs again with accuracy and Grad-CAM)',
     ignoreFocusOut: true,
   });
   return choice?.classMap;
