@@ -10,7 +10,7 @@ import { COMMANDS, TRAINING_CONTEXT_KEY } from './commandIds.js';
 import { auditCommand } from './commands/audit.js';
 import { createDemoDatasetCommand } from './commands/demo.js';
 import { evaluateCommand } from './commands/evaluate.js';
-import { exportReportCommand, openResultsCommand } from './commands/results.js';
+import { compareRunsCommand, exportReportCommand, openResultsCommand } from './commands/results.js';
 import { trainCommand } from './commands/train.js';
 import { DatasetDiagnostics } from './diagnostics/datasetDiagnostics.js';
 import { FixRegistry } from './diagnostics/fixRegistry.js';
@@ -73,6 +73,7 @@ export function activate(context: vscode.ExtensionContext): LeukemiaAuditApi {
     }),
     command(COMMANDS.showDashboard, () => training.showDashboard()),
     command(COMMANDS.showLog, () => output.show(true)),
+    command(COMMANDS.compareRuns, (...targets) => compareRunsCommand(context, ...targets)),
     command(COMMANDS.evaluate, (target, dataset) => evaluateCommand(context, { datasets }, target, dataset)),
   );
 
