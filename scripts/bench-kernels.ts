@@ -5,6 +5,9 @@
  *   node --import tsx scripts/bench-kernels.ts --kernels  # kernel table only
  *   node --import tsx scripts/bench-kernels.ts --profile  # also the slowest kernels of one 128 px step
  *
+ * "repack" is what a forward convolution costs extra when its filter is a new tensor, as after every
+ * optimiser step: XNNPACK caches its packed filter per tensor id, and an updated variable gets a new one.
+ *
  * Single-threaded (tfjs wasm cannot use threads in Node), so numbers are per core. Runs take about a
  * minute; other processes on the machine skew them, so compare runs made back to back.
  */
@@ -76,9 +79,9 @@ function pad(text: string | number, width: number): string {
 function benchLayers(stockBackpropInput: tf.KernelConfig): void {
   console.log(`\nConvolution kernels on wasm, batch ${KERNEL_BATCH}, ms per call (GFLOP/s)`);
   console.log(
-    `${'layer'.padEnd(30)}${pad('GFLOP', 7)}${pad('forward', 16)}${pad('backprop input', 17)}${pad('backprop filter', 17)}`,
+    `${'layer'.padEnd(30)}${pad('GFLOP', 7)}${pad('forward', 16)}${pad('backprop input', 17)}${pad('backprop filter', 17)}${pad('repack', 9)}`,
   );
-  const totals = { forward: 0, input: 0, filter: 0 };
+  const totals = { forward: 0, input: 0, filter: 0, repack: 0 };
   for (const layer of RESNET18_LAYERS_128) {
     tf.tidy(() => {
       const padding = Math.floor(layer.filterSize / 2);
@@ -95,6 +98,15 @@ function benchLayers(stockBackpropInput: tf.KernelConfig): void {
       const attrs = { strides: layer.stride, pad: 'valid', dataFormat: 'NHWC' };
       const gflop = (2 * y.size * layer.filterSize * layer.filterSize * layer.inChannels) / 1e9;
       const forwardMs = msPerCall(() => tf.conv2d(x, filter, layer.stride, 'valid').dispose());
+      // A new filter tensor per call (a copy, whose own cost is subtracted) makes XNNPACK pack it again.
+      const copyMs = msPerCall(() => tf.add(filter, 0).dispose());
+      const freshFilterMs = msPerCall(() =>
+        tf.tidy(() => {
+          tf.conv2d(x, tf.add(filter, 0) as tf.Tensor4D, layer.stride, 'valid');
+        }),
+      );
+      const repackMs = Math.max(0, freshFilterMs - copyMs - forwardMs);
+      totals.repack += repackMs;
       const inputMs = msPerCall(() =>
         runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: x.shape }).dispose(),
       );
@@ -106,12 +118,12 @@ function benchLayers(stockBackpropInput: tf.KernelConfig): void {
       totals.filter += filterMs;
       const cell = (ms: number) => `${ms.toFixed(1)} (${(gflop / (ms / 1000)).toFixed(1)})`.padStart(16);
       console.log(
-        `${layer.name.padEnd(30)}${pad(gflop.toFixed(3), 7)}${cell(forwardMs)} ${cell(inputMs)} ${cell(filterMs)}`,
+        `${layer.name.padEnd(30)}${pad(gflop.toFixed(3), 7)}${cell(forwardMs)} ${cell(inputMs)} ${cell(filterMs)}${pad(repackMs.toFixed(1), 9)}`,
       );
     });
   }
   console.log(
-    `${'sum over distinct layers'.padEnd(37)}${pad(totals.forward.toFixed(1), 16)} ${pad(totals.input.toFixed(1), 16)} ${pad(totals.filter.toFixed(1), 16)}`,
+    `${'sum over distinct layers'.padEnd(37)}${pad(totals.forward.toFixed(1), 16)} ${pad(totals.input.toFixed(1), 16)} ${pad(totals.filter.toFixed(1), 16)}${pad(totals.repack.toFixed(1), 9)}`,
   );
 
   // The stock kernel is a scalar loop, so compare on a shape small enough to finish quickly.

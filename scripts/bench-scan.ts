@@ -1,86 +1,118 @@
-// Times scanDataset over 15,000 small BMP files laid out like C-NMC 2019 (training_data/fold_k/{all,hem}).
-// The tree is built once under the OS temp folder and reused; pass --rebuild to start over.
-// Usage: node --import tsx scripts/bench-scan.ts [--runs 3] [--rebuild]
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+// The audit at the real dataset's size: 15,000 450×450 BMPs laid out like C-NMC 2019 (see bench-scan-tree.ts),
+// built under the OS temp folder. Prints, per run and as median and spread over the runs:
+//   reference  sha256 of every file's bytes with Node's crypto, one file after another (`sha256sum`-style)
+//   header     scanDataset without a cache (headers only)
+//   full       auditDataset with pixels and duplicates, no cache
+//   warm       auditDataset again with a filled cache and nothing changed
+//   incr       auditDataset with the cache after 10 files were rewritten
+// Figures are ratios against the reference too, since the machine's load hits both.
+// Usage: node --import tsx scripts/bench-scan.ts [--runs 3] [--keep] [--rebuild] [--dir <folder>]
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { auditDataset } from '../src/core/audit/runAudit.js';
+import { decodeBmp } from '../src/core/image/bmpDecode.js';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
 import { scanDataset } from '../src/core/audit/scan.js';
+import { buildTree, TREE_FILES, treeFilePath, treeIsBuilt } from './bench-scan-tree.js';
 
-const BENCH_ROOT = path.join(os.tmpdir(), 'leukemia-audit-bench-scan');
-const FILE_COUNT = 15_000;
-const FOLDS = 3;
-const CLASSES = ['all', 'hem'] as const;
-const SIDE = 32;
-/** Hidden, so the scanner ignores it; records what the cached tree holds. */
-const MARKER = path.join(BENCH_ROOT, '.bench-tree.json');
-const MARKER_CONTENT = JSON.stringify({ files: FILE_COUNT, side: SIDE, layout: 'fold_k/{all,hem}' });
-
-async function treeIsCached(): Promise<boolean> {
-  try {
-    return (await readFile(MARKER, 'utf8')) === MARKER_CONTENT;
-  } catch {
-    return false;
-  }
-}
-
-async function buildTree(): Promise<void> {
-  await rm(BENCH_ROOT, { recursive: true, force: true });
-  const base = new Uint8Array(SIDE * SIDE * 3);
-  for (let i = 0; i < base.length; i++) base[i] = (i * 7) % 256;
-  const folders = new Set<string>();
-  const files: Array<{ file: string; index: number }> = [];
-  for (let index = 0; index < FILE_COUNT; index++) {
-    const fold = index % FOLDS;
-    const label = CLASSES[Math.floor(index / FOLDS) % CLASSES.length];
-    const folder = path.join(BENCH_ROOT, 'training_data', `fold_${fold}`, label);
-    folders.add(folder);
-    files.push({ file: path.join(folder, `UID_${index}_${index % 17}_${index % 5}_${label}.bmp`), index });
-  }
-  for (const folder of folders) await mkdir(folder, { recursive: true });
-  const writers = 32;
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: writers }, async () => {
-      while (next < files.length) {
-        const { file, index } = files[next++];
-        const data = Uint8Array.from(base);
-        data[0] = index & 0xff; // distinct content per file, like real cells
-        data[1] = (index >>> 8) & 0xff;
-        await writeFile(file, encodeBmp24({ width: SIDE, height: SIDE, channels: 3, data }));
-      }
-    }),
-  );
-  await writeFile(MARKER, MARKER_CONTENT);
-}
-
-function option(name: string, fallback: number): number {
+function option(name: string): string | undefined {
   const at = process.argv.indexOf(name);
-  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
+  return at >= 0 ? process.argv[at + 1] : undefined;
+}
+
+const CHANGED_FILES = 10;
+
+async function time<T>(work: () => Promise<T>): Promise<[number, T]> {
+  const start = performance.now();
+  const result = await work();
+  return [(performance.now() - start) / 1000, result];
+}
+
+async function referenceHash(root: string): Promise<void> {
+  for (let index = 0; index < TREE_FILES; index++) {
+    createHash('sha256')
+      .update(await readFile(treeFilePath(root, index)))
+      .digest('hex');
+  }
+}
+
+/** Rewrites files with one pixel changed, as an edit would: new content, new mtime. */
+async function touchFiles(root: string, run: number): Promise<void> {
+  for (let k = 0; k < CHANGED_FILES; k++) {
+    const file = treeFilePath(root, (run * 997 + k * 1499) % TREE_FILES);
+    const image = decodeBmp(await readFile(file));
+    image.data[(image.width * (image.height >> 1) + (image.width >> 1)) * 3] ^= 0x40;
+    await writeFile(file, encodeBmp24(image));
+  }
+}
+
+function stats(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = sorted[(sorted.length - 1) >> 1];
+  return `median ${median.toFixed(3)} s (min ${sorted[0].toFixed(3)}, max ${sorted.at(-1)!.toFixed(3)})`;
 }
 
 async function main(): Promise<void> {
-  const runs = option('--runs', 3);
-  if (process.argv.includes('--rebuild') || !(await treeIsCached())) {
-    const start = performance.now();
-    await buildTree();
-    console.log(
-      `built ${FILE_COUNT.toLocaleString('en-US')} BMPs in ${BENCH_ROOT} (${((performance.now() - start) / 1000).toFixed(1)} s)`,
-    );
+  const runs = Number(option('--runs') ?? 3);
+  const root = option('--dir') ?? path.join(os.tmpdir(), 'leukemia-audit-bench-scan450');
+  const keep = process.argv.includes('--keep');
+  if (process.argv.includes('--rebuild') || !(await treeIsBuilt(root))) {
+    console.log(`building ${TREE_FILES.toLocaleString('en-US')} 450×450 BMPs in ${root} (a few minutes) …`);
+    const [seconds] = await time(() => buildTree(root));
+    console.log(`built in ${seconds.toFixed(0)} s`);
   } else {
-    console.log(`reusing ${BENCH_ROOT}`);
+    console.log(`reusing ${root}`);
   }
-  for (let run = 1; run <= runs; run++) {
-    const start = performance.now();
-    const result = await scanDataset(BENCH_ROOT);
-    const ms = performance.now() - start;
-    const files = result.images.length + result.unreadable.length + result.otherFiles.length;
+  const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'leukemia-audit-bench-cache-'));
+  const figures: Record<'reference' | 'header' | 'full' | 'warm' | 'incr', number[]> = {
+    reference: [],
+    header: [],
+    full: [],
+    warm: [],
+    incr: [],
+  };
+  await referenceHash(root); // warm the page cache, so every run reads from memory
+  try {
+    for (let run = 1; run <= runs; run++) {
+      const step = async <T>(name: keyof typeof figures, work: () => Promise<T>): Promise<T> => {
+        const [seconds, result] = await time(work);
+        figures[name].push(seconds);
+        const rate = name === 'reference' || name === 'full' ? `, ${(TREE_FILES / seconds).toFixed(0)} files/s` : '';
+        console.log(`run ${run}: ${name.padEnd(9)} ${seconds.toFixed(3)} s${rate}`);
+        return result;
+      };
+      await step('reference', () => referenceHash(root));
+      await step('header', () => scanDataset(root));
+      const report = await step('full', () => auditDataset(root, { cacheDir: false }));
+      await rm(cacheDir, { recursive: true, force: true });
+      await auditDataset(root, { cacheDir }); // fills the cache
+      await step('warm', () => auditDataset(root, { cacheDir }));
+      await touchFiles(root, run);
+      const incrReport = await step('incr', () => auditDataset(root, { cacheDir }));
+      const codes = (r: typeof report) => JSON.stringify(r.findings.map((f) => f.code));
+      console.log(
+        `run ${run}: full audit ${(figures.reference.at(-1)! / figures.full.at(-1)!).toFixed(2)}× the reference's ` +
+          `speed; duplicate findings: ${report.findings.filter((f) => f.code === 'duplicate-images').length}` +
+          (codes(incrReport) === codes(report) ? '' : '; FINDINGS DIFFER after the edit'),
+      );
+    }
+    console.log(`\n${runs} runs, ${TREE_FILES.toLocaleString('en-US')} files, ${os.availableParallelism()} cores:`);
+    console.log(`  reference sha256   ${stats(figures.reference)}`);
+    console.log(`  header scan        ${stats(figures.header)}`);
+    console.log(`  full audit         ${stats(figures.full)}`);
+    const rates = figures.full.map((s) => TREE_FILES / s).sort((a, b) => a - b);
     console.log(
-      `run ${run}: ${files.toLocaleString('en-US')} files (${result.images.length.toLocaleString('en-US')} images) in ` +
-        `${ms.toFixed(0)} ms = ${Math.round(files / (ms / 1000)).toLocaleString('en-US')} files/s`,
+      `                     = ${rates[(rates.length - 1) >> 1].toFixed(0)} files/s (min ${rates[0].toFixed(0)}, max ${rates.at(-1)!.toFixed(0)})`,
     );
+    console.log(`  warm re-audit      ${stats(figures.warm)}`);
+    console.log(`  incremental (${CHANGED_FILES})   ${stats(figures.incr)}`);
+    console.log(`  peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (main thread and workers)`);
+  } finally {
+    await rm(cacheDir, { recursive: true, force: true });
+    if (!keep) await rm(root, { recursive: true, force: true });
   }
-  console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 }
 
 main().catch((error: unknown) => {

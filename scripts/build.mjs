@@ -77,6 +77,16 @@ const builds = [
     target: 'node20',
     external: nodeExternals,
   },
+  // The audit's pixel phase starts this file as worker threads from the bundle that runs the audit.
+  {
+    ...common,
+    entryPoints: ['src/core/audit/pixelWorker.ts'],
+    outfile: 'dist/pixelWorker.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternals,
+  },
   {
     ...common,
     entryPoints: ['src/cli/main.ts'],

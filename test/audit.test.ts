@@ -1,11 +1,20 @@
 // The label audit's rules on synthetic layouts (no files: the scan result is built in memory).
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { auditScan, type AuditReport } from '../src/core/audit/audit.js';
+import { after, test } from 'node:test';
+import { auditScan, type AuditInputs, type AuditOptions, type AuditReport } from '../src/core/audit/audit.js';
 import { detectCsvLabels, parseDelimited } from '../src/core/audit/csvLabels.js';
 import type { ImageHashes } from '../src/core/audit/duplicates.js';
 import type { FindingCode } from '../src/core/audit/findings.js';
 import type { ImageEntry, ScanResult } from '../src/core/types.js';
+import { assertSpecConsistent, consistencyChecksRun } from './helpers/auditConsistency.js';
+
+/** The audit, with its findings checked against its spec (every layout of this suite). */
+function audit(scan: ScanResult, inputs?: AuditInputs, options?: AuditOptions): AuditReport {
+  const report = auditScan(scan, inputs, options);
+  assertSpecConsistent(report, scan);
+  return report;
+}
+after(() => console.log(`# spec/findings consistency checked on ${consistencyChecksRun()} layouts`));
 
 function scanOf(paths: string[], size = (_: string) => [450, 450]): ScanResult {
   const images: ImageEntry[] = paths.map((path) => {
@@ -36,7 +45,7 @@ const codes = (report: AuditReport) => report.findings.map((f) => f.code);
 const finding = (report: AuditReport, code: FindingCode) => report.findings.find((f) => f.code === code);
 
 test('C-NMC training_data: fold folders are flagged and all/hem one level deeper is recommended', () => {
-  const report = auditScan(scanOf(cnmcTrainingPaths()));
+  const report = audit(scanOf(cnmcTrainingPaths()));
   const structural = finding(report, 'structural-labels');
   assert.ok(structural, `expected structural-labels, got ${codes(report)}`);
   assert.equal(structural.severity, 'error');
@@ -72,7 +81,7 @@ test('C-NMC training_data: fold folders are flagged and all/hem one level deeper
 test('a clean ALL/HEM layout produces no structural-labels', () => {
   const paths: string[] = [];
   for (let i = 0; i < 40; i++) paths.push(`ALL/cell_${i}.png`, `HEM/cell_${i}.png`);
-  const report = auditScan(scanOf(paths));
+  const report = audit(scanOf(paths));
   assert.deepEqual(report.spec.labelSources, [{ kind: 'folder', depth: 1 }]);
   assert.ok(!codes(report).includes('structural-labels'), codes(report).join());
   assert.ok(!codes(report).includes('nested-labels'));
@@ -88,7 +97,7 @@ test('train/val/test folders become splits, not classes', () => {
   const paths: string[] = [];
   for (const split of ['train', 'val', 'test'])
     for (let i = 0; i < 30; i++) paths.push(`${split}/all/a${i}.jpg`, `${split}/hem/h${i}.jpg`);
-  const report = auditScan(scanOf(paths));
+  const report = audit(scanOf(paths));
   const structural = finding(report, 'structural-labels');
   assert.ok(structural);
   assert.match(structural.message, /train\/validation\/test splits/);
@@ -107,7 +116,7 @@ test('train/val/test folders become splits, not classes', () => {
 test('numeric class folders are information, not an alarm', () => {
   const paths: string[] = [];
   for (let i = 0; i < 30; i++) paths.push(`0/img_${i}.png`, `1/img_${i}.png`);
-  const report = auditScan(scanOf(paths));
+  const report = audit(scanOf(paths));
   assert.deepEqual(report.spec.labelSources[0], { kind: 'folder', depth: 1 });
   assert.equal(finding(report, 'numeric-class-names')?.severity, 'info');
   assert.ok(!codes(report).includes('structural-labels'));
@@ -117,7 +126,7 @@ test('numeric folders that wrap the same class folders are structural', () => {
   const paths: string[] = [];
   for (const fold of ['0', '1', '2'])
     for (let i = 0; i < 20; i++) paths.push(`${fold}/ALL/x${i}.png`, `${fold}/HEM/y${i}.png`);
-  const report = auditScan(scanOf(paths));
+  const report = audit(scanOf(paths));
   assert.equal(finding(report, 'structural-labels')?.severity, 'error');
   assert.deepEqual(report.spec.labelSources[0], { kind: 'folder', depth: 2 });
 });
@@ -135,7 +144,7 @@ test('structural names of every kind are recognised', () => {
   ]) {
     const paths: string[] = [];
     for (const name of names) for (let i = 0; i < 20; i++) paths.push(`${name}/a_${i}.png`);
-    const report = auditScan(scanOf(paths));
+    const report = audit(scanOf(paths));
     const structural = finding(report, 'structural-labels');
     assert.ok(structural, `${names} not flagged`);
     assert.ok(codes(report).includes('no-labels'), `${names}: expected no-labels`);
@@ -144,7 +153,7 @@ test('structural names of every kind are recognised', () => {
 
 test('file-name class tokens are used when the folders are only folds', () => {
   const paths = cnmcTrainingPaths().map((p) => p.replace(/\/(all|hem)\//, '/'));
-  const report = auditScan(scanOf(paths));
+  const report = audit(scanOf(paths));
   assert.equal(finding(report, 'structural-labels')?.severity, 'error');
   assert.equal(report.spec.labelSources[0].kind, 'filename');
   assert.equal(finding(report, 'filename-labels')?.severity, 'warning');
@@ -157,7 +166,7 @@ test('file-name class tokens are used when the folders are only folds', () => {
 test('a file in the wrong class folder is a label mismatch', () => {
   const paths = cnmcTrainingPaths();
   paths.push('fold_1/all/UID_H99_1_1_hem.bmp');
-  const report = auditScan(scanOf(paths));
+  const report = audit(scanOf(paths));
   const mismatch = finding(report, 'label-mismatch');
   assert.ok(mismatch);
   assert.deepEqual(mismatch.paths, ['fold_1/all/UID_H99_1_1_hem.bmp']);
@@ -166,7 +175,7 @@ test('a file in the wrong class folder is a label mismatch', () => {
 test('a subject in two folds is leakage, and the split becomes subject-disjoint', () => {
   const paths = cnmcTrainingPaths();
   paths.push('fold_2/all/UID_1_99_1_all.bmp'); // subject 1 lives in fold_0
-  const report = auditScan(scanOf(paths));
+  const report = audit(scanOf(paths));
   const leakage = finding(report, 'subject-leakage');
   assert.ok(leakage);
   assert.equal(leakage.severity, 'error');
@@ -179,7 +188,7 @@ test('a custom subject pattern is honoured', () => {
   for (const fold of ['fold_0', 'fold_1'])
     for (let i = 0; i < 20; i++)
       paths.push(`${fold}/ALL/patient${fold === 'fold_0' ? 1 : 2}-${i}.png`, `${fold}/HEM/patient3-${i}.png`);
-  const report = auditScan(scanOf(paths), {}, { subjectPattern: '^patient(\\d+)-' });
+  const report = audit(scanOf(paths), {}, { subjectPattern: '^patient(\\d+)-' });
   assert.equal(report.spec.subjects.count, 3);
   const leakage = finding(report, 'subject-leakage');
   assert.deepEqual(
@@ -206,7 +215,7 @@ test('C-NMC root: splits at depth 1, folds at depth 2, labels at depth 3, valida
   assert.equal(table.fileColumn, 'new_names');
   assert.equal(table.labelColumn, 'labels');
   assert.equal(table.labelByPath.size, 30, 'rows match the validation folder, not the test folder with the same names');
-  const report = auditScan(scan, { csvTables: [table] });
+  const report = audit(scan, { csvTables: [table] });
   assert.deepEqual(report.spec.labelSources[0], { kind: 'folder', depth: 3 });
   assert.deepEqual(report.spec.labelSources[1], {
     kind: 'csv',
@@ -237,11 +246,11 @@ test('duplicates: identical pixels across folds and classes, near-duplicates acr
       perceptual: ((BigInt(i) * 0x9e3779b97f4a7c15n) % (1n << 64n)).toString(16).padStart(16, '0'),
     }),
   );
-  hashes.set('fold_2/hem/UID_H21_0_1_hem.bmp', { ...hashes.get('fold_0/all/UID_1_0_1_all.bmp')! });
+  hashes.set('fold_2/hem/UID_h21_0_1_hem.bmp', { ...hashes.get('fold_0/all/UID_1_0_1_all.bmp')! });
   const near = hashes.get('fold_0/all/UID_1_1_1_all.bmp')!;
   const flipped = (BigInt('0x' + near.perceptual) ^ 0b101n).toString(16).padStart(16, '0');
   hashes.set('fold_1/all/UID_11_1_1_all.bmp', { pixel: 'other', perceptual: flipped });
-  const report = auditScan(scanOf(paths), { hashes });
+  const report = audit(scanOf(paths), { hashes });
   const duplicates = report.findings.filter((f) => f.code === 'duplicate-images');
   assert.equal(duplicates.length, 2);
   const exact = duplicates.find((f) => f.evidence.kind === 'exact')!;
@@ -261,9 +270,59 @@ test('imbalance, too few images, mixed sizes and unreadable files', () => {
   for (let i = 0; i < 10; i++) paths.push(`HEM/h${i}.bmp`);
   const scan = scanOf(paths, (p) => (p.startsWith('HEM') ? [300, 200] : [450, 450]));
   scan.unreadable = [{ path: 'ALL/broken.bmp', reason: 'corrupt', detail: 'truncated' }];
-  const report = auditScan(scan);
+  const report = audit(scan);
   assert.equal(finding(report, 'class-imbalance')?.severity, 'warning');
   assert.match(finding(report, 'too-few-images')!.message, /HEM \(10\)/);
   assert.equal(finding(report, 'mixed-image-sizes')?.severity, 'warning');
   assert.deepEqual(finding(report, 'unreadable-images')?.paths, ['ALL/broken.bmp']);
+});
+
+test('parseDelimited: Excel sep= line, quoted fields after spaces, pipes, a BOM; quoted delimiters do not fool the guess', () => {
+  assert.deepEqual(parseDelimited('sep=;\r\nfile;label\r\na.png;1\r\n'), {
+    delimiter: ';',
+    header: ['file', 'label'],
+    rows: [['a.png', '1']],
+  });
+  assert.deepEqual(parseDelimited('\ufefffile| label\n a.png | "x|y"\n').rows, [['a.png', 'x|y']]);
+  const quoted = parseDelimited('"name; with semicolons",label\n"a;b.png","line one\nline two"\n');
+  assert.equal(quoted.delimiter, ',');
+  assert.deepEqual(quoted.rows, [['a;b.png', 'line one\nline two']]);
+});
+
+test('detectCsvLabels: paths relative to the root or the table, stems, unique suffixes; ambiguous rows kept out', () => {
+  const images = scanOf([
+    'site1/p07/smear2/img3.tif',
+    'site1/p08/smear2/img3.tif',
+    'site1/p08/smear2/img4.tif',
+    'site1/pictures/IMG_0042.png',
+  ]).images;
+  const table = detectCsvLabels(
+    'site1/labels.csv',
+    parseDelimited(
+      [
+        'file,label',
+        'p07/smear2/img3.tif,ALL', // relative to the table
+        'site1/p08/smear2/img3.tif,HEM', // relative to the root
+        'IMG_0042,HEM', // stem
+        '/home/me/data/site1/p08/smear2/img4.tif,ALL', // absolute, matched by its unique tail
+        'smear2/img3.tif,ALL', // two images end so: ambiguous
+        'missing.png,ALL',
+      ].join('\n'),
+    ),
+    images,
+  );
+  assert.ok(table);
+  assert.deepEqual(Object.fromEntries(table.labelByPath), {
+    'site1/p07/smear2/img3.tif': 'ALL',
+    'site1/p08/smear2/img3.tif': 'HEM',
+    'site1/pictures/IMG_0042.png': 'HEM',
+    'site1/p08/smear2/img4.tif': 'ALL',
+  });
+  assert.equal(table.ambiguousCount, 1);
+  assert.deepEqual(table.ambiguousRows[0], {
+    row: 5,
+    value: 'smear2/img3.tif',
+    candidates: ['site1/p07/smear2/img3.tif', 'site1/p08/smear2/img3.tif'],
+  });
+  assert.equal(table.unmatchedRows, 1);
 });

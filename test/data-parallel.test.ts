@@ -2,11 +2,12 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend } from '../src/core/engine/backend.js';
 import { createResNet18, disposeModel, trainableByName, type ResNet18Params } from '../src/core/model/resnet18.js';
-import { createDataParallelTrainer } from '../src/core/train/dataParallel.js';
+import { createDataParallelTrainer, inferLogits } from '../src/core/train/dataParallel.js';
 import { createOptimizer } from '../src/core/train/optimizers.js';
 import { trainStep } from '../src/core/train/step.js';
 import type { Batch } from '../src/core/data/batches.js';
 
+// Generous timeouts: the machine is shared, and a 60 s limit timed out under a load average of 18.
 const SIZE = 32;
 const CLASSES = 2;
 // Binary-exact weights, so every weight sum (4 per shard, 8 in all) and the scaling by it are exact.
@@ -46,7 +47,7 @@ function duplicatedBatch(): Batch {
 
 test(
   'a 2-way data-parallel step updates the weights as the single-process trainStep does',
-  { timeout: 60_000 },
+  { timeout: 300_000 },
   async () => {
     const batch = duplicatedBatch();
     // SGD, not Adam: Adam's first step is ≈ lr·sign(g), which turns rounding noise in near-zero gradients
@@ -130,7 +131,7 @@ test(
   },
 );
 
-test('dispose terminates the workers and later steps fail', { timeout: 60_000 }, async () => {
+test('dispose terminates the workers and later steps fail', { timeout: 300_000 }, async () => {
   const model = createResNet18(CLASSES, 1);
   const optimizer = createOptimizer('sgd');
   const trainer = createDataParallelTrainer({ numClasses: CLASSES, imageSize: SIZE, workers: 2 });
@@ -152,3 +153,40 @@ test('dispose terminates the workers and later steps fail', { timeout: 60_000 },
     optimizer.dispose();
   }
 });
+
+test(
+  '2-way inference gives the single-thread eval logits, before and after a step changes the weights',
+  { timeout: 300_000 },
+  async () => {
+    const model = createResNet18(CLASSES, 3);
+    const optimizer = createOptimizer('sgd');
+    const trainer = createDataParallelTrainer({ numClasses: CLASSES, imageSize: SIZE, workers: 2 });
+    try {
+      // An odd count: the shards are 2 and 3 images.
+      const { x } = halfBatch();
+      const images = new Float32Array(5 * SIZE * SIZE * 3);
+      images.set(x);
+      images.set(x.subarray(0, SIZE * SIZE * 3), x.length);
+      const check = async (when: string) => {
+        const expected = inferLogits(model, images, 5, SIZE);
+        const actual = await trainer.infer(model, images, 5);
+        assert.equal(actual.length, 5 * CLASSES);
+        for (let i = 0; i < expected.length; i++)
+          assert.ok(
+            Math.abs(actual[i] - expected[i]) <= 1e-5 * Math.max(1, Math.abs(expected[i])),
+            `${when}: logit ${i}`,
+          );
+        return actual;
+      };
+      const first = await check('initial weights');
+      assert.deepEqual(await trainer.infer(model, images, 5), first, 'published weights are reused as they are');
+      await trainer.step(model, trainableByName(model, 'full'), optimizer, duplicatedBatch(), WEIGHTS, 0.5);
+      const second = await check('after a step');
+      assert.notDeepEqual(second, first, 'the step changed the logits');
+    } finally {
+      await trainer.dispose();
+      disposeModel(model);
+      optimizer.dispose();
+    }
+  },
+);

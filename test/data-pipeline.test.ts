@@ -48,6 +48,7 @@ import { combinedLabeler, type Labeler } from '../src/core/labels.js';
 import { createRng } from '../src/core/random.js';
 import { scanDataset } from '../src/core/audit/scan.js';
 import type { RawImage } from '../src/core/types.js';
+import { assertSpecConsistent } from './helpers/auditConsistency.js';
 
 const SMALL: DemoOptions = {
   imageSize: 32,
@@ -84,13 +85,15 @@ function audited(options: DemoOptions): () => Promise<Audited> {
       const manifest = await generateDemoDataset(await freshDir('data-pipeline-'), options);
       const scan = await scanDataset(manifest.root);
       const csvTables = await readLabelTables(scan);
-      const { spec } = auditScan(scan, { csvTables });
+      const report = auditScan(scan, { csvTables });
+      assertSpecConsistent(report, scan);
+      const { spec } = report;
       return {
         manifest,
         spec,
         paths: scan.images.map((image) => image.path),
         labelOf: combinedLabeler(spec.labelSources, csvTables),
-        subjectOf: subjectReader(spec.subjectPattern, csvTables),
+        subjectOf: subjectReader(spec.subjectPattern, csvTables, spec.subjectFolderDepth),
       };
     })());
 }

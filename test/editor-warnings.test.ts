@@ -11,6 +11,7 @@ import { findDatasetCalls, type SourceCell } from '../src/core/editor/pythonCall
 import { structuralPrompt, structuralSentence, structuralSummary } from '../src/core/editor/structural.js';
 import { labelsAreStructural } from '../src/core/train/labelChoice.js';
 import type { ScanResult } from '../src/core/types.js';
+import { assertSpecConsistent } from './helpers/auditConsistency.js';
 
 const ROOT = path.resolve('/data/C-NMC_Leukemia/training_data');
 
@@ -22,7 +23,9 @@ function audit(paths: string[], root = ROOT): AuditReport {
     otherFiles: [],
     ignored: 0,
   };
-  return auditScan(scan);
+  const report = auditScan(scan);
+  assertSpecConsistent(report, scan);
+  return report;
 }
 
 /** C-NMC: three folds of all/hem, ALL about twice as common, subjects confined to a fold. */

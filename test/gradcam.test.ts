@@ -1,6 +1,6 @@
 // Grad-CAM and Grad-CAM++ against PyTorch (hooks on torchvision's resnet18, computed at test time), plus the
 // pieces around the maps: colormaps, upsampling, overlays, rank correlation and the two trust checks.
-import { test, before, after } from 'node:test';
+import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -12,7 +12,13 @@ import { selectBackend } from '../src/core/engine/backend.js';
 import { createResNet18, disposeModel, forward, type ResNet18Params } from '../src/core/model/resnet18.js';
 import { loadStateDict } from '../src/core/model/stateDict.js';
 import { readSafetensors, type HostTensor } from '../src/core/weights/safetensors.js';
-import { computeCams, resolveCamLayer, type CamMethod } from '../src/core/explain/gradcam.js';
+import {
+  CAM_LAYERS,
+  computeCams,
+  resolveCamLayer,
+  type CamLayer,
+  type CamMethod,
+} from '../src/core/explain/gradcam.js';
 import { inputBatch } from '../src/core/explain/predict.js';
 import { explainPixels, upsampledMaps } from '../src/core/explain/explainImages.js';
 import {
@@ -36,7 +42,12 @@ import {
   shortcutCheck,
   spearman,
 } from '../src/core/explain/checks.js';
-import { RANDOMISE_BATCHNORM_PY, SAFETENSORS_PY, runPythonIfAvailable } from './helpers/python.js';
+import {
+  RANDOMISE_BATCHNORM_PY,
+  SAFETENSORS_PY,
+  referenceUnavailable,
+  runPythonIfAvailable,
+} from './helpers/python.js';
 
 let workDir = '';
 
@@ -83,8 +94,9 @@ const flat = (map: number[][]) => map.flat();
 
 /**
  * A seeded torchvision resnet18(num_classes=2) with perturbed BatchNorm statistics, two cell-like images
- * (uint8 values), and Grad-CAM / Grad-CAM++ at layer4 computed from a forward hook on `model.layer4` and a
- * tensor hook on its output, in eval mode, for the predicted classes and for classes [0, 1].
+ * (uint8 values), and Grad-CAM / Grad-CAM++ at each of the layers named in argv[3] (comma-separated)
+ * computed from a forward hook on the module and a tensor hook on its output, in eval mode, for the
+ * predicted classes and for classes [0, 1]. Keys are `<layer>.<map>`.
  */
 const PYTORCH_GRADCAM = String.raw`
 import sys
@@ -92,7 +104,7 @@ import torch, torchvision
 ${SAFETENSORS_PY}
 ${RANDOMISE_BATCHNORM_PY}
 torch.set_num_threads(1)
-folder, size = sys.argv[1], int(sys.argv[2])
+folder, size, layers = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(',')
 torch.manual_seed(7)
 model = randomise_batchnorm(torchvision.models.resnet18(num_classes=2))
 model.eval()
@@ -109,36 +121,41 @@ std = torch.tensor([0.229, 0.224, 0.225])[None, :, None, None]
 x = (pixels / 255 - mean) / std
 
 captured = {}
-def keep(module, inputs, output):
-    captured['A'] = output
-    output.register_hook(lambda grad: captured.update(G=grad))
-model.layer4.register_forward_hook(keep)
+def keep(layer):
+    def hook(module, inputs, output):
+        captured[layer + '.A'] = output
+        output.register_hook(lambda grad: captured.update({layer + '.G': grad}))
+    return hook
+for layer in layers:
+    getattr(model, layer).register_forward_hook(keep(layer))
 relu = torch.nn.functional.relu
 
-def cams(targets):
+def cams(targets, prefix=''):
     model.zero_grad()
     logits = model(x)
     logits[torch.arange(len(targets)), targets].sum().backward()
-    A, G = captured['A'].detach(), captured['G'].detach()
-    gradcam = relu((G.mean((2, 3))[:, :, None, None] * A).sum(1))
-    g2, g3 = G ** 2, G ** 3
-    alpha = g2 / (2 * g2 + A.sum((2, 3), keepdim=True) * g3 + 1e-6)
-    alpha = torch.where(G != 0, alpha, torch.zeros(()))
-    gradcampp = relu(((alpha * relu(G)).sum((2, 3))[:, :, None, None] * A).sum(1))
-    return logits.detach(), gradcam, gradcampp
+    out = {}
+    for layer in layers:
+        A, G = captured[layer + '.A'].detach(), captured[layer + '.G'].detach()
+        out[f'{layer}.{prefix}gradcam'] = relu((G.mean((2, 3))[:, :, None, None] * A).sum(1))
+        g2, g3 = G ** 2, G ** 3
+        alpha = g2 / (2 * g2 + A.sum((2, 3), keepdim=True) * g3 + 1e-6)
+        alpha = torch.where(G != 0, alpha, torch.zeros(()))
+        out[f'{layer}.{prefix}gradcampp'] = relu(((alpha * relu(G)).sum((2, 3))[:, :, None, None] * A).sum(1))
+    return logits.detach(), out
 
 predicted = model(x).argmax(1)
-logits, gradcam, gradcampp = cams(predicted)
-_, mixed_gradcam, mixed_gradcampp = cams(torch.tensor([0, 1]))
+logits, maps = cams(predicted)
+_, mixed = cams(torch.tensor([0, 1]), 'mixed_')
 save(folder + '/weights.safetensors', model.state_dict())
-save(folder + '/reference.safetensors', dict(pixels=pixels.permute(0, 2, 3, 1).contiguous(), logits=logits, predicted=predicted,
-     gradcam=gradcam, gradcampp=gradcampp, mixed_gradcam=mixed_gradcam, mixed_gradcampp=mixed_gradcampp))
+save(folder + '/reference.safetensors', dict(pixels=pixels.permute(0, 2, 3, 1).contiguous(), logits=logits,
+     predicted=predicted, **maps, **mixed))
 `;
 
-/** The reference folder for `size`, or the reason PyTorch cannot produce it. */
-async function pytorchReference(size: number): Promise<string | { folder: string }> {
+/** The reference folder for `size` and `layers`, or the reason PyTorch cannot produce it. */
+async function pytorchReference(size: number, layers: readonly CamLayer[]): Promise<string | { folder: string }> {
   const folder = await mkdtemp(join(workDir, `pytorch-${size}-`));
-  const run = await runPythonIfAvailable(PYTORCH_GRADCAM, [folder, String(size)], {
+  const run = await runPythonIfAvailable(PYTORCH_GRADCAM, [folder, String(size), layers.join(',')], {
     timeoutMs: 60_000,
     purpose: 'PyTorch parity',
   });
@@ -158,10 +175,13 @@ function perImage(tensor: HostTensor | undefined, name: string): Float32Array[] 
   return Array.from({ length: n }, (_, i) => data.slice(i * h * w, (i + 1) * h * w));
 }
 
-test('PyTorch parity: Grad-CAM and Grad-CAM++ at layer4, 224 px, Pearson ≥ 0.999 per map', async (t) => {
-  const size = 224;
-  const reference = await pytorchReference(size);
-  if (typeof reference === 'string') return t.skip(reference);
+/**
+ * Our Grad-CAM and Grad-CAM++ maps at each of `layers` against PyTorch's hooks, for the predicted classes and
+ * for classes [0, 1]: Pearson ≥ 0.999 per map and raw values within 1e-3 of the map's maximum.
+ */
+async function checkCamParity(t: TestContext, size: number, layers: readonly CamLayer[]): Promise<void> {
+  const reference = await pytorchReference(size, layers);
+  if (typeof reference === 'string') return referenceUnavailable(t, reference);
   const { tensors } = await readSafetensors(join(reference.folder, 'reference.safetensors'));
   const params = createResNet18(2, 99);
   try {
@@ -179,33 +199,38 @@ test('PyTorch parity: Grad-CAM and Grad-CAM++ at layer4, 224 px, Pearson ≥ 0.9
     ];
     const x = inputBatch(images, size);
     try {
-      for (const { method, targets, key } of cases) {
-        const started = performance.now();
-        const ours = computeCams(params, x, { method, targets });
-        const milliseconds = (performance.now() - started) / images.length;
-        if (!targets) {
-          assert.deepEqual(ours.targets, predicted, 'the same predicted classes');
-          const logitDifference = Math.max(
-            ...ours.logits.flat().map((value, i) => Math.abs(value - floats(tensors.get('logits'), 'logits')[i])),
-          );
-          assert.ok(logitDifference < 1e-3, `logits differ by ${logitDifference}`);
+      for (const layer of layers) {
+        // ResNet-18 halves the resolution from layer2 on: layer1 is size/4, layer4 size/32.
+        const side = Math.ceil(size / 4 / 2 ** Math.max(0, CAM_LAYERS.indexOf(layer) - 1));
+        for (const { method, targets, key } of cases) {
+          const started = performance.now();
+          const ours = computeCams(params, x, { method, targets, layer });
+          const milliseconds = (performance.now() - started) / images.length;
+          if (!targets) {
+            assert.deepEqual(ours.targets, predicted, 'the same predicted classes');
+            const logitDifference = Math.max(
+              ...ours.logits.flat().map((value, i) => Math.abs(value - floats(tensors.get('logits'), 'logits')[i])),
+            );
+            assert.ok(logitDifference < 1e-3, `logits differ by ${logitDifference}`);
+          }
+          const name = `${layer}.${key}`;
+          perImage(tensors.get(name), name).forEach((expected, i) => {
+            const actual = flat(ours.maps[i]);
+            assert.equal(actual.length, side * side, `${layer} is ${side}×${side} at ${size} px`);
+            assert.ok(
+              expected.some((value) => value > 0),
+              `${name}[${i}]: the reference map is not blank`,
+            );
+            const r = pearson(actual, expected);
+            const scale = Math.max(...expected);
+            const worst = Math.max(...actual.map((value, j) => Math.abs(value - expected[j]))) / scale;
+            t.diagnostic(
+              `${name}[${i}] (${method}, class ${ours.targets[i]}): Pearson ${r.toFixed(7)}, max |Δ| / max = ${worst.toExponential(2)}, ${milliseconds.toFixed(0)} ms per image`,
+            );
+            assert.ok(r >= 0.999, `${name}[${i}]: Pearson ${r}`);
+            assert.ok(worst < 1e-3, `${name}[${i}]: raw values differ by ${worst} of the maximum`);
+          });
         }
-        perImage(tensors.get(key), key).forEach((expected, i) => {
-          const actual = flat(ours.maps[i]);
-          assert.equal(actual.length, 49, 'layer4 is 7×7 at 224 px');
-          assert.ok(
-            expected.some((value) => value > 0),
-            `${key}[${i}]: the reference map is not blank`,
-          );
-          const r = pearson(actual, expected);
-          const scale = Math.max(...expected);
-          const worst = Math.max(...actual.map((value, j) => Math.abs(value - expected[j]))) / scale;
-          t.diagnostic(
-            `${key}[${i}] (${method}, class ${ours.targets[i]}): Pearson ${r.toFixed(7)}, max |Δ| / max = ${worst.toExponential(2)}, ${milliseconds.toFixed(0)} ms per image`,
-          );
-          assert.ok(r >= 0.999, `${key}[${i}]: Pearson ${r}`);
-          assert.ok(worst < 1e-3, `${key}[${i}]: raw values differ by ${worst} of the maximum`);
-        });
       }
     } finally {
       x.dispose();
@@ -213,7 +238,13 @@ test('PyTorch parity: Grad-CAM and Grad-CAM++ at layer4, 224 px, Pearson ≥ 0.9
   } finally {
     disposeModel(params);
   }
-});
+}
+
+test('PyTorch parity: Grad-CAM and Grad-CAM++ at layer4, 224 px, Pearson ≥ 0.999 per map', (t) =>
+  checkCamParity(t, 224, ['layer4']));
+
+test('PyTorch parity: Grad-CAM and Grad-CAM++ at layer2 and layer3 (gradients through convolutions), 96 px', (t) =>
+  checkCamParity(t, 96, ['layer2', 'layer3']));
 
 // ---------------------------------------------------------------------------------------------------
 // Grad-CAM without PyTorch

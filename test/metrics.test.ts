@@ -13,6 +13,7 @@ import {
   type ClassificationMetrics,
 } from '../src/core/metrics.js';
 import { createRng } from '../src/core/random.js';
+import { PYTHON, referenceUnavailable } from './helpers/python.js';
 
 const TOLERANCE = 1e-9;
 
@@ -327,8 +328,6 @@ test('rejects inputs that cannot be evaluated', () => {
 // (b) Parity with scikit-learn on seeded random cases
 // ---------------------------------------------------------------------------------------------------------
 
-const PYTHON = '/usr/bin/python3';
-
 function softmax(logits: number[]): number[] {
   const top = Math.max(...logits);
   const exps = logits.map((z) => Math.exp(z - top));
@@ -613,8 +612,7 @@ function assertMatchesSklearn(ours: ClassificationMetrics, input: Classification
 test('matches scikit-learn on seeded random cases', async (t: TestContext) => {
   const unavailable = sklearnUnavailableReason();
   if (unavailable) {
-    t.diagnostic(`sklearn parity NOT checked: ${unavailable}`);
-    t.skip(unavailable);
+    referenceUnavailable(t, `scikit-learn parity not checked: ${unavailable}`);
     return;
   }
   const cases = parityCases();

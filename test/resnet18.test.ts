@@ -27,7 +27,13 @@ import {
   type HostTensor,
   type SafetensorsContents,
 } from '../src/core/weights/safetensors.js';
-import { RANDOMISE_BATCHNORM_PY, SAFETENSORS_PY, runPython, runPythonIfAvailable } from './helpers/python.js';
+import {
+  RANDOMISE_BATCHNORM_PY,
+  SAFETENSORS_PY,
+  referenceUnavailable,
+  runPython,
+  runPythonIfAvailable,
+} from './helpers/python.js';
 
 let workDir = '';
 
@@ -525,7 +531,7 @@ function loadPyTorchWeights(torch: PyTorchReference): ResNet18Params {
 
 test('PyTorch parity: eval-mode logits and layer4 at 224 px; our export loads strictly in PyTorch', async (t) => {
   const torch = await loadPyTorchReference();
-  if (typeof torch === 'string') return t.skip(torch);
+  if (typeof torch === 'string') return referenceUnavailable(t, torch);
   const reference = torch.reference.tensors;
   const params = loadPyTorchWeights(torch);
   try {
@@ -567,7 +573,7 @@ test('PyTorch parity: eval-mode logits and layer4 at 224 px; our export loads st
 
 test('PyTorch parity: training-mode logits and running-stat updates at 64 px', async (t) => {
   const torch = await loadPyTorchReference();
-  if (typeof torch === 'string') return t.skip(torch);
+  if (typeof torch === 'string') return referenceUnavailable(t, torch);
   const reference = torch.reference.tensors;
   const params = loadPyTorchWeights(torch);
   try {

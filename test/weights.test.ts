@@ -29,7 +29,7 @@ import {
 import { PthError, decodePth, readPth } from '../src/core/weights/pth.js';
 import { resolveWeights } from '../src/core/weights/resolveWeights.js';
 import { writeSafetensors, type HostTensor } from '../src/core/weights/safetensors.js';
-import { RANDOMISE_BATCHNORM_PY, runPythonIfAvailable } from './helpers/python.js';
+import { RANDOMISE_BATCHNORM_PY, referenceUnavailable, runPythonIfAvailable } from './helpers/python.js';
 
 let workDir = '';
 
@@ -219,7 +219,7 @@ test('pickle: globals outside the allow-list are refused by name and never execu
       purpose: 'that the hostile pickles are live',
     },
   );
-  if ('unavailable' in run) return t.diagnostic(run.unavailable);
+  if ('unavailable' in run) return referenceUnavailable(t, run.unavailable);
   for (const payload of live)
     assert.ok(existsSync(payload.marker), `${payload.name}: plain Python pickle should have created the marker`);
 });
@@ -236,7 +236,7 @@ test('pickle: a hostile data.pkl inside a .pth zip is refused naming the file', 
     [pickleFile, zipFile],
     { timeoutMs: PYTHON_TIMEOUT_MS, purpose: 'hostile .pth zip' },
   );
-  if ('unavailable' in run) return t.skip(run.unavailable);
+  if ('unavailable' in run) return referenceUnavailable(t, run.unavailable);
   await assert.rejects(readPth(zipFile), (error: unknown) => {
     assert.ok(error instanceof UnsafePickleError);
     assert.equal(error.global, 'os.system');
@@ -319,7 +319,7 @@ for protocol in range(2, 6):
     sys.stdout.buffer.write(pickle.dumps(data, protocol=protocol).hex().encode() + b'\n')
 `;
   const run = await runPythonIfAvailable(script, [], { timeoutMs: PYTHON_TIMEOUT_MS, purpose: 'pickle protocols' });
-  if ('unavailable' in run) return t.skip(run.unavailable);
+  if ('unavailable' in run) return referenceUnavailable(t, run.unavailable);
   const lines = run.stdout.trim().split('\n');
   assert.equal(lines.length, 4);
   const dict = (pairs: [unknown, unknown][]) => ({ dict: pairs });
@@ -505,7 +505,7 @@ function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 test('pth: torch.save files match PyTorch bit for bit (fp32, fp16, every dtype, strided views, legacy, deflate, DataParallel, nested)', async (t) => {
   const files = await loadPyTorchFiles();
-  if (typeof files === 'string') return t.skip(files);
+  if (typeof files === 'string') return referenceUnavailable(t, files);
   const path = (name: string) => join(files.folder, name);
   assertMatchesPyTorch(await readPth(path('resnet18-3.pth')), files, 'resnet18-3', 'fp32 state dict');
   assertMatchesPyTorch(await readPth(path('resnet18-3-half.pth')), files, 'resnet18-3-half', 'fp16 state dict');
@@ -528,7 +528,7 @@ test('pth: torch.save files match PyTorch bit for bit (fp32, fp16, every dtype, 
 
 test('pth: a pickled whole model, truncated files and non-PyTorch files are refused with the reason', async (t) => {
   const files = await loadPyTorchFiles();
-  if (typeof files === 'string') return t.skip(files);
+  if (typeof files === 'string') return referenceUnavailable(t, files);
   const path = (name: string) => join(files.folder, name);
   await assert.rejects(readPth(path('whole-model.pth')), (error: unknown) => {
     assert.ok(error instanceof UnsafePickleError);
@@ -558,7 +558,7 @@ test('pth: a pickled whole model, truncated files and non-PyTorch files are refu
 
 test("PyTorch parity: weights from .pth give PyTorch's logits (3 classes) and features (1000 → 2 classes, fc re-initialised)", async (t) => {
   const files = await loadPyTorchFiles();
-  if (typeof files === 'string') return t.skip(files);
+  if (typeof files === 'string') return referenceUnavailable(t, files);
   const images = referenceFloats(files, 'outputs', 'images');
   const nhwc = () =>
     tf.transpose(
@@ -828,7 +828,7 @@ test('resolveWeights: none, run folders and files recognised by content, imagene
   assert.equal((await resolveWeights(join(root, 'actually-safetensors.pth'), { numClasses: 3 }))!.headMismatch, false);
 
   const files = await loadPyTorchFiles();
-  if (typeof files === 'string') return t.skip(files);
+  if (typeof files === 'string') return referenceUnavailable(t, files);
   await copyFile(join(files.folder, 'resnet18-3.pth'), join(root, 'weights.bin'));
   const fromPth = await resolveWeights(join(root, 'weights.bin'), { numClasses: 3 });
   assert.match(

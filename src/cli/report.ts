@@ -37,7 +37,7 @@ export function formatAuditReport(report: AuditReport): string {
       `  Splits (depth ${spec.splits.depth}): ${spec.splits.splits.map((s) => `${s.name} (${s.role}) ${formatCount(s.count)}`).join(', ')}`,
     );
   lines.push(
-    `  Subjects: ${formatCount(spec.subjects.count)} (${formatCount(spec.subjects.imagesWithSubject)} images matched ${spec.subjectPattern})`,
+    `  Subjects: ${formatCount(spec.subjects.count)} (${formatCount(spec.subjects.imagesWithSubject)} images matched ${spec.subjectPattern}${spec.subjectFolderDepth ? ` or have a patient folder at depth ${spec.subjectFolderDepth}` : ''})`,
   );
   lines.push(`  Proposed split: ${describeSplit(spec.split)}`);
   lines.push('');

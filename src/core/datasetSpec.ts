@@ -10,7 +10,12 @@ export const DEFAULT_SUBJECT_PATTERN = '^UID_(H?\\d+)_';
 
 export type LabelSource =
   /** The folder at `depth` below the root (1 = the folders `ImageFolder(root)` would use as classes). */
-  | { kind: 'folder'; depth: number }
+  | {
+      kind: 'folder';
+      depth: number;
+      /** Spellings that differ only in case (`ALL` in one fold, `all` in another) → one class. */
+      valueToClass?: Record<string, string>;
+    }
   /** A token of the file name, split on `_ - . space`; `index` counts from the end when negative. */
   | { kind: 'filename'; tokenIndex: number; valueToClass: Record<string, string> }
   /** A label column of a CSV/TSV file (path relative to the root), matched by file name. */
@@ -47,6 +52,11 @@ export interface DatasetSpec {
   splits: { depth: number; splits: SplitCount[] } | null;
   split: SplitPlan;
   subjectPattern: string;
+  /**
+   * Folders at this depth are patients (or slides): the subject of an image whose name the pattern does not
+   * match. Absent when no such level was found.
+   */
+  subjectFolderDepth?: number;
   /** Subjects found (by pattern or CSV) and how many images carry one. */
   subjects: { count: number; imagesWithSubject: number };
 }

@@ -6,15 +6,20 @@ import { basename, dirname, join } from 'node:path';
  * Writes atomically: a temporary file in the same folder (so the rename never crosses file systems) is
  * written and fsynced, then renamed over `file`. A crash or kill leaves either the old file or the new one,
  * never half of one — which is what lets a killed trainer's last checkpoint stay usable.
+ * `durable: false` skips the fsyncs, for caches that check their own integrity when read.
  */
-export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  data: Uint8Array | string,
+  { durable = true }: { durable?: boolean } = {},
+): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
   const temporary = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     const handle = await open(temporary, 'wx');
     try {
       await handle.writeFile(data);
-      await handle.sync();
+      if (durable) await handle.sync();
     } finally {
       await handle.close();
     }
@@ -23,7 +28,7 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
     await unlink(temporary).catch(() => undefined);
     throw error;
   }
-  await syncDirectory(dirname(file));
+  if (durable) await syncDirectory(dirname(file));
 }
 
 /** Makes the rename itself durable. Not possible on every platform (Windows cannot open folders), so best effort. */

@@ -11,7 +11,9 @@ export function labelerFor(source: LabelSource, tables: CsvLabelTable[] = []): L
     case 'folder':
       return (path) => {
         const { folders } = pathParts(path);
-        return folders.length >= source.depth ? folders[source.depth - 1] : undefined;
+        if (folders.length < source.depth) return undefined;
+        const name = folders[source.depth - 1];
+        return source.valueToClass?.[name] ?? name;
       };
     case 'filename':
       return (path) => {

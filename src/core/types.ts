@@ -21,7 +21,19 @@ export interface ImageEntry extends ImageHeader {
   size: number;
 }
 
-export type UnreadableReason = 'empty' | 'not-an-image' | 'corrupt' | 'permission-denied' | 'io-error' | 'symlink-loop';
+export type UnreadableReason =
+  | 'empty'
+  | 'not-an-image'
+  | 'corrupt'
+  /** Declares more pixels than the decoding limit (a decompression bomb, or a slide far beyond a cell image). */
+  | 'too-large'
+  | 'permission-denied'
+  | 'io-error'
+  | 'symlink-loop'
+  /** A symbolic link whose target lies outside the dataset folder: not followed. */
+  | 'outside-root'
+  /** A folder reached a second time (through a symbolic link): its files are listed under the first path only. */
+  | 'linked-twice';
 
 /** A file that looked like an image (by name or content) but could not be used. */
 export interface UnreadableEntry {

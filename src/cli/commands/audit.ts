@@ -3,14 +3,16 @@ import { auditDataset, describeAuditProgress } from '../../core/audit/runAudit.j
 import { formatAuditReport } from '../report.js';
 import { UsageError, endProgress, parseCommandArgs, stderrProgress } from '../usage.js';
 
-const HELP = `Usage: leukemia-audit audit <dir> [--json] [--subject-pattern RE] [--no-pixels]
+const HELP = `Usage: leukemia-audit audit <dir> [--json] [--subject-pattern RE] [--no-pixels] [--cache-dir DIR | --no-cache]
 
 Finds where the real labels of an image dataset live (folder level, file-name token or label table),
 flags fold/split folders that would become classes, subject leakage, duplicates and unreadable files.
 
   --json                 print only the JSON report on stdout (documented in the README)
   --subject-pattern RE   regular expression whose first group is the subject id (default ^UID_(H?\\d+)_)
-  --no-pixels            skip decoding every image (no duplicate or truncated-pixel check; much faster)`;
+  --no-pixels            skip decoding every image (no duplicate or truncated-pixel check; much faster)
+  --cache-dir DIR        where per-file results are kept between audits (default: the OS cache folder)
+  --no-cache             read and decode every file again`;
 
 export async function auditCommand(argv: string[]): Promise<number> {
   const parsed = parseCommandArgs(
@@ -19,6 +21,8 @@ export async function auditCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       'subject-pattern': { type: 'string' },
       'no-pixels': { type: 'boolean' },
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean' },
     },
     HELP,
   );
@@ -37,6 +41,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const report = await auditDataset(resolve(positionals[0]), {
     subjectPattern,
     checkPixels: !values['no-pixels'],
+    cacheDir: values['no-cache'] ? false : values['cache-dir'] ? resolve(values['cache-dir']) : undefined,
     onProgress: (phase, done, total) => progress(describeAuditProgress(phase, done, total)),
   });
   endProgress();

@@ -14,6 +14,7 @@ import { subjectReader } from '../data/splits.js';
 import { combinedLabeler, labelerFor, type Labeler } from '../labels.js';
 import { chiSquareIndependence } from './stats.js';
 import type { ScanResult } from '../types.js';
+import { findConfounding, type Grouping } from './confounding.js';
 import type { CsvLabelTable } from './csvLabels.js';
 import { findDuplicateFindings, type ImageHashes } from './duplicates.js';
 import { MAX_EXAMPLE_PATHS, formatCount, listNames, sortFindings, type Finding } from './findings.js';
@@ -37,7 +38,7 @@ export interface AuditOptions {
   /** Seed of the proposed subject-disjoint split. */
   seed?: number;
   validationFraction?: number;
-  /** Largest perceptual-hash Hamming distance counted as a near-duplicate. */
+  /** Largest perceptual-hash Hamming distance of a candidate near-duplicate (thumbnails then confirm it). */
   nearDuplicateDistance?: number;
 }
 
@@ -62,54 +63,57 @@ const IMBALANCE_WARNING_RATIO = 3;
 export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: AuditOptions = {}): AuditReport {
   const images = scan.images;
   const paths = images.map((img) => img.path);
+  const tables = inputs.csvTables ?? [];
   const findings: Finding[] = [];
   const levels = summariseFolderLevels(images);
-  const token = findTokenCandidate(images);
+  const candidateToken = findTokenCandidate(images);
 
-  const labelLevel = chooseLabelLevel(levels, token, paths);
+  const labelLevel = chooseLabelLevel(levels, candidateToken, paths);
+  const token = supportedToken(candidateToken, labelLevel, paths);
   const primary = choosePrimarySource(labelLevel, token);
-  const primaryLabel: Labeler = primary ? labelerFor(primary) : () => undefined;
 
-  // Label tables: translated into the primary classes when the evidence allows, else reported only.
-  const csvSources: { source: LabelSource & { kind: 'csv' }; table: CsvLabelTable }[] = [];
-  for (const table of inputs.csvTables ?? []) {
-    const valueToClass = translateCsvValues(table, primary, primaryLabel, token);
-    if (valueToClass) {
-      csvSources.push({
-        source: {
-          kind: 'csv',
-          file: table.file,
-          fileColumn: table.fileColumn,
-          labelColumn: table.labelColumn,
-          valueToClass,
-        },
-        table,
-      });
+  // Label tables: translated into the primary classes when the evidence allows. Without a folder or file-name
+  // source, the table that labels most images is the primary source, its values the classes, and the other
+  // tables (a train and a test table) are translated into those.
+  const csvSources: UsedTable[] = [];
+  const unusedTables = [...tables].sort((a, b) => b.labelByPath.size - a.labelByPath.size);
+  let first: LabelSource | undefined = primary;
+  if (!first && unusedTables[0]?.labelByPath.size) {
+    // Tables with the same label column are one table in several files (one per patient folder, train and
+    // test): their values together are the classes.
+    const column = unusedTables[0].labelColumn.toLowerCase();
+    const siblings = unusedTables.filter((t) => t.labelColumn.toLowerCase() === column);
+    const canonical = caseFoldedValues(siblings);
+    for (const table of siblings) {
+      const values = [...new Set(table.labelByPath.values())];
+      csvSources.push({ source: csvSource(table, Object.fromEntries(values.map((v) => [v, canonical[v]]))), table });
+      unusedTables.splice(unusedTables.indexOf(table), 1);
+    }
+    first = csvSources[0].source;
+  }
+  const primaryLabel: Labeler = first ? labelerFor(first, tables) : () => undefined;
+  if (first) {
+    const vocabulary = countLabels(paths, primaryLabel).map((c) => c.name);
+    for (const table of [...unusedTables]) {
+      const valueToClass = translateCsvValues(table, vocabulary, primaryLabel, token);
+      if (!valueToClass) continue;
+      csvSources.push({ source: csvSource(table, valueToClass), table });
+      unusedTables.splice(unusedTables.indexOf(table), 1);
     }
   }
-  let labelSources: LabelSource[] = [...(primary ? [primary] : []), ...csvSources.map((c) => c.source)];
-  if (!primary && csvSources.length === 0) {
-    const table = inputs.csvTables?.[0];
-    if (table) {
-      const identity = Object.fromEntries([...new Set(table.labelByPath.values())].map((v) => [v, v]));
-      labelSources = [
-        {
-          kind: 'csv',
-          file: table.file,
-          fileColumn: table.fileColumn,
-          labelColumn: table.labelColumn,
-          valueToClass: identity,
-        },
-      ];
-      csvSources.push({ source: labelSources[0] as LabelSource & { kind: 'csv' }, table });
-    }
-  }
-  const labelOf = combinedLabeler(labelSources, inputs.csvTables ?? []);
+  // Tables in the order they were found, after the primary source: the first that labels an image wins.
+  csvSources.sort((a, b) =>
+    a.source === first ? -1 : b.source === first ? 1 : tables.indexOf(a.table) - tables.indexOf(b.table),
+  );
+  const labelSources: LabelSource[] = [...(primary ? [primary] : []), ...csvSources.map((c) => c.source)];
+  const labelOf = combinedLabeler(labelSources, tables);
   const classes = countLabels(paths, labelOf);
   const unlabelled = paths.length - classes.reduce((sum, c) => sum + c.count, 0);
 
   const subjectPattern = options.subjectPattern ?? DEFAULT_SUBJECT_PATTERN;
-  const subjectOf = subjectReader(subjectPattern, inputs.csvTables ?? []);
+  const subjectLevel = levels.find((level) => level !== labelLevel && level.dominantKind === 'subject');
+  const subjectFolderDepth = subjectLevel?.depth;
+  const subjectOf = subjectReader(subjectPattern, tables, subjectFolderDepth);
   const subjects = new Set<string>();
   let imagesWithSubject = 0;
   for (const path of paths) {
@@ -156,13 +160,19 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
     splits,
     split,
     subjectPattern,
+    ...(subjectFolderDepth !== undefined ? { subjectFolderDepth } : {}),
     subjects: { count: subjects.size, imagesWithSubject },
   };
 
-  findings.push(...structuralFindings(levels, labelLevel, primary, paths, primaryLabel, classes));
+  // Every finding below reads the labels through the spec: what the findings say is what training will use.
+  findings.push(...structuralFindings(levels, labelLevel, spec, paths, labelOf));
   findings.push(...tokenFindings(primary, token, paths, primaryLabel));
-  for (const { source, table } of csvSources) findings.push(...csvMismatchFindings(source, table, primaryLabel, token));
+  for (const used of csvSources)
+    findings.push(...csvMismatchFindings(used, used.source === first ? () => undefined : primaryLabel, token));
+  findings.push(...labelTableFindings(csvSources, unusedTables));
+  findings.push(...spreadsheetFindings(scan.otherFiles, labelSources.length > 0));
   if (classes.length > 0) findings.push(...classFindings(classes, labelLevel));
+  findings.push(...findConfounding(paths, labelOf, groupings(levels, labelLevel, tables)));
   findings.push(...imageFindings(scan));
   if (inputs.hashes) {
     findings.push(
@@ -170,7 +180,7 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
         labelOf,
         groupOf: groups ? (p) => folderAt(p, groups.depth) : () => undefined,
         splitOf: splits ? (p) => folderAt(p, splits.depth) : () => undefined,
-        nearDuplicateDistance: options.nearDuplicateDistance ?? 4,
+        nearDuplicateDistance: options.nearDuplicateDistance,
       }),
     );
   }
@@ -181,6 +191,92 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
     spec,
     findings: sortFindings(findings),
   };
+}
+
+interface UsedTable {
+  source: LabelSource & { kind: 'csv' };
+  table: CsvLabelTable;
+}
+
+function csvSource(table: CsvLabelTable, valueToClass: Record<string, string>): LabelSource & { kind: 'csv' } {
+  return { kind: 'csv', file: table.file, fileColumn: table.fileColumn, labelColumn: table.labelColumn, valueToClass };
+}
+
+/** Tables' own values as classes, spellings that differ only in case (`ALL`, `all`) folded to the commonest. */
+function caseFoldedValues(tables: CsvLabelTable[]): Record<string, string> {
+  const counts = new Map<string, number>();
+  for (const table of tables)
+    for (const value of table.labelByPath.values()) counts.set(value, (counts.get(value) ?? 0) + 1);
+  return caseFolded(sortedCounts(counts)) ?? Object.fromEntries([...counts.keys()].map((v) => [v, v]));
+}
+
+/**
+ * A file-name token is a label only with support. Where folder classes exist it must agree with them well
+ * above chance (or name the same classes, so that a contradiction is worth reporting); a token that ignores
+ * the folders is a naming habit (scanner, stain, counter), not a diagnosis.
+ */
+function supportedToken(
+  token: TokenCandidate | undefined,
+  labelLevel: FolderLevel | undefined,
+  paths: string[],
+): TokenCandidate | undefined {
+  if (!token || !labelLevel) return token;
+  const folderNames = new Set(labelLevel.names.map((n) => n.name.toLowerCase()));
+  const shared = token.values.filter((v) => folderNames.has(v.name.toLowerCase())).length;
+  if (shared >= 2) return token;
+  const test = chiSquareIndependence(
+    crossTabulate(
+      paths,
+      (p) => folderAt(p, labelLevel.depth),
+      (p) => tokenLabel(token, p),
+    ).counts,
+  );
+  return test.degreesOfFreedom > 0 && test.cramersV >= TOKEN_MIN_CRAMERS_V && test.pValue <= TOKEN_MAX_P_VALUE
+    ? token
+    : undefined;
+}
+
+const TOKEN_MIN_CRAMERS_V = 0.5;
+const TOKEN_MAX_P_VALUE = 0.001;
+
+/** `batch_3` → batch/batches, `hospital-A` → hospital/hospitals, `2019-04-01` → date/dates. */
+function groupWords(level: FolderLevel): [string, string] {
+  if (level.dominantKind === 'date') return ['date', 'dates'];
+  const name = level.names.find((n) => level.kinds[n.name].kind === level.dominantKind)!.name;
+  const word = /^[a-z]+/i.exec(name)?.[0].toLowerCase() ?? 'group';
+  return [word, /(s|x|ch|sh)$/.test(word) ? `${word}es` : `${word}s`];
+}
+
+/** Folder levels and table columns that describe how the data was organised: candidates for confounding. */
+function groupings(levels: FolderLevel[], labelLevel: FolderLevel | undefined, tables: CsvLabelTable[]): Grouping[] {
+  const result: Grouping[] = [];
+  for (const level of levels) {
+    if (level === labelLevel || level.names.length < 2) continue;
+    if (!['partition', 'series', 'site', 'date'].includes(level.dominantKind)) continue;
+    const [one, many] = groupWords(level);
+    result.push({
+      where: `folders at depth ${level.depth}`,
+      one,
+      many,
+      groupOf: (p) => {
+        const name = folderAt(p, level.depth);
+        return name !== undefined && level.kinds[name]?.kind === level.dominantKind ? name : undefined;
+      },
+      evidence: { groupSource: { kind: 'folder', depth: level.depth }, kind: level.dominantKind },
+    });
+  }
+  for (const table of tables) {
+    for (const column of table.groupColumns) {
+      result.push({
+        where: `column ${column.column} of ${table.file}`,
+        one: column.column,
+        many: `${column.column} groups`,
+        groupOf: (p) => column.valueByPath.get(p),
+        evidence: { groupSource: { kind: 'csv', file: table.file, column: column.column } },
+      });
+    }
+  }
+  return result;
 }
 
 /**
@@ -198,7 +294,7 @@ function chooseLabelLevel(
     if (next && repeatedChildren(level) && isLabelLike(next)) continue;
     // Numbers are ambiguous: when the file names carry class tokens that ignore these folders (V < 0.3),
     // the numbers are indices (folds, batches), not classes.
-    if (token && level.dominantKind === 'numeric') {
+    if (token && !token.numeric && level.dominantKind === 'numeric') {
       const v = tokenAssociation(level, token, paths);
       if (v !== undefined && v < 0.3) continue;
     }
@@ -218,11 +314,23 @@ function tokenAssociation(level: FolderLevel, token: TokenCandidate, paths: stri
   return test.degreesOfFreedom > 0 ? test.cramersV : undefined;
 }
 
+/** Names that differ only in case, each → the spelling with most images; undefined when there are none. */
+function caseFolded(names: NamedCount[]): Record<string, string> | undefined {
+  const canonical = new Map<string, string>();
+  for (const { name } of [...names].sort((a, b) => b.count - a.count))
+    if (!canonical.has(name.toLowerCase())) canonical.set(name.toLowerCase(), name);
+  if (canonical.size === names.length) return undefined;
+  return Object.fromEntries(names.map(({ name }) => [name, canonical.get(name.toLowerCase())!]));
+}
+
 function choosePrimarySource(
   labelLevel: FolderLevel | undefined,
   token: TokenCandidate | undefined,
 ): LabelSource | undefined {
-  if (labelLevel) return { kind: 'folder', depth: labelLevel.depth };
+  if (labelLevel) {
+    const valueToClass = caseFolded(labelLevel.names);
+    return { kind: 'folder', depth: labelLevel.depth, ...(valueToClass ? { valueToClass } : {}) };
+  }
   if (token) return { kind: 'filename', tokenIndex: token.tokenIndex, valueToClass: token.valueToClass };
   return undefined;
 }
@@ -233,25 +341,17 @@ function choosePrimarySource(
  */
 function translateCsvValues(
   table: CsvLabelTable,
-  primary: LabelSource | undefined,
+  vocabulary: string[],
   primaryLabel: (path: string) => string | undefined,
   token: TokenCandidate | undefined,
 ): Record<string, string> | undefined {
   const values = [...new Set(table.labelByPath.values())];
-  if (!primary) return undefined;
+  if (values.length === 0) return undefined;
   const paths = [...table.labelByPath.keys()];
-  const known = new Set<string>();
-  for (const path of paths) {
-    const label = primaryLabel(path);
-    if (label !== undefined) known.add(label);
-  }
-  const byName = new Map(values.map((v) => [v.toLowerCase(), v]));
+  const known = new Set(vocabulary);
   if (token) for (const cls of Object.values(token.valueToClass)) known.add(cls);
-  if (values.every((v) => [...known].some((k) => k.toLowerCase() === v.toLowerCase()))) {
-    return Object.fromEntries(
-      [...byName.values()].map((v) => [v, [...known].find((k) => k.toLowerCase() === v.toLowerCase())!]),
-    );
-  }
+  const byName = (v: string) => [...known].find((k) => k.toLowerCase() === v.toLowerCase());
+  if (values.every((v) => byName(v) !== undefined)) return Object.fromEntries(values.map((v) => [v, byName(v)!]));
   const viaOriginalName =
     token && table.originalNameByPath.size > 0
       ? crossTabulate(
@@ -308,6 +408,10 @@ function describeLevel(level: FolderLevel): string {
         return 'dates';
       case 'subject':
         return 'patients/subjects';
+      case 'series':
+        return 'numbered acquisitions (smears, slides, runs)';
+      case 'artifact':
+        return 'kinds of file (images, masks, annotations), not diagnoses';
       case 'numeric':
         return 'plain numbers';
       default:
@@ -320,40 +424,41 @@ function describeLevel(level: FolderLevel): string {
 function structuralFindings(
   levels: FolderLevel[],
   labelLevel: FolderLevel | undefined,
-  primary: LabelSource | undefined,
+  spec: DatasetSpec,
   paths: string[],
-  primaryLabel: (path: string) => string | undefined,
-  classes: NamedCount[],
+  labelOf: Labeler,
 ): Finding[] {
   const findings: Finding[] = [];
   const top = levels[0];
-  const primaryIsTop = primary?.kind === 'folder' && primary.depth === 1;
-  const recommended = describeSource(primary, primary ? countLabels(paths, primaryLabel) : classes);
-  if (top && !primaryIsTop && top.covered >= paths.length * 0.5) {
+  const recommendedSource = spec.labelSources[0];
+  const labelled = recommendedSource !== undefined;
+  const topIsLabel = recommendedSource?.kind === 'folder' && recommendedSource.depth === 1;
+  const single = top?.names.length === 1;
+  // One folder around everything matters to ImageFolder only when the classes are folders deeper down; with
+  // labels from a table or the file names there is no folder trap to warn about (and `--labels auto` works).
+  const wrapperOnly = single && labelled && recommendedSource.kind !== 'folder';
+  if (top && !topIsLabel && top.covered >= paths.length * 0.5 && !wrapperOnly) {
     const names = top.names.map((n) => n.name);
     const sizes = top.names.map((n) => n.count);
     const sizeRatio = Math.max(...sizes) / Math.min(...sizes);
     const repeated = repeatedChildren(top);
-    const independence = primary
-      ? chiSquareIndependence(crossTabulate(paths, (p) => folderAt(p, 1), primaryLabel).counts)
-      : undefined;
-    const table = primary ? crossTabulate(paths, (p) => folderAt(p, 1), primaryLabel) : undefined;
+    const table = labelled ? crossTabulate(paths, (p) => folderAt(p, 1), labelOf) : undefined;
+    const independence = table ? chiSquareIndependence(table.counts) : undefined;
     const examplePaths = top.names
       .map(({ name }) => paths.find((p) => folderAt(p, 1) === name)!)
       .slice(0, MAX_EXAMPLE_PATHS);
     const what = describeLevel(top);
-    const single = names.length === 1;
     let message = single
       ? `All images sit under one folder, ${names[0]}: a model trained on the folder names would have a single class.`
       : `The folders ${listNames(names)} look like ${what}. A model trained on the folder names (ImageFolder's default) learns to predict the ${what.split(' ')[0] === 'cross-validation' ? 'fold' : 'folder'}, not the diagnosis.`;
-    if (primary && recommended) message += ` The diagnoses are ${recommended}.`;
+    if (labelled) message += ` The diagnoses are ${describeLabels(spec)}.`;
     else message += ' No diagnosis labels were found in deeper folders, file names or label tables.';
     if (!single && independence && independence.degreesOfFreedom > 0 && independence.cramersV < 0.2) {
       message += ` The diagnoses are distributed the same way in every folder (Cramér's V = ${independence.cramersV.toFixed(2)}), so the folder says nothing about the cell.`;
     }
     findings.push({
       code: 'structural-labels',
-      severity: primary ? 'error' : 'warning',
+      severity: labelled ? 'error' : 'warning',
       message,
       evidence: {
         depth: 1,
@@ -362,16 +467,17 @@ function structuralFindings(
         sizeRatio: Number(sizeRatio.toFixed(3)),
         nearEqualSizes: names.length >= 2 && sizeRatio <= 1.25,
         repeatedSubfolders: repeated ?? null,
-        recommendedLabelSource: primary ?? null,
+        recommendedLabelSource: recommendedSource ?? null,
         independence: independence ?? null,
         contingency: table ?? null,
       },
       paths: examplePaths,
     });
   }
-  if (labelLevel && labelLevel.depth > 1) {
+  if (labelLevel && labelLevel.depth > 1 && recommendedSource?.kind === 'folder') {
     const parent = levels[labelLevel.depth - 2];
     const repeated = repeatedChildren(parent);
+    const folderClasses = countLabels(paths, labelerFor(recommendedSource));
     findings.push({
       code: 'nested-labels',
       severity: 'warning',
@@ -380,26 +486,42 @@ function structuralFindings(
         (repeated
           ? `, repeated under every ${parent.names.length > 1 ? listNames(parent.names.map((n) => n.name)) : parent.names[0].name} folder`
           : '') +
-        `. Use the folder at depth ${labelLevel.depth} as the label: ${labelLevel.names.map((n) => `${n.name} ${formatCount(n.count)}`).join(', ')}.`,
+        `. Use the folder at depth ${labelLevel.depth} as the label: ${folderClasses.map((n) => `${n.name} ${formatCount(n.count)}`).join(', ')}.`,
       evidence: {
-        recommendedLabelSource: { kind: 'folder', depth: labelLevel.depth },
-        classes: labelLevel.names,
+        recommendedLabelSource: recommendedSource,
+        classes: folderClasses,
         parentFolders: parent.names,
       },
       paths: labelLevel.names.map(({ name }) => paths.find((p) => folderAt(p, labelLevel.depth) === name)!),
     });
   }
-  if (!primary) {
+  if (!labelled) {
     findings.push({
       code: 'no-labels',
       severity: 'error',
       message:
-        'No usable labels were found: no folder level with class-like names, no class token in the file names and no label table. Say where the labels are with --labels.',
+        (single ? `All images sit under one folder, ${top.names[0].name}, and n` : 'N') +
+        'o usable labels were found: no folder level with class-like names, no class token in the file names and no label table that names these images. Say where the labels are with --labels.',
       evidence: { levels: levels.map((l) => ({ depth: l.depth, names: l.names.slice(0, 10), kind: l.dominantKind })) },
       paths: paths.slice(0, 5),
     });
   }
   return findings;
+}
+
+/** Every label source of the spec, with the classes each contributes. */
+function describeLabels(spec: DatasetSpec): string {
+  const parts: string[] = [];
+  const tablesByColumn = new Map<string, string[]>();
+  for (const source of spec.labelSources) {
+    if (source.kind !== 'csv') parts.push(describeSource(source));
+    else if (!tablesByColumn.has(source.labelColumn)) tablesByColumn.set(source.labelColumn, [source.file]);
+    else tablesByColumn.get(source.labelColumn)!.push(source.file);
+  }
+  for (const [column, files] of tablesByColumn)
+    parts.push(`in column ${column} of ${listNames(files, 2)}${files.length > 2 ? ' tables' : ''}`);
+  const counts = spec.classes.map((c) => `${c.name} ${formatCount(c.count)}`).join(', ');
+  return `${parts.join(', then ')} (${counts})`;
 }
 
 function countLabels(paths: string[], labelOf: Labeler): NamedCount[] {
@@ -411,16 +533,14 @@ function countLabels(paths: string[], labelOf: Labeler): NamedCount[] {
   return sortedCounts(counts);
 }
 
-function describeSource(source: LabelSource | undefined, classes: NamedCount[]): string | undefined {
-  if (!source) return undefined;
-  const counts = classes.map((c) => `${c.name} ${formatCount(c.count)}`).join(', ');
+function describeSource(source: LabelSource): string {
   switch (source.kind) {
     case 'folder':
-      return `the folders at depth ${source.depth} (${counts})`;
+      return `the folders at depth ${source.depth}`;
     case 'filename':
-      return `in the file names (${counts})`;
+      return 'in the file names';
     case 'csv':
-      return `in column ${source.labelColumn} of ${source.file} (${counts})`;
+      return `in column ${source.labelColumn} of ${source.file}`;
   }
 }
 
@@ -482,8 +602,7 @@ function tokenFindings(
 }
 
 function csvMismatchFindings(
-  source: LabelSource & { kind: 'csv' },
-  table: CsvLabelTable,
+  { source, table }: UsedTable,
   primaryLabel: (path: string) => string | undefined,
   token: TokenCandidate | undefined,
 ): Finding[] {
@@ -500,7 +619,7 @@ function csvMismatchFindings(
     {
       code: 'filename-labels',
       severity: 'info',
-      message: `${source.file} labels ${formatCount(table.labelByPath.size)} images by ${source.fileColumn} in column ${source.labelColumn} (${Object.entries(
+      message: `${source.file} labels ${formatCount(table.labelByPath.size)} images by ${source.fileColumn}${table.keyedBy === 'folder' ? ' (one row per folder)' : table.keyedBy === 'name-token' ? ' (one row per id in the file names)' : ''} in column ${source.labelColumn} (${Object.entries(
         source.valueToClass,
       )
         .map(([v, c]) => `${v} = ${c}`)
@@ -509,7 +628,9 @@ function csvMismatchFindings(
         labelTable: source,
         rows: table.rows,
         matched: table.labelByPath.size,
+        keyedBy: table.keyedBy,
         unmatchedRows: table.unmatchedRows,
+        ambiguousRows: table.ambiguousCount,
       },
       paths: [source.file],
     },
@@ -524,6 +645,78 @@ function csvMismatchFindings(
     });
   }
   return findings;
+}
+
+/**
+ * What went wrong reading the tables: rows that name no image or several, images two rows label differently,
+ * and tables whose values could not be related to the classes found elsewhere.
+ */
+function labelTableFindings(used: UsedTable[], unused: CsvLabelTable[]): Finding[] {
+  const findings: Finding[] = [];
+  for (const { table } of used) {
+    const problems: string[] = [];
+    if (table.ambiguousCount > 0) {
+      const example = table.ambiguousRows[0];
+      problems.push(
+        `${formatCount(table.ambiguousCount)} row${table.ambiguousCount === 1 ? '' : 's'} fit more than one image and ${table.ambiguousCount === 1 ? 'was' : 'were'} not used (row ${example.row}, ${example.value}, could be ${listNames(example.candidates, 3)}); write the path relative to the table's folder`,
+      );
+    }
+    if (table.unmatchedRows > 0 && table.unmatchedRows >= table.rows * 0.05)
+      problems.push(
+        `${formatCount(table.unmatchedRows)} of ${formatCount(table.rows)} rows name no image in the dataset (e.g. ${listNames(table.unmatchedExamples, 3)})`,
+      );
+    if (table.conflictingPaths.length > 0)
+      problems.push(
+        `${formatCount(table.conflictingPaths.length)} image${table.conflictingPaths.length === 1 ? ' is' : 's are'} given different labels by two rows (e.g. ${table.conflictingPaths[0]}); the first row was used`,
+      );
+    if (problems.length === 0) continue;
+    findings.push({
+      code: 'label-table',
+      severity: 'warning',
+      message: `${table.file}: ${problems.join('; ')}.`,
+      evidence: {
+        file: table.file,
+        rows: table.rows,
+        matched: table.labelByPath.size,
+        unmatchedRows: table.unmatchedRows,
+        unmatchedExamples: table.unmatchedExamples,
+        ambiguousCount: table.ambiguousCount,
+        ambiguousRows: table.ambiguousRows,
+        conflictingPaths: table.conflictingPaths,
+      },
+      paths: [table.file, ...table.ambiguousRows.flatMap((r) => r.candidates), ...table.conflictingPaths]
+        .filter((p) => !p.endsWith('/'))
+        .slice(0, MAX_EXAMPLE_PATHS),
+    });
+  }
+  for (const table of unused) {
+    const values = [...new Set(table.labelByPath.values())];
+    findings.push({
+      code: 'label-table',
+      severity: 'warning',
+      message: `${table.file} labels ${formatCount(table.labelByPath.size)} images in column ${table.labelColumn} (${listNames(values)}), but its values could not be related to the classes found elsewhere, so it is not used. Choose it with --labels csv:${table.file} if it holds the diagnoses.`,
+      evidence: { file: table.file, labelColumn: table.labelColumn, values, matched: table.labelByPath.size },
+      paths: [table.file],
+    });
+  }
+  return findings;
+}
+
+const SPREADSHEET = /\.(xlsx|xlsm|xls|ods|numbers)$/i;
+
+/** Spreadsheets may hold the labels, but are not read (a zip of XML is a parser of its own): say how to use them. */
+function spreadsheetFindings(otherFiles: string[], labelled: boolean): Finding[] {
+  const sheets = otherFiles.filter((f) => SPREADSHEET.test(f));
+  if (sheets.length === 0) return [];
+  return [
+    {
+      code: 'label-table',
+      severity: labelled ? 'info' : 'warning',
+      message: `${listNames(sheets, 3)} ${sheets.length === 1 ? 'is a spreadsheet' : 'are spreadsheets'}, which the audit does not read. If ${sheets.length === 1 ? 'it holds' : 'they hold'} labels, save as CSV (UTF-8) beside the images and audit again.`,
+      evidence: { spreadsheets: sheets },
+      paths: sheets.slice(0, MAX_EXAMPLE_PATHS),
+    },
+  ];
 }
 
 function classFindings(classes: NamedCount[], labelLevel: FolderLevel | undefined): Finding[] {

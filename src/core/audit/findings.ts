@@ -7,6 +7,10 @@ export type FindingCode =
   | 'nested-labels'
   | 'filename-labels'
   | 'label-mismatch'
+  /** A label table's rows that name no image or several, conflicting rows, or a table not used. */
+  | 'label-table'
+  /** A structural group (site, fold, batch, date) strongly associated with the classes. */
+  | 'confounded-groups'
   | 'subject-leakage'
   | 'duplicate-images'
   | 'class-imbalance'

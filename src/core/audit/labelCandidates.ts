@@ -4,7 +4,14 @@
  */
 import { fileNameTokens, folderAt, pathParts, tokenAt, type NamedCount } from '../datasetSpec.js';
 import type { ImageEntry } from '../types.js';
-import { classifyName, isStructuralKind, type NameClassification, type NameKind } from './names.js';
+import {
+  classifyName,
+  numberedSeriesKind,
+  isStructuralKind,
+  numberPattern,
+  type NameClassification,
+  type NameKind,
+} from './names.js';
 
 export interface FolderLevel {
   depth: number;
@@ -48,6 +55,17 @@ export function summariseFolderLevels(images: ImageEntry[]): FolderLevel[] {
       if (isStructuralKind(kind.kind)) structural += count;
       kindWeight.set(kind.kind, (kindWeight.get(kind.kind) ?? 0) + count);
     }
+    // A numbered series (P01 … P30, smear_1/smear_2) is a grouping, even though each name alone reads as a class.
+    const series = numberedSeriesKind(names.map((n) => n.name));
+    if (series) {
+      kindWeight.clear();
+      structural = 0;
+      for (const { name, count } of names) {
+        if (kinds[name].kind === 'class' || kinds[name].kind === 'numeric') kinds[name] = { kind: series };
+        if (isStructuralKind(kinds[name].kind)) structural += count;
+        kindWeight.set(kinds[name].kind, (kindWeight.get(kinds[name].kind) ?? 0) + count);
+      }
+    }
     const dominantKind = [...kindWeight.entries()].sort((a, b) => b[1] - a[1])[0][0];
     const childrenByName: Record<string, string[]> = {};
     for (const [name, set] of children) childrenByName[name] = [...set].sort();
@@ -79,12 +97,53 @@ export interface TokenCandidate {
   values: NamedCount[];
   /** Every spelling seen (e.g. `ALL`, `all`) → canonical name. */
   valueToClass: Record<string, string>;
+  /** A binary 0/1 code (ALL-IDB's `Im001_1.jpg`: 1 = blasts present), not a word. */
+  numeric: boolean;
 }
 
 const TOKEN_POSITIONS = [-1, -2, 0, 1, 2];
 const MAX_TOKEN_CLASSES = 20;
+const BINARY_CODE = /^[01]$/;
+const count = (bySpelling: Map<string, number>) => [...bySpelling.values()].reduce((a, b) => a + b, 0);
+/** Each class value must recur: at least this many files, and this share of the files carrying the token. */
+const MIN_TOKEN_FILES = 3;
+const MIN_TOKEN_SHARE = 0.02;
+/** Words that name the file, the counter or the object, never the class: `cell no 3`, `img_12`, `crop-4`. */
+const NAME_WORDS = new Set([
+  'no',
+  'nr',
+  'nro',
+  'num',
+  'number',
+  'n',
+  'idx',
+  'index',
+  'img',
+  'image',
+  'im',
+  'pic',
+  'picture',
+  'photo',
+  'cell',
+  'cells',
+  'file',
+  'scan',
+  'copy',
+  'crop',
+  'frame',
+  'tile',
+  'patch',
+  'field',
+  'roi',
+  'view',
+  'capture',
+]);
 
-/** A file-name token with few, repeated, word-like values, present in most file names: `UID_11_10_1_all`. */
+/**
+ * A file-name token with few, repeated, word-like values, present in most file names: `UID_11_10_1_all`.
+ * Noise is not a class: a running number or ordinal (`n°3`, `x40`: values that differ only by a number), a
+ * lone letter (`site_B`), a naming word (`cell`, `no`), or a value seen in too few files.
+ */
 export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undefined {
   let best: TokenCandidate | undefined;
   for (const tokenIndex of TOKEN_POSITIONS) {
@@ -94,7 +153,7 @@ export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undef
       const tokens = fileNameTokens(pathParts(img.path).fileName);
       if (tokens.length < 2) continue;
       const token = tokenAt(tokens, tokenIndex);
-      if (token === undefined || !/[a-z]/i.test(token)) continue;
+      if (token === undefined || !(/[a-z]/i.test(token) || (tokenIndex === -1 && BINARY_CODE.test(token)))) continue;
       covered++;
       const key = token.toLowerCase();
       if (!spellings.has(key)) spellings.set(key, new Map());
@@ -102,7 +161,17 @@ export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undef
       bySpelling.set(token, (bySpelling.get(token) ?? 0) + 1);
     }
     if (covered < images.length * 0.5 || spellings.size < 2 || spellings.size > MAX_TOKEN_CLASSES) continue;
-    const minCount = Math.max(2, covered * 0.01);
+    const keys = [...spellings.keys()];
+    const numeric = keys.every((k) => BINARY_CODE.test(k));
+    if (!numeric && keys.some((k) => k.length < 2 || NAME_WORDS.has(k) || BINARY_CODE.test(k))) continue;
+    // A 0/1 code must be in nearly every name, with both values common: else it is a counter's last digit.
+    if (
+      numeric &&
+      (covered < images.length * 0.9 || Math.min(...keys.map((k) => count(spellings.get(k)!))) < covered * 0.1)
+    )
+      continue;
+    if (!numeric && new Set(keys.map(numberPattern)).size < keys.length) continue;
+    const minCount = Math.max(MIN_TOKEN_FILES, covered * MIN_TOKEN_SHARE);
     const valueToClass: Record<string, string> = {};
     const counts = new Map<string, number>();
     let rare = false;
@@ -116,7 +185,7 @@ export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undef
     }
     // A token that is a structural word (e.g. `train`) or too rare to be a class is no label.
     if (rare || [...counts.keys()].every((value) => isStructuralKind(classifyName(value).kind))) continue;
-    const candidate = { tokenIndex, covered, values: sortedCounts(counts), valueToClass };
+    const candidate = { tokenIndex, covered, values: sortedCounts(counts), valueToClass, numeric };
     if (
       !best ||
       candidate.covered > best.covered ||

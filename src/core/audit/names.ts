@@ -16,6 +16,10 @@ export type NameKind =
   | 'date'
   /** A patient/subject folder: a grouping, never a diagnosis. */
   | 'subject'
+  /** One of a few numbered acquisitions of a kind not known to be folds (`smear_1`, `smear_2`, `acq2`). */
+  | 'series'
+  /** A kind of file, not of cell: `images` beside `masks`, `annotations`, `overlays`, `thumbnails`. */
+  | 'artifact'
   /** A plain number: a common, legitimate class encoding (0 = HEM, 1 = ALL), but also a plain index. */
   | 'numeric'
   /** Anything else: a candidate diagnosis. */
@@ -51,8 +55,10 @@ const SITE =
   /^(?:site|center|centre|hospital|clinic|scanner|lab|institution|institute|source|domain|cohort|device|machine|microscope|camera|operator)[\s_\-.]?[a-z0-9]+$/i;
 const DATE = /^(?:19|20)\d{2}(?:[-_.]?(?:0[1-9]|1[0-2]))(?:[-_.]?(?:0[1-9]|[12]\d|3[01]))?$/;
 const SUBJECT =
-  /^(?:patient|subject|case|uid|pt|pat|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*$/i;
+  /^(?:(?:patient|subject|case|uid|pt|pat|p|donor|sample|slide|person|individual|id)[\s_\-.]?[a-z]?\d+[a-z0-9]*|(?:patient|subject|donor|case|individual|person)[\s_\-.]?[a-z0-9]+)$/i;
 const NUMBER = /^\d+$/;
+const ARTIFACT =
+  /^(?:images?|imgs?|pictures?|photos?|masks?|segmentations?|segmented|seg|overlays?|annotations?|labels?|gt|ground[\s_-]?truth|thumbnails?|thumbs|previews?|crops?|patches|tiles|raw|originals?|data|dataset)$/i;
 
 export function classifyName(name: string): NameClassification {
   const trimmed = name.trim();
@@ -61,6 +67,7 @@ export function classifyName(name: string): NameClassification {
   if (DATE.test(trimmed)) return { kind: 'date' };
   if (SITE.test(trimmed)) return { kind: 'site' };
   if (SUBJECT.test(trimmed)) return { kind: 'subject' };
+  if (ARTIFACT.test(trimmed)) return { kind: 'artifact' };
   const role = splitRoleOf(trimmed);
   if (role) return { kind: 'split', role };
   return { kind: 'class' };
@@ -82,4 +89,33 @@ function splitRoleOf(name: string): SplitRole | undefined {
 /** Kinds that describe how data was organised rather than what it shows. */
 export function isStructuralKind(kind: NameKind): boolean {
   return kind !== 'class' && kind !== 'numeric';
+}
+
+/** A name with its digit runs replaced: `P07` and `P12` share the pattern `p#`, `fold_0` is `fold_#`. */
+export function numberPattern(name: string): string {
+  return name.trim().toLowerCase().replace(/\d+/g, '#');
+}
+
+/** More names than this that differ only by their number are an id series, never classes. */
+const ID_SERIES_MIN_NAMES = 9;
+const PURE_NUMBER_SERIES_MIN_NAMES = 12;
+/** Words that number classes (`grade_2`, `type1`, `class_0`); one letter too (FAB `L1`–`L3`, `M0`–`M7`). */
+const CLASS_SERIES_WORD = /^(?:[a-z]|class|label|type|subtype|grade|stage|category|cat|level|risk|score|cls)$/;
+
+/**
+ * What a level of names that differ only by their number is. Many of them (`P01 … P30`, `slide-007 …`,
+ * `001 … 040`), or zero-padded ones, are an id series: patients, slides, images — groupings ('subject').
+ * A few named by a word that does not number classes (`smear_1`, `smear_2`; `acq2`) are partitions of the
+ * data ('series'). Otherwise undefined: `L1/L2/L3` and `grade_1/grade_2` stay candidate classes.
+ */
+export function numberedSeriesKind(names: string[]): 'subject' | 'series' | undefined {
+  const patterns = new Set(names.map(numberPattern));
+  if (patterns.size !== 1 || names.length < 2) return undefined;
+  const [pattern] = patterns;
+  if (!pattern.includes('#')) return undefined;
+  const zeroPadded = names.some((n) => /(^|\D)0\d/.test(n));
+  if (pattern === '#') return names.length >= PURE_NUMBER_SERIES_MIN_NAMES ? 'subject' : undefined;
+  if (names.length >= ID_SERIES_MIN_NAMES || (zeroPadded && names.length >= 3)) return 'subject';
+  const word = /^[a-z]+/.exec(pattern)?.[0];
+  return word && !CLASS_SERIES_WORD.test(word) ? 'series' : undefined;
 }

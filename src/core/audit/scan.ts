@@ -1,14 +1,27 @@
 import type { Dirent, BigIntStats } from 'node:fs';
-import { open, readdir, readlink, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { ImageFormatError, readFileImageHeader } from '../image/header.js';
+import { checkPixelLimit, DEFAULT_MAX_PIXELS, ImageFormatError, readFileImageHeader } from '../image/header.js';
 import type { ImageEntry, ScanResult, UnreadableEntry, UnreadableReason } from '../types.js';
+import type { ScanCache } from './scanCache.js';
+import { stampOf } from './scanCache.js';
+
+/** Most files and folders one scan looks at (default of `maxFiles`): a root pointed at `/` stops here. */
+export const DEFAULT_MAX_FILES = 1_000_000;
 
 export interface ScanOptions {
   /** Most files and folders open at once (default 32). */
   concurrency?: number;
-  /** Enter symbolic links to folders (default true). Links to files are always read, like any file. */
+  /** Enter symbolic links to folders (default true). Links to files are read like any file. */
   followSymlinks?: boolean;
+  /** Follow symbolic links (to files or folders) whose target lies outside `root` (default false). */
+  followLinksOutsideRoot?: boolean;
+  /** Stop with an error after this many files and folders (default `DEFAULT_MAX_FILES`). */
+  maxFiles?: number;
+  /** Images declaring more pixels are reported as `too-large` (default `DEFAULT_MAX_PIXELS`). */
+  maxPixels?: number;
+  /** Headers of unchanged files are taken from here, and new ones added. */
+  cache?: ScanCache;
   /** Called at most every 100 ms with the number of files looked at so far, and once at the end. */
   onProgress?: (filesSeen: number) => void;
   signal?: AbortSignal;
@@ -44,15 +57,22 @@ function isIgnoredName(name: string): boolean {
  * - `ignored`: hidden entries, OS junk, sockets/FIFOs/devices and, with `followSymlinks: false`, links to folders;
  *   a hidden or junk folder counts once and is not entered.
  *
- * Symbolic links to folders are followed unless they lead back into one of their own ancestors (a loop, reported
- * once per link as `symlink-loop`); a link to a folder scanned elsewhere lists its files again under the link's
- * path, so the duplicate checks see them. Each list is sorted by path (UTF-16 code units, locale-independent).
+ * Symbolic links are followed when their target lies inside `root` (by real path; `followLinksOutsideRoot` lifts
+ * that, and a link leading out is reported as `outside-root`). Each real folder is scanned once: links are entered
+ * after the tree itself, in path order, and a link to a folder already scanned is reported as `symlink-loop` (it
+ * leads into its own ancestors) or `linked-twice` (its files are listed once, under their first path), so links
+ * cannot multiply a tree. Each list is sorted by path (UTF-16 code units, locale-independent).
  *
  * Throws when `root` itself cannot be read; every problem below it is reported in the result instead.
  */
 export async function scanDataset(root: string, options: ScanOptions = {}): Promise<ScanResult> {
   const scan = new Scan(path.resolve(root), options);
   return scan.run();
+}
+
+/** An audit met more than one of its limits allows (`maxFiles`, `maxBytes`): it stops, saying which. */
+export class AuditLimitError extends Error {
+  override name = 'AuditLimitError';
 }
 
 /** The chain of folders (by device and inode) from the root to the current one, to recognise symlink loops. */
@@ -76,6 +96,9 @@ interface Folder {
   relPath: string;
   ancestry: Ancestry;
 }
+
+/** Where each real folder was first scanned, by device and inode. */
+type Visited = Map<string, string>;
 
 type EntryKind = 'folder' | 'file' | 'link';
 
@@ -103,12 +126,21 @@ class Scan {
   private idleWorkers: Array<() => void> = [];
   private failure: { error: unknown } | undefined;
   private readonly followSymlinks: boolean;
+  private readonly maxFiles: number;
+  private readonly maxPixels: number;
+  private readonly visited: Visited = new Map();
+  /** Links met while walking, entered once the walk without them is done. */
+  private links: Work[] = [];
+  private realRoot = '';
+  private entries = 0;
 
   constructor(
     private readonly root: string,
     private readonly options: ScanOptions,
   ) {
     this.followSymlinks = options.followSymlinks ?? true;
+    this.maxFiles = options.maxFiles ?? DEFAULT_MAX_FILES;
+    this.maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   }
 
   async run(): Promise<ScanResult> {
@@ -119,22 +151,32 @@ class Scan {
       rootStats = await stat(this.root, { bigint: true });
       if (!rootStats.isDirectory()) throw new Error(`Cannot scan ${this.root}: it is a file, not a folder`);
       entries = await readdir(this.root, { withFileTypes: true });
+      this.realRoot = await realpath(this.root);
     } catch (error) {
       if (isErrnoException(error)) {
         throw new Error(`Cannot scan ${this.root}: ${describeFsError(error)}`, { cause: error });
       }
       throw error;
     }
+    this.visited.set(folderKey(rootStats), '');
     this.enqueue(entries, {
       absPath: this.root,
       relPath: '',
       ancestry: { key: folderKey(rootStats), parent: undefined },
     });
-    const workers = Math.max(1, Math.floor(this.options.concurrency ?? 32));
-    await Promise.all(Array.from({ length: workers }, () => this.work()));
-    if (this.failure !== undefined) throw this.failure.error;
+    await this.drain();
+    while (this.links.length > 0) {
+      // One link at a time in path order, so under which path a folder reached twice is listed does not
+      // depend on timing.
+      const links = this.links.sort((a, b) => byPath(relPathOf(a), relPathOf(b)));
+      this.links = [];
+      for (const link of links) {
+        this.options.signal?.throwIfAborted();
+        await this.visit(link);
+        await this.drain();
+      }
+    }
     this.options.onProgress?.(this.filesSeen);
-    const byPath = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
     return {
       root: this.root,
       images: this.images.sort((a, b) => byPath(a.path, b.path)),
@@ -144,7 +186,21 @@ class Scan {
     };
   }
 
+  /** Runs the workers until the queue is empty; throws the first failure. */
+  private async drain(): Promise<void> {
+    const workers = Math.max(1, Math.floor(this.options.concurrency ?? 32));
+    await Promise.all(Array.from({ length: workers }, () => this.work()));
+    if (this.failure !== undefined) throw this.failure.error;
+  }
+
   private enqueue(entries: Dirent[], folder: Folder): void {
+    this.entries += entries.length;
+    if (this.entries > this.maxFiles) {
+      throw new AuditLimitError(
+        `Stopped scanning ${this.root}: it holds more than ${this.maxFiles.toLocaleString('en-US')} files and folders ` +
+          '(the limit of one audit). Point the audit at the dataset folder itself, or raise the limit.',
+      );
+    }
     for (const entry of entries) {
       if (isIgnoredName(entry.name)) {
         this.ignored++;
@@ -159,6 +215,7 @@ class Scan {
             : undefined;
       // Sockets, FIFOs and devices: opening a FIFO would block the scan forever.
       if (kind === undefined) this.ignored++;
+      else if (kind === 'link') this.links.push({ folder, name: entry.name, kind });
       else this.queue.push({ folder, name: entry.name, kind });
     }
     for (const wake of this.idleWorkers.splice(0)) wake();
@@ -211,6 +268,19 @@ class Scan {
     let target: BigIntStats;
     try {
       target = await stat(absPath, { bigint: true });
+      if (!this.options.followLinksOutsideRoot && (target.isDirectory() || target.isFile())) {
+        const destination = await realpath(absPath);
+        if (destination !== this.realRoot && !destination.startsWith(this.realRoot + path.sep)) {
+          this.report(
+            relPath,
+            'outside-root',
+            `Symbolic link to "${await readlink(absPath).catch(() => destination)}" leads outside the dataset ` +
+              'folder, so it was not followed',
+          );
+          this.countFile();
+          return;
+        }
+      }
     } catch (error) {
       if (!isErrnoException(error)) throw error;
       if (error.code === 'ENOENT') {
@@ -251,6 +321,18 @@ class Scan {
         this.report(relPath, 'symlink-loop', detail);
         return;
       }
+      const firstSeenAs = this.visited.get(key);
+      if (firstSeenAs !== undefined) {
+        const how = linkTarget === undefined ? 'Folder' : 'Symbolic link to a folder';
+        this.report(
+          relPath,
+          'linked-twice',
+          `${how} already scanned as "${firstSeenAs || '.'}": its files are listed once, under that path ` +
+            '(a training tool that follows links would read them twice)',
+        );
+        return;
+      }
+      this.visited.set(key, relPath);
       entries = await readdir(absPath, { withFileTypes: true });
     } catch (error) {
       if (!isErrnoException(error)) throw error;
@@ -262,19 +344,31 @@ class Scan {
 
   private async scanFile(absPath: string, relPath: string): Promise<void> {
     const claimsImage = IMAGE_EXTENSIONS.has(path.extname(relPath).toLowerCase());
+    const cache = this.options.cache;
     let handle: FileHandle | undefined;
     try {
+      const stamp = cache && stampOf(await stat(absPath));
+      const cached = stamp && cache!.header(relPath, stamp);
+      if (cached) {
+        checkPixelLimit(cached, this.maxPixels);
+        this.images.push({ path: relPath, size: stamp.size, ...cached });
+        return this.countFile();
+      }
       handle = await open(absPath, 'r');
       const { size } = await handle.stat();
       if (size === 0) {
         if (claimsImage) this.report(relPath, 'empty', 'The file is empty (0 bytes)');
         else this.otherFiles.push(relPath);
       } else {
-        this.images.push({ path: relPath, size, ...(await readFileImageHeader(handle, size)) });
+        const header = await readFileImageHeader(handle, size);
+        if (stamp) cache!.rememberHeader(relPath, stamp, header);
+        checkPixelLimit(header, this.maxPixels);
+        this.images.push({ path: relPath, size, ...header });
       }
     } catch (error) {
       if (error instanceof ImageFormatError) {
-        if (error.reason === 'corrupt') this.report(relPath, 'corrupt', error.message);
+        if (error.reason === 'corrupt' || error.reason === 'too-large')
+          this.report(relPath, error.reason, error.message);
         else if (claimsImage)
           this.report(relPath, 'not-an-image', `Named ${path.extname(relPath)}, but ${lowerFirst(error.message)}`);
         else this.otherFiles.push(relPath);
@@ -313,6 +407,14 @@ class Scan {
       onProgress(this.filesSeen);
     }
   }
+}
+
+function byPath(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function relPathOf({ folder, name }: Work): string {
+  return folder.relPath === '' ? name : `${folder.relPath}/${name}`;
 }
 
 function isErrnoException(error: unknown): error is NodeJS.ErrnoException {

@@ -17,17 +17,33 @@ export type SubjectOf = (path: string) => string | undefined;
 
 /**
  * Subjects the way the audit reads them: from the file name by `pattern`, else from the original file name a
- * label table keeps (C-NMC's numbered test images are `1.bmp`, `2.bmp`, … with the UID name in the CSV).
+ * label table keeps (C-NMC's numbered test images are `1.bmp`, `2.bmp`, … with the UID name in the CSV), else
+ * from the key of a per-patient label table, else from the patient folder the audit found.
  */
-export function subjectReader(pattern: string, csvTables: readonly CsvLabelTable[] = []): SubjectOf {
+export function subjectReader(
+  pattern: string,
+  csvTables: readonly CsvLabelTable[] = [],
+  subjectFolderDepth?: number,
+): SubjectOf {
   const match = subjectMatcher(pattern);
   const originalNames = new Map<string, string>();
-  for (const table of csvTables) for (const [path, name] of table.originalNameByPath) originalNames.set(path, name);
+  const groupKeys = new Map<string, string>();
+  for (const table of csvTables) {
+    for (const [path, name] of table.originalNameByPath) originalNames.set(path, name);
+    for (const [path, key] of table.groupKeyByPath) groupKeys.set(path, key.toUpperCase());
+  }
   return (path) => {
     const own = match(pathParts(path).fileName);
     if (own !== undefined) return own;
     const original = originalNames.get(path);
-    return original === undefined ? undefined : match(pathParts(original.replace(/\\/g, '/')).fileName);
+    const byOriginal = original === undefined ? undefined : match(pathParts(original.replace(/\\/g, '/')).fileName);
+    if (byOriginal !== undefined) return byOriginal;
+    // A per-patient table's row key (`P07`) names the patient.
+    const byKey = groupKeys.get(path);
+    if (byKey !== undefined || subjectFolderDepth === undefined) return byKey;
+    // The patient folder, as a path: `P07` under two cohorts is two people.
+    const { folders } = pathParts(path);
+    return folders.length >= subjectFolderDepth ? folders.slice(0, subjectFolderDepth).join('/') : undefined;
   };
 }
 

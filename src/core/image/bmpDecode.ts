@@ -1,5 +1,13 @@
 import type { RawImage } from '../types.js';
-import { countTrailingZeros, formatCount, ImageFormatError, readBmpLayout, type BmpLayout } from './header.js';
+import {
+  checkPixelLimit,
+  countTrailingZeros,
+  DEFAULT_MAX_PIXELS,
+  formatCount,
+  ImageFormatError,
+  readBmpLayout,
+  type BmpLayout,
+} from './header.js';
 
 /**
  * Decodes the BMP variants that exist in practice: 1/2/4/8-bit paletted, RLE8, RLE4, 16-bit (5-5-5 or bit fields),
@@ -8,10 +16,12 @@ import { countTrailingZeros, formatCount, ImageFormatError, readBmpLayout, type 
  * The result is RGB, or RGBA when the file declares an alpha mask and at least one pixel is not fully transparent:
  * writers that leave the alpha byte at 0 everywhere mean "opaque", not "invisible".
  * Pixels an RLE stream skips over (delta and early end-of-line codes) are black, as if transparent over black.
+ * Images declaring more than `maxPixels` are refused before the output is allocated (RLE makes tiny files huge).
  */
-export function decodeBmp(bytes: Uint8Array): RawImage {
+export function decodeBmp(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIXELS): RawImage {
   const layout = readBmpLayout(bytes, bytes.length);
   const { width, height } = layout;
+  checkPixelLimit({ format: 'bmp', width, height, channels: layout.channels }, maxPixels);
   const out = new Uint8Array(width * height * layout.channels);
   if (layout.compression === 'rle8' || layout.compression === 'rle4') {
     decodeRle(bytes, layout, readPalette(bytes, layout), out);
@@ -64,15 +74,16 @@ function decodePaletted(bytes: Uint8Array, layout: BmpLayout, palette: Uint8Arra
 
 function decodeBgr24(bytes: Uint8Array, layout: BmpLayout, out: Uint8Array): void {
   const { width, height, rowStride, pixelOffset } = layout;
+  const rowBytes = width * 3;
   for (let fileRow = 0; fileRow < height; fileRow++) {
-    let s = pixelOffset + fileRow * rowStride;
-    let o = outputRow(layout, fileRow) * width * 3;
-    const rowEnd = o + width * 3;
-    while (o < rowEnd) {
-      out[o++] = bytes[s + 2];
-      out[o++] = bytes[s + 1];
-      out[o++] = bytes[s];
-      s += 3;
+    const s = pixelOffset + fileRow * rowStride;
+    const o = outputRow(layout, fileRow) * rowBytes;
+    // Copy the row as is, then swap blue and red in place: fewer byte loads and stores than a per-channel copy.
+    out.set(bytes.subarray(s, s + rowBytes), o);
+    for (let i = o, end = o + rowBytes; i < end; i += 3) {
+      const blue = out[i];
+      out[i] = out[i + 2];
+      out[i + 2] = blue;
     }
   }
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { RawImage } from '../types.js';
 import { decodeBmp } from './bmpDecode.js';
-import { FORMAT_NAMES, ImageFormatError, readImageHeader } from './header.js';
+import { checkPixelLimit, DEFAULT_MAX_PIXELS, FORMAT_NAMES, ImageFormatError, readImageHeader } from './header.js';
 
 type Sharp = typeof import('sharp');
 let sharpModule: Sharp | undefined;
@@ -17,18 +17,27 @@ export function loadSharp(): Sharp {
   return sharpModule;
 }
 
+export interface DecodeOptions {
+  /** Refuse images that declare more pixels than this (default `DEFAULT_MAX_PIXELS`), before allocating any. */
+  maxPixels?: number;
+}
+
 /**
  * Decodes an image to 8-bit interleaved pixels with the channels the file stores: grey stays 1 channel, RGB 3,
  * RGBA 4. Grey+alpha becomes RGBA, because `RawImage` has no 2-channel form and the alpha matters to `toRgb`.
  * Palette and CMYK images come out as RGB, 16-bit samples are reduced to 8. Multi-page files yield their first page.
  * EXIF orientation is not applied: a dataset's pixels are compared as stored. sharp's default `failOn: 'warning'`
  * stays, so a truncated PNG or JPEG is an error rather than an image with a grey bottom.
+ * The pixel limit is checked on our own header reading and passed to sharp as `limitInputPixels`, which checks the
+ * dimensions libvips itself reads (a TIFF page or JPEG frame our header reader did not look at).
  */
-export async function decodeImage(bytes: Uint8Array): Promise<RawImage> {
+export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<RawImage> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const header = readImageHeader(bytes);
-  if (header.format === 'bmp') return decodeBmp(bytes);
+  checkPixelLimit(header, maxPixels);
+  if (header.format === 'bmp') return decodeBmp(bytes, maxPixels);
   const sharp = loadSharp();
-  let pipeline = sharp(bytes);
+  let pipeline = sharp(bytes, { limitInputPixels: Math.max(1, Math.floor(maxPixels)) });
   // sharp converts to sRGB on output; a grey file would otherwise come back as three equal channels.
   if (header.channels === 1) pipeline = pipeline.toColourspace('b-w');
   let decoded: { data: Buffer; info: { width: number; height: number; channels: number } };
@@ -56,10 +65,10 @@ export async function decodeImage(bytes: Uint8Array): Promise<RawImage> {
 }
 
 /** Reads and decodes a file; format errors name the file. */
-export async function readImageFile(filePath: string): Promise<RawImage> {
+export async function readImageFile(filePath: string, options: DecodeOptions = {}): Promise<RawImage> {
   const bytes = await readFile(filePath);
   try {
-    return await decodeImage(bytes);
+    return await decodeImage(bytes, options);
   } catch (error) {
     if (error instanceof ImageFormatError) {
       throw new ImageFormatError(error.reason, `${filePath}: ${error.message}`, { cause: error });

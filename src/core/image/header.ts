@@ -6,7 +6,7 @@ import type { ImageFormat, ImageHeader } from '../types.js';
  * pixels, so a scan of tens of thousands of files touches only their first few KiB.
  */
 
-export type ImageFormatErrorReason = 'not-an-image' | 'corrupt';
+export type ImageFormatErrorReason = 'not-an-image' | 'corrupt' | 'too-large';
 
 /** The bytes are not an image, or are an image whose structure is broken or uses a variant we cannot read. */
 export class ImageFormatError extends Error {
@@ -38,6 +38,24 @@ export const FORMAT_NAMES: Readonly<Record<ImageFormat, string>> = {
   tiff: 'TIFF',
   webp: 'WebP',
 };
+
+/**
+ * Most pixels an image may declare before it is decoded (50 megapixels: a 7,000 × 7,000 slide tile; C-NMC cells are
+ * 0.2). A 62-byte RLE BMP or a small PNG can declare 8192² pixels and take gigabytes once decoded.
+ */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+
+/** Throws `too-large` when the header declares more than `maxPixels` pixels; call it before allocating any. */
+export function checkPixelLimit(header: ImageHeader, maxPixels: number = DEFAULT_MAX_PIXELS): void {
+  const pixels = header.width * header.height;
+  if (pixels <= maxPixels) return;
+  const megapixels = (n: number) => `${(n / 1e6).toLocaleString('en-US', { maximumFractionDigits: 1 })} Mpx`;
+  throw new ImageFormatError(
+    'too-large',
+    `${FORMAT_NAMES[header.format]} declares ${formatCount(header.width)}×${formatCount(header.height)} pixels ` +
+      `(${megapixels(pixels)}), over the limit of ${megapixels(maxPixels)}, so it was not decoded`,
+  );
+}
 
 const thousands = new Intl.NumberFormat('en-US');
 export function formatCount(n: number): string {

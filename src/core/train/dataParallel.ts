@@ -22,15 +22,18 @@
  * workers into their variables. Each worker owns one more such buffer with the same layout, into which it
  * writes its gradients (already multiplied by its weight sum) and its updated running statistics.
  * Steps are synchronised with postMessage: a step takes hundreds of milliseconds, a message well under one.
+ *
+ * Inference (evaluation after each epoch) uses the same threads: `infer` splits a batch the same way and
+ * each thread runs the eval-mode forward pass on its part. The weights are published once per version
+ * (they only change in `step`), since a worker that reloads them also has XNNPACK repack every filter.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Batch } from '../data/batches.js';
-import { resnet18ParamSpecs, type ResNet18Params } from '../model/resnet18.js';
+import { forward, resnet18ParamSpecs, type ResNet18Params } from '../model/resnet18.js';
 import type { Optimizer } from './optimizers.js';
 import { trainStep } from './step.js';
+import { startWorker } from '../worker.js';
 
 export interface DataParallelOptions {
   numClasses: number;
@@ -52,8 +55,29 @@ export interface DataParallelTrainer {
     weights: number[],
     learningRate: number,
   ): Promise<{ loss: number; correct: number }>;
+  /**
+   * Eval-mode logits `[n, numClasses]` (row-major) of the NHWC images `x`, on every core. Results equal
+   * `forward(params, x, { training: false })` up to float rounding.
+   */
+  infer(params: ResNet18Params, x: Float32Array, n: number): Promise<Float32Array>;
+  /** Where the training steps' time went so far (the benchmark prints the shares). */
+  readonly timings: StepTimings;
   /** Terminates the worker threads; resolves once they have exited. */
   dispose(): Promise<void>;
+}
+
+/** Milliseconds summed over all steps, on the main thread's clock. */
+export interface StepTimings {
+  steps: number;
+  /** Copying the weights into shared memory for the workers. */
+  publish: number;
+  /** The main thread's own shard: forward, backward, gradients read back. */
+  ownShard: number;
+  /** Waiting for the workers after the own shard was done. */
+  wait: number;
+  /** Summing the shards' gradients and averaging the running statistics. */
+  reduce: number;
+  optimizer: number;
 }
 
 /** Where each float parameter or buffer sits in the shared buffers. */
@@ -139,37 +163,45 @@ export interface WorkerInit {
   state: SharedArrayBuffer;
   out: SharedArrayBuffer;
 }
-export type ToWorker = { type: 'step'; x: Float32Array; y: Int32Array; weights: number[]; trainable: string[] };
-export type FromWorker = { type: 'ready' } | ({ type: 'done' } & ShardResult) | { type: 'error'; message: string };
+/** `version` numbers the weights in shared memory: a worker reloads them only when it changed. */
+export type ToWorker =
+  | { type: 'step'; version: number; x: Float32Array; y: Int32Array; weights: number[]; trainable: string[] }
+  | { type: 'infer'; version: number; x: Float32Array; n: number };
+export type FromWorker =
+  | { type: 'ready' }
+  | ({ type: 'done' } & ShardResult)
+  | { type: 'logits'; logits: Float32Array }
+  | { type: 'error'; message: string };
 
-/**
- * The worker's entry: a .ts file next to this one under tsx (tests, scripts), or the separate bundle
- * `gradientWorker.js` next to the bundle that contains this code (dist/trainer.js, dist/cli.js).
- */
-function startWorker(workerData: WorkerInit): Worker {
-  if (__filename.endsWith('.ts')) {
-    // Node 20 loads a worker's entry before `--import tsx` in its execArgv has registered the loader
-    // (ERR_UNKNOWN_FILE_EXTENSION), so register tsx's CommonJS hook from a tiny evaluated entry instead.
-    const file = join(__dirname, 'gradientWorker.ts');
-    return new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true, workerData });
-  }
-  const file = join(__dirname, 'gradientWorker.js');
-  if (!existsSync(file)) throw new Error(`Data-parallel training needs ${file} (built by scripts/build.mjs)`);
-  return new Worker(file, { workerData });
+/** Eval-mode logits of `n` NHWC images as a host array. */
+export function inferLogits(params: ResNet18Params, x: Float32Array, n: number, size: number): Float32Array {
+  return tf.tidy(
+    () => forward(params, tf.tensor4d(x, [n, size, size, 3]), { training: false }).logits.dataSync() as Float32Array,
+  );
+}
+
+/** The worker's entry: `gradientWorker.ts` under tsx, the `gradientWorker.js` bundle next to dist/trainer.js. */
+function startGradientWorker(workerData: WorkerInit): Worker {
+  return startWorker(__filename, 'gradientWorker', workerData);
 }
 
 class GradientWorker {
   private readonly worker: Worker;
   readonly out: Float32Array;
   readonly ready: Promise<void>;
-  private pending?: { resolve: (result: ShardResult) => void; reject: (error: Error) => void };
+  private pending?: { resolve: (result: FromWorker) => void; reject: (error: Error) => void };
   private failure?: Error;
   readonly exited: Promise<void>;
 
   constructor(options: DataParallelOptions, state: SharedArrayBuffer, layout: StateLayout) {
     const outBuffer = new SharedArrayBuffer(layout.length * Float32Array.BYTES_PER_ELEMENT);
     this.out = new Float32Array(outBuffer);
-    this.worker = startWorker({ numClasses: options.numClasses, imageSize: options.imageSize, state, out: outBuffer });
+    this.worker = startGradientWorker({
+      numClasses: options.numClasses,
+      imageSize: options.imageSize,
+      state,
+      out: outBuffer,
+    });
     let onReady!: () => void;
     this.ready = new Promise<void>((resolve, reject) => {
       onReady = resolve;
@@ -198,7 +230,7 @@ class GradientWorker {
 
   private fail: (error: Error) => void = () => undefined;
 
-  run(message: ToWorker): Promise<ShardResult> {
+  run(message: ToWorker): Promise<FromWorker> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.pending = { resolve, reject };
@@ -230,15 +262,73 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
   const threads = Array.from({ length: workers - 1 }, () => new GradientWorker(options, stateBuffer, layout));
   let busy = false;
   let disposed = false;
+  /** Which weights the shared state holds: bumped by each publish; `published` is false after a step changed them. */
+  let version = 0;
+  let published = false;
+  const publish = (params: ResNet18Params) => {
+    writeState(params, layout, state);
+    version++;
+    published = true;
+  };
+  const imageLength = imageSize * imageSize * 3;
+  const timings: StepTimings = { steps: 0, publish: 0, ownShard: 0, wait: 0, reduce: 0, optimizer: 0 };
+  let clock = 0;
+  /** Adds the time since the last lap to `phase`. */
+  const lap = (phase: Exclude<keyof StepTimings, 'steps'>) => {
+    const now = performance.now();
+    timings[phase] += now - clock;
+    clock = now;
+  };
 
-  const step: DataParallelTrainer['step'] = async (params, trainable, optimizer, batch, weights, learningRate) => {
+  /** Runs `body` as the only operation in flight, after every worker started. */
+  async function exclusive<T>(body: () => Promise<T>): Promise<T> {
     if (disposed) throw new Error('The data-parallel trainer has been disposed');
     if (busy) throw new Error('A data-parallel step is already running');
     busy = true;
     try {
       await Promise.all(threads.map((thread) => thread.ready));
+      return await body();
+    } finally {
+      busy = false;
+    }
+  }
+
+  const infer: DataParallelTrainer['infer'] = (params, x, n) =>
+    exclusive(async () => {
+      // One image per shard is fine here: eval-mode BatchNorm uses the running statistics.
+      const count = Math.max(1, Math.min(threads.length + 1, n));
+      const bounds = Array.from({ length: count }, (_, k) => [
+        Math.floor((k * n) / count),
+        Math.floor(((k + 1) * n) / count),
+      ]);
+      if (bounds.length > 1 && !published) publish(params);
+      const remote = Promise.allSettled(
+        bounds.slice(1).map(([start, end], k) =>
+          threads[k].run({
+            type: 'infer',
+            version,
+            x: x.slice(start * imageLength, end * imageLength),
+            n: end - start,
+          }),
+        ),
+      );
+      const [start, end] = bounds[0];
+      const own = inferLogits(params, x.subarray(start * imageLength, end * imageLength), end - start, imageSize);
+      const settled = await remote;
+      const failed = settled.find((result) => result.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      const logits = new Float32Array(n * numClasses);
+      logits.set(own, 0);
+      settled.forEach((result, k) => {
+        const message = (result as PromiseFulfilledResult<FromWorker>).value as { logits: Float32Array };
+        logits.set(message.logits, bounds[k + 1][0] * numClasses);
+      });
+      return logits;
+    });
+
+  const step: DataParallelTrainer['step'] = (params, trainable, optimizer, batch, weights, learningRate) =>
+    exclusive(async () => {
       const n = batch.y.length;
-      const imageLength = imageSize * imageSize * 3;
       const bounds = shardBounds(n, threads.length + 1);
       const shardOf = ([start, end]: [number, number]): Batch => ({
         x: batch.x.slice(start * imageLength, end * imageLength),
@@ -246,12 +336,16 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         paths: batch.paths.slice(start, end),
       });
       const trainableNames = [...trainable.keys()];
+      clock = performance.now();
       // Workers start only after the weights are published, and before the main thread's own shard
       // mutates the main model's running statistics.
-      if (bounds.length > 1) writeState(params, layout, state);
+      if (bounds.length > 1) publish(params);
+      // The step changes the weights: the next inference publishes them again.
+      published = false;
+      lap('publish');
       const remote = bounds.slice(1).map((range, k) => {
         const shard = shardOf(range);
-        return threads[k].run({ type: 'step', x: shard.x, y: shard.y, weights, trainable: trainableNames });
+        return threads[k].run({ type: 'step', version, x: shard.x, y: shard.y, weights, trainable: trainableNames });
       });
       // Settle every worker even if one fails, so none is still writing when the next step starts.
       const remoteSettled = Promise.allSettled(remote);
@@ -265,10 +359,15 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         layout,
         mainOut,
       );
+      lap('ownShard');
       const settled = await remoteSettled;
+      lap('wait');
       const failed = settled.find((result) => result.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
-      const results = [own, ...settled.map((result) => (result as PromiseFulfilledResult<ShardResult>).value)];
+      const results = [
+        own,
+        ...settled.map((result) => (result as PromiseFulfilledResult<FromWorker>).value as ShardResult),
+      ];
       const outs = [mainOut, ...threads.slice(0, bounds.length - 1).map((thread) => thread.out)];
 
       const totalWeight = results.reduce((sum, r) => sum + r.weightSum, 0);
@@ -284,8 +383,10 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         }
         gradients.set(name, tf.tensor(sum, variable.shape));
       }
+      lap('reduce');
       optimizer.step(trainable, gradients, learningRate);
       for (const gradient of gradients.values()) gradient.dispose();
+      lap('optimizer');
 
       if (bounds.length > 1) {
         for (const entry of layout.entries.filter((e) => e.isRunningStat)) {
@@ -301,15 +402,16 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
           tf.tidy(() => variable.assign(tf.tensor(averaged, variable.shape)));
         }
       }
+      lap('reduce');
+      timings.steps++;
       const lossSum = results.reduce((sum, r) => sum + r.lossSum, 0);
       return { loss: lossSum / totalWeight, correct: results.reduce((sum, r) => sum + r.correct, 0) };
-    } finally {
-      busy = false;
-    }
-  };
+    });
 
   return {
     step,
+    infer,
+    timings,
     async dispose() {
       disposed = true;
       await Promise.all(threads.map((thread) => thread.terminate()));

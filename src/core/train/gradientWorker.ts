@@ -7,7 +7,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { parentPort, workerData } from 'node:worker_threads';
 import { selectBackend } from '../engine/backend.js';
 import { createResNet18 } from '../model/resnet18.js';
-import { shardGradient, stateLayout, type FromWorker, type ToWorker, type WorkerInit } from './dataParallel.js';
+import {
+  inferLogits,
+  shardGradient,
+  stateLayout,
+  type FromWorker,
+  type ToWorker,
+  type WorkerInit,
+} from './dataParallel.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -21,11 +28,23 @@ async function start(): Promise<void> {
   const state = new Float32Array(init.state);
   const out = new Float32Array(init.out);
 
+  let loaded = -1;
   port.on('message', (message: ToWorker) => {
     try {
-      for (const entry of layout.entries) {
-        const variable = params.get(entry.name)!;
-        tf.tidy(() => variable.assign(tf.tensor(state.subarray(entry.offset, entry.offset + entry.size), entry.shape)));
+      // A step always reloads: its own forward pass changed the running statistics of this copy.
+      if (message.version !== loaded || message.type === 'step') {
+        for (const entry of layout.entries) {
+          const variable = params.get(entry.name)!;
+          tf.tidy(() =>
+            variable.assign(tf.tensor(state.subarray(entry.offset, entry.offset + entry.size), entry.shape)),
+          );
+        }
+        loaded = message.type === 'step' ? -1 : message.version;
+      }
+      if (message.type === 'infer') {
+        const logits = inferLogits(params, message.x, message.n, init.imageSize);
+        send({ type: 'logits', logits });
+        return;
       }
       const n = message.y.length;
       const batch = { x: message.x, y: message.y, paths: new Array<string>(n).fill('') };

@@ -64,7 +64,12 @@ export function resolveLabels(choice: LabelChoice, report: AuditReport, imagePat
     const structural = labelsAreStructural(choice, report);
     // Keep the audit's other sources (e.g. the validation CSV) only when they translate into these classes.
     const extra = recommended.filter((s) => s.kind === 'csv' && recommendedDepth === depth);
-    return { sources: [{ kind: 'folder', depth }, ...extra], structural };
+    // The audit's own source for this depth carries its case folding (`ALL` and `all` are one class).
+    const folder =
+      recommended[0]?.kind === 'folder' && recommendedDepth === depth
+        ? recommended[0]
+        : { kind: 'folder' as const, depth };
+    return { sources: [folder, ...extra], structural };
   }
   if (choice === 'filename') {
     const source = recommended.find((s) => s.kind === 'filename') ?? filenameSourceFromFindings(report);

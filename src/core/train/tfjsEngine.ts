@@ -2,17 +2,16 @@
  * The embedded engine: ResNet-18 in tfjs (wasm, or tfjs-node when it installs) on images prepared by the
  * cache, optionally data-parallel over worker threads, or on cached features of a frozen prefix.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { batchCount, batches, classWeights, type Example } from '../data/batches.js';
 import type { PreparedImages } from '../data/cache.js';
-import { countParameters, createResNet18, disposeModel, forward, trainableByName } from '../model/resnet18.js';
+import { countParameters, createResNet18, disposeModel, trainableByName } from '../model/resnet18.js';
 import { exportStateDict, loadStateDict } from '../model/stateDict.js';
 import { CHECKPOINT_FILE, MODEL_FILE } from '../run/runFile.js';
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
-import { createDataParallelTrainer } from './dataParallel.js';
+import { createDataParallelTrainer, inferLogits } from './dataParallel.js';
 import { TrainingCancelled, type EngineData, type EpochSoFar, type TrainingEngine } from './engine.js';
 import type { TrainEventSink } from './events.js';
 import { FeatureStore, frozenPrefix } from './featureStore.js';
@@ -156,18 +155,17 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
       for await (const batch of batches(prepared, examples, sequential)) {
         if (signal?.aborted) throw new TrainingCancelled();
         const n = batch.y.length;
-        const result = tf.tidy(() => {
-          const { logits } = forward(params, tf.tensor4d(batch.x, [n, prepared.size, prepared.size, 3]), {
-            training: false,
-          });
-          const logProbabilities = tf.logSoftmax(logits);
-          const picked = tf.neg(
-            tf.sum(tf.mul(tf.oneHot(tf.tensor1d(batch.y, 'int32'), numClasses), logProbabilities), 1),
+        // Every core when the data-parallel threads exist (evaluation is forward passes only).
+        const logits = parallel
+          ? await parallel.infer(params, batch.x, n)
+          : inferLogits(params, batch.x, n, prepared.size);
+        for (let i = 0; i < n; i++) {
+          const { probabilities: row, logProbability } = softmaxRow(
+            logits.subarray(i * numClasses, (i + 1) * numClasses),
           );
-          return { rows: tf.exp(logProbabilities).arraySync() as number[][], losses: picked.dataSync() };
-        });
-        probabilities.push(...result.rows.map(normaliseRow));
-        for (const l of result.losses) lossSum += l;
+          probabilities.push(row);
+          lossSum -= logProbability[batch.y[i]];
+        }
         await yieldToEventLoop();
       }
       return { loss: lossSum / examples.length, probabilities };
@@ -220,10 +218,14 @@ export function dataParallelWays(
   return settings.imageSize >= 96 ? Math.min(2, availableParallelism()) : 1;
 }
 
-/** float32 softmax rows can sum to 1 ± 1e-7; metrics validate the sum, so renormalise in float64. */
-function normaliseRow(row: number[]): number[] {
-  const sum = row.reduce((a, b) => a + b, 0);
-  return row.map((p) => p / sum);
+/** Softmax and log-softmax of one row of logits, in float64 (so the probabilities sum to 1 as metrics check). */
+function softmaxRow(logits: Float32Array): { probabilities: number[]; logProbability: number[] } {
+  const top = Math.max(...logits);
+  const logSum = Math.log(logits.reduce((sum, z) => sum + Math.exp(z - top), 0));
+  const logProbability = Array.from(logits, (z) => z - top - logSum);
+  const exps = logProbability.map(Math.exp);
+  const total = exps.reduce((a, b) => a + b, 0);
+  return { probabilities: exps.map((p) => p / total), logProbability };
 }
 
 export function yieldToEventLoop(): Promise<void> {

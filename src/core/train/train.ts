@@ -136,7 +136,7 @@ function planSplit(
   imagePaths: string[],
 ) {
   const labelOf = combinedLabeler(labels.sources, csvTables);
-  const subjectOf = subjectReader(report.spec.subjectPattern, csvTables);
+  const subjectOf = subjectReader(report.spec.subjectPattern, csvTables, report.spec.subjectFolderDepth);
   const spec = { ...report.spec, labelSources: labels.sources };
   // Structural labels make the audit's folds meaningless as a split; an explicit request overrides the audit.
   if (labels.structural || settings.split === 'subject-disjoint')
