@@ -23,6 +23,7 @@ import { readRunFile } from '../run/runFileIo.js';
 import { PickleDict, PickleObject, describe, type PickleValue } from './pickle.js';
 import { MAX_DECODED_ELEMENTS, TensorRef, looksLikePth, openPth } from './pth.js';
 import { BACKBONE_SHAPES, NotResNet18Error, fileKey, recogniseResNet18, type ResNet18Layout } from './recognise.js';
+import type { CheckpointInfo } from './checkpointInfo.js';
 import { decodeSafetensors, type HostTensor } from './safetensors.js';
 import type { CheckpointInfo } from './checkpointInfo.js';
 

@@ -1,4 +1,4 @@
-// What the checkpoint loader recognised: a plain record, in its own file because run.json and the pages import it.
+/** What the checkpoint loader recognised; a type only, so run.json's readers (the webview too) can name it. */
 
 /** What was recognised in a checkpoint: printed by the commands and recorded in run.json. */
 export interface CheckpointInfo {
