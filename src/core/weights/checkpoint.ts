@@ -25,7 +25,6 @@ import { MAX_DECODED_ELEMENTS, TensorRef, looksLikePth, openPth } from './pth.js
 import { BACKBONE_SHAPES, NotResNet18Error, fileKey, recogniseResNet18, type ResNet18Layout } from './recognise.js';
 import type { CheckpointInfo } from './checkpointInfo.js';
 import { decodeSafetensors, type HostTensor } from './safetensors.js';
-import type { CheckpointInfo } from './checkpointInfo.js';
 
 export type { CheckpointInfo } from './checkpointInfo.js';
 
