@@ -6,7 +6,7 @@
 import type { EvaluatePhase } from '../../core/evaluate/evaluate.js';
 import type { RunFile } from '../../core/run/runFile.js';
 import { parseTrainerMessage, type EvaluateRequest, type TrainerCommand } from '../../protocol/trainer.js';
-import { forkNode, forwardLines } from '../childProcess.js';
+import { collectOutput, forkNode } from '../childProcess.js';
 
 export type EvaluateOutcome =
   { kind: 'evaluated'; runDir: string; run: RunFile } | { kind: 'cancelled' } | { kind: 'error'; message: string };
@@ -33,14 +33,7 @@ export function runEvaluateProcess(
       if (child.connected) child.send(command);
     };
     let final: EvaluateOutcome | undefined;
-    const recent: string[] = [];
-    const output = (line: string) => {
-      recent.push(line);
-      if (recent.length > 3) recent.shift();
-      hooks.onOutput?.(line);
-    };
-    forwardLines(child.stdout, output);
-    forwardLines(child.stderr, output);
+    const { output, last } = collectOutput(child, hooks.onOutput);
     let killTimer: NodeJS.Timeout | undefined;
     const cancel = () => {
       send({ type: 'cancel' });
@@ -83,7 +76,7 @@ export function runEvaluateProcess(
       resolve({
         kind: 'error',
         message:
-          recent.join(' ') ||
+          last() ||
           `the evaluation process ${signal ? `was stopped by ${signal}` : `exited with code ${code}`} without a result`,
       });
     });
