@@ -2,7 +2,7 @@
 // child processes, the CLI, and the webview (browser). Native and wasm-loading packages stay external: they find
 // their binaries relative to their own package folder.
 import * as esbuild from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
@@ -106,6 +106,10 @@ const builds = [
     target: 'es2022',
   },
 ];
+
+// The PyTorch engine's trainer is read by the user's Python, not bundled: copied next to the bundles.
+mkdirSync('dist/torch', { recursive: true });
+copyFileSync('src/trainer/torch/train_resnet18.py', 'dist/torch/train_resnet18.py');
 
 if (watch) {
   for (const options of builds) await (await esbuild.context(options)).watch();

@@ -22,5 +22,6 @@ if (!existsSync(dataset)) run(['demo-data', demoDir]);
 run(['audit', trainingData]);
 run(['train', trainingData], { expectFailure: true });
 const runDir = join(demoDir, 'runs', 'demo');
-run(['train', trainingData, '--labels', 'folder:2', '--out', runDir]);
+// --force: a second `npm run demo` replaces the demo's own run.
+run(['train', trainingData, '--labels', 'folder:2', '--out', runDir, '--force']);
 run(['report', runDir]);

@@ -5,12 +5,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import Module from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { generateDemoDataset } from '../src/core/demo/generate.js';
-import { createFakeVscode, type Diagnostic } from './integration/fakeVscode.js';
+import { createFakeVscode, installFakeVscode, until as waitUntil, type Diagnostic } from './integration/fakeVscode.js';
 
 const root = join(__dirname, '..');
 const KAGGLE = '/kaggle/input/leukemia-classification/C-NMC_Leukemia/training_data';
@@ -48,9 +47,7 @@ before(async () => {
     configuration: { epochs: 1, imageSize: 32, batchSize: 8 },
     answer: (kind, message, options) => answers.shift()?.(kind, message, options),
   });
-  const load = (Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown })._load;
-  (Module as unknown as { _load: typeof load })._load = (request: string, ...rest: unknown[]) =>
-    request === 'vscode' ? fake.vscode : load(request, ...rest);
+  installFakeVscode(fake.vscode);
 });
 after(async () => {
   for (const d of fake?.context.subscriptions ?? []) d.dispose();
@@ -62,14 +59,8 @@ function diagnostics(collection: string, file: string): Diagnostic[] {
   return [...c.entries.values()].filter((e) => e.uri.fsPath === file).flatMap((e) => e.diagnostics);
 }
 
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${fake.logLines.join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function until<T>(what: string, probe: () => T | undefined, timeoutMs?: number): Promise<T> {
+  return waitUntil(what, probe, fake.logLines, timeoutMs);
 }
 
 test('activation, then warnings in the Problems panel without any user action', { timeout: 60_000 }, async () => {

@@ -9,10 +9,11 @@ import { after, before, test } from 'node:test';
 import { generateDemoDataset } from '../src/core/demo/generate.js';
 import { CHECKPOINT_FILE, MODEL_FILE } from '../src/core/run/runFile.js';
 import { readRunFile } from '../src/core/run/runFileIo.js';
-import { DEFAULT_SETTINGS, type TrainSettings } from '../src/core/train/settings.js';
+import type { TrainSettings } from '../src/core/train/settings.js';
 import { readSafetensors } from '../src/core/weights/safetensors.js';
 import type { TrainerMessage } from '../src/protocol/trainer.js';
 import { ensureBuilt } from './helpers/build.js';
+import { tinySettings } from './helpers/tinyRun.js';
 
 const trainerBundle = join(__dirname, '..', 'dist', 'trainer.js');
 let work: string;
@@ -28,17 +29,7 @@ before(async () => {
 after(() => rm(work, { recursive: true, force: true }));
 
 function settings(out: string, overrides: Partial<TrainSettings> = {}): TrainSettings {
-  return {
-    ...DEFAULT_SETTINGS,
-    dataset,
-    out,
-    labels: 'folder:2',
-    imageSize: 32,
-    batchSize: 8,
-    epochs: 3,
-    patience: 0,
-    ...overrides,
-  };
+  return tinySettings(dataset, out, overrides);
 }
 
 function startTrainer(): { child: ChildProcess; messages: AsyncGenerator<TrainerMessage> } {

@@ -2,6 +2,7 @@
 import type { AuditReport } from '../core/audit/audit.js';
 import { formatCount } from '../core/audit/findings.js';
 import type { LabelSource } from '../core/datasetSpec.js';
+import { describeBackend } from '../core/engine/describe.js';
 import type { RunFile } from '../core/run/runFile.js';
 
 const SEVERITY_MARK = { error: 'ERROR  ', warning: 'WARNING', info: 'info   ' } as const;
@@ -68,7 +69,7 @@ export function formatMetrics(run: RunFile): string {
       'WARNING: trained on labels the audit judged structural; these metrics describe folders, not diagnoses.',
     );
   lines.push(
-    `Run: ${run.status}, backend ${run.backend.name}, best epoch ${run.bestEpoch ?? '-'} of ${run.history.length}`,
+    `Run: ${run.status}, backend ${describeBackend(run.backend)}, best epoch ${run.bestEpoch ?? '-'} of ${run.history.length}`,
   );
   for (const [name, metrics] of [
     ['validation', run.metrics.validation],

@@ -88,10 +88,17 @@ export function folderAt(path: string, depth: number): string | undefined {
 }
 
 /** Compiles a subject pattern; the first capture group (or the whole match) is the subject id. */
+/**
+ * A subject pattern sees at most this many characters of a name: subject ids sit in the first few dozen, and a
+ * pattern that backtracks polynomially (the setting and dataset files are user input) stays bounded on long
+ * names. Exponential patterns are stopped by running the audit in a child process with a time limit.
+ */
+export const MAX_SUBJECT_NAME_CHARS = 128;
+
 export function subjectMatcher(pattern: string): (fileName: string) => string | undefined {
   const regex = new RegExp(pattern, 'i');
   return (fileName) => {
-    const match = regex.exec(fileName);
+    const match = regex.exec(fileName.slice(0, MAX_SUBJECT_NAME_CHARS));
     if (!match) return undefined;
     // C-NMC writes healthy subjects both as H10 and h10: the same person.
     return (match[1] ?? match[0]).toUpperCase();

@@ -26,7 +26,7 @@ export async function writeFileAtomic(
     await rename(temporary, file);
   } catch (error) {
     await unlink(temporary).catch(() => undefined);
-    throw error;
+    throw keptPrevious(error as NodeJS.ErrnoException, file);
   }
   if (durable) await syncDirectory(dirname(file));
 }
@@ -43,4 +43,17 @@ async function syncDirectory(folder: string): Promise<void> {
   } catch {
     // The data is already fsynced; only the directory entry's durability is left to the OS.
   }
+}
+
+/**
+ * The error of a failed write, naming the file (a failed `write` names none) and that its previous version is
+ * intact; `code` (ENOSPC, EACCES…) stays for callers that check it.
+ */
+function keptPrevious(error: NodeJS.ErrnoException, file: string): NodeJS.ErrnoException {
+  const wrapped: NodeJS.ErrnoException = new Error(
+    `Could not write ${file} (${error.message}); its previous version, if any, is unchanged.`,
+    { cause: error },
+  );
+  wrapped.code = error.code;
+  return wrapped;
 }

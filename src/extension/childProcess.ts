@@ -36,6 +36,25 @@ export function forwardLines(stream: NodeJS.ReadableStream | null, onLine: (line
 }
 
 /**
+ * A child that sends nothing — not even its heartbeat, which it sends every few seconds whenever its main
+ * thread is free — for `stallSeconds` is stuck (an endless synchronous loop, a stopped process): `onStall`
+ * is called once and the child is killed. Any message counts as a sign of life.
+ */
+export function watchHeartbeat(child: ChildProcess, stallSeconds: number, onStall: (message: string) => void): void {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      onStall(`no heartbeat for ${stallSeconds} s`);
+      child.kill('SIGKILL');
+    }, stallSeconds * 1000);
+  };
+  arm();
+  child.on('message', arm);
+  child.once('close', () => clearTimeout(timer));
+}
+
+/**
  * Forwards a child's stdout and stderr lines to `onLine` and keeps the last three: when the child dies
  * without a message, they are what it said about why.
  */

@@ -2,8 +2,15 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { expandPathVariables, runFolderName } from '../core/run/runFolders.js';
-import { BACKENDS, DEFAULT_SETTINGS, isOneOf, STRATEGIES, type TrainSettings } from '../core/train/settings.js';
+import { expandPathVariables } from '../core/run/runFolders.js';
+import {
+  BACKENDS,
+  DEFAULT_SETTINGS,
+  isOneOf,
+  isTorchDevice,
+  STRATEGIES,
+  type TrainSettings,
+} from '../core/train/settings.js';
 
 export const SECTION = 'leukemiaAudit';
 export const DEFAULT_RUNS_FOLDER = '${workspaceFolder}/.leukemia-audit/runs';
@@ -23,7 +30,19 @@ function integer(value: unknown, min: number, fallback: number): number {
 /** The training options the settings control; everything else keeps DEFAULT_SETTINGS. */
 export function trainOptions(
   scope?: vscode.Uri,
-): Pick<TrainSettings, 'epochs' | 'imageSize' | 'batchSize' | 'strategy' | 'backend' | 'weights' | 'subjectPattern'> {
+): Pick<
+  TrainSettings,
+  | 'epochs'
+  | 'imageSize'
+  | 'batchSize'
+  | 'strategy'
+  | 'backend'
+  | 'weights'
+  | 'subjectPattern'
+  | 'python'
+  | 'device'
+  | 'processes'
+> {
   const s = settings(scope);
   const pattern = s.get<string>('subjectPattern');
   return {
@@ -32,6 +51,9 @@ export function trainOptions(
     batchSize: integer(s.get('batchSize'), 2, DEFAULT_SETTINGS.batchSize),
     strategy: oneOf(s.get('strategy'), STRATEGIES, DEFAULT_SETTINGS.strategy),
     backend: oneOf(s.get('backend'), BACKENDS, DEFAULT_SETTINGS.backend),
+    python: (s.get<string>('python') ?? '').trim() || undefined,
+    device: isTorchDevice(s.get('device')) ? s.get<string>('device')! : DEFAULT_SETTINGS.device,
+    processes: integer(s.get('processes'), 0, DEFAULT_SETTINGS.processes),
     weights: (s.get<string>('weights') ?? '').trim() || DEFAULT_SETTINGS.weights,
     subjectPattern: pattern && pattern.trim() !== '' ? pattern : undefined,
   };
@@ -74,8 +96,4 @@ export function allRunsFolders(): string[] {
     return expandPathVariables(configured, { workspaceFolder: f.uri.fsPath, userHome: os.homedir() });
   });
   return [...new Set(found.filter((f): f is string => f !== undefined))];
-}
-
-export function newRunFolder(datasetRoot: string): string {
-  return path.join(runsFolder(datasetRoot), runFolderName(new Date()));
 }

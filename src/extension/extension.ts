@@ -4,6 +4,7 @@
  * Nothing here loads tfjs or sharp: training runs in the forked trainer (`dist/trainer.js`), full audits in
  * the forked audit child (`dist/auditChild.js`).
  */
+import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { COMMANDS, TRAINING_CONTEXT_KEY } from './commandIds.js';
@@ -19,6 +20,7 @@ import { log, showErrorWithLog } from './log.js';
 import { registerResultsSerializer } from './results/resultsPanel.js';
 import { TrainingController } from './training/trainingController.js';
 import { AuditCache } from './workspace/auditCache.js';
+import { AuditStatus } from './workspace/auditStatus.js';
 import { WorkspaceDatasets } from './workspace/workspaceDatasets.js';
 
 /** What activation returns: for integration tests, and a measured activation time. */
@@ -32,7 +34,8 @@ export function activate(context: vscode.ExtensionContext): LeukemiaAuditApi {
   const started = performance.now();
   const output = log();
   const datasets = new WorkspaceDatasets();
-  const audits = new AuditCache();
+  const auditStatus = new AuditStatus(COMMANDS.showLog);
+  const audits = new AuditCache(context.asAbsolutePath(path.join('dist', 'auditChild.js')), auditStatus);
   const fixes = new FixRegistry();
   const datasetDiagnostics = new DatasetDiagnostics(datasets, audits, fixes);
   const pythonDiagnostics = new PythonDiagnostics(datasets, audits, fixes);
@@ -53,6 +56,7 @@ export function activate(context: vscode.ExtensionContext): LeukemiaAuditApi {
   context.subscriptions.push(
     output,
     datasets,
+    auditStatus,
     audits,
     datasetDiagnostics,
     pythonDiagnostics,

@@ -12,6 +12,10 @@ export interface AuditRequest {
   subjectPattern?: string;
   /** Decode every image (duplicates, truncated pixels); headers only when false. */
   checkPixels: boolean;
+  /** Read label tables only when their real path is inside one of these folders (untrusted workspaces). */
+  tablesInside?: string[];
+  /** An audit nobody asked for (on workspace open): the child lowers its CPU priority. */
+  background?: boolean;
 }
 
 /** Parent → audit child. To stop an audit the parent ends the process: nothing it computed is kept. */
@@ -20,6 +24,8 @@ export type AuditCommand = { type: 'audit'; request: AuditRequest };
 /** Audit child → parent. */
 export type AuditMessage =
   | { type: 'ready'; pid: number }
+  /** Every few seconds while the child's main thread is free: a parent that hears nothing knows it is stuck. */
+  | { type: 'heartbeat' }
   | { type: 'progress'; phase: AuditPhase; done: number; total?: number }
   | { type: 'result'; report: AuditReport }
   | { type: 'error'; message: string; stack?: string };
@@ -30,10 +36,16 @@ export function parseAuditCommand(value: unknown): AuditCommand | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const { type, request } = value as { type?: unknown; request?: unknown };
   if (type !== 'audit' || typeof request !== 'object' || request === null) return undefined;
-  const { root, subjectPattern, checkPixels } = request as Record<string, unknown>;
+  const { root, subjectPattern, checkPixels, tablesInside, background } = request as Record<string, unknown>;
   if (typeof root !== 'string' || typeof checkPixels !== 'boolean') return undefined;
   if (subjectPattern !== undefined && typeof subjectPattern !== 'string') return undefined;
-  return { type: 'audit', request: { root, subjectPattern, checkPixels } };
+  if (tablesInside !== undefined && !(Array.isArray(tablesInside) && tablesInside.every((t) => typeof t === 'string')))
+    return undefined;
+  if (background !== undefined && typeof background !== 'boolean') return undefined;
+  const parsed: AuditRequest = { root, subjectPattern, checkPixels };
+  if (tablesInside !== undefined) parsed.tablesInside = tablesInside as string[];
+  if (background !== undefined) parsed.background = background;
+  return { type: 'audit', request: parsed };
 }
 
 export function parseAuditMessage(value: unknown): AuditMessage | undefined {
@@ -42,6 +54,8 @@ export function parseAuditMessage(value: unknown): AuditMessage | undefined {
   switch (message.type) {
     case 'ready':
       return typeof message.pid === 'number' ? { type: 'ready', pid: message.pid } : undefined;
+    case 'heartbeat':
+      return { type: 'heartbeat' };
     case 'progress':
       return typeof message.phase === 'string' &&
         PHASES.includes(message.phase) &&

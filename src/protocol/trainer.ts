@@ -34,6 +34,8 @@ export type TrainerCommand =
  */
 export type TrainerMessage =
   | { type: 'ready'; pid: number }
+  /** Every few seconds while the trainer's main thread is free: a parent that hears nothing knows it is stuck. */
+  | { type: 'heartbeat' }
   | { type: 'event'; event: TrainEvent }
   | { type: 'result'; run: RunFile }
   | { type: 'evaluation-progress'; phase: EvaluatePhase; done: number; total: number }
@@ -95,6 +97,8 @@ export function parseTrainerMessage(value: unknown): TrainerMessage | undefined 
         : undefined;
     case 'evaluated':
       return typeof message.runDir === 'string' && isObject(message.run) ? (message as TrainerMessage) : undefined;
+    case 'heartbeat':
+      return { type: 'heartbeat' };
     case 'cancelled':
       return { type: 'cancelled' };
     case 'error':

@@ -47,8 +47,15 @@ async function evaluate(request: EvaluateRequest): Promise<void> {
 
 requireParent('trainer', 'use the leukemia-audit CLI instead');
 process.on('message', (message: unknown) => {
-  if (!isTrainerCommand(message)) void send(notUnderstood('trainer', message));
-  else if (message.type === 'cancel') controller.abort();
+  if (!isTrainerCommand(message)) {
+    // Before a job, a command it cannot read is the job's one result; during one, the job's result is still to come.
+    if (busy)
+      void send({
+        type: 'event',
+        event: { type: 'log', level: 'warning', message: notUnderstood('trainer', message).message },
+      });
+    else void send(notUnderstood('trainer', message)).then(exitChild);
+  } else if (message.type === 'cancel') controller.abort();
   else if (busy) return;
   else if (message.type === 'evaluate') void evaluate(message.request);
   else void train(message.settings);

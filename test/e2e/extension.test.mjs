@@ -5,79 +5,47 @@
 // `npm run test:e2e` packages the VSIX if needed and runs this file. The tools come from
 // scripts/e2e-setup.sh; without them the suite FAILS and says to run it.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import {
-  CodeServer,
-  EXTENSION_ID,
   OUTPUT,
-  VSIX,
-  collectLogs,
-  killGroup,
-  locateTools,
+  extensionFigures,
+  extensionLog,
+  e2eTestWith,
+  killOnExit,
+  tryLocateTools,
   log,
-  makeTempDir,
-  removeTemp,
   waitFor,
 } from './harness.mjs';
 import {
+  DATASET_WARNING,
   KAGGLE_TRAINING_PATH,
   NOTEBOOK,
   NOTEBOOK_CHECKPOINT,
   TRAINING_SETTINGS,
   writeWorkspace,
 } from './workspace.mjs';
-import { CHROMIUM_ARGS, Workbench } from './workbench.mjs';
+import { Session } from './session.mjs';
 
 const TRAINING_TIMEOUT_MS = Number(process.env.LEUKEMIA_AUDIT_E2E_TRAINING_TIMEOUT_MS ?? 8 * 60_000);
 const RECOMMENDED_BUTTON = 'Train on all/hem (recommended)';
 const STRUCTURAL_MESSAGE = 'ImageFolder will use fold_0, fold_1 and fold_2';
 
+const session = new Session();
 let tmp;
-let codeServer;
-let browser;
-/** @type {Workbench} */
+/** @type {import('./workbench.mjs').Workbench} */
 let wb;
 let workspace;
 let runDir;
 let resultsFrame;
 
-// The teardown in `after` is the normal path; these make sure a killed or crashing test process does not
-// leave code-server (and the trainer it may be running) behind.
-process.once('exit', () => killGroup(codeServer?.child?.pid, 'SIGKILL'));
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    killGroup(codeServer?.child?.pid, 'SIGKILL');
-    process.exit(130);
-  });
-}
+killOnExit(() => session.codeServer);
 
-/** A test whose failure leaves a screenshot of the browser in test-output/e2e/failure-*.png. */
-function e2eTest(name, timeout, fn) {
-  test(name, { timeout }, async (t) => {
-    try {
-      await fn(t);
-    } catch (error) {
-      const file = join(OUTPUT, `failure-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`);
-      await wb?.page.screenshot({ path: file }).then(
-        () => log(`failure screenshot ${file}`),
-        () => undefined,
-      );
-      throw error;
-    }
-  });
-}
+const e2eTest = e2eTestWith(() => wb);
 
 // A missing tool is a FAILURE that says to run scripts/e2e-setup.sh, never a skip.
-let tools;
-let toolsError;
-try {
-  tools = locateTools();
-} catch (error) {
-  toolsError = error;
-}
+const { tools, toolsError } = tryLocateTools();
 test('the end-to-end tools are installed (scripts/e2e-setup.sh)', () => {
   if (toolsError) throw toolsError;
 });
@@ -86,43 +54,13 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
   before(async () => {
     const started = Date.now();
     if (toolsError) throw new Error(`Not run: the end-to-end tools are missing. ${toolsError.message}`);
-    assert.ok(
-      existsSync(VSIX),
-      `${VSIX} is missing: run \`npm run test:e2e\` (it packages the extension first) or \`npm run package\`.`,
-    );
     rmSync(OUTPUT, { recursive: true, force: true });
-    mkdirSync(OUTPUT, { recursive: true });
-    tmp = makeTempDir();
-    log(`temp dir ${tmp}; tools in ${tools.home}`);
-
-    codeServer = new CodeServer(tools, tmp);
-    codeServer.installExtension(VSIX);
-    const installed = readdirSync(codeServer.extensionsDir).find((name) => name.startsWith(`${EXTENSION_ID}-`));
-    // The dataset is written by the CLI inside the installed VSIX: this also checks the package's CLI runs.
-    workspace = writeWorkspace(join(tmp, 'workspace'), join(codeServer.extensionsDir, installed, 'dist', 'cli.js'));
-
-    await codeServer.start(workspace.folder);
-    log(`code-server at ${codeServer.url} (log ${codeServer.logFile})`);
-    browser = await chromium.launch({ executablePath: tools.chromium, args: CHROMIUM_ARGS, timeout: 60_000 });
-    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-    page.setDefaultTimeout(30_000);
-    wb = new Workbench(page);
-    await wb.open(codeServer.url);
+    await session.start(tools, writeWorkspace);
+    ({ tmp, wb, workspace } = session);
     log(`workbench ready ${((Date.now() - started) / 1000).toFixed(1)} s after the suite started`);
   });
 
-  after(async () => {
-    try {
-      if (wb) await wb.shot('teardown').catch(() => undefined);
-      await browser?.close().catch((error) => log(`closing Chromium: ${error.message}`));
-    } finally {
-      await codeServer?.stop();
-      if (tmp) {
-        collectLogs(tmp);
-        removeTemp(tmp);
-      }
-    }
-  });
+  after(() => session.stop());
 
   e2eTest('the workspace opens with the extension installed and its commands in the palette', 60_000, async () => {
     const items = await wb.explorerItems();
@@ -155,12 +93,34 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
     await wb.closeQuickInput();
   });
 
+  e2eTest('with nothing opened but the folder, the Problems panel lists the dataset warnings', 150_000, async () => {
+    const page = wb.page;
+    assert.equal(await page.locator('.tabs-container .tab').count(), 0, 'no editor is open');
+    const problems = await waitFor(
+      'the Problems panel to list the structural-labels warning on the dataset (no file opened)',
+      async () => {
+        await wb.runCommand('Problems: Focus on Problems View', { timeout: 30_000 });
+        const text = await wb.problemsText();
+        return DATASET_WARNING.test(text) && text.includes(NOTEBOOK) ? text : undefined;
+      },
+      { timeout: 120_000, interval: 1_000, describe: () => wb.problemsText() },
+    );
+    // The dataset's own findings sit on their evidence image; the unopened notebook gets its line warning.
+    assert.match(problems, /UID_\w+\.bmp/);
+    assert.ok(problems.includes(STRUCTURAL_MESSAGE), 'the unopened notebook carries the ImageFolder warning');
+    await wb.shot('problems-on-open');
+    const { activationMs, lag } = extensionFigures(extensionLog(tmp));
+    assert.ok(activationMs !== undefined, 'the extension logged its activation time');
+    process.stdout.write(`\ne2e: activation ${activationMs} ms\ne2e: ${lag.join('\ne2e: ')}\n\n`);
+    await wb.hidePanel();
+  });
+
   e2eTest(
     'the notebook ImageFolder line and the Problems panel carry the structural-labels warning',
     120_000,
     async () => {
       const page = wb.page;
-      await page.getByRole('treeitem', { name: NOTEBOOK }).click();
+      await page.locator('.explorer-folders-view').getByRole('treeitem', { name: NOTEBOOK }).click();
       const cell = page
         .locator('.notebook-editor .cell-list-container .code-cell-row')
         .filter({ hasText: 'ImageFolder(' })

@@ -18,6 +18,7 @@ import {
 import { createServer } from 'node:net';
 import * as os from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -67,6 +68,15 @@ export function locateTools() {
   return { home, node24, codeServer, chromium };
 }
 
+/** `{ tools }`, or `{ toolsError }` for the suite to FAIL with (never skip). */
+export function tryLocateTools() {
+  try {
+    return { tools: locateTools() };
+  } catch (toolsError) {
+    return { toolsError };
+  }
+}
+
 /** Polls `probe` until it returns something other than undefined/false/null; throws naming `what`. */
 export async function waitFor(what, probe, { timeout = 30_000, interval = 250, describe } = {}) {
   const started = Date.now();
@@ -110,9 +120,14 @@ export function freePort() {
 
 /** A code-server in its own process group (detached = setsid), with every folder it writes in `tmp`. */
 export class CodeServer {
-  constructor(tools, tmp) {
+  /**
+   * `trust: true` turns workspace trust on and opens the folder in restricted mode (never trusted, no
+   * prompt), as a user who answered "No, I don't trust the authors" sees it.
+   */
+  constructor(tools, tmp, { trust = false } = {}) {
     this.tools = tools;
     this.tmp = tmp;
+    this.trust = trust;
     this.userDataDir = join(tmp, 'user-data');
     this.extensionsDir = join(tmp, 'extensions');
     this.logFile = join(tmp, 'code-server.log');
@@ -134,7 +149,9 @@ export class CodeServer {
           'extensions.autoCheckUpdates': false,
           'extensions.autoUpdate': false,
           'extensions.ignoreRecommendations': true,
-          'security.workspace.trust.enabled': false,
+          'security.workspace.trust.enabled': trust,
+          'security.workspace.trust.startupPrompt': 'never',
+          'security.workspace.trust.banner': 'always',
           'git.enabled': false,
           'chat.disableAIFeatures': true,
           'notebook.startupEditor': 'none',
@@ -192,8 +209,8 @@ export class CodeServer {
   }
 
   /**
-   * Workspace trust: `--disable-workspace-trust`, so the folder is trusted (training requires trust) without
-   * the trust dialog; the untrusted path is covered by the extension's own integration tests.
+   * Workspace trust: without `trust`, `--disable-workspace-trust`, so the folder is trusted (training requires
+   * trust) without the trust dialog; with it, the folder opens untrusted (test/e2e/untrusted.test.mjs).
    */
   async start(folder, timeout = 90_000) {
     this.port = await freePort();
@@ -207,7 +224,7 @@ export class CodeServer {
         'none',
         '--bind-addr',
         `127.0.0.1:${this.port}`,
-        '--disable-workspace-trust',
+        ...(this.trust ? [] : ['--disable-workspace-trust']),
         folder,
       ],
       { env: this.env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -256,6 +273,42 @@ export class CodeServer {
   }
 }
 
+/**
+ * The teardown in `after` is the normal path; this makes sure a killed or crashing test process does not
+ * leave code-server (and the trainer it may be running) behind. `server()` returns the suite's CodeServer.
+ */
+export function killOnExit(server) {
+  process.once('exit', () => killGroup(server()?.child?.pid, 'SIGKILL'));
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      killGroup(server()?.child?.pid, 'SIGKILL');
+      process.exit(130);
+    });
+  }
+}
+
+/**
+ * `test(name, fn)` for a suite whose failures leave a screenshot of the browser in
+ * test-output/e2e/failure-<prefix><name>.png; `workbench()` returns the suite's Workbench.
+ */
+export function e2eTestWith(workbench, prefix = '') {
+  return (name, timeout, fn) =>
+    test(name, { timeout }, async (t) => {
+      try {
+        await fn(t);
+      } catch (error) {
+        const file = join(OUTPUT, `failure-${prefix}${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`);
+        await workbench()
+          ?.page.screenshot({ path: file })
+          .then(
+            () => log(`failure screenshot ${file}`),
+            () => undefined,
+          );
+        throw error;
+      }
+    });
+}
+
 export function killGroup(pid, signal) {
   if (!pid) return;
   try {
@@ -283,18 +336,42 @@ export function makeTempDir() {
 }
 
 /** Copies code-server's and VS Code's logs (the extension's output channel among them) next to the screenshots. */
-export function collectLogs(tmp) {
+export function collectLogs(tmp, prefix = '') {
   try {
     mkdirSync(OUTPUT, { recursive: true });
-    if (existsSync(join(tmp, 'code-server.log'))) cpSync(join(tmp, 'code-server.log'), join(OUTPUT, 'code-server.log'));
+    if (existsSync(join(tmp, 'code-server.log')))
+      cpSync(join(tmp, 'code-server.log'), join(OUTPUT, `${prefix}code-server.log`));
     const logs = join(tmp, 'user-data', 'logs');
     if (existsSync(logs)) {
-      rmSync(join(OUTPUT, 'vscode-logs'), { recursive: true, force: true });
-      cpSync(logs, join(OUTPUT, 'vscode-logs'), { recursive: true });
+      rmSync(join(OUTPUT, `${prefix}vscode-logs`), { recursive: true, force: true });
+      cpSync(logs, join(OUTPUT, `${prefix}vscode-logs`), { recursive: true });
     }
   } catch (error) {
     log(`could not copy the logs: ${error.message}`);
   }
+}
+
+/** The extension's output channel as VS Code logged it so far ('' before the extension host writes it). */
+export function extensionLog(tmp) {
+  const logs = join(tmp, 'user-data', 'logs');
+  const found = [];
+  const visit = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const name of readdirSync(dir)) {
+      const full = join(dir, name);
+      if (statSync(full).isDirectory()) visit(full);
+      else if (name === 'Leukemia Audit.log') found.push(full);
+    }
+  };
+  visit(logs);
+  return found.map((f) => readFileSync(f, 'utf8')).join('\n');
+}
+
+/** The extension's own figures from its log: activation time and the host's event-loop lag during audits. */
+export function extensionFigures(text) {
+  const activation = /activated in ([\d.]+) ms/.exec(text)?.[1];
+  const lag = [...text.matchAll(/Event-loop lag[^\n]*/g)].map((m) => m[0]);
+  return { activationMs: activation === undefined ? undefined : Number(activation), lag };
 }
 
 export function removeTemp(tmp) {

@@ -13,19 +13,21 @@ export const CHROMIUM_ARGS = [
 ];
 
 export class Workbench {
-  constructor(page) {
+  /** `prefix` keeps the screenshots and console log of one suite apart from another's. */
+  constructor(page, prefix = '') {
     this.page = page;
+    this.prefix = prefix ? `${prefix}-` : '';
     this.step = 0;
     mkdirSync(OUTPUT, { recursive: true });
-    const consoleLog = join(OUTPUT, 'browser-console.log');
+    const consoleLog = join(OUTPUT, `${this.prefix}browser-console.log`);
     page.on('console', (m) => appendFileSync(consoleLog, `[${m.type()}] ${m.text()}\n`));
     page.on('pageerror', (e) => appendFileSync(consoleLog, `[pageerror] ${e.message}\n`));
   }
 
-  /** test-output/e2e/NN-name.png; returns the path. */
+  /** test-output/e2e/[prefix-]NN-name.png; returns the path. */
   async shot(name) {
     this.step += 1;
-    const file = join(OUTPUT, `${String(this.step).padStart(2, '0')}-${name}.png`);
+    const file = join(OUTPUT, `${this.prefix}${String(this.step).padStart(2, '0')}-${name}.png`);
     await this.page.screenshot({ path: file });
     log(`screenshot ${file}`);
     return file;

@@ -2,7 +2,7 @@
 // dataset (written by the repo's own CLI) and a notebook whose ImageFolder points at training_data — plus
 // workspace settings that keep training to seconds.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from './harness.mjs';
 
@@ -30,6 +30,11 @@ optimizer = torch.optim.Adam(net.parameters())
 torch.save({"epoch": 3, "model_state_dict": net.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
             "class_to_idx": {"fold_0": 0, "fold_1": 1, "fold_2": 2}}, sys.argv[1])
 `;
+/**
+ * A finding on the dataset folder itself (not on a Python file), as the Problems panel's text has it: the
+ * message `C-NMC_Leukemia: …`, then the source and the code on lines of their own.
+ */
+export const DATASET_WARNING = /C-NMC_Leukemia: [^\n]*\n\s*leukemia-audit\s*\n\s*structural-labels/;
 export const TRAINING_SETTINGS = {
   'leukemiaAudit.epochs': 1,
   'leukemiaAudit.imageSize': 32,
@@ -87,4 +92,39 @@ export function writeWorkspace(folder, cli = join(REPO, 'dist', 'cli.js')) {
       `${PYTHON} (Debian python3-torch) could not write ${NOTEBOOK_CHECKPOINT} (exit ${python.status}): ${python.error?.message ?? ''}${python.stderr}`,
     );
   return { folder, dataset: join(folder, 'C-NMC_Leukemia', 'training_data') };
+}
+
+/** The pattern issue 11 names: exponential backtracking on a run of `a`s not followed by `_`. */
+export const HOSTILE_PATTERN = '^(a+)+_';
+export const HOSTILE_RUN = 32;
+
+/**
+ * An untrusted workspace that tries to freeze the window: the Kaggle-like workspace above, plus a dataset
+ * folder `hostile/` whose images are named `aaaa…!N.bmp` (HOSTILE_RUN `a`s: ~2^32 steps for the pattern)
+ * and whose leukemia-audit.json, like the workspace settings, sets the subject pattern to HOSTILE_PATTERN;
+ * and `elsewhere/leukemia-audit.json` whose `root` is `/usr`.
+ */
+export function writeHostileWorkspace(folder, cli = join(REPO, 'dist', 'cli.js')) {
+  const written = writeWorkspace(folder, cli);
+  const hostile = join(folder, 'hostile');
+  const source = join(written.dataset, 'fold_0');
+  for (const label of ['all', 'hem']) {
+    mkdirSync(join(hostile, label), { recursive: true });
+    const images = readdirSync(join(source, label)).filter((n) => n.endsWith('.bmp'));
+    images.forEach((name, i) =>
+      copyFileSync(join(source, label, name), join(hostile, label, `${'a'.repeat(HOSTILE_RUN)}!${label}${i}.bmp`)),
+    );
+  }
+  writeFileSync(
+    join(hostile, 'leukemia-audit.json'),
+    `${JSON.stringify({ labels: 'folder:1', subjectPattern: HOSTILE_PATTERN }, null, 2)}\n`,
+  );
+  // A dataset file that points the audit outside the workspace.
+  mkdirSync(join(folder, 'elsewhere'));
+  writeFileSync(join(folder, 'elsewhere', 'leukemia-audit.json'), `${JSON.stringify({ root: '/usr' }, null, 2)}\n`);
+  writeFileSync(
+    join(folder, '.vscode', 'settings.json'),
+    `${JSON.stringify({ ...TRAINING_SETTINGS, 'leukemiaAudit.subjectPattern': HOSTILE_PATTERN }, null, 2)}\n`,
+  );
+  return { ...written, hostile };
 }

@@ -3,6 +3,7 @@
  * real extension bundle under Node's test runner and watch what it does — diagnostics published, commands run,
  * webviews created, messages shown. It is not VS Code: `npm run test:integration` runs the real thing.
  */
+import Module from 'node:module';
 import { EventEmitter as NodeEmitter } from 'node:events';
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
@@ -147,6 +148,8 @@ export class DiagnosticCollection {
 export interface FakeWebviewPanel {
   viewType: string;
   title: string;
+  /** The options it was created with (localResourceRoots, …). */
+  options?: unknown;
   html: string;
   posted: unknown[];
   receive(message: unknown): void;
@@ -188,6 +191,8 @@ export interface FakeOptions {
   configuration?: Record<string, unknown>;
   /** Answers the extension's questions: return a button label, an item, or undefined. */
   answer?: (kind: 'warning' | 'info' | 'error' | 'quickPick', message: string, options: unknown[]) => unknown;
+  /** Workspace trust (default trusted). */
+  trusted?: boolean;
 }
 
 export function createFakeVscode(options: FakeOptions) {
@@ -249,7 +254,7 @@ export function createFakeVscode(options: FakeOptions) {
     },
     workspace: {
       workspaceFolders: [workspaceFolder],
-      isTrusted: true,
+      isTrusted: options.trusted ?? true,
       textDocuments: [] as unknown[],
       notebookDocuments: [] as unknown[],
       getWorkspaceFolder: (uri: Uri) => (uri.fsPath.startsWith(options.workspaceFolder) ? workspaceFolder : undefined),
@@ -272,6 +277,7 @@ export function createFakeVscode(options: FakeOptions) {
       onDidChangeNotebookDocument: noEvent,
       onDidCloseNotebookDocument: noEvent,
       onDidChangeWorkspaceFolders: noEvent,
+      onDidGrantWorkspaceTrust: noEvent,
       onDidChangeConfiguration: noEvent,
     },
     window: {
@@ -290,11 +296,17 @@ export function createFakeVscode(options: FakeOptions) {
       showSaveDialog: async () => undefined,
       withProgress: (_: unknown, task: (progress: { report(v: unknown): void }, token: unknown) => unknown) =>
         task({ report() {} }, new CancellationTokenSource().token),
-      createWebviewPanel: (viewType: string, title: string): FakeWebviewPanel & Record<string, unknown> => {
+      createWebviewPanel: (
+        viewType: string,
+        title: string,
+        _column?: unknown,
+        options?: unknown,
+      ): FakeWebviewPanel & Record<string, unknown> => {
         const received = new NodeEmitter();
         const panel: FakeWebviewPanel & Record<string, unknown> = {
           viewType,
           title,
+          options,
           html: '',
           posted: [],
           receive: (m: unknown) => received.emit('message', m),
@@ -330,6 +342,8 @@ export function createFakeVscode(options: FakeOptions) {
       },
     },
     env: { openExternal: async () => true },
+    // No other extension is installed (the Python extension in particular).
+    extensions: { getExtension: () => undefined },
   };
   const state = new Map<string, unknown>();
   const extensionPath = path.resolve(__dirname, '..', '..');
@@ -346,4 +360,28 @@ export function createFakeVscode(options: FakeOptions) {
     },
   };
   return { vscode, context, collections, commands, messages, panels, logLines, contextKeys, serializers };
+}
+
+/** Makes every later `require('vscode')` (the extension bundle's) return the stand-in. */
+export function installFakeVscode(vscode: unknown): void {
+  const moduleLoader = Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown };
+  const load = moduleLoader._load;
+  moduleLoader._load = (request: string, ...rest: unknown[]) =>
+    request === 'vscode' ? vscode : load(request, ...rest);
+}
+
+/** Polls `probe` every 100 ms until it returns a value; a timeout names `what` and carries the extension's log. */
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined,
+  logLines: readonly string[],
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${logLines.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

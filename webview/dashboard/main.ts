@@ -40,7 +40,7 @@ const tiles = {
   speed: tile('Images/s', 'speed'),
   eta: tile('ETA', 'eta'),
   loss: tile('Loss (batch)', 'loss'),
-  backend: tile('Backend', 'backend'),
+  backend: tile('Engine', 'backend'),
 };
 page.results.hidden = true;
 

@@ -1,4 +1,5 @@
 /** Run summary: status, dataset, labels, backend, model and training settings, splits, notes. */
+import { describeBackendInFull } from '../../src/core/engine/describe.js';
 import type { RunFile } from '../../src/core/run/runFile.js';
 import { h, section, type Child } from './dom.js';
 import { badge, collapsible } from './elements.js';
@@ -40,7 +41,7 @@ export function summarySection(run: RunFile, host: Host): HTMLElement {
     ],
     [
       'Backend',
-      `${run.backend.name}${run.backend.skipped.length ? ` (skipped ${run.backend.skipped.join('; ')})` : ''}`,
+      `${describeBackendInFull(run.backend)}${run.backend.skipped.length ? ` (skipped ${run.backend.skipped.join('; ')})` : ''}`,
     ],
     [
       'Model',

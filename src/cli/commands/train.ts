@@ -4,6 +4,7 @@ import {
   BACKENDS,
   CROPS,
   DEFAULT_SETTINGS,
+  isTorchDevice,
   OPTIMIZERS,
   SCHEDULES,
   SPLIT_CHOICES,
@@ -20,13 +21,20 @@ const HELP = `Usage: leukemia-audit train <dir> [options]
 Audits <dir>, then trains ResNet-18 and writes a run folder (run.json, model.safetensors, checkpoint.safetensors).
 Refuses labels the audit judges structural (e.g. fold folders) unless --labels says what to use.
 
-  --out RUN                  run folder (default: <dir>/../leukemia-audit-runs/run-<time>)
+  --out RUN                  run folder (default: a new <dir>/../leukemia-audit-runs/run-<time>[-N]);
+                             refused when it holds a run, unless --resume or --force
   --labels auto|folder:N|filename|csv:FILE   where the labels are (default auto: the audit's recommendation)
   --epochs N                 (default ${DEFAULT_SETTINGS.epochs})
   --image-size S             side of the square network input (default ${DEFAULT_SETTINGS.imageSize})
   --batch-size B             (default ${DEFAULT_SETTINGS.batchSize})
   --strategy full|finetune|linear   which layers train (default ${DEFAULT_SETTINGS.strategy})
-  --backend auto|tensorflow|wasm|cpu   (default auto: tensorflow if installed, else wasm)
+  --backend auto|torch|tensorflow|wasm|cpu   (default auto: your PyTorch if a usable interpreter is found,
+                             else tensorflow if installed, else wasm)
+  --python PATH              PyTorch engine: the interpreter (default: python3, then python, on PATH); needs
+                             torch >= 1.13 and torchvision
+  --device auto|cpu|cuda|cuda:N|mps   PyTorch engine's device (default auto: CUDA, else MPS, else CPU)
+  --processes N|auto         PyTorch engine: DDP processes via torch.distributed.run (default auto: one per
+                             CUDA device when there are several, else 1)
   --weights none|imagenet|PATH   initial weights (default none = random). imagenet = torchvision's ImageNet
                              ResNet-18, downloaded once to <cache>/leukemia-audit/weights (offline: put
                              resnet18-f37072fd.pth there; the error says how); PATH = a .pth or .safetensors
@@ -35,10 +43,11 @@ Refuses labels the audit judges structural (e.g. fold folders) unless --labels s
   --optimizer adam|sgd  --lr X  --schedule cosine|step|constant  --patience N (0 = no early stopping)
   --crop none|center|cell    crop before resizing (default none)
   --split auto|subject-disjoint   auto = the audit's plan (folds, train/val/test folders, else subject-disjoint)
-  --subject-pattern RE       subject id pattern (default ^UID_(H?\\d+)_)
+  --subject-pattern=RE       subject id pattern (default ^UID_(H?\\d+)_); write it with = when it starts with -
   --seed N                   (default ${DEFAULT_SETTINGS.seed})
   --workers N|auto           data-parallel ways over CPU cores (default auto: 2 on wasm at ≥ 96 px, else 1)
   --resume                   continue the run in --out from its last checkpoint
+  --force                    replace the run in --out (its run.json, weights and explanations are removed)
   --json                     print only the final run.json on stdout`;
 
 export async function trainCommand(argv: string[]): Promise<number> {
@@ -62,7 +71,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
       'subject-pattern': { type: 'string' },
       seed: { type: 'string' },
       workers: { type: 'string' },
+      python: { type: 'string' },
+      device: { type: 'string' },
+      processes: { type: 'string' },
       resume: { type: 'boolean' },
+      force: { type: 'boolean' },
       json: { type: 'boolean' },
     },
     HELP,
@@ -71,6 +84,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('train takes exactly one dataset folder');
   if (values.resume && !values.out) throw new UsageError('--resume needs --out RUN');
+  if (values.force && !values.out) throw new UsageError('--force needs --out RUN');
+  if (values.force && values.resume) throw new UsageError('--force replaces the run that --resume continues: pass one');
   let labels;
   try {
     labels = parseLabelChoice(values.labels ?? 'auto');
@@ -98,7 +113,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
     seed: integerOption(values.seed, 'seed', DEFAULT_SETTINGS.seed),
     workers: values.workers === 'auto' ? 0 : integerOption(values.workers, 'workers', DEFAULT_SETTINGS.workers, 1, 64),
     subjectPattern: values['subject-pattern'],
+    python: values.python ? resolvePython(values.python) : undefined,
+    device: torchDevice(values.device),
+    processes:
+      values.processes === undefined || values.processes === 'auto'
+        ? DEFAULT_SETTINGS.processes
+        : integerOption(values.processes, 'processes', 1, 1, 64),
     resume: values.resume ?? false,
+    force: values.force ?? false,
     // An absolute path keeps run.json and the trainer process independent of the working directory.
     weights:
       values.weights === undefined || values.weights === 'none' || values.weights === 'imagenet'
@@ -153,6 +175,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (values.json) process.stdout.write(JSON.stringify(run, null, 2) + '\n');
   else process.stdout.write(formatMetrics(run) + '\n');
   return 0;
+}
+
+function torchDevice(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_SETTINGS.device;
+  if (!isTorchDevice(value)) throw new UsageError(`--device must be auto, cpu, cuda, cuda:N or mps, got "${value}"`);
+  return value;
+}
+
+/** A path is made absolute (the trainer runs elsewhere); a bare name such as python3 is looked up on PATH. */
+function resolvePython(value: string): string {
+  return value.includes('/') || value.includes('\\') ? resolve(value) : value;
 }
 
 function bar(fraction: number, width = 20): string {

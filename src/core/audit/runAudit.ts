@@ -4,6 +4,7 @@
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import { realPathInside } from '../confine.js';
 import { AuditLimitError, scanDataset } from './scan.js';
 import type { ScanResult, UnreadableEntry } from '../types.js';
 import { auditScan, type AuditOptions, type AuditReport } from './audit.js';
@@ -39,6 +40,11 @@ export interface AuditDatasetOptions extends AuditOptions {
   maxPixels?: number;
   onProgress?: (phase: AuditPhase, done: number, total?: number) => void;
   signal?: AbortSignal;
+  /**
+   * Label tables are read only when their real path lies inside one of these folders (an untrusted workspace
+   * passes its folders, so a `labels.csv` symlink cannot read a file outside). Unset: any table in the tree.
+   */
+  tablesInside?: readonly string[];
 }
 
 const LABEL_TABLE = /\.(csv|tsv|txt)$/i;
@@ -71,6 +77,7 @@ export async function scanAndAudit(
     signal,
     budget,
     followLinksOutsideRoot: options.followLinksOutsideRoot,
+    inside: options.tablesInside,
   });
   let hashes: Map<string, ImageHashes> | undefined;
   let checked = scan;
@@ -121,14 +128,21 @@ function formatBytes(n: number): string {
  */
 export async function readLabelTables(
   scan: ScanResult,
-  options: { signal?: AbortSignal; budget?: ByteBudget; followLinksOutsideRoot?: boolean } = {},
+  options: {
+    signal?: AbortSignal;
+    budget?: ByteBudget;
+    followLinksOutsideRoot?: boolean;
+    /** Read a table only when its real path lies inside one of these folders (untrusted workspaces). */
+    inside?: readonly string[];
+  } = {},
 ): Promise<CsvLabelTable[]> {
-  const { signal, budget } = options;
+  const { signal, budget, inside } = options;
   const tables: CsvLabelTable[] = [];
   const realRoot = await realpath(scan.root).catch(() => scan.root);
   for (const file of scan.otherFiles.filter((f) => LABEL_TABLE.test(f))) {
     signal?.throwIfAborted();
     const path = join(scan.root, file);
+    if (inside && !(await realPathInside(path, inside))) continue;
     try {
       const real = await realpath(path);
       if (!options.followLinksOutsideRoot && !real.startsWith(realRoot + sep)) continue;

@@ -25,7 +25,7 @@ export const BLACK_THRESHOLD = 20;
 /** Margin around the cell's bounding box, as a fraction of the box's longer side, on each side. */
 export const CELL_MARGIN_FRACTION = 0.1;
 /** A row or column with fewer foreground pixels than this share of its length is treated as noise. */
-const MIN_FOREGROUND_SHARE = 0.01;
+export const MIN_FOREGROUND_SHARE = 0.01;
 
 /** ImageNet statistics, which the pretrained ResNet-18 weights expect. */
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;

@@ -7,7 +7,6 @@ import * as tf from '@tensorflow/tfjs-core';
 // Under Node, importing tfjs-core registers no gradients; training needs them all.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import type { BackendName, BackendReport } from '../run/runFile.js';
-import type { BackendChoice } from '../train/settings.js';
 import { registerWasmTrainingKernels } from './wasmKernels.js';
 
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -33,7 +32,7 @@ async function tryBackend(name: BackendName): Promise<void> {
   await tf.ready();
 }
 
-export async function selectBackend(choice: BackendChoice): Promise<BackendReport> {
+export async function selectBackend(choice: BackendName | 'auto'): Promise<BackendReport> {
   const candidates = choice === 'auto' ? ORDER : [choice];
   const skipped: string[] = [];
   for (const name of candidates) {

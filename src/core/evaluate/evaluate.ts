@@ -109,7 +109,9 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
     throw new Error(`Evaluation needs at least two classes; the labels give ${classes.length} (${classes.join(', ')})`);
   progress('audit', 1, 1);
 
-  const backend = await selectBackend(options.backend ?? 'auto');
+  // Evaluation is inference on the embedded engine; the PyTorch engine (`torch`) trains only, so far.
+  if (options.backend === 'torch') log('info', 'evaluate runs on the embedded engine; --backend torch trains only.');
+  const backend = await selectBackend(options.backend === 'torch' || !options.backend ? 'auto' : options.backend);
   const model = await loadModel(options.weights, { imageSize: options.imageSize, crop: options.crop });
   let run: RunFile;
   try {

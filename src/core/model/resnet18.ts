@@ -231,6 +231,11 @@ export function countParameters(params: ResNet18Params): number {
   return total;
 }
 
+/** countParameters of a ResNet-18 for `numClasses`, without building one: 11,176,512 before fc, 513 per class. */
+export function resnet18ParameterCount(numClasses: number): number {
+  return 11_176_512 + 513 * numClasses;
+}
+
 const TRAINED_PREFIXES: Record<TrainingStrategy, readonly string[]> = {
   full: [''],
   finetune: ['layer4.', 'fc.'],

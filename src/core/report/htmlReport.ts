@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { ExtensionToWebview } from '../../protocol/results.js';
+import { realPathInside } from '../confine.js';
 import { escapeHtml } from '../html.js';
 import { type RunFile } from '../run/runFile.js';
 import { readRunFile } from '../run/runFileIo.js';
@@ -119,8 +120,12 @@ async function dataUri(root: string, path: string): Promise<string | undefined> 
   const inside = relative(root, full);
   // run.json is data: a path that climbs out of the run folder is not inlined, whatever it names.
   if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) return undefined;
+  // Lexically inside is not enough: a symlink in explanations/ may point anywhere. Read the real file, and
+  // only when it is really inside the run folder.
+  const real = await realPathInside(full, [root]);
+  if (real === undefined) return undefined;
   try {
-    const bytes = await readFile(full);
+    const bytes = await readFile(real);
     const type = IMAGE_TYPES.find((t) => t.magic.every((b, i) => bytes[i] === b))?.type;
     return type && `data:${type};base64,${bytes.toString('base64')}`;
   } catch {

@@ -24,9 +24,26 @@ export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
 /** The backend that computed a run, and why preferred ones were passed over. */
 export interface BackendReport {
-  name: BackendName;
+  /** `torch`: the user's PyTorch trained (see `torch`); otherwise the tfjs backend that did. */
+  name: BackendName | 'torch';
   /** Why a preferred backend was passed over, e.g. "tensorflow: @tensorflow/tfjs-node is not installed". */
   skipped: string[];
+  /** The PyTorch engine as it ran: interpreter, versions, device. */
+  torch?: TorchEngineReport;
+}
+
+export interface TorchEngineReport {
+  python: string;
+  pythonVersion: string;
+  torch: string;
+  torchvision: string;
+  /** As torch names it: `cpu`, `cuda:0`, `mps`. */
+  device: string;
+  /** e.g. "NVIDIA A100-SXM4-40GB", "Apple MPS", "cpu". */
+  deviceName: string;
+  processes: number;
+  amp: boolean;
+  channelsLast: boolean;
 }
 
 export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
@@ -176,4 +193,21 @@ export interface RunFile {
   evaluation?: RunEvaluation | null;
   /** Training runs from `--weights FILE`: what the checkpoint loader recognised in it. */
   initialWeights?: CheckpointInfo | null;
+}
+/**
+ * What run.json needs to continue after a checkpoint: stored in the checkpoint itself, written before the
+ * model file and run.json, so a kill between any two of the three writes loses nothing — resuming rebuilds
+ * run.json's history and best epoch from the checkpoint, and the best model from its weights when the
+ * checkpoint's epoch is the best one.
+ */
+export interface RunProgress {
+  history: EpochRecord[];
+  bestEpoch: number | null;
+}
+
+export interface CheckpointState {
+  /** The epoch the checkpoint was written after. */
+  epoch: number;
+  /** Absent in checkpoints written before it was stored: then run.json's history is all there is. */
+  progress?: RunProgress;
 }

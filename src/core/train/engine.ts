@@ -5,6 +5,7 @@
  * (tfjsEngine.ts) stands behind it; a second engine (the user's PyTorch, driven by a plan file) can too.
  */
 import type { Example } from '../data/batches.js';
+import type { CheckpointState, RunProgress } from '../run/runFile.js';
 
 /** The examples an engine trains and evaluates on, by split; labels index `classes`. */
 export interface EngineData {
@@ -46,15 +47,18 @@ export interface TrainingEngine {
   readonly parameters: number;
   /** Steps in one epoch. */
   readonly stepsPerEpoch: number;
-  /** Restores the weights and optimiser state of a checkpoint; returns the epoch it was written after. */
-  resume(runDir: string): Promise<number>;
+  /**
+   * Restores the weights and optimiser state of a checkpoint; returns the epoch it was written after and the
+   * progress stored with it. Throws, naming the file, when the checkpoint is unreadable or has no epoch.
+   */
+  resume(runDir: string): Promise<CheckpointState>;
   /** One pass over the training split; `onStep` after every step (the loop reports and may cancel there). */
   trainEpoch(epoch: number, onStep: (soFar: EpochSoFar) => Promise<void>): Promise<EpochSoFar>;
   evaluate(split: 'val' | 'test'): Promise<Evaluation>;
-  /** Writes the current weights as the run's model file (the best epoch so far). */
-  saveModel(runDir: string): Promise<void>;
-  /** Writes weights and optimiser state after `epoch`, for resuming. */
-  saveCheckpoint(runDir: string, epoch: number): Promise<void>;
+  /** Writes the current weights as the run's model file (the best epoch so far, `epoch`). */
+  saveModel(runDir: string, epoch: number): Promise<void>;
+  /** Writes weights, optimiser state and the run's progress after `epoch`, for resuming. */
+  saveCheckpoint(runDir: string, epoch: number, progress: RunProgress): Promise<void>;
   /** Loads the run's model file back, for the final evaluation. */
   loadModel(runDir: string): Promise<void>;
   dispose(): Promise<void>;

@@ -8,8 +8,8 @@
 export const STRATEGIES = ['full', 'finetune', 'linear'] as const;
 export type TrainingStrategy = (typeof STRATEGIES)[number];
 
-/** `auto`: native TensorFlow when installed, else wasm. */
-export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+/** `auto`: the user's PyTorch when a usable interpreter is found, else native TensorFlow when installed, else wasm. */
+export const BACKENDS = ['auto', 'torch', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
 export const OPTIMIZERS = ['adam', 'sgd'] as const;
@@ -32,6 +32,11 @@ export type CropMode = (typeof CROPS)[number];
 export const SPLIT_CHOICES = ['auto', 'subject-disjoint'] as const;
 export type SplitChoice = (typeof SPLIT_CHOICES)[number];
 
+/** The PyTorch engine's devices: `auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N`, `mps`. */
+export function isTorchDevice(value: unknown): value is string {
+  return typeof value === 'string' && /^(auto|cpu|mps|cuda(:\d+)?)$/.test(value);
+}
+
 /** Whether `value` is one of `allowed`: the one check behind the CLI's flags and the extension's settings. */
 export function isOneOf<T extends string>(allowed: readonly T[], value: unknown): value is T {
   return allowed.includes(value as T);
@@ -46,7 +51,12 @@ export type LabelChoice = 'auto' | `folder:${number}` | 'filename' | `csv:${stri
 
 export interface TrainSettings {
   dataset: string;
+  /** The run folder; refused when it holds a run, unless `resume` or `force`. */
   out?: string;
+  /** Without `out`: where a new `run-<time>` folder is made (default `<dataset>/../leukemia-audit-runs`). */
+  runsFolder?: string;
+  /** Replace the run in `out` (its run files are removed first). */
+  force?: boolean;
   labels: LabelChoice;
   epochs: number;
   imageSize: number;
@@ -66,6 +76,14 @@ export interface TrainSettings {
   resume: boolean;
   /** Ways to split each batch over CPU cores (1 = one core; 0 = auto: see `dataParallelWays`). */
   workers: number;
+  /** PyTorch engine: the interpreter to use (flag or setting); empty = pythonFromEditor, else python3/python on PATH. */
+  python?: string;
+  /** PyTorch engine: the interpreter selected in the Python extension, tried before PATH. */
+  pythonFromEditor?: string;
+  /** PyTorch engine: `auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N` or `mps`. */
+  device: string;
+  /** PyTorch engine: processes (DDP through torch.distributed.run); 0 = auto, all CUDA devices when more than one. */
+  processes: number;
 }
 
 export const DEFAULT_SETTINGS: Omit<TrainSettings, 'dataset'> = {
@@ -85,4 +103,6 @@ export const DEFAULT_SETTINGS: Omit<TrainSettings, 'dataset'> = {
   split: 'auto',
   resume: false,
   workers: 0,
+  device: 'auto',
+  processes: 0,
 };

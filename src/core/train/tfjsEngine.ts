@@ -9,6 +9,7 @@ import type { PreparedImages } from '../data/cache.js';
 import { countParameters, createResNet18, disposeModel, trainableByName } from '../model/resnet18.js';
 import { exportStateDict, loadStateDict } from '../model/stateDict.js';
 import { CHECKPOINT_FILE, MODEL_FILE } from '../run/runFile.js';
+import { checkpointMetadata, readCheckpointMetadata } from '../run/runFileIo.js';
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
 import { createDataParallelTrainer, inferLogits } from './dataParallel.js';
@@ -88,7 +89,9 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
     stepsPerEpoch,
 
     async resume(runDir) {
-      const checkpoint = await readSafetensors(join(runDir, CHECKPOINT_FILE));
+      const file = join(runDir, CHECKPOINT_FILE);
+      const checkpoint = await readSafetensors(file);
+      const info = readCheckpointMetadata(checkpoint.metadata, file);
       const modelState = new Map<string, HostTensor>();
       const optimizerState = new Map<string, HostTensor>();
       for (const [name, tensor] of checkpoint.tensors) {
@@ -97,7 +100,7 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
       }
       loadStateDict(params, modelState);
       optimizer.importState(optimizerState);
-      return Number(checkpoint.metadata.epoch);
+      return info;
     },
 
     async trainEpoch(epoch, onStep) {
@@ -171,22 +174,23 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
       return { loss: lossSum / examples.length, probabilities };
     },
 
-    async saveModel(runDir) {
+    async saveModel(runDir, epoch) {
       await writeSafetensors(join(runDir, MODEL_FILE), exportStateDict(params), {
         format: 'pt',
+        epoch: String(epoch),
         classes: JSON.stringify(data.classes),
         imageSize: String(settings.imageSize),
         crop: settings.crop,
       });
     },
 
-    async saveCheckpoint(runDir, epoch) {
+    async saveCheckpoint(runDir, epoch, progress) {
       const tensors = exportStateDict(params);
       for (const [name, tensor] of optimizer.exportState()) tensors.set(OPTIMIZER_PREFIX + name, tensor);
       await writeSafetensors(join(runDir, CHECKPOINT_FILE), tensors, {
         format: 'pt',
-        epoch: String(epoch),
         optimizer: optimizer.name,
+        ...checkpointMetadata(epoch, progress),
       });
     },
 

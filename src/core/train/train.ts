@@ -8,29 +8,44 @@
  *   finalEvaluation  the best weights on validation and test: metrics and predictions
  *   explainRun       Grad-CAM on the finished run
  * The loop plans, times, reports and writes run.json; the engine (engine.ts) computes.
+ *
+ * The PyTorch engine (torch/torchRun.ts) trains a whole plan in the user's Python, which owns its epochs,
+ * data loading and checkpoints, so it does not fit the per-epoch seam: after planRun and initialWeights the
+ * run goes to trainRunWithTorch, which shares run.json, the final predictions and explainRun with this loop.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AuditReport } from '../audit/audit.js';
 import { scanAndAudit } from '../audit/runAudit.js';
 import type { CsvLabelTable } from '../audit/csvLabels.js';
-import { examplesFor, type Example } from '../data/batches.js';
+import { classWeights, examplesFor, type Example } from '../data/batches.js';
 import { prepareImages, type PreparedImages } from '../data/cache.js';
 import { assignSplits, findSubjectOverlap, subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
 import type { DatasetSpec } from '../datasetSpec.js';
-import { selectBackend } from '../engine/backend.js';
+import { chooseEngine, type EngineChoice } from '../engine/choose.js';
+import { resnet18ParameterCount } from '../model/resnet18.js';
+import { trainWithTorch } from '../torch/torchRun.js';
+import type { UnreadableEntry } from '../types.js';
+import { claimRunFolder } from '../run/claim.js';
 import { runFolderName } from '../run/runFolders.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { combinedLabeler, type Labeler } from '../labels.js';
 import { argmax, computeClassificationMetrics } from '../metrics.js';
-import { CHECKPOINT_FILE, MODEL_FILE, type EpochRecord, type Prediction, type RunFile } from '../run/runFile.js';
+import {
+  CHECKPOINT_FILE,
+  MODEL_FILE,
+  RUN_FILE,
+  type EpochRecord,
+  type Prediction,
+  type RunFile,
+} from '../run/runFile.js';
 import { readRunFile, writeRunFile } from '../run/runFileIo.js';
 import { resolveWeights, type ResolvedWeights } from '../weights/resolveWeights.js';
 import { TrainingCancelled, type EngineData, type TrainingEngine } from './engine.js';
 import type { TrainEventSink } from './events.js';
 import { resolveLabels, type ResolvedLabels } from './labelChoice.js';
-import type { TrainSettings } from './settings.js';
+import type { BackendChoice, TrainSettings } from './settings.js';
 import { createTfjsEngine, yieldToEventLoop } from './tfjsEngine.js';
 
 /** What the audit and the label choice decided, before any pixel is read. */
@@ -52,10 +67,47 @@ export interface RunPlan {
 }
 
 export async function trainRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunFile> {
-  const plan = await planRun(settings, emit, signal);
+  const root = resolve(settings.dataset);
+  // First, so that a folder in use or a run that would be overwritten is refused before any work.
+  const folder = await claimRunFolder({
+    out: settings.out && resolve(settings.out),
+    runsFolder: resolve(settings.runsFolder ?? join(root, '..', 'leukemia-audit-runs')),
+    name: runFolderName(new Date()),
+    resume: settings.resume,
+    force: settings.force ?? false,
+  });
+  if (folder.removed.length > 0)
+    emit({
+      type: 'log',
+      level: 'info',
+      message: `Removed ${folder.removed.length} files left by a stopped trainer in ${folder.runDir}: ${folder.removed.join(', ')}`,
+    });
+  try {
+    return await trainInFolder(folder.runDir, settings, emit, signal);
+  } catch (error) {
+    // Folders made for a run that never got a run.json hold nothing worth keeping (its lock aside).
+    if (folder.made.length > 0 && !existsSync(join(folder.runDir, RUN_FILE))) {
+      await folder.lock.release();
+      await rm(folder.runDir, { recursive: true, force: true });
+      for (const parent of folder.made.slice(1)) await rmdir(parent).catch(() => undefined);
+    }
+    throw error;
+  } finally {
+    await folder.lock.release();
+  }
+}
+
+async function trainInFolder(
+  runDir: string,
+  settings: TrainSettings,
+  emit: TrainEventSink,
+  signal?: AbortSignal,
+): Promise<RunFile> {
+  const plan = await planRun(settings, runDir, emit, signal);
   const initial = plan.previous ? undefined : await initialWeights(settings, plan.classes.length, emit, signal);
-  await mkdir(plan.runDir, { recursive: true });
-  const backend = await selectBackend(settings.backend);
+  const choice = await chooseEngine(resumedEngine(settings, plan.previous), emit);
+  if (choice.kind === 'torch') return trainRunWithTorch(plan, settings, initial, choice, emit, signal);
+  const backend = choice.backend;
   emit({ type: 'started', runDir: plan.runDir, backend: backend.name, labelsAreStructural: plan.labels.structural });
 
   const { prepared, data } = await prepareData(plan, settings, emit, signal);
@@ -69,11 +121,34 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
     emit,
     signal,
   });
-  const { run, startEpoch } = await initialiseRun(plan, settings, engine, backend, prepared, emit);
+  const run = initialRunFile(plan, settings, engine, backend, prepared);
   if (initial) run.initialWeights = initial.checkpoint;
   try {
-    await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
-    await finalEvaluation(run, plan, engine, data, emit);
+    return await completeRun(run, plan, settings, emit, signal, async () => {
+      const startEpoch = await resumeRun(run, plan, engine, emit);
+      await writeRunFile(plan.runDir, run);
+      await trainEpochs(run, startEpoch, plan, settings, engine, data, emit);
+      await finalEvaluation(run, plan, engine, data, emit);
+    });
+  } finally {
+    await engine.dispose();
+  }
+}
+
+/**
+ * Trains and predicts (`trainAndPredict` fills history, metrics and predictions), then explains and marks the
+ * run completed; a failure or a cancel is recorded in run.json with its reason, and rethrown.
+ */
+async function completeRun(
+  run: RunFile,
+  plan: RunPlan,
+  settings: TrainSettings,
+  emit: TrainEventSink,
+  signal: AbortSignal | undefined,
+  trainAndPredict: () => Promise<void>,
+): Promise<RunFile> {
+  try {
+    await trainAndPredict();
     // explainRun reads the predictions from run.json, so they are written first.
     await writeRunFile(plan.runDir, run);
     await explainFinishedRun(run, plan.runDir, settings, emit, signal);
@@ -83,17 +158,22 @@ export async function trainRun(settings: TrainSettings, emit: TrainEventSink, si
   } catch (error) {
     run.status = error instanceof TrainingCancelled || signal?.aborted ? 'cancelled' : 'failed';
     run.error = (error as Error).message;
-    await writeRunFile(plan.runDir, run);
+    // With the disk full this write can fail too; the error to report stays the first one.
+    await writeRunFile(plan.runDir, run).catch((second: Error) =>
+      emit({ type: 'log', level: 'error', message: `run.json could not be marked ${run.status}: ${second.message}` }),
+    );
     throw error;
-  } finally {
-    await engine.dispose();
   }
 }
 
 /** Audit (headers only: training decodes every image anyway, and reports the ones it cannot), labels, split. */
-export async function planRun(settings: TrainSettings, emit: TrainEventSink, signal?: AbortSignal): Promise<RunPlan> {
+export async function planRun(
+  settings: TrainSettings,
+  runDir: string,
+  emit: TrainEventSink,
+  signal?: AbortSignal,
+): Promise<RunPlan> {
   const root = resolve(settings.dataset);
-  const runDir = resolve(settings.out ?? join(root, '..', 'leukemia-audit-runs', runFolderName(new Date())));
   const previous = settings.resume && existsSync(join(runDir, CHECKPOINT_FILE)) ? await readRunFile(runDir) : undefined;
   if (settings.resume && !previous)
     emit({ type: 'log', level: 'warning', message: `Nothing to resume in ${runDir}; starting from scratch.` });
@@ -210,16 +290,29 @@ async function prepareData(
   return { prepared, data };
 }
 
-/** A fresh run.json, or the resumed one with the engine restored to its last checkpoint; the first epoch to train. */
-async function initialiseRun(
+/** A fresh run.json, or the one being resumed. */
+function initialRunFile(
   plan: RunPlan,
   settings: TrainSettings,
   engine: TrainingEngine,
   backend: RunFile['backend'],
   prepared: PreparedImages,
-  emit: TrainEventSink,
-): Promise<{ run: RunFile; startEpoch: number }> {
-  const run: RunFile = plan.previous ?? {
+): RunFile {
+  const run = plan.previous ?? newRunFile(plan, settings, backend, prepared.skipped, engine.parameters);
+  run.status = 'running';
+  run.error = null;
+  run.backend = backend;
+  return run;
+}
+
+function newRunFile(
+  plan: RunPlan,
+  settings: TrainSettings,
+  backend: RunFile['backend'],
+  skipped: UnreadableEntry[],
+  parameters: number,
+): RunFile {
+  return {
     schema: 'leukemia-audit/run',
     version: 1,
     createdAt: new Date().toISOString(),
@@ -235,14 +328,14 @@ async function initialiseRun(
       labelsAreStructural: plan.labels.structural,
       classes: plan.classes,
       splits: summariseSplits(plan.splitOf, plan.labelOf, plan.subjectOf),
-      skipped: [...plan.report.unreadable, ...prepared.skipped],
+      skipped: [...plan.report.unreadable, ...skipped],
       notes: plan.notes,
     },
     model: {
       architecture: 'resnet18',
       imageSize: settings.imageSize,
       numClasses: plan.classes.length,
-      parameters: engine.parameters,
+      parameters,
       weightsFile: MODEL_FILE,
     },
     history: [],
@@ -250,16 +343,36 @@ async function initialiseRun(
     metrics: { validation: null, test: null },
     predictions: [],
   };
-  run.status = 'running';
-  run.backend = backend;
-  let startEpoch = 1;
-  if (plan.previous) {
-    startEpoch = (await engine.resume(plan.runDir)) + 1;
-    run.history = run.history.filter((h) => h.epoch < startEpoch);
-    emit({ type: 'log', level: 'info', message: `Resuming ${plan.runDir} after epoch ${startEpoch - 1}.` });
+}
+
+/**
+ * Restores the engine to the last checkpoint and run.json to what the checkpoint says was done; returns the
+ * first epoch to train (1 for a new run). The checkpoint is the authority: it is written first after each
+ * epoch, so run.json may lag one epoch behind it, and model.safetensors may lag when the checkpoint's own
+ * epoch was the best — then its weights are the best weights and are written out again.
+ */
+async function resumeRun(run: RunFile, plan: RunPlan, engine: TrainingEngine, emit: TrainEventSink): Promise<number> {
+  if (!plan.previous) return 1;
+  const checkpoint = await engine.resume(plan.runDir);
+  if (checkpoint.progress) {
+    const recovered =
+      checkpoint.progress.history.length - run.history.filter((h) => h.epoch <= checkpoint.epoch).length;
+    if (recovered > 0)
+      emit({
+        type: 'log',
+        level: 'info',
+        message: `Recovered epoch ${checkpoint.epoch}'s record from the checkpoint.`,
+      });
+    run.history = checkpoint.progress.history;
+    run.bestEpoch = checkpoint.progress.bestEpoch;
+    if (run.bestEpoch === checkpoint.epoch) await engine.saveModel(plan.runDir, checkpoint.epoch);
+  } else {
+    // A checkpoint from before progress was stored in it: run.json's record of the epochs it covers.
+    run.history = run.history.filter((h) => h.epoch <= checkpoint.epoch);
+    if (run.bestEpoch !== null && run.bestEpoch > checkpoint.epoch) run.bestEpoch = null;
   }
-  await writeRunFile(plan.runDir, run);
-  return { run, startEpoch };
+  emit({ type: 'log', level: 'info', message: `Resuming ${plan.runDir} after epoch ${checkpoint.epoch}.` });
+  return checkpoint.epoch + 1;
 }
 
 /** Epochs after the last one in the history, stopping early when validation loss stops improving. */
@@ -278,22 +391,8 @@ async function trainEpochs(
   );
   let epochsWithoutImprovement = run.bestEpoch === null ? 0 : run.history.length - run.bestEpoch;
   for (let epoch = startEpoch; epoch <= settings.epochs; epoch++) {
-    const record = await trainEpoch(epoch, settings, engine, data, emit);
-    const monitored = record.valLoss ?? record.trainLoss;
-    const best = monitored < bestLoss;
-    if (best) {
-      bestLoss = monitored;
-      run.bestEpoch = epoch;
-      epochsWithoutImprovement = 0;
-      await engine.saveModel(plan.runDir);
-    } else {
-      epochsWithoutImprovement++;
-    }
-    run.history.push(record);
-    await engine.saveCheckpoint(plan.runDir, epoch);
-    await writeRunFile(plan.runDir, run);
-    emit({ type: 'epoch', record, best });
-    if (settings.patience > 0 && epochsWithoutImprovement >= settings.patience && epoch < settings.epochs) {
+    // Checked before the epoch, so a run resumed after it stopped early stays stopped.
+    if (settings.patience > 0 && epochsWithoutImprovement >= settings.patience) {
       emit({
         type: 'log',
         level: 'info',
@@ -301,6 +400,26 @@ async function trainEpochs(
       });
       return;
     }
+    const record = await trainEpoch(epoch, settings, engine, data, emit);
+    const monitored = record.valLoss ?? record.trainLoss;
+    const best = monitored < bestLoss;
+    if (best) {
+      bestLoss = monitored;
+      epochsWithoutImprovement = 0;
+    } else {
+      epochsWithoutImprovement++;
+    }
+    // Checkpoint (with the history) first, then the best model, then run.json: see resumeRun. run.json takes
+    // each part only once it is on disk, so even a run marked failed by a failed write agrees with its files.
+    const history = [...run.history, record];
+    await engine.saveCheckpoint(plan.runDir, epoch, { history, bestEpoch: best ? epoch : run.bestEpoch });
+    run.history = history;
+    if (best) {
+      await engine.saveModel(plan.runDir, epoch);
+      run.bestEpoch = epoch;
+    }
+    await writeRunFile(plan.runDir, run);
+    emit({ type: 'epoch', record, best });
   }
 }
 
@@ -370,19 +489,84 @@ async function finalEvaluation(
     if (examples.length === 0) continue;
     emit({ type: 'phase', phase: 'evaluate', done: 0, total: examples.length });
     const { probabilities } = await engine.evaluate(split);
-    run.metrics[split === 'val' ? 'validation' : 'test'] = metricsOf(examples, data.classes, probabilities);
-    probabilities.forEach((row, i) => {
-      const example = examples[i];
-      run.predictions.push({
-        path: example.path,
-        split,
-        subject: plan.subjectOf(example.path) ?? null,
-        true: example.label,
-        predicted: argmax(row),
-        probabilities: row,
-      } satisfies Prediction);
-    });
+    recordPredictions(run, plan, split, examples, probabilities);
   }
+}
+
+/** One split's probabilities into run.json: its metrics and every prediction. */
+function recordPredictions(
+  run: RunFile,
+  plan: RunPlan,
+  split: 'val' | 'test',
+  examples: Example[],
+  probabilities: number[][],
+): void {
+  if (examples.length === 0) return;
+  run.metrics[split === 'val' ? 'validation' : 'test'] = metricsOf(examples, plan.classes, probabilities);
+  probabilities.forEach((row, i) => {
+    const example = examples[i];
+    run.predictions.push({
+      path: example.path,
+      split,
+      subject: plan.subjectOf(example.path) ?? null,
+      true: example.label,
+      predicted: argmax(row),
+      probabilities: row,
+    } satisfies Prediction);
+  });
+}
+
+/**
+ * The PyTorch engine: it reads the images itself (no preparation here; an unreadable image fails the run
+ * naming the file), trains the whole plan, and hands back the best weights' probabilities, which are judged
+ * like the embedded engine's.
+ */
+async function trainRunWithTorch(
+  plan: RunPlan,
+  settings: TrainSettings,
+  initial: ResolvedWeights | undefined,
+  choice: Extract<EngineChoice, { kind: 'torch' }>,
+  emit: TrainEventSink,
+  signal?: AbortSignal,
+): Promise<RunFile> {
+  const examples = (paths: string[]) => examplesFor(paths, plan.labelOf, plan.classes);
+  const data = { train: examples(plan.paths.train), val: examples(plan.paths.val), test: examples(plan.paths.test) };
+  const backend = { name: 'torch' as const, skipped: choice.skipped };
+  const run = plan.previous ?? newRunFile(plan, settings, backend, [], resnet18ParameterCount(plan.classes.length));
+  run.status = 'running';
+  run.settings = settings;
+  return completeRun(run, plan, settings, emit, signal, async () => {
+    const probabilities = await trainWithTorch({
+      settings,
+      runDir: plan.runDir,
+      root: plan.root,
+      classes: plan.classes,
+      ...data,
+      classWeights: classWeights(plan.classes.map((_, c) => data.train.filter((e) => e.label === c).length)),
+      initial,
+      interpreter: choice.interpreter,
+      run,
+      emit,
+      signal,
+    });
+    run.predictions = [];
+    recordPredictions(run, plan, 'val', data.val, probabilities.val);
+    recordPredictions(run, plan, 'test', data.test, probabilities.test);
+  });
+}
+
+/** A resumed run keeps its engine: only PyTorch continues a PyTorch checkpoint, only tfjs a tfjs one. */
+function resumedEngine(settings: TrainSettings, previous: RunFile | undefined): TrainSettings {
+  if (!previous) return settings;
+  const wasTorch = previous.backend.name === 'torch';
+  if (wasTorch && settings.backend !== 'auto' && settings.backend !== 'torch')
+    throw new Error(`${RUN_FILE} says this run was trained with PyTorch; resume it with --backend torch (or auto).`);
+  if (!wasTorch && settings.backend === 'torch')
+    throw new Error(
+      `${RUN_FILE} says this run was trained with ${previous.backend.name}; resume it with that backend.`,
+    );
+  if (wasTorch) return { ...settings, backend: 'torch', python: settings.python ?? previous.backend.torch?.python };
+  return settings.backend === 'auto' ? { ...settings, backend: previous.backend.name as BackendChoice } : settings;
 }
 
 /** Explanations are a bonus on a finished run: a failure here is reported, not fatal. */

@@ -7,10 +7,10 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditReport } from '../../core/audit/audit.js';
 import { describeAuditProgress } from '../../core/audit/runAudit.js';
-import { subjectPattern } from '../config.js';
 import type { DatasetDiagnostics } from '../diagnostics/datasetDiagnostics.js';
 import { log, showErrorWithLog } from '../log.js';
 import { runAuditProcess } from '../workspace/auditProcess.js';
+import { auditableRoot, datasetSubjectPattern, tablesInside } from '../workspace/confinement.js';
 import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
 import { pickDataset } from './datasetPicker.js';
 
@@ -21,7 +21,9 @@ export async function auditCommand(
 ): Promise<AuditReport | undefined> {
   const dataset = await pickDataset(deps.datasets, 'Audit Dataset Labels', target);
   if (!dataset) return undefined;
-  const pattern = dataset.file?.subjectPattern ?? subjectPattern(vscode.Uri.file(dataset.root));
+  const pattern = datasetSubjectPattern(dataset.file?.subjectPattern, vscode.Uri.file(dataset.root));
+  // A root a leukemia-audit.json names is workspace data; a folder the user picked is their own choice.
+  const root = dataset.file ? await auditableRoot(dataset.root) : dataset.root;
   let report: AuditReport;
   try {
     const result = await vscode.window.withProgress(
@@ -35,7 +37,7 @@ export async function auditCommand(
         token.onCancellationRequested(() => cancelled.abort());
         return runAuditProcess(
           context.asAbsolutePath(path.join('dist', 'auditChild.js')),
-          { root: dataset.root, subjectPattern: pattern, checkPixels: true },
+          { root, subjectPattern: pattern, checkPixels: true, tablesInside: tablesInside() },
           {
             signal: cancelled.signal,
             onProgress: (phase, done, total) => progress.report({ message: describeAuditProgress(phase, done, total) }),

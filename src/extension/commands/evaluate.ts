@@ -10,7 +10,8 @@ import * as vscode from 'vscode';
 import { outputMappings } from '../../core/editor/outputMappings.js';
 import type { RunFile } from '../../core/run/runFile.js';
 import type { EvaluateRequest } from '../../protocol/trainer.js';
-import { newRunFolder, trainOptions } from '../config.js';
+import { runFolderName } from '../../core/run/runFolders.js';
+import { runsFolder, trainOptions } from '../config.js';
 import { runEvaluateProcess, type EvaluateOutcome } from '../evaluation/evaluateProcess.js';
 import { log, showErrorWithLog } from '../log.js';
 import { ResultsPanel } from '../results/resultsPanel.js';
@@ -43,7 +44,7 @@ export async function evaluateCommand(
   const request: EvaluateRequest = {
     dataset: picked.root,
     weights,
-    out: newRunFolder(picked.root),
+    out: newEvaluationFolder(picked.root),
     labels: picked.file?.labels,
     subjectPattern: picked.file?.subjectPattern ?? trainOptions(vscode.Uri.file(picked.root)).subjectPattern,
   };
@@ -53,7 +54,7 @@ export async function evaluateCommand(
   if (mapping) {
     const mapped = await evaluateWithProgress(context, {
       ...request,
-      out: newRunFolder(picked.root),
+      out: newEvaluationFolder(picked.root),
       classMap: mapping,
     });
     if (mapped?.kind !== 'evaluated') return showRun(context, outcome.runDir);
@@ -62,6 +63,11 @@ export async function evaluateCommand(
     outcome = mapped;
   }
   return showRun(context, outcome.runDir);
+}
+
+/** A new folder in the runs folder, next to the training runs (the run history lists both). */
+function newEvaluationFolder(datasetRoot: string): string {
+  return path.join(runsFolder(datasetRoot), runFolderName(new Date()));
 }
 
 async function showRun(context: vscode.ExtensionContext, runDir: string): Promise<string> {

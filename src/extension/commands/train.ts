@@ -10,7 +10,8 @@ import { auditDataset } from '../../core/audit/runAudit.js';
 import { labelsAreStructural } from '../../core/train/labelChoice.js';
 import { structuralPrompt } from '../../core/editor/structural.js';
 import { DEFAULT_SETTINGS, type LabelChoice, type TrainSettings } from '../../core/train/settings.js';
-import { newRunFolder, trainOptions } from '../config.js';
+import { runsFolder, trainOptions } from '../config.js';
+import { pythonFromExtension } from '../pythonInterpreter.js';
 import { log, showErrorWithLog } from '../log.js';
 import type { TrainingController } from '../training/trainingController.js';
 import type { AuditCache } from '../workspace/auditCache.js';
@@ -86,18 +87,24 @@ export async function trainCommand(
     ...DEFAULT_SETTINGS,
     ...options,
     dataset: dataset.root,
-    out: newRunFolder(dataset.root),
+    // A new folder in it, created exclusively by the trainer (the one source: its `started` event).
+    runsFolder: runsFolder(dataset.root),
     labels,
     subjectPattern: pattern,
     seed: dataset.file?.seed ?? DEFAULT_SETTINGS.seed,
     // folds/predefined are what the audit's plan already follows when the folders allow it.
     split: dataset.file?.split === 'subject-disjoint' ? 'subject-disjoint' : DEFAULT_SETTINGS.split,
+    pythonFromEditor: wantsTorch(options) ? await pythonFromExtension(vscode.Uri.file(dataset.root)) : undefined,
   };
   try {
     await deps.training.start(settings, structural);
   } catch (error) {
     await showErrorWithLog(`Training could not start: ${(error as Error).message}`);
   }
+}
+
+function wantsTorch(options: Pick<TrainSettings, 'backend' | 'python'>): boolean {
+  return (options.backend === 'auto' || options.backend === 'torch') && !options.python;
 }
 
 /** Header-only audit with a cancellable notification; undefined when cancelled or failed (already reported). */

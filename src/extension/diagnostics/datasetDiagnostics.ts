@@ -23,6 +23,7 @@ import { editorWarningsEnabled, subjectPattern } from '../config.js';
 import { isDirectory } from '../files.js';
 import { log } from '../log.js';
 import type { AuditCache } from '../workspace/auditCache.js';
+import { datasetSubjectPattern } from '../workspace/confinement.js';
 import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
 import { SEVERITY, positionAt, type FixRegistry } from './fixRegistry.js';
 
@@ -47,11 +48,14 @@ export class DatasetDiagnostics implements vscode.Disposable {
       vscode.workspace.onDidOpenTextDocument((d) => isDatasetFile(d) && this.schedule()),
       vscode.workspace.onDidSaveTextDocument((d) => isDatasetFile(d) && this.schedule()),
       datasets.onDidChange(() => this.schedule()),
+      audits.onDidUpdate(() => this.schedule(0)),
       audits.onDidInvalidate((folder) => {
         this.fullReports.delete(folder);
         this.schedule();
       }),
       vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('leukemiaAudit') && this.schedule()),
+      // Trust changes which roots may be audited and which subject patterns apply.
+      vscode.workspace.onDidGrantWorkspaceTrust(() => this.schedule(0)),
     );
   }
 
@@ -159,7 +163,7 @@ export class DatasetDiagnostics implements vscode.Disposable {
       return undefined;
     }
     try {
-      const report = await this.report(file.root, file.subjectPattern ?? subjectPattern(uri));
+      const report = await this.report(file.root, datasetSubjectPattern(file.subjectPattern, uri));
       for (const d of datasetFileDiagnostics(text, uri.fsPath, report)) publish(d);
     } catch (error) {
       const problem = datasetFileProblem(

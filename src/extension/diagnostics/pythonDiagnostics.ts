@@ -78,6 +78,7 @@ export class PythonDiagnostics implements vscode.Disposable {
       vscode.workspace.onDidCloseNotebookDocument((n) => this.closed(n.uri)),
       datasets.onDidChange(() => this.refreshAll()),
       audits.onDidInvalidate(() => this.refreshAll()),
+      audits.onDidUpdate(() => this.refreshAll()),
       vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('leukemiaAudit') && this.refreshAll()),
     );
   }

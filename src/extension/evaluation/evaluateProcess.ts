@@ -6,7 +6,7 @@
 import type { EvaluatePhase } from '../../core/evaluate/evaluate.js';
 import type { RunFile } from '../../core/run/runFile.js';
 import { parseTrainerMessage, type EvaluateRequest, type TrainerCommand } from '../../protocol/trainer.js';
-import { collectOutput, forkNode } from '../childProcess.js';
+import { collectOutput, forkNode, watchHeartbeat } from '../childProcess.js';
 
 export type EvaluateOutcome =
   { kind: 'evaluated'; runDir: string; run: RunFile } | { kind: 'cancelled' } | { kind: 'error'; message: string };
@@ -20,6 +20,7 @@ export interface EvaluateHooks {
 }
 
 const CANCEL_GRACE_MS = 10_000;
+const STALL_SECONDS = 120;
 
 export function runEvaluateProcess(
   script: string,
@@ -34,6 +35,10 @@ export function runEvaluateProcess(
     };
     let final: EvaluateOutcome | undefined;
     const { output, last } = collectOutput(child, hooks.onOutput);
+    // A trainer busy in a long synchronous step still beats every few seconds; silence means it is stuck.
+    watchHeartbeat(child, STALL_SECONDS, (what) => {
+      final ??= { kind: 'error', message: `the evaluation process stopped responding (${what}) and was killed` };
+    });
     let killTimer: NodeJS.Timeout | undefined;
     const cancel = () => {
       send({ type: 'cancel' });
@@ -45,6 +50,8 @@ export function runEvaluateProcess(
       switch (message?.type) {
         case 'ready':
           send({ type: 'evaluate', request });
+          break;
+        case 'heartbeat':
           break;
         case 'evaluation-progress':
           hooks.onProgress?.(message.phase, message.done, message.total);

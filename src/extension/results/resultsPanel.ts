@@ -1,12 +1,14 @@
 /**
  * The Results view: the shared renderer (`dist/webview.js`, `media/results.css`) in a panel that may read
- * only the extension's dist/media, the run folder (Grad-CAM PNGs) and the dataset folder. One panel per run;
+ * only the extension's dist/media and the run folder (Grad-CAM PNGs); never the dataset folder a workspace
+ * `run.json` names (the page loads no dataset image; opening one goes through the host). One panel per run;
  * re-sent whenever run.json changes (a running run rewrites it after every epoch); restored after a reload
  * by the WebviewPanelSerializer from the run folder the page keeps in its state.
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { realPathInsideSync } from '../../core/confine.js';
 import { resolveInside } from '../../core/paths.js';
 import { runImagePaths } from '../../core/report/htmlReport.js';
 import { RUN_FILE, type RunFile } from '../../core/run/runFile.js';
@@ -40,7 +42,7 @@ export class ResultsPanel {
     const run = await readRunFile(key);
     const panel = vscode.window.createWebviewPanel(ResultsPanel.viewType, title(key), vscode.ViewColumn.Active, {
       enableScripts: true,
-      localResourceRoots: resourceRoots(context, key, run),
+      localResourceRoots: resourceRoots(context, key),
     });
     return new ResultsPanel(context, panel, key, run);
   }
@@ -58,7 +60,7 @@ export class ResultsPanel {
     }
     try {
       const run = await readRunFile(runDir);
-      panel.webview.options = { enableScripts: true, localResourceRoots: resourceRoots(context, runDir, run) };
+      panel.webview.options = { enableScripts: true, localResourceRoots: resourceRoots(context, runDir) };
       panel.title = title(runDir);
       new ResultsPanel(context, panel, path.resolve(runDir), run);
     } catch (error) {
@@ -114,8 +116,10 @@ export class ResultsPanel {
     if (!this.run) return;
     const imageUris: Record<string, string> = {};
     for (const relative of runImagePaths(this.run)) {
+      // Lexically inside, and really inside: a symlink in explanations/ must not show a file from elsewhere.
       const file = resolveInside(relative, this.runDir, [this.runDir]);
-      if (file) imageUris[relative] = this.panel.webview.asWebviewUri(vscode.Uri.file(file)).toString();
+      if (file && realPathInsideSync(file, [this.runDir]))
+        imageUris[relative] = this.panel.webview.asWebviewUri(vscode.Uri.file(file)).toString();
     }
     // `runDir` is for the page to keep in its webview state (see runDirFromState); pages that ignore it lose nothing.
     const message: ShowRunMessage & { runDir: string } = {
@@ -178,13 +182,15 @@ function title(runDir: string): string {
   return `Results: ${path.basename(runDir)}`;
 }
 
-/** The extension's bundles and styles, the run folder (Grad-CAM PNGs) and the dataset folder (opened images). */
-function resourceRoots(context: vscode.ExtensionContext, runDir: string, run: RunFile): vscode.Uri[] {
+/**
+ * The extension's bundles and styles and the run folder (Grad-CAM PNGs). Not `run.json`'s `dataset.root`: the
+ * file is workspace data and may name any folder, and the page never loads dataset images itself.
+ */
+export function resourceRoots(context: vscode.ExtensionContext, runDir: string): vscode.Uri[] {
   return [
     vscode.Uri.joinPath(context.extensionUri, 'dist'),
     vscode.Uri.joinPath(context.extensionUri, 'media'),
     vscode.Uri.file(runDir),
-    ...(run.dataset?.root ? [vscode.Uri.file(run.dataset.root)] : []),
   ];
 }
 

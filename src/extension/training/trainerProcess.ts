@@ -4,11 +4,12 @@
  * load only in that process; a native crash there cannot take the extension host down.
  */
 import type { ChildProcess } from 'node:child_process';
-import type { RunFile } from '../../core/run/runFile.js';
+import { type RunFile } from '../../core/run/runFile.js';
+import { markRunFailed } from '../../core/run/runFileIo.js';
 import type { TrainEvent } from '../../core/train/events.js';
 import type { TrainSettings } from '../../core/train/settings.js';
 import { parseTrainerMessage, type TrainerCommand } from '../../protocol/trainer.js';
-import { forkNode, forwardLines } from '../childProcess.js';
+import { forkNode, forwardLines, watchHeartbeat } from '../childProcess.js';
 
 /** `runDir` is the one the trainer announced in its `started` event (null when it failed before). */
 export type TrainerOutcome =
@@ -25,13 +26,21 @@ export interface TrainerHooks {
 
 /** How long a cancelled trainer may take to finish its batch and write run.json before it is killed. */
 const CANCEL_GRACE_MS = 30_000;
+/**
+ * Silence after which the trainer counts as stuck. Its heartbeat pauses during one synchronous training
+ * step, which takes seconds at the usual sizes and about a minute at 450 px with large batches on wasm.
+ */
+const STALL_SECONDS = 300;
 
 export class TrainerProcess {
   private child: ChildProcess | undefined;
   private runDir: string | null = null;
   private killTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly script: string) {}
+  constructor(
+    private readonly script: string,
+    private readonly stallSeconds = STALL_SECONDS,
+  ) {}
 
   get pid(): number | undefined {
     return this.child?.pid;
@@ -40,8 +49,13 @@ export class TrainerProcess {
   run(settings: TrainSettings, hooks: TrainerHooks): Promise<TrainerOutcome> {
     return new Promise((resolve) => {
       let final: TrainerOutcome | undefined;
+      let stalled: string | undefined;
+      let lastActivity = 'starting';
       const child = forkNode(this.script);
       this.child = child;
+      watchHeartbeat(child, this.stallSeconds, (what) => {
+        stalled = `the trainer stopped responding (${what}, while ${lastActivity}) and was killed`;
+      });
       forwardLines(child.stdout, (line) => hooks.onOutput(line, 'stdout'));
       forwardLines(child.stderr, (line) => hooks.onOutput(line, 'stderr'));
       child.on('message', (raw: unknown) => {
@@ -50,8 +64,11 @@ export class TrainerProcess {
           case 'ready':
             this.send({ type: 'train', settings });
             break;
+          case 'heartbeat':
+            break;
           case 'event':
             if (message.event.type === 'started') this.runDir = message.event.runDir;
+            lastActivity = describeActivity(message.event, lastActivity);
             hooks.onEvent(message.event);
             break;
           case 'result':
@@ -82,6 +99,14 @@ export class TrainerProcess {
       child.on('close', (code, signal) => {
         clearTimeout(this.killTimer);
         this.child = undefined;
+        if (stalled && !final) {
+          // The trainer cannot mark its own run any more: say in run.json why it ended.
+          const runDir = this.runDir;
+          final = { kind: 'error', message: stalled, runDir };
+          const marked = runDir ? markRunFailed(runDir, stalled).catch(() => undefined) : Promise.resolve();
+          void marked.then(() => resolve(final!));
+          return;
+        }
         resolve(final ?? { kind: 'crashed', code, signal, runDir: this.runDir });
       });
     });
@@ -100,5 +125,19 @@ export class TrainerProcess {
 
   private send(command: TrainerCommand): void {
     if (this.child?.connected) this.child.send(command);
+  }
+}
+
+/** What the trainer was last heard doing, for the message about a stall. */
+function describeActivity(event: TrainEvent, previous: string): string {
+  switch (event.type) {
+    case 'phase':
+      return `in phase ${event.phase} (${event.done}/${event.total})`;
+    case 'progress':
+      return `training epoch ${event.epoch}, batch ${event.batch}/${event.batches}`;
+    case 'epoch':
+      return `finishing epoch ${event.record.epoch}`;
+    default:
+      return previous;
   }
 }

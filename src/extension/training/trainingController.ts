@@ -80,7 +80,7 @@ export class TrainingController implements vscode.Disposable {
     this.active = run;
     void vscode.commands.executeCommand('setContext', TRAINING_CONTEXT_KEY, true);
     log().info(
-      `Training ResNet-18 on ${settings.dataset} with labels ${settings.labels}${labelsAreStructural ? ' (structural: the run is marked)' : ''}; run folder ${settings.out}.`,
+      `Training ResNet-18 on ${settings.dataset} with labels ${settings.labels}${labelsAreStructural ? ' (structural: the run is marked)' : ''}; run folder ${settings.out ?? `a new one in ${settings.runsFolder}`}.`,
     );
     this.showDashboard();
     this.render(run.view, true);

@@ -5,7 +5,7 @@
 import type { AuditReport } from '../../core/audit/audit.js';
 import type { AuditPhase } from '../../core/audit/runAudit.js';
 import { parseAuditMessage, type AuditCommand, type AuditRequest } from '../../protocol/audit.js';
-import { collectOutput, forkNode } from '../childProcess.js';
+import { collectOutput, forkNode, watchHeartbeat } from '../childProcess.js';
 
 export interface AuditHooks {
   onProgress?(phase: AuditPhase, done: number, total?: number): void;
@@ -13,6 +13,8 @@ export interface AuditHooks {
   onOutput?(line: string): void;
   /** Aborting kills the child. */
   signal?: AbortSignal;
+  /** Silence after which the child counts as stuck and is killed (default 120 s; one image never takes that). */
+  stallSeconds?: number;
 }
 
 export function runAuditProcess(
@@ -25,12 +27,17 @@ export function runAuditProcess(
     const child = forkNode(script);
     let report: AuditReport | undefined;
     let failure: string | undefined;
+    watchHeartbeat(child, hooks.stallSeconds ?? 120, (what) => {
+      failure = `the audit process stopped responding (${what}) and was killed`;
+    });
     const { output, last } = collectOutput(child, hooks.onOutput);
     const abort = () => child.kill();
     hooks.signal?.addEventListener('abort', abort, { once: true });
     child.on('message', (raw: unknown) => {
       const message = parseAuditMessage(raw);
       switch (message?.type) {
+        case 'heartbeat':
+          break;
         case 'ready':
           if (child.connected) child.send({ type: 'audit', request } satisfies AuditCommand);
           break;

@@ -1,0 +1,24 @@
+/** How an engine is named to people: pure, so the pages and the report can import it without tfjs. */
+import type { BackendReport } from '../run/runFile.js';
+
+/** For the dashboard and the log: "PyTorch 1.13.0 · cpu", "PyTorch 2.3.1 · cuda:0 · NVIDIA A100 ×2", "wasm". */
+export function describeBackend(report: Pick<BackendReport, 'name' | 'torch'>): string {
+  const t = report.torch;
+  if (report.name !== 'torch' || !t) return report.name;
+  const device =
+    t.deviceName && t.deviceName !== t.device && t.deviceName !== 'cpu' ? `${t.device} · ${t.deviceName}` : t.device;
+  return `PyTorch ${t.torch} · ${device}${t.processes > 1 ? ` ×${t.processes}` : ''}`;
+}
+
+/** describeBackend plus what a reader checking a run wants: torchvision, interpreter, precision. */
+export function describeBackendInFull(report: Pick<BackendReport, 'name' | 'torch'>): string {
+  const t = report.torch;
+  if (report.name !== 'torch' || !t) return report.name;
+  const extras = [
+    `torchvision ${t.torchvision}`,
+    `${t.python}`,
+    ...(t.amp ? ['mixed precision'] : []),
+    ...(t.channelsLast ? ['channels-last'] : []),
+  ];
+  return `${describeBackend(report)} (${extras.join(', ')})`;
+}

@@ -1,0 +1,29 @@
+/**
+ * The interpreter selected in the Python extension, for the PyTorch backend when `leukemiaAudit.python` is
+ * empty. Read through the extension's official API (@vscode/python-extension) when that extension is
+ * installed; it is not a dependency of ours, so its absence (or a slow activation) just means "none".
+ * The probe of what the interpreter can do runs later, in the trainer process, never on this thread.
+ */
+import { PVSC_EXTENSION_ID, PythonExtension } from '@vscode/python-extension';
+import * as vscode from 'vscode';
+import { log } from './log.js';
+
+const ACTIVATION_TIMEOUT_MS = 5000;
+
+export async function pythonFromExtension(resource?: vscode.Uri): Promise<string | undefined> {
+  if (!vscode.extensions.getExtension(PVSC_EXTENSION_ID)) return undefined;
+  try {
+    const api = await Promise.race([
+      PythonExtension.api(),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('the Python extension did not activate in time')), ACTIVATION_TIMEOUT_MS),
+      ),
+    ]);
+    const selected = api.environments.getActiveEnvironmentPath(resource);
+    const environment = await api.environments.resolveEnvironment(selected);
+    return environment?.executable.uri?.fsPath ?? selected.path;
+  } catch (error) {
+    log().info(`No interpreter from the Python extension: ${(error as Error).message}`);
+    return undefined;
+  }
+}

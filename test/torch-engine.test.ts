@@ -1,0 +1,327 @@
+// The PyTorch engine end to end with the real Debian torch: a run on small demo data whose model our own
+// engine reads back and predicts identically, resume after a SIGKILL, cancel, the crash paths (fake
+// interpreters that fail in each way) and a 2-process DistributedDataParallel run. Small images, few images,
+// 1–2 epochs: the whole file is meant to cost well under two minutes of CPU.
+import assert from 'node:assert/strict';
+import { execFileSync, fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { generateDemoDataset } from '../src/core/demo/generate.js';
+import { selectBackend } from '../src/core/engine/backend.js';
+import { loadModel, predictFiles } from '../src/core/explain/predict.js';
+import { disposeModel } from '../src/core/model/resnet18.js';
+import { CHECKPOINT_FILE, MODEL_FILE, RUN_FILE, type RunFile } from '../src/core/run/runFile.js';
+import { readRunFile } from '../src/core/run/runFileIo.js';
+import { TORCH_PLAN_FILE, TORCH_PREDICTIONS_FILE } from '../src/core/torch/plan.js';
+import { readSafetensors } from '../src/core/weights/safetensors.js';
+import { TrainingCancelled } from '../src/core/train/engine.js';
+import type { TrainEvent } from '../src/core/train/events.js';
+import { DEFAULT_SETTINGS, type TrainSettings } from '../src/core/train/settings.js';
+import { trainRun } from '../src/core/train/train.js';
+import type { TrainerMessage } from '../src/protocol/trainer.js';
+import { ensureBuilt } from './helpers/build.js';
+import { PYTHON, SAFETENSORS_PY, runPython } from './helpers/python.js';
+import { torchForTests } from './helpers/torch.js';
+
+let work: string;
+let dataset: string;
+let skip: string | undefined;
+
+before(async () => {
+  const torch = await torchForTests();
+  if ('skip' in torch) skip = torch.skip;
+  work = await mkdtemp(join(tmpdir(), 'leukemia-torch-'));
+  await generateDemoDataset(work, { imageSize: 64, imagesPerFold: 40, validationImages: 6, seed: 5 });
+  dataset = join(work, 'C-NMC_Leukemia', 'training_data');
+  process.env.XDG_CACHE_HOME = join(work, 'cache');
+  // The trainer process probes again; on a loaded machine `import torch` can outlast the default bound.
+  process.env.LEUKEMIA_AUDIT_PROBE_TIMEOUT_MS = '120000';
+});
+after(() => rm(work, { recursive: true, force: true }));
+
+function settings(out: string, overrides: Partial<TrainSettings> = {}): TrainSettings {
+  return {
+    ...DEFAULT_SETTINGS,
+    dataset,
+    out,
+    labels: 'folder:2',
+    imageSize: 32,
+    batchSize: 16,
+    epochs: 2,
+    patience: 0,
+    backend: 'torch',
+    python: PYTHON,
+    device: 'cpu',
+    ...overrides,
+  };
+}
+
+/** A fake interpreter: answers the probe as a working torch would, then does `onTrain` (shell) when run on a plan. */
+async function fakePython(name: string, onTrain: string): Promise<string> {
+  const file = join(work, name);
+  await writeFile(
+    file,
+    `#!/bin/sh
+case "$*" in
+  *train_resnet18.py*) ${onTrain} ;;
+  *) echo '{"python": "3.11.0", "torch": "2.1.0", "torchvision": "0.16.0", "cuda": [], "mps": false, "distributed": true}' ;;
+esac
+`,
+  );
+  await chmod(file, 0o755);
+  return file;
+}
+
+let oneProcess: RunFile | undefined;
+
+describe('PyTorch engine', () => {
+  test(
+    'trains on demo data: run.json, torchvision-layout weights our engine predicts identically, Grad-CAM',
+    { timeout: 240_000 },
+    async (t) => {
+      if (skip) return t.skip(skip);
+      const out = join(work, 'run-torch');
+      const events: TrainEvent[] = [];
+      const run = await trainRun(settings(out), (event) => events.push(event));
+      oneProcess = run;
+      assert.equal(run.status, 'completed');
+      assert.equal(run.backend.name, 'torch');
+      assert.equal(run.backend.torch?.device, 'cpu');
+      assert.match(run.backend.torch?.torch ?? '', /^1\.13|^2\./);
+      assert.deepEqual(
+        run.history.map((h) => h.epoch),
+        [1, 2],
+      );
+      assert.ok(
+        events.some((e) => e.type === 'progress'),
+        'batch progress is streamed',
+      );
+      assert.ok(events.some((e) => e.type === 'started' && /^PyTorch .* · cpu$/.test(e.backend)));
+      for (const file of [RUN_FILE, MODEL_FILE, CHECKPOINT_FILE, TORCH_PLAN_FILE, TORCH_PREDICTIONS_FILE])
+        assert.ok(existsSync(join(out, file)), `${file} is written`);
+      assert.ok(run.metrics.validation, 'validation metrics computed by leukemia-audit');
+      const validation = run.predictions.filter((p) => p.split === 'val');
+      assert.equal(validation.length, run.metrics.validation!.sampleCount);
+      assert.ok(run.explanations && run.explanations.samples.length > 0, 'the Grad-CAM gallery is computed');
+
+      // PyTorch itself loads the weights strictly into torchvision's resnet18.
+      const loaded = await runPython(
+        `${SAFETENSORS_PY}
+import sys, torchvision
+model = torchvision.models.resnet18(num_classes=2)
+print(model.load_state_dict(load(sys.argv[1]), strict=True))`,
+        [join(out, MODEL_FILE)],
+        { timeoutMs: 60_000 },
+      );
+      assert.match(loaded, /All keys matched/);
+
+      // Our engine, reading the same files with its own preprocessing, gives PyTorch's probabilities.
+      await selectBackend('wasm');
+      const model = await loadModel(out);
+      try {
+        const ours = await predictFiles(
+          model,
+          validation.map((p) => join(dataset, p.path)),
+        );
+        let worst = 0;
+        ours.forEach((prediction, i) => {
+          for (let c = 0; c < 2; c++)
+            worst = Math.max(worst, Math.abs(prediction.probabilities[c] - validation[i].probabilities[c]));
+        });
+        process.stdout.write(`# largest probability difference, our engine vs PyTorch: ${worst.toExponential(2)}\n`);
+        assert.ok(worst < 1e-3, `probabilities differ by ${worst}`);
+      } finally {
+        disposeModel(model.params);
+      }
+    },
+  );
+
+  test(
+    '--processes 2 (gloo, DistributedSampler) completes with metrics within noise of one process',
+    { timeout: 240_000 },
+    async (t) => {
+      if (skip) return t.skip(skip);
+      const run = await trainRun(settings(join(work, 'run-ddp'), { processes: 2 }), () => undefined);
+      assert.equal(run.status, 'completed');
+      assert.equal(run.backend.torch?.processes, 2);
+      const single = oneProcess ?? (await trainRun(settings(join(work, 'run-single')), () => undefined));
+      const [a, b] = [single.metrics.validation!, run.metrics.validation!];
+      process.stdout.write(
+        `# 1 process: val accuracy ${a.accuracy.toFixed(3)} balanced ${a.balancedAccuracy.toFixed(3)}, train loss ${single.history.at(-1)!.trainLoss.toFixed(3)}; ` +
+          `2 processes: ${b.accuracy.toFixed(3)} / ${b.balancedAccuracy.toFixed(3)}, ${run.history.at(-1)!.trainLoss.toFixed(3)}\n`,
+      );
+      assert.equal(b.sampleCount, a.sampleCount, 'rank 0 alone predicts every validation image, once');
+      // Same global batch and schedule, different sample order and per-process BatchNorm: within noise, not equal.
+      assert.ok(Math.abs(a.balancedAccuracy - b.balancedAccuracy) <= 0.25, 'balanced accuracy within noise');
+      assert.ok(
+        Math.abs(single.history.at(-1)!.trainLoss - run.history.at(-1)!.trainLoss) <= 0.5,
+        'train loss within noise',
+      );
+    },
+  );
+
+  test('cancel stops after the current batch and marks the run cancelled', { timeout: 120_000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    const out = join(work, 'run-cancel');
+    const controller = new AbortController();
+    let batchesAfterCancel = 0;
+    await assert.rejects(
+      trainRun(
+        settings(out, { epochs: 3 }),
+        (event) => {
+          if (event.type !== 'progress') return;
+          if (controller.signal.aborted) batchesAfterCancel++;
+          controller.abort();
+        },
+        controller.signal,
+      ),
+      TrainingCancelled,
+    );
+    assert.ok(batchesAfterCancel <= 2, `stopped within a batch or two, not ${batchesAfterCancel}`);
+    assert.equal((await readRunFile(out)).status, 'cancelled');
+  });
+
+  test(
+    'a SIGKILLed trainer leaves the last checkpoint usable, and --resume finishes the run',
+    { timeout: 240_000 },
+    async (t) => {
+      if (skip) return t.skip(skip);
+      ensureBuilt(['trainer.js']);
+      const out = join(work, 'run-killed');
+      const child = fork(join(__dirname, '..', 'dist', 'trainer.js'), [], {
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.on('message', (message: TrainerMessage) => {
+          if (message.type === 'ready') child.send({ type: 'train', settings: settings(out, { epochs: 3 }) });
+          if (message.type === 'error') reject(new Error(message.message));
+          if (message.type === 'event' && message.event.type === 'epoch' && message.event.record.epoch === 1) {
+            child.kill('SIGKILL');
+            resolve();
+          }
+        });
+      });
+      await waitForExit(out);
+      assert.equal((await readRunFile(out)).status, 'running', 'a killed run cannot mark itself finished');
+      const checkpointed = await checkpointEpoch(out);
+      assert.ok(checkpointed >= 1, 'the checkpoint holds at least epoch 1');
+
+      const resumed: number[] = [];
+      const run = await trainRun(
+        settings(out, { epochs: 3, resume: true, python: undefined, backend: 'auto', pythonFromEditor: PYTHON }),
+        (event) => {
+          if (event.type === 'epoch') resumed.push(event.record.epoch);
+        },
+      );
+      assert.equal(run.status, 'completed');
+      assert.equal(run.backend.name, 'torch', 'a PyTorch run resumes on PyTorch');
+      assert.deepEqual(
+        resumed,
+        [1, 2, 3].filter((e) => e > checkpointed),
+      );
+      assert.deepEqual(
+        run.history.map((h) => h.epoch),
+        [1, 2, 3],
+      );
+    },
+  );
+});
+
+describe('PyTorch engine crash paths', () => {
+  test(
+    'an interpreter that dies fails the run naming the interpreter and its last stderr lines',
+    { timeout: 60_000 },
+    async () => {
+      const python = await fakePython(
+        'python-dies',
+        `echo 'Traceback (most recent call last):' >&2; echo "ImportError: libtorch_cpu.so: cannot open shared object file" >&2; exit 1`,
+      );
+      const out = join(work, 'run-crash');
+      await assert.rejects(
+        trainRun(settings(out, { python, epochs: 1 }), () => undefined),
+        (error: Error) => {
+          assert.match(error.message, new RegExp(`PyTorch trainer \\(${python}\\) exited with code 1`));
+          assert.match(error.message, /ImportError: libtorch_cpu\.so/);
+          return true;
+        },
+      );
+      const run = await readRunFile(out);
+      assert.equal(run.status, 'failed');
+      assert.match(run.error ?? '', /libtorch_cpu/);
+    },
+  );
+
+  test(
+    'an interpreter killed mid-run (e.g. by the OOM killer) fails the run, it does not hang',
+    { timeout: 60_000 },
+    async () => {
+      const python = await fakePython(
+        'python-killed',
+        `echo '{"type": "log", "level": "info", "message": "starting"}'; kill -9 $$`,
+      );
+      await assert.rejects(
+        trainRun(settings(join(work, 'run-oom'), { python, epochs: 1 }), () => undefined),
+        /was killed \(SIGKILL\)/,
+      );
+    },
+  );
+
+  test(
+    '--backend torch without a usable torch is an error that says how to select an interpreter',
+    { timeout: 60_000 },
+    async () => {
+      const python = await fakePython('python-no-torch', 'exit 1');
+      await writeFile(python, `#!/bin/sh\necho "ModuleNotFoundError: No module named 'torch'" >&2\nexit 1\n`);
+      await assert.rejects(
+        trainRun(settings(join(work, 'run-no-torch'), { python, epochs: 1 }), () => undefined),
+        (error: Error) => {
+          assert.match(error.message, /No module named 'torch'/);
+          assert.match(error.message, /--python PATH/);
+          assert.match(error.message, /leukemiaAudit\.python/);
+          return true;
+        },
+      );
+    },
+  );
+
+  test('under auto a broken torch falls back to wasm with the reason logged', { timeout: 300_000 }, async () => {
+    const python = await fakePython('python-broken', 'exit 1');
+    await writeFile(python, `#!/bin/sh\necho "ImportError: numpy.core.multiarray failed to import" >&2\nexit 1\n`);
+    const logs: string[] = [];
+    const run = await trainRun(
+      settings(join(work, 'run-fallback'), { python, backend: 'auto', epochs: 1, imageSize: 32 }),
+      (event) => event.type === 'log' && logs.push(event.message),
+    );
+    assert.equal(run.status, 'completed');
+    assert.notEqual(run.backend.name, 'torch');
+    assert.match(run.backend.skipped[0], /^torch: .*numpy\.core\.multiarray failed/);
+    assert.ok(
+      logs.some((line) => /No usable PyTorch.*GPU/.test(line)),
+      'one info line says how to get GPU training',
+    );
+  });
+});
+
+/** Waits until no process runs this run's plan any more (the orphaned trainer stops at its next batch). */
+async function waitForExit(runDir: string): Promise<void> {
+  const plan = join(runDir, TORCH_PLAN_FILE);
+  for (let i = 0; i < 120; i++) {
+    const running = execFileSync('ps', ['-eo', 'args'])
+      .toString()
+      .split('\n')
+      .some((line) => line.includes(plan));
+    if (!running) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  assert.fail(`the trainer for ${plan} is still running a minute after its parent was killed`);
+}
+
+async function checkpointEpoch(runDir: string): Promise<number> {
+  const checkpoint = await readSafetensors(join(runDir, CHECKPOINT_FILE));
+  assert.equal(checkpoint.metadata.engine, 'torch');
+  assert.ok(checkpoint.tensors.has('optimizer/fc.weight/exp_avg'), 'the optimizer state is saved with the weights');
+  return Number(checkpoint.metadata.epoch);
+}
