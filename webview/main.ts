@@ -6,11 +6,13 @@
  */
 import type {
   ExtensionToWebview,
+  ShowComparisonMessage,
   PersistedWebviewState,
   ShowRunMessage,
   ViewState,
   WebviewToExtension,
 } from '../src/protocol/results.js';
+import { renderComparison } from './results/compare.js';
 import type { Host } from './results/host.js';
 import { renderMessage, renderRun } from './results/render.js';
 import { DEFAULT_STATE, restoreState } from './results/state.js';
@@ -45,14 +47,26 @@ function show(root: HTMLElement, message: ShowRunMessage, host: Host, state: Vie
   renderRun(root, message.run, host, state);
 }
 
+/** Two runs side by side; anything else in `runs` is not a comparison. */
+function showComparison(root: HTMLElement, message: ShowComparisonMessage): void {
+  const runs = Array.isArray(message.runs) ? message.runs : [];
+  if (runs.length < 2 || !runs.every((c) => c?.run?.dataset && typeof c.runDir === 'string')) {
+    renderMessage(root, 'This is not a comparison of leukemia-audit runs.');
+    return;
+  }
+  renderComparison(root, runs);
+}
+
 function startStatic(root: HTMLElement, data: HTMLElement): void {
-  let message: ShowRunMessage;
+  let parsed: ExtensionToWebview;
   try {
-    message = JSON.parse(data.textContent ?? '');
+    parsed = JSON.parse(data.textContent ?? '');
   } catch (error) {
     renderMessage(root, `The embedded run data cannot be read: ${(error as Error).message}`);
     return;
   }
+  if (parsed?.type === 'showComparison') return showComparison(root, parsed);
+  const message = parsed as ShowRunMessage;
   const host: Host = { imageUri: (path) => lookup(message.imageUris ?? {}, path), saveState: () => undefined };
   show(root, message, host, restoreState(message.state ?? DEFAULT_STATE));
 }
@@ -69,6 +83,7 @@ function startWebview(root: HTMLElement, vscode: VsCodeApi): void {
   };
   window.addEventListener('message', (event: MessageEvent<ExtensionToWebview>) => {
     const message = event.data;
+    if (message?.type === 'showComparison') return showComparison(root, message);
     if (message?.type !== 'showRun') return;
     state ??= restoreState(message.state);
     // Stored at once, not only on the first change, so the panel serializer can find the run after a reload.

@@ -3,6 +3,7 @@
  * progress and messages always go to stderr.
  */
 import { auditCommand } from './commands/audit.js';
+import { compareCommand } from './commands/compare.js';
 import { demoDataCommand } from './commands/demoData.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { explainCommand } from './commands/explain.js';
@@ -38,6 +39,11 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary:
       'evaluate <dir> --weights FILE|RUN [--labels …] [--class-map out=class,…] [--image-size S] [--crop C] [--json]   any ResNet-18 checkpoint on the true labels',
     run: evaluateCommand,
+  },
+  compare: {
+    summary:
+      'compare <run> <run> [--out compare.html] [--json]   two runs side by side: labels, structural flag, metrics',
+    run: compareCommand,
   },
   report: {
     summary: 'report <run> [--out report.html]   write the run as one self-contained HTML file',

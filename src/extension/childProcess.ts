@@ -53,3 +53,22 @@ export function watchHeartbeat(child: ChildProcess, stallSeconds: number, onStal
   child.on('message', arm);
   child.once('close', () => clearTimeout(timer));
 }
+
+/**
+ * Forwards a child's stdout and stderr lines to `onLine` and keeps the last three: when the child dies
+ * without a message, they are what it said about why.
+ */
+export function collectOutput(
+  child: ChildProcess,
+  onLine?: (line: string) => void,
+): { output(line: string): void; last(): string } {
+  const recent: string[] = [];
+  const output = (line: string) => {
+    recent.push(line);
+    if (recent.length > 3) recent.shift();
+    onLine?.(line);
+  };
+  forwardLines(child.stdout, output);
+  forwardLines(child.stderr, output);
+  return { output, last: () => recent.join(' ') };
+}

@@ -11,6 +11,8 @@ export const COMMANDS = {
   cancelTraining: 'leukemiaAudit.cancelTraining',
   showDashboard: 'leukemiaAudit.showDashboard',
   showLog: 'leukemiaAudit.showLog',
+  evaluate: 'leukemiaAudit.evaluate',
+  compareRuns: 'leukemiaAudit.compareRuns',
 } as const;
 
 /** True while a trainer runs: enables Cancel Training in the command palette. */
@@ -19,4 +21,5 @@ export const TRAINING_CONTEXT_KEY = 'leukemiaAudit.training';
 export const VIEW_TYPES = {
   results: 'leukemiaAudit.results',
   dashboard: 'leukemiaAudit.dashboard',
+  comparison: 'leukemiaAudit.comparison',
 } as const;

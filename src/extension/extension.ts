@@ -10,7 +10,8 @@ import * as vscode from 'vscode';
 import { COMMANDS, TRAINING_CONTEXT_KEY } from './commandIds.js';
 import { auditCommand } from './commands/audit.js';
 import { createDemoDatasetCommand } from './commands/demo.js';
-import { exportReportCommand, openResultsCommand } from './commands/results.js';
+import { evaluateCommand } from './commands/evaluate.js';
+import { compareRunsCommand, exportReportCommand, openResultsCommand } from './commands/results.js';
 import { trainCommand } from './commands/train.js';
 import { DatasetDiagnostics } from './diagnostics/datasetDiagnostics.js';
 import { FixRegistry } from './diagnostics/fixRegistry.js';
@@ -76,6 +77,8 @@ export function activate(context: vscode.ExtensionContext): LeukemiaAuditApi {
     }),
     command(COMMANDS.showDashboard, () => training.showDashboard()),
     command(COMMANDS.showLog, () => output.show(true)),
+    command(COMMANDS.compareRuns, (...targets) => compareRunsCommand(context, ...targets)),
+    command(COMMANDS.evaluate, (target, dataset) => evaluateCommand(context, { datasets }, target, dataset)),
   );
 
   const activationMs = performance.now() - started;

@@ -7,6 +7,7 @@
  * `<script type="application/json" id="run-data">`, so both hosts feed the renderer the same payload.
  */
 import type { ColormapName } from '../core/explain/colormaps.js';
+import type { ComparedRun } from '../core/run/compare.js';
 import type { RunFile } from '../core/run/runFile.js';
 
 /** A confusion-matrix cell: the Grad-CAM gallery shows only samples of this split, true and predicted class. */
@@ -51,7 +52,13 @@ export interface ShowRunMessage {
 /** What the webview stores with `vscode.setState`, and what a panel serializer receives back. */
 export type PersistedWebviewState = ViewState & { runDir?: string };
 
-export type ExtensionToWebview = ShowRunMessage;
+/** Extension → webview (and the static comparison report): two runs side by side. */
+export interface ShowComparisonMessage {
+  type: 'showComparison';
+  runs: ComparedRun[];
+}
+
+export type ExtensionToWebview = ShowRunMessage | ShowComparisonMessage;
 
 export type WebviewToExtension =
   /** The script is listening: send `showRun`. */

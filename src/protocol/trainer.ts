@@ -3,13 +3,28 @@
  * is a forked child process (never a worker thread: native tfjs breaks there, and a native crash must not
  * take the extension host down); messages travel over Node's IPC channel as structured-clone JSON.
  */
+import type { EvaluatePhase } from '../core/evaluate/evaluate.js';
 import type { RunFile } from '../core/run/runFile.js';
 import type { TrainEvent } from '../core/train/events.js';
-import type { TrainSettings } from '../core/train/settings.js';
+import type { LabelChoice, TrainSettings } from '../core/train/settings.js';
 
-/** Parent → trainer. */
+/** What the extension asks the trainer to evaluate: `evaluateModel`'s options that cross the channel. */
+export interface EvaluateRequest {
+  dataset: string;
+  /** A checkpoint file (.pth, .pt, .safetensors) or a run folder. */
+  weights: string;
+  /** The evaluation run folder to write. */
+  out: string;
+  labels?: LabelChoice;
+  subjectPattern?: string;
+  /** Output name → class name, when the user mapped the model's outputs to the dataset's classes. */
+  classMap?: Record<string, string>;
+}
+
+/** Parent → trainer. One job per process: a training run or an evaluation. */
 export type TrainerCommand =
   | { type: 'train'; settings: TrainSettings }
+  | { type: 'evaluate'; request: EvaluateRequest }
   /** Stop after the current batch; the last completed epoch's checkpoint stays usable. */
   | { type: 'cancel' };
 
@@ -23,6 +38,8 @@ export type TrainerMessage =
   | { type: 'heartbeat' }
   | { type: 'event'; event: TrainEvent }
   | { type: 'result'; run: RunFile }
+  | { type: 'evaluation-progress'; phase: EvaluatePhase; done: number; total: number }
+  | { type: 'evaluated'; runDir: string; run: RunFile }
   | { type: 'cancelled' }
   | { type: 'error'; message: string; stack?: string };
 
@@ -30,12 +47,32 @@ export function isTrainerCommand(value: unknown): value is TrainerCommand {
   if (typeof value !== 'object' || value === null) return false;
   const type = (value as { type?: unknown }).type;
   if (type === 'cancel') return true;
+  if (type === 'evaluate') return isEvaluateRequest((value as { request?: unknown }).request);
   if (type !== 'train') return false;
   const settings = (value as { settings?: unknown }).settings;
   return (
     typeof settings === 'object' && settings !== null && typeof (settings as { dataset?: unknown }).dataset === 'string'
   );
 }
+
+function isEvaluateRequest(value: unknown): value is EvaluateRequest {
+  if (typeof value !== 'object' || value === null) return false;
+  const { dataset, weights, out, labels, subjectPattern, classMap } = value as Record<string, unknown>;
+  const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
+  return (
+    typeof dataset === 'string' &&
+    typeof weights === 'string' &&
+    typeof out === 'string' &&
+    optionalString(labels) &&
+    optionalString(subjectPattern) &&
+    (classMap === undefined ||
+      (typeof classMap === 'object' &&
+        classMap !== null &&
+        Object.values(classMap).every((target) => typeof target === 'string')))
+  );
+}
+
+const EVALUATE_PHASES: readonly string[] = ['audit', 'predict', 'explain', 'report'] satisfies EvaluatePhase[];
 
 /** The trainer's messages, checked by their tag and the fields the extension acts on. */
 export function parseTrainerMessage(value: unknown): TrainerMessage | undefined {
@@ -51,6 +88,15 @@ export function parseTrainerMessage(value: unknown): TrainerMessage | undefined 
         : undefined;
     case 'result':
       return isObject(message.run) ? (message as TrainerMessage) : undefined;
+    case 'evaluation-progress':
+      return typeof message.phase === 'string' &&
+        EVALUATE_PHASES.includes(message.phase) &&
+        typeof message.done === 'number' &&
+        typeof message.total === 'number'
+        ? (message as TrainerMessage)
+        : undefined;
+    case 'evaluated':
+      return typeof message.runDir === 'string' && isObject(message.run) ? (message as TrainerMessage) : undefined;
     case 'heartbeat':
       return { type: 'heartbeat' };
     case 'cancelled':

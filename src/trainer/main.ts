@@ -1,11 +1,13 @@
 /**
- * The trainer child process: runs one training job for its parent (the extension host or a test) and
+ * The trainer child process: runs one job — a training run or an evaluation — for its parent (the extension
+ * host or a test) and
  * reports through the typed protocol. Exits when the job ends, or when the parent goes away.
  */
+import { evaluateModel } from '../core/evaluate/evaluate.js';
 import { TrainingCancelled } from '../core/train/engine.js';
 import { trainRun } from '../core/train/train.js';
 import type { TrainSettings } from '../core/train/settings.js';
-import { isTrainerCommand, type TrainerMessage } from '../protocol/trainer.js';
+import { isTrainerCommand, type EvaluateRequest, type TrainerMessage } from '../protocol/trainer.js';
 import { errorMessage, exitChild, notUnderstood, requireParent, sendToParent } from './parent.js';
 
 const controller = new AbortController();
@@ -25,6 +27,24 @@ async function train(settings: TrainSettings): Promise<void> {
   }
 }
 
+async function evaluate(request: EvaluateRequest): Promise<void> {
+  busy = true;
+  try {
+    const { runDir, run } = await evaluateModel({
+      ...request,
+      classMap: request.classMap ? new Map(Object.entries(request.classMap)) : undefined,
+      signal: controller.signal,
+      onProgress: (phase, done, total) => void send({ type: 'evaluation-progress', phase, done, total }),
+      onLog: (level, message) => process.stderr.write(`${level}: ${message}\n`),
+    });
+    await send({ type: 'evaluated', runDir, run });
+  } catch (error) {
+    await send(controller.signal.aborted ? { type: 'cancelled' } : errorMessage(error));
+  } finally {
+    exitChild();
+  }
+}
+
 requireParent('trainer', 'use the leukemia-audit CLI instead');
 process.on('message', (message: unknown) => {
   if (!isTrainerCommand(message)) {
@@ -36,7 +56,9 @@ process.on('message', (message: unknown) => {
       });
     else void send(notUnderstood('trainer', message)).then(exitChild);
   } else if (message.type === 'cancel') controller.abort();
-  else if (!busy) void train(message.settings);
+  else if (busy) return;
+  else if (message.type === 'evaluate') void evaluate(message.request);
+  else void train(message.settings);
 });
 // The parent died or closed the channel: stop at the next batch boundary instead of training for nobody.
 process.on('disconnect', () => {

@@ -18,7 +18,14 @@ import {
   log,
   waitFor,
 } from './harness.mjs';
-import { DATASET_WARNING, KAGGLE_TRAINING_PATH, NOTEBOOK, TRAINING_SETTINGS, writeWorkspace } from './workspace.mjs';
+import {
+  DATASET_WARNING,
+  KAGGLE_TRAINING_PATH,
+  NOTEBOOK,
+  NOTEBOOK_CHECKPOINT,
+  TRAINING_SETTINGS,
+  writeWorkspace,
+} from './workspace.mjs';
 import { Session } from './session.mjs';
 
 const TRAINING_TIMEOUT_MS = Number(process.env.LEUKEMIA_AUDIT_E2E_TRAINING_TIMEOUT_MS ?? 8 * 60_000);
@@ -70,6 +77,7 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
       'Export Audit Report (HTML)',
       'Show Training Dashboard',
       'Show Log',
+      'Evaluate Model on Dataset…',
     ];
     const rows = await wb.paletteUntil(
       'the command palette to list the Leukemia Audit commands',
@@ -344,4 +352,73 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
     await resultsFrame.evaluate(() => document.getElementById('gallery')?.scrollIntoView({ block: 'start' }));
     await wb.shot('results-gradcam-gallery');
   });
+
+  e2eTest(
+    "Evaluate Model on Dataset… on the notebook's .pth in the Explorer shows the verdict",
+    TRAINING_TIMEOUT_MS,
+    async () => {
+      const page = wb.page;
+      await wb.closeQuickInput();
+      const item = page.getByRole('treeitem', { name: NOTEBOOK_CHECKPOINT });
+      await item.click({ button: 'right' });
+      const action = page.locator('.context-view .action-item').filter({ hasText: 'Evaluate Model on Dataset…' });
+      await waitFor('the Explorer context menu of the .pth to offer Evaluate Model on Dataset…', () =>
+        action.first().isVisible(),
+      );
+      await wb.shot('explorer-evaluate-menu');
+      await action.first().click();
+      const datasetRow = page
+        .locator('.quick-input-widget .quick-input-list .monaco-list-row')
+        .filter({ hasText: 'C-NMC_Leukemia/training_data' })
+        .first();
+      await waitFor('the dataset quick pick (the same picker as training)', () => datasetRow.isVisible(), {
+        timeout: 60_000,
+      });
+      await datasetRow.click();
+      const started = Date.now();
+      const frame = await waitFor(
+        'the Results webview of the evaluation with its verdict',
+        async () => {
+          const notes = await wb.notifications();
+          if (/evaluation of .* failed/i.test(notes)) throw new Error(`the extension reported: ${notes}`);
+          return wb.frameWith('#evaluation .banner');
+        },
+        {
+          timeout: TRAINING_TIMEOUT_MS,
+          interval: 1_000,
+          describe: async () => `notifications: ${await wb.notifications()}\n  webviews: ${await wb.frameTitles()}`,
+        },
+      );
+      log(`evaluation shown ${((Date.now() - started) / 1000).toFixed(1)} s after picking the dataset`);
+
+      const runs = join(workspace.folder, '.leukemia-audit', 'runs');
+      const evaluations = readdirSync(runs)
+        .map((name) => join(runs, name))
+        .filter((dir) => existsSync(join(dir, 'run.json')))
+        .map((dir) => ({ dir, run: JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) }))
+        .filter(({ run }) => run.kind === 'evaluation');
+      assert.equal(evaluations.length, 1, 'one evaluation run folder next to the training run');
+      const { run } = evaluations[0];
+      assert.equal(run.status, 'completed');
+      assert.deepEqual(run.dataset.classes, ['all', 'hem'], 'evaluated on the true labels, not the folds');
+      assert.deepEqual(run.evaluation.outputs, ['fold_0', 'fold_1', 'fold_2'], 'output names from class_to_idx');
+      assert.equal(run.evaluation.checkpoint.head, 'head.1', "the notebook's own head was found");
+      assert.equal(run.evaluation.mapping, null);
+      assert.equal(run.evaluation.association.informative, false, 'an untrained fold model says nothing of all/hem');
+
+      const shown = await frame.evaluate(() => {
+        document.querySelector('#evaluation')?.scrollIntoView({ block: 'start' });
+        return {
+          heading: document.querySelector('.page-header h1')?.textContent ?? '',
+          verdict: document.querySelector('#evaluation .banner')?.textContent ?? '',
+        };
+      });
+      assert.match(shown.heading, /^Evaluation /, 'the results view says the run is an evaluation');
+      assert.ok(
+        shown.verdict.includes(run.evaluation.association.verdict),
+        `the banner shows run.json's verdict "${run.evaluation.association.verdict}": ${shown.verdict}`,
+      );
+      await wb.shot('evaluation-verdict');
+    },
+  );
 });

@@ -8,6 +8,28 @@ import { REPO } from './harness.mjs';
 
 export const KAGGLE_TRAINING_PATH = '/kaggle/input/leukemia-classification/C-NMC_Leukemia/training_data';
 export const NOTEBOOK = 'leukemia_resnet18.ipynb';
+/** The notebook's own model file: written by Debian's PyTorch, as the copied notebook saves it. */
+export const NOTEBOOK_CHECKPOINT = 'fold_model.pth';
+export const PYTHON = '/usr/bin/python3';
+
+// The notebook's pattern: ResNet-18 with `fc = Identity()` inside a wrapper class, its own Linear(512, 3)
+// head over the three fold folders, saved as a training checkpoint dict with `class_to_idx`.
+const NOTEBOOK_CHECKPOINT_PY = String.raw`
+import sys, torch, torchvision
+torch.manual_seed(0)
+class LeukemiaNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = torchvision.models.resnet18()
+        self.backbone.fc = torch.nn.Identity()
+        self.head = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(512, 3))
+    def forward(self, x):
+        return self.head(self.backbone(x))
+net = LeukemiaNet()
+optimizer = torch.optim.Adam(net.parameters())
+torch.save({"epoch": 3, "model_state_dict": net.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
+            "class_to_idx": {"fold_0": 0, "fold_1": 1, "fold_2": 2}}, sys.argv[1])
+`;
 /**
  * A finding on the dataset folder itself (not on a Python file), as the Problems panel's text has it: the
  * message `C-NMC_Leukemia: …`, then the source and the code on lines of their own.
@@ -62,6 +84,13 @@ export function writeWorkspace(folder, cli = join(REPO, 'dist', 'cli.js')) {
     nbformat_minor: 5,
   };
   writeFileSync(join(folder, NOTEBOOK), `${JSON.stringify(notebook, null, 1)}\n`);
+  const python = spawnSync(PYTHON, ['-c', NOTEBOOK_CHECKPOINT_PY, join(folder, NOTEBOOK_CHECKPOINT)], {
+    encoding: 'utf8',
+  });
+  if (python.status !== 0)
+    throw new Error(
+      `${PYTHON} (Debian python3-torch) could not write ${NOTEBOOK_CHECKPOINT} (exit ${python.status}): ${python.error?.message ?? ''}${python.stderr}`,
+    );
   return { folder, dataset: join(folder, 'C-NMC_Leukemia', 'training_data') };
 }
 

@@ -30,7 +30,8 @@ export function confusionSection(run: RunFile, store: Store): HTMLElement {
   );
 }
 
-function matrix({ split, name, metrics }: EvaluatedSplit, interactive: boolean, store: Store): HTMLElement {
+/** One split's matrix; `interactive` cells filter the gallery through `store`. */
+export function matrix({ split, name, metrics }: EvaluatedSplit, interactive: boolean, store: Store): HTMLElement {
   const { classes, confusionMatrix } = metrics;
   const positiveIndex = metrics.positiveClass === null ? null : classes.indexOf(metrics.positiveClass);
   const buttons: { button: HTMLButtonElement; t: number; p: number }[] = [];

@@ -1,4 +1,7 @@
-/** A run folder as the editor's run picker lists it: icon, status, dataset, labels and the headline metric. */
+/**
+ * A run folder as the editor's run picker lists it: icon, kind (training or evaluation), status, dataset,
+ * labels and the headline metric (or, for an evaluation whose outputs are not the classes, the verdict).
+ */
 import * as path from 'node:path';
 import type { RunFile } from '../run/runFile.js';
 
@@ -17,16 +20,21 @@ export function describeRun(run: RunFile, runDir: string): RunDescription {
         : run.status === 'cancelled'
           ? '$(circle-slash)'
           : '$(sync)';
-  const validation = run.metrics.validation;
-  const metric = validation
-    ? `balanced accuracy ${(validation.balancedAccuracy * 100).toFixed(1)}%, weighted F1 ${validation.weightedF1.toFixed(3)}`
-    : run.history.length > 0
-      ? `${run.history.length} epoch${run.history.length === 1 ? '' : 's'}`
-      : 'no epoch finished';
-  const warning = run.dataset.labelsAreStructural ? '$(warning) trained on structural labels — ' : '';
+  const kind = run.kind === 'evaluation' ? 'evaluation' : 'training';
+  const measured = kind === 'evaluation' ? run.metrics.test : run.metrics.validation;
+  const verdict = run.evaluation && !run.evaluation.mapping ? run.evaluation.association.verdict : undefined;
+  const metric = measured
+    ? `balanced accuracy ${(measured.balancedAccuracy * 100).toFixed(1)}%, weighted F1 ${measured.weightedF1.toFixed(3)}`
+    : (verdict ??
+      (run.history.length > 0
+        ? `${run.history.length} epoch${run.history.length === 1 ? '' : 's'}`
+        : 'no epoch finished'));
+  const warning = run.dataset.labelsAreStructural
+    ? `$(warning) ${kind === 'evaluation' ? 'evaluated' : 'trained'} on structural labels — `
+    : '';
   return {
-    label: `${icon} ${path.basename(runDir)}`,
-    description: `${run.status} · ${path.basename(run.dataset.root)} · ${run.settings.labels} (${run.dataset.classes.join('/')})`,
+    label: `${icon} ${kind === 'evaluation' ? '$(beaker) ' : ''}${path.basename(runDir)}`,
+    description: `${kind} · ${run.status} · ${path.basename(run.dataset.root)} · ${run.settings.labels} (${run.dataset.classes.join('/')})`,
     detail: `${warning}${metric} · ${new Date(run.updatedAt || run.createdAt).toLocaleString()} · ${runDir}`,
   };
 }

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import type { ShowRunMessage } from '../../protocol/results.js';
+import type { ExtensionToWebview } from '../../protocol/results.js';
 import { realPathInside } from '../confine.js';
 import { escapeHtml } from '../html.js';
 import { type RunFile } from '../run/runFile.js';
@@ -72,6 +72,16 @@ export async function buildHtmlReport(runDir: string, assets?: ReportAssets): Pr
   return { html, missingImages: missing };
 }
 
+/** Two (or more) runs side by side, drawn by the same bundle as the results view. */
+export async function buildComparisonReport(runDirs: readonly string[], assets?: ReportAssets): Promise<string> {
+  const runs = await Promise.all(runDirs.map(async (dir) => ({ runDir: resolve(dir), run: await readRunFile(dir) })));
+  return renderReportHtml(
+    { type: 'showComparison', runs },
+    assets ?? (await loadReportAssets()),
+    `${PACKAGE_NAME}: ${runs.map((c) => basename(c.runDir)).join(' vs ')}`,
+  );
+}
+
 /** Every image the view can show: the explanation PNGs, relative to the run folder. */
 export function runImagePaths(run: RunFile): string[] {
   const samples = run.explanations?.samples ?? [];
@@ -124,7 +134,7 @@ async function dataUri(root: string, path: string): Promise<string | undefined> 
 }
 
 /** The page itself; pure, so it can be tested without a run folder. */
-export function renderReportHtml(data: ShowRunMessage, assets: ReportAssets, title: string): string {
+export function renderReportHtml(data: ExtensionToWebview, assets: ReportAssets, title: string): string {
   const css = inlineCss(assets.css);
   const script = inlineScript(assets.script);
   const policy = [

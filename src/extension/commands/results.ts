@@ -9,6 +9,7 @@ import { readRunFile } from '../../core/run/runFileIo.js';
 import { allRunsFolders } from '../config.js';
 import { isDirectory } from '../files.js';
 import { log, showErrorWithLog } from '../log.js';
+import { showComparison } from '../results/comparisonPanel.js';
 import { ResultsPanel, recentRuns } from '../results/resultsPanel.js';
 
 export async function openResultsCommand(context: vscode.ExtensionContext, target?: unknown): Promise<void> {
@@ -66,6 +67,27 @@ export async function exportReportCommand(
   }
 }
 
+/** Compare Runs…: two runs from history (or the two given), side by side. */
+export async function compareRunsCommand(context: vscode.ExtensionContext, ...targets: unknown[]): Promise<void> {
+  // From the Explorer with two run.json selected: (clicked, [all selected]).
+  const given = (Array.isArray(targets[1]) ? targets[1] : targets).filter(
+    (t): t is vscode.Uri | string => t instanceof vscode.Uri || (typeof t === 'string' && t !== ''),
+  );
+  const runDirs: string[] = [];
+  for (const target of given.slice(0, 2)) runDirs.push((await pickRun(context, 'Compare Runs', target))!);
+  while (runDirs.length < 2) {
+    const picked = await pickRun(context, `Compare Runs (${runDirs.length + 1} of 2)`);
+    if (!picked) return;
+    runDirs.push(picked);
+  }
+  try {
+    const runs = await Promise.all(runDirs.map(async (runDir) => ({ runDir, run: await readRunFile(runDir) })));
+    showComparison(context, runs);
+  } catch (error) {
+    await showErrorWithLog(`Cannot compare ${runDirs.join(' and ')}: ${(error as Error).message}`);
+  }
+}
+
 interface KnownRun {
   runDir: string;
   run: RunFile;
@@ -89,8 +111,8 @@ async function pickRun(
     title: purpose,
     placeHolder:
       runs.length > 0
-        ? 'Training runs, newest first'
-        : `No training runs found in ${allRunsFolders().join(', ') || 'the workspace'}`,
+        ? 'Training and evaluation runs, newest first'
+        : `No runs found in ${allRunsFolders().join(', ') || 'the workspace'}`,
     matchOnDescription: true,
     matchOnDetail: true,
   });

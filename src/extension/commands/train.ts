@@ -17,24 +17,17 @@ import type { TrainingController } from '../training/trainingController.js';
 import type { AuditCache } from '../workspace/auditCache.js';
 import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
 import { pickDataset } from './datasetPicker.js';
+import { requireTrust } from './trust.js';
 
 export async function trainCommand(
   deps: { datasets: WorkspaceDatasets; audits: AuditCache; training: TrainingController },
   target?: unknown,
 ): Promise<void> {
-  if (!vscode.workspace.isTrusted) {
-    const choice = await vscode.window.showWarningMessage(
-      'Training needs a trusted workspace.',
-      {
-        modal: true,
-        detail:
-          'Training starts a separate process that reads every image of the dataset and writes model files into the workspace, with settings this workspace can change. Auditing labels works without trust.',
-      },
-      'Manage Workspace Trust',
-    );
-    if (choice === 'Manage Workspace Trust') await vscode.commands.executeCommand('workbench.trust.manage');
-    return;
-  }
+  const trusted = await requireTrust(
+    'Training',
+    'Training starts a separate process that reads every image of the dataset and writes model files into the workspace, with settings this workspace can change. Auditing labels works without trust.',
+  );
+  if (!trusted) return;
   if (deps.training.isTraining) {
     const choice = await vscode.window.showInformationMessage(
       'A training run is already in progress.',

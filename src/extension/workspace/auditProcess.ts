@@ -5,7 +5,7 @@
 import type { AuditReport } from '../../core/audit/audit.js';
 import type { AuditPhase } from '../../core/audit/runAudit.js';
 import { parseAuditMessage, type AuditCommand, type AuditRequest } from '../../protocol/audit.js';
-import { forkNode, forwardLines, watchHeartbeat } from '../childProcess.js';
+import { collectOutput, forkNode, watchHeartbeat } from '../childProcess.js';
 
 export interface AuditHooks {
   onProgress?(phase: AuditPhase, done: number, total?: number): void;
@@ -30,14 +30,7 @@ export function runAuditProcess(
     watchHeartbeat(child, hooks.stallSeconds ?? 120, (what) => {
       failure = `the audit process stopped responding (${what}) and was killed`;
     });
-    const recent: string[] = [];
-    const output = (line: string) => {
-      recent.push(line);
-      if (recent.length > 3) recent.shift();
-      hooks.onOutput?.(line);
-    };
-    forwardLines(child.stdout, output);
-    forwardLines(child.stderr, output);
+    const { output, last } = collectOutput(child, hooks.onOutput);
     const abort = () => child.kill();
     hooks.signal?.addEventListener('abort', abort, { once: true });
     child.on('message', (raw: unknown) => {
@@ -71,7 +64,7 @@ export function runAuditProcess(
       reject(
         new Error(
           failure ??
-            (recent.join(' ') ||
+            (last() ||
               `the audit process ${signal ? `was stopped by ${signal}` : `exited with code ${code}`} without a report`),
         ),
       );

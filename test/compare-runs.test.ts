@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { outputMappings } from '../src/core/editor/outputMappings.js';
+import type { OutputAssociation } from '../src/core/evaluate/association.js';
+import { comparisonRows, formatComparison, headlineMetrics, type ComparedRun } from '../src/core/run/compare.js';
+import type { RunFile } from '../src/core/run/runFile.js';
+import { isTrainerCommand, parseTrainerMessage } from '../src/protocol/trainer.js';
+
+test('outputMappings lists every one-to-one mapping, best agreement first', () => {
+  const association = {
+    outputs: ['a', 'b'],
+    classes: ['hem', 'all'],
+    table: [
+      [2, 8],
+      [9, 1],
+    ],
+    n: 20,
+  } as OutputAssociation;
+  const mappings = outputMappings(association);
+  assert.equal(mappings.length, 2);
+  assert.deepEqual(mappings[0].classMap, { a: 'all', b: 'hem' });
+  assert.equal(mappings[0].agreement, 17 / 20);
+  assert.equal(mappings[0].label, 'a → all, b → hem');
+  assert.equal(mappings[1].agreement, 3 / 20);
+  assert.equal(outputMappings({ ...association, outputs: ['x', 'y', 'z'] }).length, 0, 'counts differ: no mapping');
+  const three = outputMappings({
+    ...association,
+    outputs: ['0', '1', '2'],
+    classes: ['a', 'b', 'c'],
+    table: [
+      [0, 0, 5],
+      [5, 0, 0],
+      [0, 5, 0],
+    ],
+    n: 15,
+  });
+  assert.equal(three.length, 6);
+  assert.deepEqual(three[0].classMap, { '0': 'c', '1': 'a', '2': 'b' });
+  assert.equal(three[0].agreement, 1);
+});
+
+function run(kind: 'training' | 'evaluation', structural: boolean, balanced: number | null): RunFile {
+  const metrics =
+    balanced === null
+      ? undefined
+      : { accuracy: balanced, balancedAccuracy: balanced, weightedF1: balanced, rocAuc: null, sampleCount: 10 };
+  return {
+    kind,
+    status: 'completed',
+    settings: { labels: structural ? 'folder:1' : 'folder:2' },
+    dataset: {
+      root: '/data/training_data',
+      classes: structural ? ['fold_0', 'fold_1', 'fold_2'] : ['all', 'hem'],
+      labelsAreStructural: structural,
+      spec: { labelSources: [{ kind: 'folder', depth: structural ? 1 : 2 }] },
+    },
+    metrics: kind === 'evaluation' ? { test: metrics } : { validation: metrics },
+  } as unknown as RunFile;
+}
+
+test('comparisonRows puts the fold model next to the all/hem model and flags what differs', () => {
+  const runs: ComparedRun[] = [
+    { runDir: '/runs/run-folds', run: run('training', true, 0.9) },
+    { runDir: '/runs/run-allhem', run: run('evaluation', false, 0.7) },
+  ];
+  const rows = new Map(comparisonRows(runs).map((r) => [r.label, r]));
+  assert.deepEqual(rows.get('kind')!.values, ['training', 'evaluation']);
+  assert.deepEqual(rows.get('structural labels')!.values, ['yes — folds, splits or batches', 'no']);
+  assert.equal(rows.get('structural labels')!.differs, true);
+  assert.equal(rows.get('label source')!.values[0], 'folder:1 → folder level 1');
+  assert.deepEqual(rows.get('balanced accuracy')!.values, ['0.900', '0.700']);
+  assert.deepEqual(rows.get('judged on')!.values, ['validation (10 images)', 'test (10 images)']);
+  assert.equal(rows.get('kind')!.differs, false, 'kind is not a difference that is flagged');
+  assert.equal(headlineMetrics(run('evaluation', false, null)), null);
+  const text = formatComparison(runs);
+  assert.match(text.split('\n')[0], /run-folds\s+run-allhem/);
+  assert.match(text, /\* structural labels\s+yes/);
+});
+
+test('the trainer protocol carries an evaluate request and its progress, field by field', () => {
+  const request = { dataset: '/d', weights: '/m.pth', out: '/r', classMap: { fold_0: 'all' } };
+  assert.equal(isTrainerCommand({ type: 'evaluate', request }), true);
+  assert.equal(isTrainerCommand({ type: 'evaluate', request: { ...request, out: 3 } }), false);
+  assert.equal(isTrainerCommand({ type: 'evaluate', request: { ...request, classMap: { a: 1 } } }), false);
+  assert.deepEqual(parseTrainerMessage({ type: 'evaluation-progress', phase: 'predict', done: 1, total: 2 }), {
+    type: 'evaluation-progress',
+    phase: 'predict',
+    done: 1,
+    total: 2,
+  });
+  assert.equal(parseTrainerMessage({ type: 'evaluation-progress', phase: 'train', done: 1, total: 2 }), undefined);
+  assert.equal(parseTrainerMessage({ type: 'evaluated', run: {} }), undefined, 'no runDir');
+});
