@@ -19,9 +19,10 @@ import { TORCH_PLAN_FILE, TORCH_PREDICTIONS_FILE } from '../src/core/torch/plan.
 import { readSafetensors } from '../src/core/weights/safetensors.js';
 import { TrainingCancelled } from '../src/core/train/engine.js';
 import type { TrainEvent } from '../src/core/train/events.js';
-import { DEFAULT_SETTINGS, type TrainSettings } from '../src/core/train/settings.js';
+import type { TrainSettings } from '../src/core/train/settings.js';
 import { trainRun } from '../src/core/train/train.js';
 import type { TrainerMessage } from '../src/protocol/trainer.js';
+import { tinySettings } from './helpers/tinyRun.js';
 import { ensureBuilt } from './helpers/build.js';
 import { PYTHON, SAFETENSORS_PY, runPython } from './helpers/python.js';
 import { torchForTests } from './helpers/torch.js';
@@ -43,20 +44,14 @@ before(async () => {
 after(() => rm(work, { recursive: true, force: true }));
 
 function settings(out: string, overrides: Partial<TrainSettings> = {}): TrainSettings {
-  return {
-    ...DEFAULT_SETTINGS,
-    dataset,
-    out,
-    labels: 'folder:2',
-    imageSize: 32,
+  return tinySettings(dataset, out, {
     batchSize: 16,
     epochs: 2,
-    patience: 0,
     backend: 'torch',
     python: PYTHON,
     device: 'cpu',
     ...overrides,
-  };
+  });
 }
 
 /** A fake interpreter: answers the probe as a working torch would, then does `onTrain` (shell) when run on a plan. */
