@@ -116,6 +116,15 @@ export class Workbench {
       .click();
   }
 
+  /** Right-clicks the Explorer item `name` and chooses `action` from its context menu. */
+  async explorerAction(name, action) {
+    await this.closeQuickInput();
+    await this.page.getByRole('treeitem', { name }).click({ button: 'right' });
+    const item = this.page.locator('.context-view .action-item').filter({ hasText: action }).first();
+    await waitFor(`the Explorer context menu of ${name} to offer ${action}`, () => item.isVisible());
+    await item.click();
+  }
+
   dialog() {
     return this.page.locator('.monaco-dialog-box');
   }

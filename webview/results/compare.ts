@@ -6,6 +6,7 @@
 import { comparisonRows, headlineMetrics, type ComparedRun } from '../../src/core/run/compare.js';
 import { matrix } from './confusion.js';
 import { h, notAvailable, section } from './dom.js';
+import { badge } from './elements.js';
 import { DEFAULT_STATE, Store } from './state.js';
 
 export function renderComparison(root: HTMLElement, runs: readonly ComparedRun[]): void {
@@ -22,7 +23,7 @@ export function renderComparison(root: HTMLElement, runs: readonly ComparedRun[]
         h(
           'tr',
           { class: r.differs ? 'differs' : '' },
-          h('th', { scope: 'row' }, r.label, r.differs ? h('span', { class: 'badge badge-fail' }, ' differs') : null),
+          h('th', { scope: 'row' }, r.label, r.differs ? badge('differs', 'warning') : null),
           ...r.values.map((v) => h('td', {}, v)),
         ),
       ),
