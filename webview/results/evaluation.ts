@@ -48,7 +48,7 @@ export function evaluationSection(run: RunFile): HTMLElement {
       h('strong', {}, `Verdict: ${a.verdict}.`),
     ),
     h('dl', { class: 'summary' }, ...recognised.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)])),
-    contingency(a),
+    contingencyTable(a),
     h(
       'p',
       { class: 'hint' },
@@ -62,11 +62,19 @@ export function evaluationSection(run: RunFile): HTMLElement {
   );
 }
 
-function contingency(a: NonNullable<RunFile['evaluation']>['association']): HTMLElement {
+/**
+ * The model output × true label table, with Cramér's V in its caption: the Evaluation section and Compare
+ * Runs (for an evaluation whose outputs are not the classes, which has no confusion matrix) both draw it.
+ */
+export function contingencyTable(a: NonNullable<RunFile['evaluation']>['association']): HTMLElement {
   return h(
     'table',
     { class: 'grid contingency' },
-    h('caption', {}, 'Model output (rows) × true label (columns), images'),
+    h(
+      'caption',
+      {},
+      `Model output (rows) × true label (columns), ${count(a.n)} images · Cramér\u2019s V ${fixed(a.cramersV, 2)}`,
+    ),
     h(
       'thead',
       {},

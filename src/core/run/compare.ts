@@ -58,7 +58,12 @@ export function comparisonRows(runs: readonly ComparedRun[]): ComparisonRow[] {
     row('verdict', (c) => c.run.evaluation?.association.verdict ?? '—'),
     row('judged on', (c) => {
       const headline = headlineMetrics(c.run);
-      return headline ? `${headline.split} (${headline.metrics.sampleCount} images)` : 'no metrics';
+      if (headline) return `${headline.split} (${headline.metrics.sampleCount} images)`;
+      const association = c.run.evaluation?.association;
+      // Outputs that are not the classes: judged by how much they say about the labels, not by accuracy.
+      return association
+        ? `output × label table (${association.n} images, Cramér's V ${association.cramersV.toFixed(2)})`
+        : 'no metrics';
     }),
     row(
       'accuracy',
