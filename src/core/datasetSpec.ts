@@ -67,6 +67,11 @@ export function pathParts(path: string): { folders: string[]; fileName: string }
   return { folders: slash < 0 ? [] : path.slice(0, slash).split('/'), fileName: path.slice(slash + 1) };
 }
 
+/** The file name of a relative path (what follows its last slash). */
+export function fileNameOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
 export function fileStem(fileName: string): string {
   const dot = fileName.lastIndexOf('.');
   return dot > 0 ? fileName.slice(0, dot) : fileName;
