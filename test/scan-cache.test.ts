@@ -2,12 +2,12 @@
 // phase on worker threads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { hashImages } from '../src/core/audit/pixels.js';
 import { auditDataset } from '../src/core/audit/runAudit.js';
-import { ScanCache } from '../src/core/audit/scanCache.js';
+import { ScanCache, STALE_CACHE_MS } from '../src/core/audit/scanCache.js';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
 import { scanDataset } from '../src/core/audit/scan.js';
 import type { RawImage } from '../src/core/types.js';
@@ -156,4 +156,25 @@ test('the near-duplicate search is remembered, and a re-audit after an edit find
   assert.equal(after, nearPairs(await fresh()));
   assert.match(after, /brighter_5/);
   assert.doesNotMatch(after, /brighter_2/);
+});
+
+test('a save deletes other datasets’ cache files unused for 60 days, and nothing else', async (t) => {
+  const root = await dataset(t, 2);
+  const cacheDir = await tempDir(t, 'leukemia-audit-cache-');
+  const old = new Date(Date.now() - STALE_CACHE_MS - 24 * 3600 * 1000);
+  const stale = path.join(cacheDir, `scan-${'a'.repeat(24)}.bin`);
+  const recent = path.join(cacheDir, `scan-${'b'.repeat(24)}.bin`);
+  const other = path.join(cacheDir, 'notes.txt');
+  for (const file of [stale, recent, other]) await writeFile(file, 'x');
+  await utimes(stale, old, old);
+  await utimes(other, old, old);
+  await auditDataset(root, { cacheDir });
+  const left = await readdir(cacheDir);
+  assert.ok(!left.includes(path.basename(stale)), 'the stale cache is gone');
+  assert.ok(left.includes(path.basename(recent)) && left.includes('notes.txt'), 'recent caches and other files stay');
+  // Its own cache, used but unchanged (not saved again), has its time refreshed by the use.
+  const own = left.find((name) => name.startsWith('scan-') && name !== path.basename(recent))!;
+  await utimes(path.join(cacheDir, own), old, old);
+  await auditDataset(root, { cacheDir });
+  assert.ok((await stat(path.join(cacheDir, own))).mtimeMs > Date.now() - 60_000);
 });

@@ -12,9 +12,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, rm, stat, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../fsAtomic.js';
 import { THUMBNAIL_SIDE, type ImageDigest } from '../image/hash.js';
 import type { ImageFormat, ImageHeader } from '../types.js';
@@ -26,6 +26,11 @@ const FORMAT_VERSION = 3;
 const FEATURE_BYTES = THUMBNAIL_SIDE * THUMBNAIL_SIDE;
 const DIGEST_BYTES = 2 * FEATURE_BYTES;
 const MAX_CACHE_FILE_BYTES = 1024 ** 3;
+/**
+ * A dataset's cache file not used for this long is deleted by the next save of another one: datasets get moved,
+ * renamed and deleted, and each cache of 15,000 images is about 30 MB. A use refreshes the file's time.
+ */
+export const STALE_CACHE_MS = 60 * 24 * 3600 * 1000;
 const FORMATS: readonly ImageFormat[] = ['bmp', 'png', 'jpeg', 'tiff', 'webp'];
 
 /** What identifies one version of a file's content without reading it. */
@@ -97,6 +102,8 @@ export class ScanCache {
     }
     try {
       const { entries, nearDuplicates } = decode(bytes, realRoot);
+      const now = new Date();
+      await utimes(file, now, now).catch(() => undefined); // in use, so not stale (STALE_CACHE_MS)
       return new ScanCache(file, realRoot, entries, undefined, nearDuplicates);
     } catch (error) {
       return new ScanCache(file, realRoot, new Map(), (error as Error).message);
@@ -149,6 +156,18 @@ export class ScanCache {
     if (!this.changed && this.current.size === this.previous.size) return;
     await writeFileAtomic(this.file, encode(this.current, this.root, this.nearDuplicateMemo), { durable: false });
     this.changed = false;
+    await removeStaleCaches(dirname(this.file), this.file);
+  }
+}
+
+/** Deletes the other datasets' cache files in `dir` not used for `STALE_CACHE_MS`; never fails the save. */
+export async function removeStaleCaches(dir: string, keep: string, now = Date.now()): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const file = join(dir, name);
+    if (!/^scan-[0-9a-f]{24}\.bin$/.test(name) || file === keep) continue;
+    const stats = await stat(file).catch(() => undefined);
+    if (stats && now - stats.mtimeMs > STALE_CACHE_MS) await rm(file, { force: true }).catch(() => undefined);
   }
 }
 
