@@ -82,6 +82,12 @@ test('comparisonRows puts the fold model next to the all/hem model and flags wha
   assert.deepEqual(rows.get('judged on')!.values, ['validation (10 images)', 'test (10 images)']);
   assert.equal(rows.get('kind')!.differs, false, 'kind is not a difference that is flagged');
   assert.equal(headlineMetrics(run('evaluation', false, null)), null);
+  // `auto` that resolved to the same folder level as `folder:2` is the same labels: shown, not flagged.
+  const auto = run('evaluation', false, 0.7);
+  auto.settings.labels = 'auto';
+  const same = new Map(comparisonRows([runs[1], { runDir: '/runs/eval-auto', run: auto }]).map((r) => [r.label, r]));
+  assert.deepEqual(same.get('label source')!.values, ['folder:2 → folder level 2', 'auto → folder level 2']);
+  assert.equal(same.get('label source')!.differs, false);
   const text = formatComparison(runs);
   assert.match(text.split('\n')[0], /run-folds\s+run-allhem/);
   assert.match(text, /\* structural labels\s+yes/);
