@@ -215,6 +215,13 @@ describe('Compare Runs… and the output-mapping pick of Evaluate (code-server +
       assert.equal(run.evaluation.mappedBy, 'class-map');
       assert.deepEqual(run.metrics.test.classes, ['all', 'hem']);
 
+      const recognised = await frame.evaluate(
+        () => document.querySelector('#evaluation dl.summary')?.textContent ?? '',
+      );
+      assert.ok(
+        recognised.includes('blast → all, normal → hem (as chosen: --class-map, or the pick in the editor)'),
+        `the Evaluation section says how the outputs were mapped: ${recognised}`,
+      );
       const shown = await frame.evaluate(() => {
         document.querySelector('#confusion')?.scrollIntoView({ block: 'start' });
         const table = document.querySelector('#confusion table.confusion');

@@ -29,7 +29,7 @@ export function evaluationSection(run: RunFile): HTMLElement {
     [
       'Outputs as classes',
       evaluation.mapping
-        ? `${evaluation.outputs.map((o, i) => `${o} → ${run.dataset.classes[evaluation.mapping![i]]}`).join(', ')} (by ${evaluation.mappedBy === 'names' ? 'name' : '--class-map'})`
+        ? `${evaluation.outputs.map((o, i) => `${o} → ${run.dataset.classes[evaluation.mapping![i]]}`).join(', ')} (${evaluation.mappedBy === 'names' ? 'by name' : 'as chosen: --class-map, or the pick in the editor'})`
         : 'not the dataset\u2019s classes: no accuracy, only the association below',
     ],
     ['Labels', evaluation.labels === 'auto' ? 'the audit\u2019s recommendation' : evaluation.labels],
