@@ -52,7 +52,7 @@ export function evaluationSection(run: RunFile): HTMLElement {
     h(
       'p',
       { class: 'hint' },
-      `χ² ${fixed(a.chiSquare, 1)} with ${a.degreesOfFreedom} degrees of freedom; Cramér\u2019s V ${fixed(a.cramersV, 3)} ` +
+      `χ² ${fixed(a.chiSquare, 1)} with ${a.degreesOfFreedom} degree${a.degreesOfFreedom === 1 ? '' : 's'} of freedom; Cramér\u2019s V ${fixed(a.cramersV, 3)} ` +
         `(0 = the output says nothing about the label, 1 = it determines it); mutual information ` +
         `${fixed(a.mutualInformationBits, 4)} of the label\u2019s ${fixed(a.labelEntropyBits, 4)} bits.`,
     ),
