@@ -32,13 +32,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Worker } from 'node:worker_threads';
 import type { Batch } from '../data/batches.js';
 import { forward, resnet18ParamSpecs, type ResNet18Params } from '../model/resnet18.js';
-import {
-  accumulatedGradient,
-  evenBounds,
-  microBatchSize,
-  MIN_MICRO_BATCH,
-  type ShardResult,
-} from './accumulation.js';
+import { accumulatedGradient, evenBounds, microBatchSize, MIN_MICRO_BATCH, type ShardResult } from './accumulation.js';
 import type { Optimizer } from './optimizers.js';
 import { startWorker } from '../worker.js';
 

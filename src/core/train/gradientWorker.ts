@@ -8,13 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { selectBackend } from '../engine/backend.js';
 import { createResNet18 } from '../model/resnet18.js';
 import { accumulatedGradient } from './accumulation.js';
-import {
-  inferLogits,
-  stateLayout,
-  type FromWorker,
-  type ToWorker,
-  type WorkerInit,
-} from './dataParallel.js';
+import { inferLogits, stateLayout, type FromWorker, type ToWorker, type WorkerInit } from './dataParallel.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
