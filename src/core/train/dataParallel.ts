@@ -224,9 +224,8 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
   const layout = stateLayout(numClasses);
   const stateBuffer = new SharedArrayBuffer(layout.length * Float32Array.BYTES_PER_ELEMENT);
   const state = new Float32Array(stateBuffer);
+  /** The main thread's gradient, and after each step's reduce the whole batch's, in place: 45 MB, allocated once. */
   const mainOut = new Float32Array(layout.length);
-  /** The summed gradient, reused every step rather than 45 MB of fresh arrays for the collector. */
-  const summed = new Float32Array(layout.length);
   const threads = Array.from(
     { length: workers - 1 },
     () => new GradientWorker({ ...options, microBatch }, stateBuffer, layout),
@@ -336,7 +335,7 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         own,
         ...settled.map((result) => (result as PromiseFulfilledResult<FromWorker>).value as ShardResult),
       ];
-      const outs = [mainOut, ...threads.slice(0, bounds.length - 1).map((thread) => thread.out)];
+      const workerOuts = threads.slice(0, bounds.length - 1).map((thread) => thread.out);
 
       const totalWeight = results.reduce((sum, r) => sum + r.weightSum, 0);
       const gradients = new Map<string, tf.Tensor>();
@@ -344,11 +343,11 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         const { offset, size } = layout.byName.get(name)!;
         // One pass over ~11 M floats per step: this loop is on the serial path, between the shards and the update.
         for (let i = offset; i < offset + size; i++) {
-          let total = 0;
-          for (const out of outs) total += out[i];
-          summed[i] = total / totalWeight;
+          let total = mainOut[i];
+          for (const out of workerOuts) total += out[i];
+          mainOut[i] = total / totalWeight;
         }
-        gradients.set(name, tf.tensor(summed.subarray(offset, offset + size), variable.shape));
+        gradients.set(name, tf.tensor(mainOut.subarray(offset, offset + size), variable.shape));
       }
       lap('reduce');
       optimizer.step(trainable, gradients, learningRate);
@@ -363,7 +362,7 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
             (value) => (value * (bounds[0][1] - bounds[0][0])) / n,
           );
           bounds.slice(1).forEach(([start, end], k) => {
-            const out = outs[k + 1];
+            const out = workerOuts[k];
             for (let i = 0; i < entry.size; i++) averaged[i] += (out[entry.offset + i] * (end - start)) / n;
           });
           tf.tidy(() => variable.assign(tf.tensor(averaged, variable.shape)));
