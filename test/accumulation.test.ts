@@ -145,7 +145,7 @@ test('the automatic micro-batch shrinks with the image size and the threads, and
     let previous = Infinity;
     for (const size of [32, 64, 128, 224, 320, 448]) {
       const micro = microBatchSize(size, threads);
-      assert.ok(micro >= 2 && micro <= previous, `${size} px, ${threads} threads: ${micro}`);
+      assert.ok(micro >= 3 && micro <= previous, `${size} px, ${threads} threads: ${micro}`);
       previous = micro;
     }
   }

@@ -9,7 +9,7 @@
  * gradient back by its weight sum and dividing the total by the whole batch's weight sum gives the gradient
  * of the whole batch's loss, up to float rounding — except that BatchNorm normalises each micro-batch with
  * that micro-batch's own statistics, which is what gradient accumulation does in PyTorch too. Small
- * micro-batches make those statistics noisier, hence the floor of MIN_MICRO_BATCH.
+ * micro-batches make those statistics noisier, hence the floor of MIN_MICRO_BATCH on the automatic choice.
  *
  * Running BatchNorm statistics: every micro-batch starts from the step's running mean/variance, and the
  * shard ends with their average weighted by micro-batch size, as the data-parallel shards are combined
@@ -37,31 +37,51 @@ const STEP_FIXED_BYTES = 5 * 45e6;
  * two threads under 2 GB of RSS (issue 12) with micro-batches of 8, and leaves room on a laptop.
  */
 const PROCESS_STEP_BUDGET_BYTES = 1.5e9;
-/** BatchNorm statistics of fewer images are too noisy (and of one image, undefined in some layers). */
-export const MIN_MICRO_BATCH = 2;
+/** A training-mode BatchNorm needs two images (one image's 1×1 layer4 map has no variance). */
+export const MIN_BATCH_NORM_IMAGES = 2;
+/**
+ * The automatic micro-batch never goes below this, even past the budget: BatchNorm statistics of fewer
+ * images are noisy enough to hurt training (Wu & He, Group Normalization, 2018: ResNet-50 error rises
+ * steeply below 4–8 images per BatchNorm batch). At 224 px on two threads this floor, not the budget, decides.
+ */
+export const MIN_MICRO_BATCH = 4;
+
+/** The share of the wasm heap a step may plan for: the estimate is not the allocator's exact peak. */
+const HEAP_HEADROOM = 0.9;
 
 /**
- * The largest micro-batch whose step fits the working-set budget of one of `threads` threads at `imageSize`,
- * at least MIN_MICRO_BATCH; throws when even that outgrows the wasm heap.
+ * The micro-batch for one of `threads` threads at `imageSize`: the largest whose step fits the process's
+ * working-set budget, but at least MIN_MICRO_BATCH as long as that fits the wasm heap; throws when not even
+ * MIN_BATCH_NORM_IMAGES images fit.
  */
 export function microBatchSize(imageSize: number, threads: number): number {
   const perImage = STEP_BYTES_PER_IMAGE_PIXEL * imageSize * imageSize;
-  const budget = Math.min(PROCESS_STEP_BUDGET_BYTES / threads, WASM_HEAP_LIMIT_BYTES) - STEP_FIXED_BYTES;
-  const fitting = Math.floor(budget / perImage);
-  if (fitting >= MIN_MICRO_BATCH) return fitting;
-  if (STEP_FIXED_BYTES + MIN_MICRO_BATCH * perImage > WASM_HEAP_LIMIT_BYTES)
+  const fitting = (bytes: number) => Math.floor((bytes - STEP_FIXED_BYTES) / perImage);
+  const heapFit = fitting(HEAP_HEADROOM * WASM_HEAP_LIMIT_BYTES);
+  const choice = Math.min(heapFit, Math.max(MIN_MICRO_BATCH, fitting(PROCESS_STEP_BUDGET_BYTES / threads)));
+  if (choice < MIN_BATCH_NORM_IMAGES)
     throw new RangeError(
-      `--image-size ${imageSize} is too large for the wasm engine: a training step on ${MIN_MICRO_BATCH} images needs about ` +
-        `${((STEP_FIXED_BYTES + MIN_MICRO_BATCH * perImage) / 2 ** 30).toFixed(1)} GiB, over its 4 GiB heap`,
+      `--image-size ${imageSize} is too large for the wasm engine: a training step on ${MIN_BATCH_NORM_IMAGES} images ` +
+        `needs about ${((STEP_FIXED_BYTES + MIN_BATCH_NORM_IMAGES * perImage) / 2 ** 30).toFixed(1)} GiB, over its 4 GiB heap`,
     );
-  return MIN_MICRO_BATCH;
+  return choice;
+}
+
+/** Peak tensor bytes of an eval-mode forward pass per input pixel of each image (measured 1.16 kB on wasm). */
+const INFERENCE_BYTES_PER_IMAGE_PIXEL = 1200;
+/** Per thread: evaluation runs after the training step, so its working set need not add to the step's. */
+const INFERENCE_BUDGET_BYTES = 400e6;
+
+/** Images one eval-mode forward pass takes at once (at least one): 20 at 128 px, 6 at 224 px. */
+export function inferenceBatchSize(imageSize: number): number {
+  return Math.max(1, Math.floor(INFERENCE_BUDGET_BYTES / (INFERENCE_BYTES_PER_IMAGE_PIXEL * imageSize * imageSize)));
 }
 
 /**
  * `n` examples as contiguous parts of near-equal size, as few as allow at most `largest` each, and never
  * fewer than `smallest` each (when `n` allows two parts at all).
  */
-export function partBounds(n: number, largest: number, smallest = MIN_MICRO_BATCH): [number, number][] {
+export function partBounds(n: number, largest: number, smallest = MIN_BATCH_NORM_IMAGES): [number, number][] {
   return evenBounds(n, Math.max(1, Math.min(Math.ceil(n / Math.max(1, largest)), Math.floor(n / smallest))));
 }
 
