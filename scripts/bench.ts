@@ -8,7 +8,9 @@
  *   npm run -s bench -- --json             # figures as JSON on stdout (progress on stderr; -s keeps npm's banner off stdout)
  *
  * Each of our figures comes from a fresh child process, so one measurement's heap growth cannot slow the
- * next, and the training child at 128 px, batch 32 reports its own peak RSS: the memory a real run needs.
+ * next, and the training children at 128 px, batch 32 report their own peak RSS, on one core and on every
+ * core (the data-parallel threads, a real run's default there): the memory a real run needs. Training
+ * steps go through the trainer's own choice of gradient accumulation (tfjsEngine's accumulatedMicroBatch).
  * PyTorch (Debian's /usr/bin/python3 with torch and torchvision) measures each shape right after ours,
  * never at the same time, twice: with one thread per core, as upstream PyTorch would, and with one
  * thread, because our wasm engine computes on one core. The machine may be shared, so the load average
@@ -28,14 +30,10 @@ import { createOptimizer } from '../src/core/train/optimizers.js';
 import { createDataParallelTrainer, inferLogits, type StepTimings } from '../src/core/train/dataParallel.js';
 import type { Optimizer } from '../src/core/train/optimizers.js';
 import { trainStep } from '../src/core/train/step.js';
+import { accumulatedMicroBatch } from '../src/core/train/tfjsEngine.js';
 
 const NUM_CLASSES = 2;
 const TRAIN_BATCH = 32;
-/**
- * wasm memory is a 32-bit address space: a 224 px training step at batch 32 outgrows its 4 GB and aborts,
- * while batch 16 peaks at about 3.8 GB. The table marks the smaller batch.
- */
-const WASM_TRAIN_BATCH_BY_SIZE: Readonly<Record<number, number>> = { 224: 16 };
 const INFERENCE_BATCH = 32;
 const DEFAULT_SIZES = [64, 128, 224];
 const RSS_SIZE = 128;
@@ -81,6 +79,8 @@ interface ChildResult extends Throughput {
   phases?: Record<string, number>;
   /** Training: images/s of the data path alone (cache read, augmentation, normalisation), one core. */
   dataPathImagesPerSecond?: number;
+  /** Training: the micro-batch of gradient accumulation, as the trainer chooses it; absent = none. */
+  microBatch?: number;
 }
 
 /** Kernel groups of a training step; every kernel not named here counts as element-wise. */
@@ -235,26 +235,48 @@ async function runChild(job: Job): Promise<ChildResult> {
   const batch = syntheticBatch(job.batch, job.size);
   let step: () => unknown;
   let dispose = async () => {};
-  let profile: () => Promise<Pick<ChildResult, 'kernels' | 'phases' | 'dataPathImagesPerSecond'>> = async () => ({});
+  let profile: () => Promise<
+    Pick<ChildResult, 'kernels' | 'phases' | 'dataPathImagesPerSecond' | 'microBatch'>
+  > = async () => ({});
   if (job.kind === 'train') {
     // Exactly what the trainer does per batch: full fine-tuning with Adam and unit class weights.
     const optimizer = createOptimizer('adam');
     const trainable = trainableByName(params, 'full');
     const weights = new Array<number>(NUM_CLASSES).fill(1);
-    if ((job.ways ?? 1) > 1) {
-      const parallel = createDataParallelTrainer({ numClasses: NUM_CLASSES, imageSize: job.size, workers: job.ways! });
+    const ways = job.ways ?? 1;
+    // The trainer's choice (tfjsEngine): split over cores, and into micro-batches when a part outgrows the budget.
+    const microBatch = accumulatedMicroBatch(
+      { strategy: 'full', imageSize: job.size, batchSize: job.batch },
+      backend.name,
+      ways,
+    );
+    // One core: the kernels of one trainStep on what the trainer computes at once (a micro-batch when it
+    // accumulates), and the data path.
+    const profiled = microBatch ? syntheticBatch(microBatch, job.size) : batch;
+    const profileOneCore = async () => ({
+      kernels: await profileStep(
+        (timed) => trainStep(params, trainable, timed, profiled, job.size, NUM_CLASSES, weights, LEARNING_RATE),
+        optimizer,
+      ),
+      dataPathImagesPerSecond: await measureDataPath(job.size, job.batch),
+    });
+    if (ways > 1 || microBatch) {
+      const parallel = createDataParallelTrainer({
+        numClasses: NUM_CLASSES,
+        imageSize: job.size,
+        workers: ways,
+        microBatch,
+      });
       step = () => parallel.step(params, trainable, optimizer, batch, weights, LEARNING_RATE);
       dispose = () => parallel.dispose();
-      profile = async () => ({ phases: perStep(parallel.timings) });
+      profile = async () => ({
+        phases: perStep(parallel.timings),
+        microBatch,
+        ...(ways === 1 ? await profileOneCore() : {}),
+      });
     } else {
       step = () => trainStep(params, trainable, optimizer, batch, job.size, NUM_CLASSES, weights, LEARNING_RATE);
-      profile = async () => ({
-        kernels: await profileStep(
-          (timed) => trainStep(params, trainable, timed, batch, job.size, NUM_CLASSES, weights, LEARNING_RATE),
-          optimizer,
-        ),
-        dataPathImagesPerSecond: await measureDataPath(job.size, job.batch),
-      });
+      profile = profileOneCore;
     }
   } else if ((job.ways ?? 1) > 1) {
     // The trainer's evaluation with the data-parallel threads: the batch split over every core.
@@ -434,10 +456,6 @@ function parseOptions(argv: string[]): Options {
   return options;
 }
 
-function trainBatchFor(size: number, backend: BackendReport): number {
-  return (backend.name === 'wasm' ? WASM_TRAIN_BATCH_BY_SIZE[size] : undefined) ?? TRAIN_BATCH;
-}
-
 function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
   const line = (cells: string[]) =>
@@ -453,6 +471,8 @@ interface Report {
   /** Each job with our figure and PyTorch's, in table order. */
   figures: (Job & { ours: ChildResult; torch: TorchResult[]; oursOnAllCores?: ChildResult })[];
   rss: ChildResult;
+  /** The same on every core: the data-parallel trainer's threads each hold a wasm heap. */
+  rssAllCores?: ChildResult;
   loadavg: { before: number[]; after: number[] };
 }
 
@@ -472,7 +492,6 @@ function printReport(report: Report): void {
     console.log(`PyTorch: not measured — ${torch.reason}`);
   }
   const perCore = threadCounts.includes(1);
-  let smallerBatch = false;
   for (const kind of ['train', 'infer'] as const) {
     const header = ['px', 'batch', 'ours img/s', 'steps'];
     for (const threads of threadCounts) header.push(`PyTorch ${threads}T img/s`, `ours/PT ${threads}T`);
@@ -487,13 +506,11 @@ function printReport(report: Report): void {
     const rows = report.figures
       .filter((figure) => figure.kind === kind)
       .map((figure) => {
-        const marked = kind === 'train' && figure.batch !== TRAIN_BATCH;
-        smallerBatch ||= marked;
         const ratio = (ours: number, theirs: number | undefined) => (theirs ? `${(ours / theirs).toFixed(2)}×` : '-');
         const theirs = (threads: number) => figure.torch.find((result) => result.threads === threads);
         const row = [
           String(figure.size),
-          `${figure.batch}${marked ? '*' : ''}`,
+          `${figure.batch}${figure.ours.microBatch ? ` (${figure.ours.microBatch})` : ''}`,
           figure.ours.imagesPerSecond.toFixed(2),
           String(figure.ours.steps),
         ];
@@ -517,7 +534,10 @@ function printReport(report: Report): void {
     );
     console.log(formatTable(header, rows));
   }
-  if (smallerBatch) console.log(`* batch ${TRAIN_BATCH} outgrows the wasm backend's 4 GB heap at this size`);
+  if (report.figures.some((figure) => figure.ours.microBatch))
+    console.log(
+      "batch (n): one-core gradient accumulation over micro-batches of at most n images (the trainer's choice)",
+    );
   if (perCore)
     console.log(
       '"by CPU time": images per CPU-second of each single-threaded process, which other processes on the machine barely change',
@@ -529,11 +549,15 @@ function printReport(report: Report): void {
   }
   printShares(report);
   const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
-  const { rss } = report;
-  console.log(
-    `\nPeak RSS, training ${RSS_SIZE} px, batch ${TRAIN_BATCH}: ${gb(rss.maxRssBytes)} GB ` +
-      `(target ${gb(RSS_TARGET_BYTES)} GB; ${((100 * rss.maxRssBytes) / RSS_TARGET_BYTES).toFixed(0)} % of it)`,
-  );
+  const rssLine = (label: string, child: ChildResult) =>
+    console.log(
+      `Peak RSS, training ${RSS_SIZE} px, batch ${TRAIN_BATCH}, ${label}: ${gb(child.maxRssBytes)} GB ` +
+        `(target ${gb(RSS_TARGET_BYTES)} GB; ${((100 * child.maxRssBytes) / RSS_TARGET_BYTES).toFixed(0)} % of it)` +
+        (child.microBatch ? `, micro-batches of ≤ ${child.microBatch}` : ''),
+    );
+  console.log('');
+  rssLine('one core', report.rss);
+  if (report.rssAllCores) rssLine(`×${cpus().length} (a real run's default)`, report.rssAllCores);
   const loads = (values: number[]) => values.map((value) => value.toFixed(2)).join(' ');
   console.log(
     `Load average (1, 5, 15 min) before: ${loads(report.loadavg.before)}, after: ${loads(report.loadavg.after)} ` +
@@ -557,9 +581,11 @@ function printShares(report: Report): void {
     const stepMs = (1000 * figure.ours.seconds) / figure.ours.steps;
     if (figure.ours.kernels) {
       const { total, list } = describe(figure.ours.kernels);
-      console.log(
-        `  one core, kernels of one profiled step (${total.toFixed(0)} ms of a ${stepMs.toFixed(0)} ms step): ${list}`,
-      );
+      const micro = figure.ours.microBatch;
+      const what = micro
+        ? `one profiled micro-batch of ${micro} (${total.toFixed(0)} ms; a ${stepMs.toFixed(0)} ms step has ${Math.ceil(figure.batch / micro)})`
+        : `one profiled step (${total.toFixed(0)} ms of a ${stepMs.toFixed(0)} ms step)`;
+      console.log(`  one core, kernels of ${what}: ${list}`);
     }
     if (figure.ours.dataPathImagesPerSecond) {
       const dataMs = (1000 * figure.batch) / figure.ours.dataPathImagesPerSecond;
@@ -591,7 +617,7 @@ async function main(): Promise<void> {
     options.sizes.map((size): Job => ({
       kind,
       size,
-      batch: kind === 'train' ? trainBatchFor(size, backend) : INFERENCE_BATCH,
+      batch: kind === 'train' ? TRAIN_BATCH : INFERENCE_BATCH,
       ...budget,
     })),
   );
@@ -618,12 +644,21 @@ async function main(): Promise<void> {
       backend.name === 'wasm' && cores > 1 ? await measureOurs({ ...job, ways: cores }) : undefined;
     figures.push({ ...job, ours, torch: theirs, oursOnAllCores });
   }
-  // The 128 px, batch 32 training child doubles as the memory measurement; without it, one short run.
-  const rss =
-    figures.find((figure) => figure.kind === 'train' && figure.size === RSS_SIZE && figure.batch === TRAIN_BATCH)
-      ?.ours ??
-    (await measureOurs({ kind: 'train', size: RSS_SIZE, batch: TRAIN_BATCH, targetSeconds: 0, minSteps: 1 }));
-  const report: Report = { backend, torch, figures, rss, loadavg: { before: loadBefore, after: loadavg() } };
+  // The 128 px, batch 32 training children double as the memory measurement; without them, short runs.
+  const rssFigure = figures.find((figure) => figure.kind === 'train' && figure.size === RSS_SIZE);
+  const rssJob: Job = { kind: 'train', size: RSS_SIZE, batch: TRAIN_BATCH, targetSeconds: 0, minSteps: 1 };
+  const rss = rssFigure?.ours ?? (await measureOurs(rssJob));
+  const rssAllCores =
+    rssFigure?.oursOnAllCores ??
+    (backend.name === 'wasm' && cpus().length > 1 ? await measureOurs({ ...rssJob, ways: cpus().length }) : undefined);
+  const report: Report = {
+    backend,
+    torch,
+    figures,
+    rss,
+    rssAllCores,
+    loadavg: { before: loadBefore, after: loadavg() },
+  };
   if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else printReport(report);
 }

@@ -1,7 +1,14 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend } from '../src/core/engine/backend.js';
-import { createResNet18, disposeModel, trainableByName, type ResNet18Params } from '../src/core/model/resnet18.js';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  createResNet18,
+  disposeModel,
+  forward,
+  trainableByName,
+  type ResNet18Params,
+} from '../src/core/model/resnet18.js';
 import { createDataParallelTrainer, inferLogits } from '../src/core/train/dataParallel.js';
 import { createOptimizer } from '../src/core/train/optimizers.js';
 import { trainStep } from '../src/core/train/step.js';
@@ -190,3 +197,26 @@ test(
     }
   },
 );
+
+test('inference in parts sized for the heap gives the logits of one forward pass', { timeout: 300_000 }, async () => {
+  // At 224 px a part holds 6 images (inferenceBatchSize): 7 images are two parts.
+  const size = 224;
+  const count = 7;
+  const model = createResNet18(CLASSES, 5);
+  try {
+    let state = 99;
+    const images = Float32Array.from(
+      { length: count * size * size * 3 },
+      () => ((state = (state * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1,
+    );
+    const whole = tf.tidy(() =>
+      forward(model, tf.tensor4d(images, [count, size, size, 3]), { training: false }).logits.dataSync(),
+    );
+    const parts = inferLogits(model, images, count, size);
+    assert.equal(parts.length, whole.length);
+    for (let i = 0; i < whole.length; i++)
+      assert.ok(Math.abs(parts[i] - whole[i]) <= 1e-5 * Math.max(1, Math.abs(whole[i])), `logit ${i}`);
+  } finally {
+    disposeModel(model);
+  }
+});

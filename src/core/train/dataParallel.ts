@@ -5,11 +5,12 @@
  * computes one shard itself, sums, and applies the optimiser. The model and optimiser state live only on
  * the main thread: workers receive the weights every step.
  *
- * Exactness: every shard runs the real `trainStep` (with an optimiser that records gradients instead of
- * applying them), whose loss is the shard's weighted mean; scaling it back by the shard's weight sum and
- * dividing the total by the whole batch's weight sum gives the gradient of the single-process loss, up to
- * float rounding — except that BatchNorm normalises each shard with that shard's own batch statistics
- * (as PyTorch DDP without SyncBatchNorm does).
+ * Exactness: every shard's gradient is `accumulatedGradient` (accumulation.ts): the real `trainStep` on
+ * micro-batches that fit the wasm heap, each scaled back by its weight sum; dividing the total by the whole
+ * batch's weight sum gives the gradient of the single-process loss, up to float rounding — except that
+ * BatchNorm normalises each shard (and each micro-batch) with its own batch statistics (as PyTorch DDP
+ * without SyncBatchNorm, and gradient accumulation, do). With one worker this is plain gradient
+ * accumulation on the main thread.
  *
  * Running BatchNorm statistics: each shard updates the running mean/variance from its own batch; the main
  * model gets their average weighted by shard size. Because the update is linear (0.9·old + 0.1·batch) and
@@ -30,9 +31,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Worker } from 'node:worker_threads';
 import type { Batch } from '../data/batches.js';
-import { forward, resnet18ParamSpecs, type ResNet18Params } from '../model/resnet18.js';
+import { forward, numClassesOf, resnet18ParamSpecs, type ResNet18Params } from '../model/resnet18.js';
+import {
+  accumulatedGradient,
+  evenBounds,
+  inferenceBatchSize,
+  microBatchSize,
+  MIN_BATCH_NORM_IMAGES,
+  type ShardResult,
+} from './accumulation.js';
 import type { Optimizer } from './optimizers.js';
-import { trainStep } from './step.js';
 import { startWorker } from '../worker.js';
 
 export interface DataParallelOptions {
@@ -40,9 +48,14 @@ export interface DataParallelOptions {
   imageSize: number;
   /**
    * Ways the batch is split, the main thread included: `workers − 1` threads are started, so 2 uses two
-   * cores. 1 starts no thread and is plain `trainStep`.
+   * cores. 1 starts no thread: the main thread accumulates the whole batch's micro-batches itself.
    */
   workers: number;
+  /**
+   * Largest micro-batch each thread computes at once (gradient accumulation, accumulation.ts); default
+   * `microBatchSize(imageSize, workers)`, what fits the wasm heap and the process's memory budget.
+   */
+  microBatch?: number;
 }
 
 export interface DataParallelTrainer {
@@ -107,50 +120,6 @@ export function stateLayout(numClasses: number): StateLayout {
   return { entries, byName: new Map(entries.map((e) => [e.name, { offset: e.offset, size: e.size }])), length: offset };
 }
 
-export interface ShardResult {
-  /** The shard's weighted loss sum (not mean). */
-  lossSum: number;
-  correct: number;
-  weightSum: number;
-}
-
-/**
- * Runs the real `trainStep` on one shard with an optimiser that only records: the gradient of the shard's
- * weighted *sum* of losses is written into `out` at each trainable parameter's offset. `trainStep` divides
- * by the shard's weight sum, so multiplying back by it undoes that; a shard whose weights are all zero
- * contributes nothing (`trainStep` itself would give 0/0). Updates the running BatchNorm statistics of
- * `params` like any training-mode forward pass.
- */
-export function shardGradient(
-  params: ResNet18Params,
-  trainableNames: readonly string[],
-  batch: Batch,
-  size: number,
-  numClasses: number,
-  weights: number[],
-  layout: StateLayout,
-  out: Float32Array,
-): ShardResult {
-  let weightSum = 0;
-  for (const label of batch.y) weightSum += weights[label];
-  const trainable = new Map(trainableNames.map((name) => [name, params.get(name)!]));
-  const recorder: Optimizer = {
-    name: 'sgd',
-    step(_variables, gradients) {
-      for (const [name, gradient] of gradients) {
-        const { offset } = layout.byName.get(name)!;
-        const data = gradient.dataSync();
-        for (let i = 0; i < data.length; i++) out[offset + i] = weightSum === 0 ? 0 : data[i] * weightSum;
-      }
-    },
-    exportState: () => new Map(),
-    importState: () => undefined,
-    dispose: () => undefined,
-  };
-  const { loss, correct } = trainStep(params, trainable, recorder, batch, size, numClasses, weights, 0);
-  return { lossSum: weightSum === 0 ? 0 : loss * weightSum, correct, weightSum };
-}
-
 /** Copies the float parameters and buffers of `params` into `target` (the layout of `stateLayout`). */
 export function writeState(params: ResNet18Params, layout: StateLayout, target: Float32Array): void {
   for (const entry of layout.entries) target.set(params.get(entry.name)!.dataSync() as Float32Array, entry.offset);
@@ -160,6 +129,7 @@ export function writeState(params: ResNet18Params, layout: StateLayout, target: 
 export interface WorkerInit {
   numClasses: number;
   imageSize: number;
+  microBatch: number;
   state: SharedArrayBuffer;
   out: SharedArrayBuffer;
 }
@@ -173,11 +143,23 @@ export type FromWorker =
   | { type: 'logits'; logits: Float32Array }
   | { type: 'error'; message: string };
 
-/** Eval-mode logits of `n` NHWC images as a host array. */
+/**
+ * Eval-mode logits of `n` NHWC images as a host array, in parts of at most `inferenceBatchSize(size)`
+ * images: a tidy keeps all of a forward pass's activations until it ends (0.9 GB for 16 images at 224 px).
+ * Eval-mode BatchNorm uses the running statistics, so the parts change nothing but the memory.
+ */
 export function inferLogits(params: ResNet18Params, x: Float32Array, n: number, size: number): Float32Array {
-  return tf.tidy(
-    () => forward(params, tf.tensor4d(x, [n, size, size, 3]), { training: false }).logits.dataSync() as Float32Array,
-  );
+  const imageLength = size * size * 3;
+  const parts = evenBounds(n, Math.max(1, Math.ceil(n / inferenceBatchSize(size))));
+  const numClasses = numClassesOf(params);
+  const logits = new Float32Array(n * numClasses);
+  for (const [start, end] of parts) {
+    const images = tf.tensor4d(x.subarray(start * imageLength, end * imageLength), [end - start, size, size, 3]);
+    const part = tf.tidy(() => forward(params, images, { training: false }).logits.dataSync());
+    images.dispose();
+    logits.set(part, start * numClasses);
+  }
+  return logits;
 }
 
 /** The worker's entry: `gradientWorker.ts` under tsx, the `gradientWorker.js` bundle next to dist/trainer.js. */
@@ -193,12 +175,13 @@ class GradientWorker {
   private failure?: Error;
   readonly exited: Promise<void>;
 
-  constructor(options: DataParallelOptions, state: SharedArrayBuffer, layout: StateLayout) {
+  constructor(options: Required<DataParallelOptions>, state: SharedArrayBuffer, layout: StateLayout) {
     const outBuffer = new SharedArrayBuffer(layout.length * Float32Array.BYTES_PER_ELEMENT);
     this.out = new Float32Array(outBuffer);
     this.worker = startGradientWorker({
       numClasses: options.numClasses,
       imageSize: options.imageSize,
+      microBatch: options.microBatch,
       state,
       out: outBuffer,
     });
@@ -247,19 +230,25 @@ class GradientWorker {
 
 /** Contiguous shards of near-equal size; at least two examples each, since BatchNorm needs them. */
 function shardBounds(n: number, ways: number): [number, number][] {
-  const count = Math.max(1, Math.min(ways, Math.floor(n / 2)));
-  return Array.from({ length: count }, (_, k) => [Math.floor((k * n) / count), Math.floor(((k + 1) * n) / count)]);
+  return evenBounds(n, Math.max(1, Math.min(ways, Math.floor(n / MIN_BATCH_NORM_IMAGES))));
 }
 
 export function createDataParallelTrainer(options: DataParallelOptions): DataParallelTrainer {
   const { numClasses, imageSize, workers } = options;
   if (!Number.isInteger(workers) || workers < 1)
     throw new RangeError(`workers must be a whole number ≥ 1, got ${workers}`);
+  const microBatch = options.microBatch ?? microBatchSize(imageSize, workers);
+  if (!Number.isInteger(microBatch) || microBatch < 1)
+    throw new RangeError(`microBatch must be a whole number ≥ 1, got ${microBatch}`);
   const layout = stateLayout(numClasses);
   const stateBuffer = new SharedArrayBuffer(layout.length * Float32Array.BYTES_PER_ELEMENT);
   const state = new Float32Array(stateBuffer);
+  /** The main thread's gradient, and after each step's reduce the whole batch's, in place: 45 MB, allocated once. */
   const mainOut = new Float32Array(layout.length);
-  const threads = Array.from({ length: workers - 1 }, () => new GradientWorker(options, stateBuffer, layout));
+  const threads = Array.from(
+    { length: workers - 1 },
+    () => new GradientWorker({ ...options, microBatch }, stateBuffer, layout),
+  );
   let busy = false;
   let disposed = false;
   /** Which weights the shared state holds: bumped by each publish; `published` is false after a step changed them. */
@@ -296,11 +285,7 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
   const infer: DataParallelTrainer['infer'] = (params, x, n) =>
     exclusive(async () => {
       // One image per shard is fine here: eval-mode BatchNorm uses the running statistics.
-      const count = Math.max(1, Math.min(threads.length + 1, n));
-      const bounds = Array.from({ length: count }, (_, k) => [
-        Math.floor((k * n) / count),
-        Math.floor(((k + 1) * n) / count),
-      ]);
+      const bounds = evenBounds(n, Math.max(1, Math.min(threads.length + 1, n)));
       if (bounds.length > 1 && !published) publish(params);
       const remote = Promise.allSettled(
         bounds.slice(1).map(([start, end], k) =>
@@ -349,15 +334,16 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
       });
       // Settle every worker even if one fails, so none is still writing when the next step starts.
       const remoteSettled = Promise.allSettled(remote);
-      const own = shardGradient(
+      const own = accumulatedGradient(
         params,
         trainableNames,
         shardOf(bounds[0]),
         imageSize,
         numClasses,
         weights,
-        layout,
+        layout.byName,
         mainOut,
+        microBatch,
       );
       lap('ownShard');
       const settled = await remoteSettled;
@@ -368,20 +354,19 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
         own,
         ...settled.map((result) => (result as PromiseFulfilledResult<FromWorker>).value as ShardResult),
       ];
-      const outs = [mainOut, ...threads.slice(0, bounds.length - 1).map((thread) => thread.out)];
+      const workerOuts = threads.slice(0, bounds.length - 1).map((thread) => thread.out);
 
       const totalWeight = results.reduce((sum, r) => sum + r.weightSum, 0);
       const gradients = new Map<string, tf.Tensor>();
       for (const [name, variable] of trainable) {
         const { offset, size } = layout.byName.get(name)!;
         // One pass over ~11 M floats per step: this loop is on the serial path, between the shards and the update.
-        const sum = new Float32Array(size);
-        for (let i = 0; i < size; i++) {
-          let total = 0;
-          for (const out of outs) total += out[offset + i];
-          sum[i] = total / totalWeight;
+        for (let i = offset; i < offset + size; i++) {
+          let total = mainOut[i];
+          for (const out of workerOuts) total += out[i];
+          mainOut[i] = total / totalWeight;
         }
-        gradients.set(name, tf.tensor(sum, variable.shape));
+        gradients.set(name, tf.tensor(mainOut.subarray(offset, offset + size), variable.shape));
       }
       lap('reduce');
       optimizer.step(trainable, gradients, learningRate);
@@ -396,7 +381,7 @@ export function createDataParallelTrainer(options: DataParallelOptions): DataPar
             (value) => (value * (bounds[0][1] - bounds[0][0])) / n,
           );
           bounds.slice(1).forEach(([start, end], k) => {
-            const out = outs[k + 1];
+            const out = workerOuts[k];
             for (let i = 0; i < entry.size; i++) averaged[i] += (out[entry.offset + i] * (end - start)) / n;
           });
           tf.tidy(() => variable.assign(tf.tensor(averaged, variable.shape)));

@@ -7,14 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { parentPort, workerData } from 'node:worker_threads';
 import { selectBackend } from '../engine/backend.js';
 import { createResNet18 } from '../model/resnet18.js';
-import {
-  inferLogits,
-  shardGradient,
-  stateLayout,
-  type FromWorker,
-  type ToWorker,
-  type WorkerInit,
-} from './dataParallel.js';
+import { accumulatedGradient } from './accumulation.js';
+import { inferLogits, stateLayout, type FromWorker, type ToWorker, type WorkerInit } from './dataParallel.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -48,15 +42,16 @@ async function start(): Promise<void> {
       }
       const n = message.y.length;
       const batch = { x: message.x, y: message.y, paths: new Array<string>(n).fill('') };
-      const result = shardGradient(
+      const result = accumulatedGradient(
         params,
         message.trainable,
         batch,
         init.imageSize,
         init.numClasses,
         message.weights,
-        layout,
+        layout.byName,
         out,
+        init.microBatch,
       );
       // The running statistics this shard produced, for the main thread to average.
       for (const entry of layout.entries) {

@@ -12,6 +12,7 @@ import { CHECKPOINT_FILE, MODEL_FILE } from '../run/runFile.js';
 import { checkpointMetadata, readCheckpointMetadata } from '../run/runFileIo.js';
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
+import { microBatchSize } from './accumulation.js';
 import { createDataParallelTrainer, inferLogits } from './dataParallel.js';
 import { TrainingCancelled, type EngineData, type EpochSoFar, type TrainingEngine } from './engine.js';
 import type { TrainEventSink } from './events.js';
@@ -54,9 +55,21 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
       message: `--strategy ${settings.strategy} freezes randomly initialised layers (--weights none); it is meant for pretrained weights.`,
     });
   }
+  const microBatch = accumulatedMicroBatch(settings, options.backend, ways);
   const parallel =
-    ways > 1 ? createDataParallelTrainer({ numClasses, imageSize: settings.imageSize, workers: ways }) : undefined;
-  if (parallel) emit({ type: 'log', level: 'info', message: `Training data-parallel over ${ways} cores.` });
+    ways > 1 || microBatch
+      ? createDataParallelTrainer({ numClasses, imageSize: settings.imageSize, workers: ways, microBatch })
+      : undefined;
+  if (ways > 1) emit({ type: 'log', level: 'info', message: `Training data-parallel over ${ways} cores.` });
+  if (microBatch)
+    emit({
+      type: 'log',
+      level: 'info',
+      message:
+        `Gradient accumulation: each core computes its part of a batch of ${settings.batchSize} in micro-batches of at most ` +
+        `${microBatch} images (the step at ${settings.imageSize} px would outgrow the memory budget); one optimiser step per batch, ` +
+        `BatchNorm statistics per micro-batch.`,
+    });
   const params = createResNet18(numClasses, settings.seed);
   if (initial) loadStateDict(params, initial.dict, { allowHeadMismatch: true, headSeed: settings.seed });
   const optimizer = createOptimizer(settings.optimizer);
@@ -220,6 +233,21 @@ export function dataParallelWays(
   if (settings.strategy !== 'full' || backend !== 'wasm') return 1;
   if (settings.workers > 0) return settings.workers;
   return settings.imageSize >= 96 ? Math.min(2, availableParallelism()) : 1;
+}
+
+/**
+ * The micro-batch when full training on wasm must accumulate gradients (each thread's part of a batch
+ * outgrows `microBatchSize`), else undefined. tfjs-node has no 4 GiB heap, and only full training keeps
+ * the activations of the whole network.
+ */
+export function accumulatedMicroBatch(
+  settings: Pick<TrainSettings, 'strategy' | 'imageSize' | 'batchSize'>,
+  backend: string,
+  ways: number,
+): number | undefined {
+  if (settings.strategy !== 'full' || backend !== 'wasm') return undefined;
+  const microBatch = microBatchSize(settings.imageSize, ways);
+  return Math.ceil(settings.batchSize / ways) > microBatch ? microBatch : undefined;
 }
 
 /** Softmax and log-softmax of one row of logits, in float64 (so the probabilities sum to 1 as metrics check). */
