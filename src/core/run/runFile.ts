@@ -13,6 +13,8 @@ import type { TrainSettings } from '../train/settings.js';
 import type { UnreadableEntry } from '../types.js';
 import type { OutputAssociation } from '../evaluate/association.js';
 import type { CheckpointInfo } from '../weights/checkpointInfo.js';
+import type { CrossValidatedProbe } from '../probe/crossValidate.js';
+import type { CropMode } from '../train/settings.js';
 
 export const RUN_SCHEMA = 'leukemia-audit/run';
 export const RUN_SCHEMA_VERSION = 1;
@@ -157,13 +159,64 @@ export interface RunEvaluation {
   outputsPerImage: { path: string; subject: string | null; true: number; output: number; probabilities: number[] }[];
 }
 
+/** One probe of a probe run: what a linear probe on frozen features tells from the pixels, by subject. */
+export interface ProbeTargetResult extends CrossValidatedProbe {
+  /** `group`: the fold/site/batch/date; `diagnosis`: the labels. */
+  target: 'group' | 'diagnosis';
+  /** Where the target comes from: `folders at depth 1`, `the audit's recommended labels`. */
+  source: string;
+  /** What one value is, and several: fold/folds, site/sites, diagnosis/diagnoses. */
+  one: string;
+  many: string;
+  /** Far above chance: the lower end of the interval above chance and chance-corrected accuracy ≥ `minKappa`. */
+  predictable: boolean;
+  /** The result in one plain sentence. */
+  verdict: string;
+}
+
+/** What `probe` adds to run.json (`kind: "probe"`). */
+export interface RunProbe {
+  backbone: {
+    /** `--weights` as given: auto, imagenet, none, or a path. */
+    weights: string;
+    description: string;
+    /** False: random weights (no ImageNet weights offline), a weaker probe. */
+    pretrained: boolean;
+    /** SHA-256 of the backbone's parameters: the feature cache's key, with each image's content and size. */
+    sha256: string;
+    checkpoint: CheckpointInfo | null;
+  };
+  imageSize: number;
+  crop: CropMode;
+  featureDimension: number;
+  method: {
+    classifier: string;
+    /** scikit-learn's C of the L2 penalty (standardised features). */
+    C: number;
+    folds: number;
+    resamples: number;
+    level: number;
+    /** Chance-corrected balanced accuracy, (BA − 1/K)/(1 − 1/K), at or above which a target counts as predictable. */
+    minKappa: number;
+  };
+  /** Null when no structural grouping was found (or given). */
+  group: ProbeTargetResult | null;
+  diagnosis: ProbeTargetResult | null;
+  /** `group-predictable`, when it fires (also in `dataset.findings`). */
+  finding: Finding | null;
+  notes: string[];
+  cache: { folder: string; fromCache: number; computed: number };
+  seconds: { audit: number; prepare: number; features: number; probes: number; total: number };
+}
+
 export interface RunFile {
   schema: typeof RUN_SCHEMA;
   /**
-   * `training` (or absent, as in runs written before evaluations existed) or `evaluation`: a model
-   * evaluated on a dataset (no history; `evaluation` says what was loaded and how outputs map to classes).
+   * `training` (or absent, as in runs written before evaluations existed), `evaluation`: a model
+   * evaluated on a dataset (no history; `evaluation` says what was loaded and how outputs map to classes),
+   * or `probe`: the batch-effect probe (no model trained; `probe` holds the results).
    */
-  kind?: 'training' | 'evaluation';
+  kind?: 'training' | 'evaluation' | 'probe';
   version: typeof RUN_SCHEMA_VERSION;
   createdAt: string;
   updatedAt: string;
@@ -191,6 +244,8 @@ export interface RunFile {
   explanations?: RunExplanations | null;
   /** Evaluation runs only. */
   evaluation?: RunEvaluation | null;
+  /** Probe runs only. */
+  probe?: RunProbe | null;
   /** Training runs from `--weights FILE`: what the checkpoint loader recognised in it. */
   initialWeights?: CheckpointInfo | null;
 }
