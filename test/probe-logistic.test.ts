@@ -42,7 +42,9 @@ function problem(seed: number) {
       ),
     );
   }
-  const test = Array.from({ length: 12 }, () => Array.from({ length: d }, (_, j) => (j === 4 ? 2.5 : rng.normal(0, 1.5))));
+  const test = Array.from({ length: 12 }, () =>
+    Array.from({ length: d }, (_, j) => (j === 4 ? 2.5 : rng.normal(0, 1.5))),
+  );
   return { x, y, test, n, d, C: 0.5 };
 }
 
@@ -81,7 +83,9 @@ test('multinomial L2 logistic regression matches scikit-learn: coefficients, int
   const probabilities = predictProbabilities(model, Float64Array.from(p.test.flat()), p.test.length, 3);
   let worstProbability = 0;
   reference.proba.forEach((row, i) =>
-    row.forEach((value, c) => (worstProbability = Math.max(worstProbability, Math.abs(probabilities[i * 3 + c] - value)))),
+    row.forEach(
+      (value, c) => (worstProbability = Math.max(worstProbability, Math.abs(probabilities[i * 3 + c] - value))),
+    ),
   );
   t.diagnostic(
     `largest differences: coefficient ${worstCoef.toExponential(2)}, intercept ${worstIntercept.toExponential(2)}, probability ${worstProbability.toExponential(2)}`,

@@ -139,7 +139,9 @@ export function formatProbe(run: RunFile): string {
       `  ${result.source}; ${formatCount(result.images)} images, ${formatCount(result.units)} ${result.unit}s, ${result.folds} folds`,
     );
     const width = Math.max(8, ...result.classes.map((c) => c.length));
-    lines.push(`  ${'true \\ predicted'.padEnd(width + 2)}${result.classes.map((c) => c.padStart(width)).join('')}  recall`);
+    lines.push(
+      `  ${'true \\ predicted'.padEnd(width + 2)}${result.classes.map((c) => c.padStart(width)).join('')}  recall`,
+    );
     result.confusion.forEach((row, r) => {
       const recall = result.perClass[r].recall;
       lines.push(

@@ -72,7 +72,8 @@ export function crossValidateProbe(input: ProbeInput): CrossValidatedProbe {
   const withSubject = rows.filter((i) => input.subjects[i] !== undefined).length;
   // Subjects as the unit only when (nearly) every image has one; a few without are their own units.
   const unit: 'subject' | 'image' = withSubject > 0 && withSubject >= rows.length * 0.5 ? 'subject' : 'image';
-  const unitOf = (i: number) => (unit === 'subject' && input.subjects[i] !== undefined ? `s:${input.subjects[i]}` : `i:${i}`);
+  const unitOf = (i: number) =>
+    unit === 'subject' && input.subjects[i] !== undefined ? `s:${input.subjects[i]}` : `i:${i}`;
   const unitRows = new Map<string, number[]>();
   for (const i of rows) {
     const key = unitOf(i);
@@ -82,7 +83,16 @@ export function crossValidateProbe(input: ProbeInput): CrossValidatedProbe {
   const units = [...unitRows.keys()];
   if (units.length < 2) throw new Error(`The probe needs at least two ${unit}s with a label; found ${units.length}`);
   const folds = Math.min(input.folds ?? DEFAULT_FOLDS, units.length);
-  const foldOfUnit = stratifiedFolds(units, (u) => majority(unitRows.get(u)!.map((i) => labels[i]), k), folds, input.seed);
+  const foldOfUnit = stratifiedFolds(
+    units,
+    (u) =>
+      majority(
+        unitRows.get(u)!.map((i) => labels[i]),
+        k,
+      ),
+    folds,
+    input.seed,
+  );
 
   const predicted = new Int32Array(labels.length).fill(-1);
   for (let f = 0; f < folds; f++) {
@@ -141,7 +151,9 @@ function stratifiedFolds(
   folds: number,
   seed: number,
 ): Map<string, number> {
-  const shuffled = createRng(seed).fork('probe/folds').shuffle([...units].sort());
+  const shuffled = createRng(seed)
+    .fork('probe/folds')
+    .shuffle([...units].sort());
   const byClass = [...shuffled].sort((a, b) => classOf(a) - classOf(b));
   return new Map(byClass.map((unit, i) => [unit, i % folds]));
 }

@@ -45,7 +45,7 @@ export async function loadFeatureBackbone(
   options: { seed: number; signal?: AbortSignal; onLog?: (message: string) => void },
 ): Promise<FeatureBackbone> {
   let resolved = undefined;
-  let fallback = '';
+  let imagenetUnavailable: string | undefined;
   if (choice === AUTO_WEIGHTS) {
     try {
       // A short connect timeout: offline, the random backbone is the answer, not a 15 s wait.
@@ -56,8 +56,8 @@ export async function loadFeatureBackbone(
       });
     } catch (error) {
       if (options.signal?.aborted) throw error;
-      fallback = ((error as Error).message.split('\n')[0] ?? '').trim();
-      options.onLog?.(`ImageNet weights are not available (${fallback}); the probe uses a random backbone.`);
+      imagenetUnavailable = ((error as Error).message.split('\n')[0] ?? '').trim();
+      options.onLog?.(`ImageNet weights are not available (${imagenetUnavailable}); the probe uses a random backbone.`);
     }
   } else if (choice !== NO_WEIGHTS) {
     resolved = await resolveWeights(choice, { numClasses: FEATURE_WIDTH, signal: options.signal });
@@ -76,7 +76,9 @@ export async function loadFeatureBackbone(
   return {
     params,
     sha256: backboneDigest(params),
-    description: resolved ? resolved.source : `random initialisation (seed ${options.seed})`,
+    description: resolved
+      ? resolved.source
+      : `random initialisation (seed ${options.seed})${imagenetUnavailable ? `; ImageNet weights unavailable: ${imagenetUnavailable}` : ''}`,
     pretrained: resolved !== undefined,
     checkpoint: resolved?.checkpoint ?? null,
   };

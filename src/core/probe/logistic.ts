@@ -135,7 +135,7 @@ export function predictProbabilities(
       if (s > max) max = s;
     }
     let sum = 0;
-    for (let c = 0; c < k; c++) sum += (scores[c] = Math.exp(scores[c] - max));
+    for (let c = 0; c < k; c++) sum += scores[c] = Math.exp(scores[c] - max);
     for (let c = 0; c < k; c++) out[i * numClasses + model.classes[c]] = scores[c] / sum;
   }
   return out;
@@ -217,7 +217,8 @@ function lbfgs(
       axpy(-alpha[m], yHistory[m], direction);
     }
     const last = s.length - 1;
-    const gamma = last >= 0 ? dot(s[last], yHistory[last]) / dot(yHistory[last], yHistory[last]) : 1 / Math.max(1, norm(g));
+    const gamma =
+      last >= 0 ? dot(s[last], yHistory[last]) / dot(yHistory[last], yHistory[last]) : 1 / Math.max(1, norm(g));
     for (let i = 0; i < size; i++) direction[i] *= gamma;
     for (let m = 0; m < s.length; m++) {
       const beta = rho[m] * dot(yHistory[m], direction);

@@ -157,7 +157,13 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
   const diagnosisWords = { one: 'diagnosis', many: 'diagnoses' };
   const targets: { target: 'group' | 'diagnosis'; source: string; one: string; many: string; of: Labeler }[] = [];
   if (grouping)
-    targets.push({ target: 'group', source: grouping.where, one: grouping.one, many: grouping.many, of: grouping.groupOf });
+    targets.push({
+      target: 'group',
+      source: grouping.where,
+      one: grouping.one,
+      many: grouping.many,
+      of: grouping.groupOf,
+    });
   targets.push({ target: 'diagnosis', source: describeLabels(labelChoice), ...diagnosisWords, of: labelOf });
   const results: ProbeTargetResult[] = [];
   for (const [index, target] of targets.entries()) {
