@@ -15,7 +15,7 @@ import type { Grouping } from '../audit/confounding.js';
 import { sortFindings, type Finding } from '../audit/findings.js';
 import { scanAndAudit } from '../audit/runAudit.js';
 import { prepareImages } from '../data/cache.js';
-import { subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
+import { subjectReader } from '../data/splits.js';
 import { selectBackend } from '../engine/backend.js';
 import { combinedLabeler, type Labeler } from '../labels.js';
 import { disposeModel, FEATURE_WIDTH } from '../model/resnet18.js';
@@ -225,7 +225,8 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
       findings: sortFindings([...report.findings, ...(finding ? [finding] : [])]),
       labelsAreStructural: labels.structural,
       classes,
-      splits: summariseSplits(new Map(rows.map((p) => [p, 'test' as SplitName])), labelOf, subjectOf),
+      // Nothing is split for training: the probe's own folds are in `probe`.
+      splits: [],
       skipped: [...report.unreadable, ...prepared.skipped],
       notes,
     },
