@@ -1,13 +1,15 @@
 /**
- * The trainer child process: runs one job — a training run or an evaluation — for its parent (the extension
+ * The trainer child process: runs one job — a training run, an evaluation or a probe — for its parent (the extension
  * host or a test) and
  * reports through the typed protocol. Exits when the job ends, or when the parent goes away.
  */
 import { evaluateModel } from '../core/evaluate/evaluate.js';
+import { parseGroupChoice } from '../core/probe/groupChoice.js';
+import { probeDataset } from '../core/probe/probe.js';
 import { TrainingCancelled } from '../core/train/engine.js';
 import { trainRun } from '../core/train/train.js';
 import type { TrainSettings } from '../core/train/settings.js';
-import { isTrainerCommand, type EvaluateRequest, type TrainerMessage } from '../protocol/trainer.js';
+import { isTrainerCommand, type EvaluateRequest, type ProbeRequest, type TrainerMessage } from '../protocol/trainer.js';
 import { errorMessage, exitChild, notUnderstood, requireParent, sendToParent } from './parent.js';
 
 const controller = new AbortController();
@@ -45,6 +47,25 @@ async function evaluate(request: EvaluateRequest): Promise<void> {
   }
 }
 
+async function probe(request: ProbeRequest): Promise<void> {
+  busy = true;
+  try {
+    const { runDir, run } = await probeDataset({
+      ...request,
+      group: request.group === undefined ? undefined : parseGroupChoice(request.group),
+      signal: controller.signal,
+      onProgress: (phase, done, total, etaSeconds) =>
+        void send({ type: 'probe-progress', phase, done, total, etaSeconds }),
+      onLog: (level, message) => process.stderr.write(`${level}: ${message}\n`),
+    });
+    await send({ type: 'probed', runDir, run });
+  } catch (error) {
+    await send(controller.signal.aborted ? { type: 'cancelled' } : errorMessage(error));
+  } finally {
+    exitChild();
+  }
+}
+
 requireParent('trainer', 'use the leukemia-audit CLI instead');
 process.on('message', (message: unknown) => {
   if (!isTrainerCommand(message)) {
@@ -58,6 +79,7 @@ process.on('message', (message: unknown) => {
   } else if (message.type === 'cancel') controller.abort();
   else if (busy) return;
   else if (message.type === 'evaluate') void evaluate(message.request);
+  else if (message.type === 'probe') void probe(message.request);
   else void train(message.settings);
 });
 // The parent died or closed the channel: stop at the next batch boundary instead of training for nobody.
