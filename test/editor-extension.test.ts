@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -160,6 +160,19 @@ test(
     // openImage: inside the dataset it opens; outside it is refused and logged.
     results.receive({ type: 'openImage', path: '../../../etc/passwd' });
     assert.ok(fake.logLines.some((l) => l.startsWith('[warn] Refused to open "../../../etc/passwd"')));
+    // A link inside the dataset to a file elsewhere is refused too: the check is by real path.
+    await symlink('/etc/hostname', join(training, 'escape.bmp'));
+    results.receive({ type: 'openImage', path: 'escape.bmp' });
+    assert.ok(fake.logLines.some((l) => l.startsWith('[warn] Refused to open "escape.bmp"')));
+    await rm(join(training, 'escape.bmp'));
+    const opened: string[] = [];
+    const listener = fake.vscode.commands.registerCommand('vscode.open', (uri: unknown) => {
+      opened.push((uri as { fsPath: string }).fsPath);
+    });
+    const image = (await readdir(join(training, 'fold_0', 'all')))[0];
+    results.receive({ type: 'openImage', path: `fold_0/all/${image}` });
+    listener.dispose();
+    assert.deepEqual(opened, [join(training, 'fold_0', 'all', image)]);
     const dashboard = fake.panels.find((p) => p.viewType === 'leukemiaAudit.dashboard')!;
     // The dashboard is an entry of the webview bundle, loaded like the results view: a module carrying the nonce.
     const script = /<script type="module" nonce="[A-Za-z0-9]+" src="[^"]*(\/dist\/dashboard\.js)">/.exec(

@@ -2,15 +2,17 @@
 // phase on worker threads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { hashImages } from '../src/core/audit/pixels.js';
 import { auditDataset } from '../src/core/audit/runAudit.js';
-import { ScanCache } from '../src/core/audit/scanCache.js';
+import { ScanCache, STALE_CACHE_MS } from '../src/core/audit/scanCache.js';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
 import { scanDataset } from '../src/core/audit/scan.js';
 import type { RawImage } from '../src/core/types.js';
+import { randomStainTint, renderCell } from '../src/core/demo/generate.js';
+import { createRng } from '../src/core/random.js';
 
 function picture(seed: number, side = 40): RawImage {
   const data = new Uint8Array(side * side * 3);
@@ -118,4 +120,61 @@ test('worker threads give the same digests as the calling thread', async (t) => 
   assert.equal(inWorkers.hashes.size, 130);
   for (const [file, digest] of inThread.hashes) assert.deepEqual(inWorkers.hashes.get(file), digest, file);
   assert.deepEqual(inWorkers.undecodable, inThread.undecodable);
+});
+
+/** A generated segmented cell (the demo's), and the same cell brightened: a near-duplicate with other pixels. */
+function cellAndBrighterCopy(seed: number): [RawImage, RawImage] {
+  const cell = renderCell(createRng(`cache-near/${seed}`), 'all', 200, randomStainTint(createRng(`stain/${seed}`)));
+  const copy = { ...cell, data: cell.data.map((v) => Math.min(255, Math.round(v * 1.1 + 6))) };
+  return [cell, copy];
+}
+
+test('the near-duplicate search is remembered, and a re-audit after an edit finds what a fresh audit finds', async (t) => {
+  const root = await tempDir(t, 'leukemia-audit-cache-near-');
+  for (const label of ['all', 'hem']) await mkdir(path.join(root, label));
+  const write = (file: string, image: RawImage) => writeFile(path.join(root, file), encodeBmp24(image));
+  for (let seed = 0; seed < 8; seed++)
+    await write(`${seed % 2 ? 'hem' : 'all'}/cell_${seed}.bmp`, cellAndBrighterCopy(seed)[0]);
+  await write('hem/brighter_2.bmp', cellAndBrighterCopy(2)[1]);
+  const cacheDir = await tempDir(t, 'leukemia-audit-cache-');
+  const fresh = () => auditDataset(root, { cacheDir: false, concurrency: 0 });
+  const cached = () => auditDataset(root, { cacheDir, concurrency: 0 });
+  const nearPairs = (report: Awaited<ReturnType<typeof fresh>>) =>
+    JSON.stringify(report.findings.find((f) => f.code === 'duplicate-images')?.evidence ?? null);
+
+  const first = await cached();
+  assert.match(nearPairs(first), /brighter_2/, 'the brightened copy is found');
+  const memo = (await ScanCache.open(root, cacheDir)).nearDuplicates;
+  assert.equal(memo?.contents.length, 9, 'the search is remembered by content');
+  assert.equal(nearPairs(await cached()), nearPairs(first));
+
+  // The copy's original is replaced and a copy of another cell appears: the remembered pair of the old content
+  // must not survive, the new pair must be found.
+  await write('all/cell_2.bmp', cellAndBrighterCopy(20)[0]);
+  await write('all/brighter_5.bmp', cellAndBrighterCopy(5)[1]);
+  const after = nearPairs(await cached());
+  assert.equal(after, nearPairs(await fresh()));
+  assert.match(after, /brighter_5/);
+  assert.doesNotMatch(after, /brighter_2/);
+});
+
+test('a save deletes other datasets’ cache files unused for 60 days, and nothing else', async (t) => {
+  const root = await dataset(t, 2);
+  const cacheDir = await tempDir(t, 'leukemia-audit-cache-');
+  const old = new Date(Date.now() - STALE_CACHE_MS - 24 * 3600 * 1000);
+  const stale = path.join(cacheDir, `scan-${'a'.repeat(24)}.bin`);
+  const recent = path.join(cacheDir, `scan-${'b'.repeat(24)}.bin`);
+  const other = path.join(cacheDir, 'notes.txt');
+  for (const file of [stale, recent, other]) await writeFile(file, 'x');
+  await utimes(stale, old, old);
+  await utimes(other, old, old);
+  await auditDataset(root, { cacheDir });
+  const left = await readdir(cacheDir);
+  assert.ok(!left.includes(path.basename(stale)), 'the stale cache is gone');
+  assert.ok(left.includes(path.basename(recent)) && left.includes('notes.txt'), 'recent caches and other files stay');
+  // Its own cache, used but unchanged (not saved again), has its time refreshed by the use.
+  const own = left.find((name) => name.startsWith('scan-') && name !== path.basename(recent))!;
+  await utimes(path.join(cacheDir, own), old, old);
+  await auditDataset(root, { cacheDir });
+  assert.ok((await stat(path.join(cacheDir, own))).mtimeMs > Date.now() - 60_000);
 });

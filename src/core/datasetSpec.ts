@@ -63,8 +63,13 @@ export interface DatasetSpec {
 
 /** Splits a path relative to the root into its folder names and its file name. */
 export function pathParts(path: string): { folders: string[]; fileName: string } {
-  const parts = path.split('/');
-  return { folders: parts.slice(0, -1), fileName: parts[parts.length - 1] };
+  const slash = path.lastIndexOf('/');
+  return { folders: slash < 0 ? [] : path.slice(0, slash).split('/'), fileName: path.slice(slash + 1) };
+}
+
+/** The file name of a relative path (what follows its last slash). */
+export function fileNameOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
 }
 
 export function fileStem(fileName: string): string {
@@ -82,9 +87,16 @@ export function tokenAt(tokens: string[], index: number): string | undefined {
   return index < 0 ? tokens[tokens.length + index] : tokens[index];
 }
 
+/** The folder name at `depth` (1 = the top) of a relative path, without splitting it: audits call this per image. */
 export function folderAt(path: string, depth: number): string | undefined {
-  const { folders } = pathParts(path);
-  return depth >= 1 && depth <= folders.length ? folders[depth - 1] : undefined;
+  if (depth < 1) return undefined;
+  let start = 0;
+  for (let level = 1; level < depth; level++) {
+    start = path.indexOf('/', start) + 1;
+    if (start === 0) return undefined;
+  }
+  const end = path.indexOf('/', start);
+  return end < 0 ? undefined : path.slice(start, end);
 }
 
 /** Compiles a subject pattern; the first capture group (or the whole match) is the subject id. */

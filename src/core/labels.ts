@@ -2,7 +2,7 @@
  * One labeler for every label source, so the audit, training and the editor read labels the same way.
  */
 import type { CsvLabelTable } from './audit/csvLabels.js';
-import { fileNameTokens, pathParts, tokenAt, type LabelSource } from './datasetSpec.js';
+import { fileNameOf, fileNameTokens, folderAt, tokenAt, type LabelSource } from './datasetSpec.js';
 
 export type Labeler = (path: string) => string | undefined;
 
@@ -10,14 +10,12 @@ export function labelerFor(source: LabelSource, tables: CsvLabelTable[] = []): L
   switch (source.kind) {
     case 'folder':
       return (path) => {
-        const { folders } = pathParts(path);
-        if (folders.length < source.depth) return undefined;
-        const name = folders[source.depth - 1];
-        return source.valueToClass?.[name] ?? name;
+        const name = folderAt(path, source.depth);
+        return name === undefined ? undefined : (source.valueToClass?.[name] ?? name);
       };
     case 'filename':
       return (path) => {
-        const token = tokenAt(fileNameTokens(pathParts(path).fileName), source.tokenIndex);
+        const token = tokenAt(fileNameTokens(fileNameOf(path)), source.tokenIndex);
         return token === undefined ? undefined : source.valueToClass[token];
       };
     case 'csv': {

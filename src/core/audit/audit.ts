@@ -17,6 +17,7 @@ import type { ScanResult } from '../types.js';
 import { findConfounding, type Grouping } from './confounding.js';
 import type { CsvLabelTable } from './csvLabels.js';
 import { findDuplicateFindings, type ImageHashes } from './duplicates.js';
+import type { NearDuplicatePair } from './nearDuplicates.js';
 import { MAX_EXAMPLE_PATHS, formatCount, listNames, sortFindings, type Finding } from './findings.js';
 import {
   crossTabulate,
@@ -45,6 +46,8 @@ export interface AuditOptions {
 export interface AuditInputs {
   csvTables?: CsvLabelTable[];
   hashes?: Map<string, ImageHashes>;
+  /** Near-duplicate pairs among `hashes`, when already searched (with the scan cache's memo); else searched here. */
+  nearDuplicates?: readonly NearDuplicatePair[];
 }
 
 export interface AuditReport {
@@ -176,12 +179,16 @@ export function auditScan(scan: ScanResult, inputs: AuditInputs = {}, options: A
   findings.push(...imageFindings(scan));
   if (inputs.hashes) {
     findings.push(
-      ...findDuplicateFindings(inputs.hashes, {
-        labelOf,
-        groupOf: groups ? (p) => folderAt(p, groups.depth) : () => undefined,
-        splitOf: splits ? (p) => folderAt(p, splits.depth) : () => undefined,
-        nearDuplicateDistance: options.nearDuplicateDistance,
-      }),
+      ...findDuplicateFindings(
+        inputs.hashes,
+        {
+          labelOf,
+          groupOf: groups ? (p) => folderAt(p, groups.depth) : () => undefined,
+          splitOf: splits ? (p) => folderAt(p, splits.depth) : () => undefined,
+          nearDuplicateDistance: options.nearDuplicateDistance,
+        },
+        inputs.nearDuplicates,
+      ),
     );
   }
   return {

@@ -2,7 +2,7 @@
  * Candidate label sources, each described by the evidence the audit reasons with: folder levels (what
  * `ImageFolder` would see at each depth) and class tokens in file names.
  */
-import { fileNameTokens, folderAt, pathParts, tokenAt, type NamedCount } from '../datasetSpec.js';
+import { fileNameOf, fileNameTokens, folderAt, pathParts, tokenAt, type NamedCount } from '../datasetSpec.js';
 import type { ImageEntry } from '../types.js';
 import {
   classifyName,
@@ -146,11 +146,11 @@ const NAME_WORDS = new Set([
  */
 export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undefined {
   let best: TokenCandidate | undefined;
+  const tokensOf = images.map((img) => fileNameTokens(fileNameOf(img.path)));
   for (const tokenIndex of TOKEN_POSITIONS) {
     const spellings = new Map<string, Map<string, number>>();
     let covered = 0;
-    for (const img of images) {
-      const tokens = fileNameTokens(pathParts(img.path).fileName);
+    for (const tokens of tokensOf) {
       if (tokens.length < 2) continue;
       const token = tokenAt(tokens, tokenIndex);
       if (token === undefined || !(/[a-z]/i.test(token) || (tokenIndex === -1 && BINARY_CODE.test(token)))) continue;
@@ -198,7 +198,7 @@ export function findTokenCandidate(images: ImageEntry[]): TokenCandidate | undef
 }
 
 export function tokenLabel(candidate: TokenCandidate, path: string): string | undefined {
-  const token = tokenAt(fileNameTokens(pathParts(path).fileName), candidate.tokenIndex);
+  const token = tokenAt(fileNameTokens(fileNameOf(path)), candidate.tokenIndex);
   return token === undefined ? undefined : candidate.valueToClass[token];
 }
 

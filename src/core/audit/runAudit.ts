@@ -10,6 +10,7 @@ import type { ScanResult, UnreadableEntry } from '../types.js';
 import { auditScan, type AuditOptions, type AuditReport } from './audit.js';
 import { decodeTableText, detectCsvLabels, parseDelimited, type CsvLabelTable } from './csvLabels.js';
 import type { ImageHashes } from './duplicates.js';
+import { nearDuplicatePairs, type NearDuplicatePair } from './nearDuplicates.js';
 import { hashImages } from './pixels.js';
 import { defaultCacheDir, ScanCache } from './scanCache.js';
 
@@ -80,6 +81,7 @@ export async function scanAndAudit(
     inside: options.tablesInside,
   });
   let hashes: Map<string, ImageHashes> | undefined;
+  let nearDuplicates: NearDuplicatePair[] | undefined;
   let checked = scan;
   if (options.checkPixels !== false) {
     budget.spend(
@@ -95,10 +97,13 @@ export async function scanAndAudit(
     });
     hashes = result.hashes;
     checked = withUndecodable(scan, result.undecodable);
+    const near = nearDuplicatePairs(hashes, { maxBits: options.nearDuplicateDistance, memo: cache?.nearDuplicates });
+    nearDuplicates = near.pairs;
+    cache?.rememberNearDuplicates(near.memo);
   }
   // A cache that cannot be written (read-only home, full disk) only costs the next audit its speed.
   await cache?.save().catch(() => undefined);
-  return { report: auditScan(checked, { csvTables, hashes }, options), scan: checked, csvTables };
+  return { report: auditScan(checked, { csvTables, hashes, nearDuplicates }, options), scan: checked, csvTables };
 }
 
 /** Counts the bytes an audit reads against its limit. */

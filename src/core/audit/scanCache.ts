@@ -12,12 +12,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, rm, stat, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../fsAtomic.js';
 import { THUMBNAIL_SIDE, type ImageDigest } from '../image/hash.js';
 import type { ImageFormat, ImageHeader } from '../types.js';
+import { parseNearDuplicateMemo, type NearDuplicateMemo } from './nearDuplicates.js';
 
 const MAGIC = 'LKAUDITC';
 /** Bump whenever a header, hash or thumbnail would come out differently: old entries must not survive. */
@@ -25,6 +26,11 @@ const FORMAT_VERSION = 3;
 const FEATURE_BYTES = THUMBNAIL_SIDE * THUMBNAIL_SIDE;
 const DIGEST_BYTES = 2 * FEATURE_BYTES;
 const MAX_CACHE_FILE_BYTES = 1024 ** 3;
+/**
+ * A dataset's cache file not used for this long is deleted by the next save of another one: datasets get moved,
+ * renamed and deleted, and each cache of 15,000 images is about 30 MB. A use refreshes the file's time.
+ */
+export const STALE_CACHE_MS = 60 * 24 * 3600 * 1000;
 const FORMATS: readonly ImageFormat[] = ['bmp', 'png', 'jpeg', 'tiff', 'webp'];
 
 /** What identifies one version of a file's content without reading it. */
@@ -67,6 +73,8 @@ export class ScanCache {
   private readonly previous: Map<string, Entry>;
   private readonly current = new Map<string, Entry>();
   private changed = false;
+  /** The last near-duplicate search of this folder, by content (`nearDuplicatePairs`). */
+  private nearDuplicateMemo: NearDuplicateMemo | undefined;
 
   private constructor(
     readonly file: string,
@@ -74,8 +82,10 @@ export class ScanCache {
     previous: Map<string, Entry>,
     /** Why the cache file on disk was not used, when it exists but was ignored. */
     readonly ignoredBecause: string | undefined,
+    nearDuplicates?: NearDuplicateMemo,
   ) {
     this.previous = previous;
+    this.nearDuplicateMemo = nearDuplicates;
   }
 
   /** Loads the cache of `root` from `dir`; never throws on a missing or bad cache file (it is just not used). */
@@ -91,7 +101,10 @@ export class ScanCache {
       return new ScanCache(file, realRoot, new Map(), undefined);
     }
     try {
-      return new ScanCache(file, realRoot, decode(bytes, realRoot), undefined);
+      const { entries, nearDuplicates } = decode(bytes, realRoot);
+      const now = new Date();
+      await utimes(file, now, now).catch(() => undefined); // in use, so not stale (STALE_CACHE_MS)
+      return new ScanCache(file, realRoot, entries, undefined, nearDuplicates);
     } catch (error) {
       return new ScanCache(file, realRoot, new Map(), (error as Error).message);
     }
@@ -127,11 +140,34 @@ export class ScanCache {
     this.changed = true;
   }
 
+  get nearDuplicates(): NearDuplicateMemo | undefined {
+    return this.nearDuplicateMemo;
+  }
+
+  rememberNearDuplicates(memo: NearDuplicateMemo): void {
+    const before = this.nearDuplicateMemo;
+    this.nearDuplicateMemo = memo;
+    if (!before || before.key !== memo.key || !sameContents(before, memo) || before.pairs.length !== memo.pairs.length)
+      this.changed = true;
+  }
+
   /** Writes this run's entries when anything changed (a file added, edited, hashed or gone). */
   async save(): Promise<void> {
     if (!this.changed && this.current.size === this.previous.size) return;
-    await writeFileAtomic(this.file, encode(this.current, this.root), { durable: false });
+    await writeFileAtomic(this.file, encode(this.current, this.root, this.nearDuplicateMemo), { durable: false });
     this.changed = false;
+    await removeStaleCaches(dirname(this.file), this.file);
+  }
+}
+
+/** Deletes the other datasets' cache files in `dir` not used for `STALE_CACHE_MS`; never fails the save. */
+export async function removeStaleCaches(dir: string, keep: string, now = Date.now()): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const file = join(dir, name);
+    if (!/^scan-[0-9a-f]{24}\.bin$/.test(name) || file === keep) continue;
+    const stats = await stat(file).catch(() => undefined);
+    if (stats && now - stats.mtimeMs > STALE_CACHE_MS) await rm(file, { force: true }).catch(() => undefined);
   }
 }
 
@@ -150,7 +186,11 @@ type EntryRow = [
   perceptual: string | null,
 ];
 
-function encode(entries: Map<string, Entry>, root: string): Uint8Array {
+function sameContents(a: NearDuplicateMemo, b: NearDuplicateMemo): boolean {
+  return a.contents.length === b.contents.length && a.contents.every((c, i) => c === b.contents[i]);
+}
+
+function encode(entries: Map<string, Entry>, root: string, nearDuplicates: NearDuplicateMemo | undefined): Uint8Array {
   const rows: EntryRow[] = [];
   const vectors: Int8Array[] = [];
   for (const [path, { stamp, header, digest }] of entries) {
@@ -174,7 +214,7 @@ function encode(entries: Map<string, Entry>, root: string): Uint8Array {
     ]);
     if (withThumbnail) vectors.push(digest.features.content, digest.features.texture);
   }
-  const index = Buffer.from(JSON.stringify({ root, rows }));
+  const index = Buffer.from(JSON.stringify({ root, rows, nearDuplicates }));
   const out = new Uint8Array(16 + index.length + vectors.length * FEATURE_BYTES + 32);
   const view = new DataView(out.buffer);
   out.set(Buffer.from(MAGIC, 'latin1'), 0);
@@ -191,7 +231,10 @@ function encode(entries: Map<string, Entry>, root: string): Uint8Array {
 }
 
 /** Throws a sentence saying what is wrong with the file. */
-function decode(bytes: Uint8Array, root: string): Map<string, Entry> {
+function decode(
+  bytes: Uint8Array,
+  root: string,
+): { entries: Map<string, Entry>; nearDuplicates: NearDuplicateMemo | undefined } {
   if (bytes.length < 48 || Buffer.from(bytes.subarray(0, 8)).toString('latin1') !== MAGIC) {
     throw new Error('not a scan cache file');
   }
@@ -222,7 +265,8 @@ function decode(bytes: Uint8Array, root: string): Map<string, Entry> {
     entries.set(path, entry);
   }
   if (thumbnailAt !== body.length) throw new Error('unexpected bytes after the thumbnails');
-  return entries;
+  // A memo that does not parse only costs one full near-duplicate search.
+  return { entries, nearDuplicates: parseNearDuplicateMemo(index.nearDuplicates) };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

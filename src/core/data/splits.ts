@@ -6,7 +6,7 @@
  */
 import { classifyName, type SplitRole } from '../audit/names.js';
 import type { CsvLabelTable } from '../audit/csvLabels.js';
-import { folderAt, pathParts, subjectMatcher, type DatasetSpec } from '../datasetSpec.js';
+import { fileNameOf, folderAt, pathParts, subjectMatcher, type DatasetSpec } from '../datasetSpec.js';
 import type { Labeler } from '../labels.js';
 import { createRng, type Rng } from '../random.js';
 
@@ -33,10 +33,10 @@ export function subjectReader(
     for (const [path, key] of table.groupKeyByPath) groupKeys.set(path, key.toUpperCase());
   }
   return (path) => {
-    const own = match(pathParts(path).fileName);
+    const own = match(fileNameOf(path));
     if (own !== undefined) return own;
     const original = originalNames.get(path);
-    const byOriginal = original === undefined ? undefined : match(pathParts(original.replace(/\\/g, '/')).fileName);
+    const byOriginal = original === undefined ? undefined : match(fileNameOf(original.replace(/\\/g, '/')));
     if (byOriginal !== undefined) return byOriginal;
     // A per-patient table's row key (`P07`) names the patient.
     const byKey = groupKeys.get(path);

@@ -149,10 +149,11 @@ export class ResultsPanel {
         break;
       case 'openImage': {
         const root = this.run?.dataset.root;
-        const file = root ? resolveInside(message.path, root, [root]) : undefined;
+        const file = root ? openableImage(message.path, root) : undefined;
         if (!file) {
           log().warn(
-            `Refused to open ${JSON.stringify(message.path)}: it is not inside the dataset folder ${root ?? '(unknown)'}.`,
+            `Refused to open ${JSON.stringify(message.path)}: it is not inside the dataset folder ${root ?? '(unknown)'}` +
+              `${vscode.workspace.isTrusted ? '' : ' within the workspace'}, or does not exist.`,
           );
           return;
         }
@@ -170,6 +171,21 @@ export class ResultsPanel {
     ResultsPanel.panels.delete(this.runDir);
     for (const d of this.disposables) d.dispose();
   }
+}
+
+/**
+ * The file a page asked to open, when it lies inside the run's dataset folder both lexically and by real path (a
+ * symlink in the dataset must not open a file elsewhere). run.json is workspace content, so in an untrusted
+ * workspace the dataset folder it names counts only within the workspace folders.
+ */
+function openableImage(relative: string, root: string): string | undefined {
+  const file = resolveInside(relative, root, [root]);
+  const real = file && realPathInsideSync(file, [root]);
+  if (!real || vscode.workspace.isTrusted) return real;
+  return realPathInsideSync(
+    real,
+    (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
+  );
 }
 
 export function registerResultsSerializer(context: vscode.ExtensionContext): vscode.Disposable {
