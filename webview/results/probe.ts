@@ -84,7 +84,7 @@ function verdictBanner(result: ProbeTargetResult): HTMLElement {
     ' ',
     h('strong', {}, `${capitalised(result.one)}: `),
     result.verdict,
-    alarming ? ': a model can learn it instead of the disease.' : '.',
+    alarming ? `: a model can learn the ${result.one} instead of the disease.` : '.',
   );
 }
 
