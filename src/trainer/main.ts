@@ -29,17 +29,11 @@ async function train(settings: TrainSettings): Promise<void> {
   }
 }
 
-async function evaluate(request: EvaluateRequest): Promise<void> {
+/** A job that ends in one answer (evaluation, probe): its result, `cancelled` or `error`, then the exit. */
+async function oneShot(job: () => Promise<TrainerMessage>): Promise<void> {
   busy = true;
   try {
-    const { runDir, run } = await evaluateModel({
-      ...request,
-      classMap: request.classMap ? new Map(Object.entries(request.classMap)) : undefined,
-      signal: controller.signal,
-      onProgress: (phase, done, total) => void send({ type: 'evaluation-progress', phase, done, total }),
-      onLog: (level, message) => process.stderr.write(`${level}: ${message}\n`),
-    });
-    await send({ type: 'evaluated', runDir, run });
+    await send(await job());
   } catch (error) {
     await send(controller.signal.aborted ? { type: 'cancelled' } : errorMessage(error));
   } finally {
@@ -47,23 +41,33 @@ async function evaluate(request: EvaluateRequest): Promise<void> {
   }
 }
 
-async function probe(request: ProbeRequest): Promise<void> {
-  busy = true;
-  try {
+const logToStderr = (level: string, message: string) => process.stderr.write(`${level}: ${message}\n`);
+
+function evaluate(request: EvaluateRequest): Promise<void> {
+  return oneShot(async () => {
+    const { runDir, run } = await evaluateModel({
+      ...request,
+      classMap: request.classMap ? new Map(Object.entries(request.classMap)) : undefined,
+      signal: controller.signal,
+      onProgress: (phase, done, total) => void send({ type: 'evaluation-progress', phase, done, total }),
+      onLog: logToStderr,
+    });
+    return { type: 'evaluated', runDir, run };
+  });
+}
+
+function probe(request: ProbeRequest): Promise<void> {
+  return oneShot(async () => {
     const { runDir, run } = await probeDataset({
       ...request,
       group: request.group === undefined ? undefined : parseGroupChoice(request.group),
       signal: controller.signal,
       onProgress: (phase, done, total, etaSeconds) =>
         void send({ type: 'probe-progress', phase, done, total, etaSeconds }),
-      onLog: (level, message) => process.stderr.write(`${level}: ${message}\n`),
+      onLog: logToStderr,
     });
-    await send({ type: 'probed', runDir, run });
-  } catch (error) {
-    await send(controller.signal.aborted ? { type: 'cancelled' } : errorMessage(error));
-  } finally {
-    exitChild();
-  }
+    return { type: 'probed', runDir, run };
+  });
 }
 
 requireParent('trainer', 'use the leukemia-audit CLI instead');

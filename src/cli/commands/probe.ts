@@ -4,7 +4,16 @@ import { probeDataset, DEFAULT_PROBE_IMAGE_SIZE, type ProbePhase } from '../../c
 import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
 import { formatDuration } from '../../core/train/progress.js';
 import { formatProbe } from '../report.js';
-import { UsageError, endProgress, integerOption, oneOf, parseCommandArgs, stderrProgress } from '../usage.js';
+import {
+  UsageError,
+  abortOnInterrupt,
+  endProgress,
+  logToStderr,
+  integerOption,
+  oneOf,
+  parseCommandArgs,
+  stderrProgress,
+} from '../usage.js';
 
 const HELP = `Usage: leukemia-audit probe <dataset> [options]
 
@@ -67,8 +76,7 @@ export async function probeCommand(argv: string[]): Promise<number> {
     throw new UsageError((error as Error).message);
   }
   const progress = stderrProgress();
-  const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
+  const controller = abortOnInterrupt();
   let result;
   try {
     result = await probeDataset({
@@ -86,10 +94,7 @@ export async function probeCommand(argv: string[]): Promise<number> {
       signal: controller.signal,
       onProgress: (phase, done, total, eta) =>
         progress(`${PHASE_WORDS[phase]} ${done}/${total}${eta === undefined ? '' : ` · ETA ${formatDuration(eta)}`}`),
-      onLog: (level, message) => {
-        endProgress();
-        process.stderr.write(`${level === 'info' ? '' : `${level}: `}${message}\n`);
-      },
+      onLog: logToStderr,
     });
   } catch (error) {
     endProgress();

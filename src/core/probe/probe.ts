@@ -9,29 +9,25 @@
  *
  * The CLI (`leukemia-audit probe`) and the extension (through the trainer child) are thin shells around it.
  */
-import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Grouping } from '../audit/confounding.js';
 import { sortFindings, type Finding } from '../audit/findings.js';
-import { scanAndAudit } from '../audit/runAudit.js';
 import { prepareImages } from '../data/cache.js';
-import { subjectReader } from '../data/splits.js';
 import { selectBackend } from '../engine/backend.js';
-import { combinedLabeler, type Labeler } from '../labels.js';
+import type { Labeler } from '../labels.js';
 import { disposeModel, FEATURE_WIDTH } from '../model/resnet18.js';
-import { buildHtmlReport } from '../report/htmlReport.js';
+import { writeRunReport } from '../report/htmlReport.js';
 import { createRunFolder, openOutFolder } from '../run/claim.js';
 import { RUN_SCHEMA, RUN_SCHEMA_VERSION, type ProbeTargetResult, type RunFile } from '../run/runFile.js';
 import { writeRunFile } from '../run/runFileIo.js';
 import { runFolderName } from '../run/runFolders.js';
-import { resolveLabels } from '../train/labelChoice.js';
 import { DEFAULT_SETTINGS, type BackendChoice, type CropMode, type LabelChoice } from '../train/settings.js';
 import { crossValidateProbe, DEFAULT_FOLDS, DEFAULT_RESAMPLES, type CrossValidatedProbe } from './crossValidate.js';
+import { judgedDataset } from '../evaluate/judgedDataset.js';
 import { AUTO_WEIGHTS, defaultFeatureCacheDir, featureTable, loadFeatureBackbone } from './features.js';
 import { resolveGrouping, type GroupChoice } from './groupChoice.js';
 import { DEFAULT_PROBE_C } from './logistic.js';
 
-export const PROBE_REPORT_FILE = 'report.html';
 /** Input side: enough for stain, brightness and texture, a quarter of 224 px's inference time. */
 export const DEFAULT_PROBE_IMAGE_SIZE = 128;
 /** Chance-corrected balanced accuracy from which a group is "predictable": a fifth of the way from chance to perfect. */
@@ -85,20 +81,17 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
 
   let phaseStart = performance.now();
   progress('audit', 0, 1);
-  const { report, scan, csvTables } = await scanAndAudit(root, {
-    subjectPattern: options.subjectPattern,
-    checkPixels: false,
-    signal: options.signal,
-  });
-  const paths = scan.images.map((image) => image.path);
-  const labelChoice = options.labels ?? 'auto';
-  const labels =
-    labelChoice === 'auto'
-      ? { sources: report.spec.labelSources, structural: false }
-      : resolveLabels(labelChoice, report, paths);
-  const labelOf = combinedLabeler(labels.sources, csvTables);
+  const {
+    report,
+    scan,
+    csvTables,
+    imagePaths: paths,
+    labelChoice,
+    labels,
+    labelOf,
+    subjectOf,
+  } = await judgedDataset(root, options);
   const grouping = resolveGrouping(options.group ?? 'auto', scan.images, csvTables, labels.sources);
-  const subjectOf = subjectReader(report.spec.subjectPattern, csvTables, report.spec.subjectFolderDepth);
   const used = paths.filter((p) => labelOf(p) !== undefined || grouping?.groupOf(p) !== undefined);
   if (used.length === 0)
     throw new Error(`${root}: no image has a label or a group to probe (the audit found no labels and no grouping)`);
@@ -268,13 +261,7 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
   let reportFile: string | undefined;
   if (options.report !== false) {
     progress('report', 0, 1);
-    try {
-      const { html } = await buildHtmlReport(runDir);
-      reportFile = join(runDir, PROBE_REPORT_FILE);
-      await writeFile(reportFile, html);
-    } catch (error) {
-      log('warning', `The HTML report was not written: ${(error as Error).message}`);
-    }
+    reportFile = await writeRunReport(runDir, (message) => log('warning', message));
     progress('report', 1, 1);
   }
   return { runDir, run, report: reportFile };
