@@ -36,7 +36,7 @@ export function describeRun(run: RunFile, runDir: string): RunDescription {
           ? `${run.history.length} epoch${run.history.length === 1 ? '' : 's'}`
           : 'no epoch finished'));
   const warning = run.dataset.labelsAreStructural
-    ? `$(warning) ${kind === 'evaluation' ? 'evaluated' : 'trained'} on structural labels — `
+    ? `$(warning) ${{ training: 'trained', evaluation: 'evaluated', probe: 'probed' }[kind]} on structural labels — `
     : '';
   return {
     label: `${icon} ${KIND_ICONS[kind]}${path.basename(runDir)}`,
