@@ -125,14 +125,14 @@ describe('probe', () => {
 });
 
 describe('crossValidateProbe', () => {
-  test('without subject ids images are the unit; a class of one subject is named', () => {
+  test('without subject ids images are the unit; a class of one subject is named', async () => {
     const rng = createRng(2);
     const n = 40;
     const features = Float32Array.from({ length: n * 4 }, (_, i) =>
       rng.normal(Math.floor(i / 4) % 2 === 0 ? 1 : -1, 1),
     );
     const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
-    const byImage = crossValidateProbe({
+    const byImage = await crossValidateProbe({
       features,
       dimension: 4,
       labels,
@@ -146,7 +146,7 @@ describe('crossValidateProbe', () => {
     assert.ok(byImage.balancedAccuracy > 0.8);
     assert.ok(byImage.interval.lower <= byImage.balancedAccuracy && byImage.balancedAccuracy <= byImage.interval.upper);
     // Class b comes from one subject only: held out, it was never seen, so it is never predicted.
-    const bySubject = crossValidateProbe({
+    const bySubject = await crossValidateProbe({
       features,
       dimension: 4,
       labels,

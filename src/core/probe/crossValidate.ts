@@ -65,7 +65,14 @@ export const DEFAULT_FOLDS = 5;
 export const DEFAULT_RESAMPLES = 2000;
 const INTERVAL_LEVEL = 0.95;
 
-export function crossValidateProbe(input: ProbeInput): CrossValidatedProbe {
+/** Too few subjects (or images) with a value of the target to hold any out. */
+export class TooFewUnitsError extends Error {}
+
+/**
+ * Fits the folds one after another, yielding to the event loop between them: a fold on a large dataset takes
+ * seconds of synchronous arithmetic, and a child process must still hear cancel and send its heartbeat.
+ */
+export async function crossValidateProbe(input: ProbeInput): Promise<CrossValidatedProbe> {
   const { features, dimension: d, labels, classes } = input;
   const k = classes.length;
   const rows = [...labels.keys()].filter((i) => labels[i] >= 0);
@@ -81,7 +88,8 @@ export function crossValidateProbe(input: ProbeInput): CrossValidatedProbe {
     unitRows.get(key)!.push(i);
   }
   const units = [...unitRows.keys()];
-  if (units.length < 2) throw new Error(`The probe needs at least two ${unit}s with a label; found ${units.length}`);
+  if (units.length < 2)
+    throw new TooFewUnitsError(`it needs at least two ${unit}s with a value to hold one out; there is ${units.length}`);
   const folds = Math.min(input.folds ?? DEFAULT_FOLDS, units.length);
   const foldOfUnit = stratifiedFolds(
     units,
@@ -109,6 +117,7 @@ export function crossValidateProbe(input: ProbeInput): CrossValidatedProbe {
     const probabilities = predictProbabilities(model, gather(features, test, d), test.length, k);
     test.forEach((row, t) => (predicted[row] = argmaxRow(probabilities, t, k)));
     input.onFold?.(f + 1, folds);
+    await new Promise((next) => setImmediate(next));
   }
 
   // Per unit, its images' confusion counts: the bootstrap resamples these.

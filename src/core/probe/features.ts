@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { forEachBounded } from '../concurrency.js';
 import { normaliseInto } from '../data/preprocess.js';
 import { defaultImageCacheDir, readPreprocessed, type PreparedImages } from '../data/cache.js';
 import { writeFileAtomic } from '../fsAtomic.js';
@@ -25,6 +26,7 @@ import type { CheckpointInfo } from '../weights/checkpointInfo.js';
 import { IMAGENET_WEIGHTS, NO_WEIGHTS, resolveWeights } from '../weights/resolveWeights.js';
 
 export const FEATURES_VERSION = 1;
+const CACHE_READS_IN_FLIGHT = 64;
 /** `auto`: ImageNet when a verified copy is on disk or can be fetched, else a seeded random initialisation. */
 export const AUTO_WEIGHTS = 'auto';
 
@@ -153,13 +155,13 @@ export async function featureTable(
   const cacheDir = options.cacheDir ?? defaultFeatureCacheDir();
   const features = new Float32Array(paths.length * FEATURE_WIDTH);
   const missing: number[] = [];
-  await Promise.all(
-    paths.map(async (relative, row) => {
-      const cached = await readCached(featureFile(cacheDir, prepared.keys.get(relative)!, backbone.sha256));
-      if (cached) features.set(cached, row * FEATURE_WIDTH);
-      else missing.push(row);
-    }),
-  );
+  // Bounded: a hundred thousand reads at once would run out of file descriptors.
+  await forEachBounded([...paths.keys()], CACHE_READS_IN_FLIGHT, async (row) => {
+    options.signal?.throwIfAborted();
+    const cached = await readCached(featureFile(cacheDir, prepared.keys.get(paths[row])!, backbone.sha256));
+    if (cached) features.set(cached, row * FEATURE_WIDTH);
+    else missing.push(row);
+  });
   missing.sort((a, b) => a - b);
   const fromCache = paths.length - missing.length;
   options.onProgress?.(fromCache, paths.length, 0);
@@ -178,7 +180,7 @@ export async function featureTable(
             features.set(vector, row * FEATURE_WIDTH);
             const file = featureFile(cacheDir, prepared.keys.get(paths[row])!, backbone.sha256);
             // A cache that cannot be written only costs the next probe the inference.
-            await writeFileAtomic(file, new Uint8Array(vector.buffer)).catch(() => undefined);
+            await writeFileAtomic(file, new Uint8Array(vector.buffer), { durable: false }).catch(() => undefined);
           }),
         );
         const done = start + rows.length;

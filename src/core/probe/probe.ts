@@ -22,7 +22,13 @@ import { RUN_SCHEMA, RUN_SCHEMA_VERSION, type ProbeTargetResult, type RunFile } 
 import { writeRunFile } from '../run/runFileIo.js';
 import { runFolderName } from '../run/runFolders.js';
 import { DEFAULT_SETTINGS, type BackendChoice, type CropMode, type LabelChoice } from '../train/settings.js';
-import { crossValidateProbe, DEFAULT_FOLDS, DEFAULT_RESAMPLES, type CrossValidatedProbe } from './crossValidate.js';
+import {
+  crossValidateProbe,
+  TooFewUnitsError,
+  DEFAULT_FOLDS,
+  DEFAULT_RESAMPLES,
+  type CrossValidatedProbe,
+} from './crossValidate.js';
 import { judgedDataset } from '../evaluate/judgedDataset.js';
 import { AUTO_WEIGHTS, defaultFeatureCacheDir, featureTable, loadFeatureBackbone } from './features.js';
 import { resolveGrouping, type GroupChoice } from './groupChoice.js';
@@ -165,7 +171,7 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
       log('warning', `Not probing the ${target.one}: the images have ${classes.length === 1 ? 'only one' : 'none'}.`);
       continue;
     }
-    const cv = crossValidateProbe({
+    const cv = await crossValidateProbe({
       features: table.features,
       dimension: FEATURE_WIDTH,
       labels: Int32Array.from(rows, (p) => {
@@ -177,8 +183,12 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
       seed,
       signal: options.signal,
       onFold: (done, total) => progress('probe', index * total + done, targets.length * total),
+    }).catch((error) => {
+      if (!(error instanceof TooFewUnitsError)) throw error;
+      log('warning', `Not probing the ${target.one}: ${error.message}.`);
+      return undefined;
     });
-    results.push(judge(target, cv));
+    if (cv) results.push(judge(target, cv));
   }
   lap('probes', phaseStart);
 
