@@ -2,7 +2,7 @@
 // built bundle in a child process: JSON only on stdout, progress on stderr, exit codes) and the trainer child
 // the extension forks (the probe request, progress with phases, the run, cancel).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -70,6 +70,29 @@ test('leukemia-audit probe: usage errors exit 2 and name the option', () => {
   const missingColumn = cli(['probe', dataset, '--group', 'csv:site', '--weights', 'none']);
   assert.equal(missingColumn.status, 3, missingColumn.stderr);
   assert.match(missingColumn.stderr, /No label table of this dataset has a group column site/);
+});
+
+test('leukemia-audit probe: Ctrl-C while images are prepared or features computed cancels, exit 130, no run.json', async () => {
+  const out = path.join(work, 'cli-interrupted');
+  // A size nothing was cached at, large enough that the features take seconds.
+  const child = spawn(
+    process.execPath,
+    [BIN, 'probe', dataset, '--weights', 'none', '--image-size', '160', '--out', out],
+    {
+      cwd: work,
+      env,
+    },
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
+    stderr += chunk;
+    if (/(preparing images|features) \d+\/\d+/.test(stderr) && !child.killed) child.kill('SIGINT');
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /probe cancelled/);
+  assert.ok(!existsSync(path.join(out, 'run.json')));
 });
 
 test('the trainer protocol carries probe requests and their progress, and nothing malformed', () => {
