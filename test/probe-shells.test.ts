@@ -72,7 +72,7 @@ test('leukemia-audit probe: usage errors exit 2 and name the option', () => {
   assert.match(missingColumn.stderr, /No label table of this dataset has a group column site/);
 });
 
-test('leukemia-audit probe: Ctrl-C while images are prepared or features computed cancels, exit 130, no run.json', async () => {
+test('leukemia-audit probe: Ctrl-C while images are prepared or features computed cancels, exit 130, no run folder', async () => {
   const out = path.join(work, 'cli-interrupted');
   // A size nothing was cached at, large enough that the features take seconds.
   const child = spawn(
@@ -92,7 +92,7 @@ test('leukemia-audit probe: Ctrl-C while images are prepared or features compute
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   assert.equal(code, 130, stderr);
   assert.match(stderr, /probe cancelled/);
-  assert.ok(!existsSync(path.join(out, 'run.json')));
+  assert.ok(!existsSync(out), 'a cancelled probe leaves no empty run folder');
 });
 
 test('the trainer protocol carries probe requests and their progress, and nothing malformed', () => {
@@ -149,7 +149,7 @@ test(
         { signal: controller.signal, onProgress: (phase) => phase === 'features' && controller.abort() },
       );
       assert.equal((await cancelled).kind, 'cancelled');
-      assert.ok(!existsSync(path.join(work, 'child-cancelled', 'run.json')), 'a cancelled probe writes no run.json');
+      assert.ok(!existsSync(path.join(work, 'child-cancelled')), 'a cancelled probe leaves no run folder');
     } finally {
       if (childEnv === undefined) delete process.env.XDG_CACHE_HOME;
       else process.env.XDG_CACHE_HOME = childEnv;

@@ -9,6 +9,7 @@
  *
  * The CLI (`leukemia-audit probe`) and the extension (through the trainer child) are thin shells around it.
  */
+import { rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Grouping } from '../audit/confounding.js';
 import { sortFindings, type Finding } from '../audit/findings.js';
@@ -17,7 +18,7 @@ import { selectBackend } from '../engine/backend.js';
 import type { Labeler } from '../labels.js';
 import { disposeModel, FEATURE_WIDTH } from '../model/resnet18.js';
 import { writeRunReport } from '../report/htmlReport.js';
-import { createRunFolder, openOutFolder } from '../run/claim.js';
+import { clearRun, createRunFolder, openOutFolder } from '../run/claim.js';
 import { RUN_SCHEMA, RUN_SCHEMA_VERSION, type ProbeTargetResult, type RunFile } from '../run/runFile.js';
 import { writeRunFile } from '../run/runFileIo.js';
 import { runFolderName } from '../run/runFolders.js';
@@ -108,173 +109,183 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
   const runDir = options.out
     ? resolve(options.out)
     : await createRunFolder(join(root, '..', 'leukemia-audit-runs'), runFolderName(new Date()));
-  if (options.out) await openOutFolder(runDir, { resume: false, force: options.force === true });
+  if (options.out) {
+    await openOutFolder(runDir, { resume: false, force: options.force === true });
+    // Replaced: nothing of the old run (a model, its Grad-CAM) may pass for part of the probe.
+    if (options.force) await clearRun(runDir);
+  }
 
-  const backend = await selectBackend(options.backend === 'torch' || !options.backend ? 'auto' : options.backend);
-  if (options.backend === 'torch') log('info', 'probe runs on the embedded engine; --backend torch trains only.');
-  const cacheBase = options.cacheDir;
-  phaseStart = performance.now();
-  const prepared = await prepareImages(root, used, {
-    size: imageSize,
-    crop,
-    cacheDir: cacheBase ? join(cacheBase, 'images') : undefined,
-    signal: options.signal,
-    onProgress: (done, total) => progress('prepare', done, total),
-  });
-  for (const entry of prepared.skipped) log('warning', `Skipped ${entry.path}: ${entry.detail}`);
-  const rows = used.filter((p) => prepared.keys.has(p));
-  lap('prepare', phaseStart);
-
-  phaseStart = performance.now();
-  const backbone = await loadFeatureBackbone(weights, {
-    seed,
-    signal: options.signal,
-    onLog: (message) => log('warning', message),
-  });
-  const featureCache = cacheBase ? join(cacheBase, 'features') : defaultFeatureCacheDir();
-  let table;
   try {
-    const computeStart = performance.now();
-    table = await featureTable(prepared, rows, backbone, {
-      cacheDir: featureCache,
+    const backend = await selectBackend(options.backend === 'torch' || !options.backend ? 'auto' : options.backend);
+    if (options.backend === 'torch') log('info', 'probe runs on the embedded engine; --backend torch trains only.');
+    const cacheBase = options.cacheDir;
+    phaseStart = performance.now();
+    const prepared = await prepareImages(root, used, {
+      size: imageSize,
+      crop,
+      cacheDir: cacheBase ? join(cacheBase, 'images') : undefined,
       signal: options.signal,
-      onProgress: (done, total, computed) => {
-        const elapsed = (performance.now() - computeStart) / 1000;
-        const eta = computed > 0 ? (elapsed / computed) * (total - done) : undefined;
-        progress('features', done, total, eta);
-      },
+      onProgress: (done, total) => progress('prepare', done, total),
     });
-  } finally {
-    disposeModel(backbone.params);
-  }
-  lap('features', phaseStart);
-  if (table.fromCache > 0)
-    log('info', `${table.fromCache} of ${rows.length} images' features came from the cache (${featureCache}).`);
+    for (const entry of prepared.skipped) log('warning', `Skipped ${entry.path}: ${entry.detail}`);
+    const rows = used.filter((p) => prepared.keys.has(p));
+    lap('prepare', phaseStart);
 
-  phaseStart = performance.now();
-  const subjects = rows.map((p) => subjectOf(p));
-  const diagnosisWords = { one: 'diagnosis', many: 'diagnoses' };
-  const targets: { target: 'group' | 'diagnosis'; source: string; one: string; many: string; of: Labeler }[] = [];
-  if (grouping)
-    targets.push({
-      target: 'group',
-      source: grouping.where,
-      one: grouping.one,
-      many: grouping.many,
-      of: grouping.groupOf,
+    phaseStart = performance.now();
+    const backbone = await loadFeatureBackbone(weights, {
+      seed,
+      signal: options.signal,
+      onLog: (message) => log('warning', message),
     });
-  targets.push({ target: 'diagnosis', source: describeLabels(labelChoice), ...diagnosisWords, of: labelOf });
-  const results: ProbeTargetResult[] = [];
-  for (const [index, target] of targets.entries()) {
-    const classes = [...new Set(rows.map(target.of).filter((v): v is string => v !== undefined))].sort();
-    if (classes.length < 2) {
-      log('warning', `Not probing the ${target.one}: the images have ${classes.length === 1 ? 'only one' : 'none'}.`);
-      continue;
+    const featureCache = cacheBase ? join(cacheBase, 'features') : defaultFeatureCacheDir();
+    let table;
+    try {
+      const computeStart = performance.now();
+      table = await featureTable(prepared, rows, backbone, {
+        cacheDir: featureCache,
+        signal: options.signal,
+        onProgress: (done, total, computed) => {
+          const elapsed = (performance.now() - computeStart) / 1000;
+          const eta = computed > 0 ? (elapsed / computed) * (total - done) : undefined;
+          progress('features', done, total, eta);
+        },
+      });
+    } finally {
+      disposeModel(backbone.params);
     }
-    const cv = await crossValidateProbe({
-      features: table.features,
-      dimension: FEATURE_WIDTH,
-      labels: Int32Array.from(rows, (p) => {
-        const value = target.of(p);
-        return value === undefined ? -1 : classes.indexOf(value);
-      }),
-      classes,
-      subjects,
-      seed,
-      signal: options.signal,
-      onFold: (done, total) => progress('probe', index * total + done, targets.length * total),
-    }).catch((error) => {
-      if (!(error instanceof TooFewUnitsError)) throw error;
-      log('warning', `Not probing the ${target.one}: ${error.message}.`);
-      return undefined;
-    });
-    if (cv) results.push(judge(target, cv));
-  }
-  lap('probes', phaseStart);
+    lap('features', phaseStart);
+    if (table.fromCache > 0)
+      log('info', `${table.fromCache} of ${rows.length} images' features came from the cache (${featureCache}).`);
 
-  const group = results.find((r) => r.target === 'group') ?? null;
-  const diagnosis = results.find((r) => r.target === 'diagnosis') ?? null;
-  const finding = group && group.predictable ? groupPredictableFinding(group, grouping!, rows) : null;
-  const notes = probeNotes(backbone.pretrained, grouping, options.group ?? 'auto', results);
-  for (const note of notes) log('info', note);
-  const classes = diagnosis?.classes ?? [];
-  const now = new Date().toISOString();
-  seconds.total = (performance.now() - started) / 1000;
-  const run: RunFile = {
-    schema: RUN_SCHEMA,
-    version: RUN_SCHEMA_VERSION,
-    kind: 'probe',
-    createdAt: now,
-    updatedAt: now,
-    status: 'completed',
-    error: null,
-    settings: {
-      ...DEFAULT_SETTINGS,
-      dataset: root,
-      out: runDir,
-      labels: labelChoice,
-      epochs: 0,
-      imageSize,
-      crop,
-      weights,
-      seed,
-      backend: options.backend ?? 'auto',
-      subjectPattern: options.subjectPattern,
-    },
-    backend,
-    dataset: {
-      root,
-      spec: { ...report.spec, labelSources: labels.sources },
-      findings: sortFindings([...report.findings, ...(finding ? [finding] : [])]),
-      labelsAreStructural: labels.structural,
-      classes,
-      // Nothing is split for training: the probe's own folds are in `probe`.
-      splits: [],
-      skipped: [...report.unreadable, ...prepared.skipped],
-      notes,
-    },
-    model: { architecture: 'resnet18', imageSize, numClasses: classes.length, parameters: 0, weightsFile: '' },
-    history: [],
-    bestEpoch: null,
-    metrics: { validation: null, test: null },
-    predictions: [],
-    explanations: null,
-    probe: {
-      backbone: {
+    phaseStart = performance.now();
+    const subjects = rows.map((p) => subjectOf(p));
+    const diagnosisWords = { one: 'diagnosis', many: 'diagnoses' };
+    const targets: { target: 'group' | 'diagnosis'; source: string; one: string; many: string; of: Labeler }[] = [];
+    if (grouping)
+      targets.push({
+        target: 'group',
+        source: grouping.where,
+        one: grouping.one,
+        many: grouping.many,
+        of: grouping.groupOf,
+      });
+    targets.push({ target: 'diagnosis', source: describeLabels(labelChoice), ...diagnosisWords, of: labelOf });
+    const results: ProbeTargetResult[] = [];
+    for (const [index, target] of targets.entries()) {
+      const classes = [...new Set(rows.map(target.of).filter((v): v is string => v !== undefined))].sort();
+      if (classes.length < 2) {
+        log('warning', `Not probing the ${target.one}: the images have ${classes.length === 1 ? 'only one' : 'none'}.`);
+        continue;
+      }
+      const cv = await crossValidateProbe({
+        features: table.features,
+        dimension: FEATURE_WIDTH,
+        labels: Int32Array.from(rows, (p) => {
+          const value = target.of(p);
+          return value === undefined ? -1 : classes.indexOf(value);
+        }),
+        classes,
+        subjects,
+        seed,
+        signal: options.signal,
+        onFold: (done, total) => progress('probe', index * total + done, targets.length * total),
+      }).catch((error) => {
+        if (!(error instanceof TooFewUnitsError)) throw error;
+        log('warning', `Not probing the ${target.one}: ${error.message}.`);
+        return undefined;
+      });
+      if (cv) results.push(judge(target, cv));
+    }
+    lap('probes', phaseStart);
+
+    const group = results.find((r) => r.target === 'group') ?? null;
+    const diagnosis = results.find((r) => r.target === 'diagnosis') ?? null;
+    const finding = group && group.predictable ? groupPredictableFinding(group, grouping!, rows) : null;
+    const notes = probeNotes(backbone.pretrained, grouping, options.group ?? 'auto', results);
+    for (const note of notes) log('info', note);
+    const classes = diagnosis?.classes ?? [];
+    const now = new Date().toISOString();
+    seconds.total = (performance.now() - started) / 1000;
+    const run: RunFile = {
+      schema: RUN_SCHEMA,
+      version: RUN_SCHEMA_VERSION,
+      kind: 'probe',
+      createdAt: now,
+      updatedAt: now,
+      status: 'completed',
+      error: null,
+      settings: {
+        ...DEFAULT_SETTINGS,
+        dataset: root,
+        out: runDir,
+        labels: labelChoice,
+        epochs: 0,
+        imageSize,
+        crop,
         weights,
-        description: backbone.description,
-        pretrained: backbone.pretrained,
-        sha256: backbone.sha256,
-        checkpoint: backbone.checkpoint,
+        seed,
+        backend: options.backend ?? 'auto',
+        subjectPattern: options.subjectPattern,
       },
-      imageSize,
-      crop,
-      featureDimension: FEATURE_WIDTH,
-      method: {
-        classifier: 'multinomial logistic regression, L2 penalty, standardised features (L-BFGS)',
-        C: DEFAULT_PROBE_C,
-        folds: DEFAULT_FOLDS,
-        resamples: DEFAULT_RESAMPLES,
-        level: 0.95,
-        minKappa: PREDICTABLE_MIN_KAPPA,
+      backend,
+      dataset: {
+        root,
+        spec: { ...report.spec, labelSources: labels.sources },
+        findings: sortFindings([...report.findings, ...(finding ? [finding] : [])]),
+        labelsAreStructural: labels.structural,
+        classes,
+        // Nothing is split for training: the probe's own folds are in `probe`.
+        splits: [],
+        skipped: [...report.unreadable, ...prepared.skipped],
+        notes,
       },
-      group,
-      diagnosis,
-      finding,
-      notes,
-      cache: { folder: featureCache, fromCache: table.fromCache, computed: table.computed },
-      seconds,
-    },
-  };
-  await writeRunFile(runDir, run);
+      model: { architecture: 'resnet18', imageSize, numClasses: classes.length, parameters: 0, weightsFile: '' },
+      history: [],
+      bestEpoch: null,
+      metrics: { validation: null, test: null },
+      predictions: [],
+      explanations: null,
+      probe: {
+        backbone: {
+          weights,
+          description: backbone.description,
+          pretrained: backbone.pretrained,
+          sha256: backbone.sha256,
+          checkpoint: backbone.checkpoint,
+        },
+        imageSize,
+        crop,
+        featureDimension: FEATURE_WIDTH,
+        method: {
+          classifier: 'multinomial logistic regression, L2 penalty, standardised features (L-BFGS)',
+          C: DEFAULT_PROBE_C,
+          folds: DEFAULT_FOLDS,
+          resamples: DEFAULT_RESAMPLES,
+          level: 0.95,
+          minKappa: PREDICTABLE_MIN_KAPPA,
+        },
+        group,
+        diagnosis,
+        finding,
+        notes,
+        cache: { folder: featureCache, fromCache: table.fromCache, computed: table.computed },
+        seconds,
+      },
+    };
+    await writeRunFile(runDir, run);
 
-  let reportFile: string | undefined;
-  if (options.report !== false) {
-    progress('report', 0, 1);
-    reportFile = await writeRunReport(runDir, (message) => log('warning', message));
-    progress('report', 1, 1);
+    let reportFile: string | undefined;
+    if (options.report !== false) {
+      progress('report', 0, 1);
+      reportFile = await writeRunReport(runDir, (message) => log('warning', message));
+      progress('report', 1, 1);
+    }
+    return { runDir, run, report: reportFile };
+  } catch (error) {
+    // A probe that failed or was cancelled leaves no empty run folder behind (rmdir refuses a non-empty one).
+    await rmdir(runDir).catch(() => undefined);
+    throw error;
   }
-  return { runDir, run, report: reportFile };
 }
 
 function describeLabels(choice: LabelChoice): string {
