@@ -160,7 +160,7 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
     phaseStart = performance.now();
     const subjects = rows.map((p) => subjectOf(p));
     const diagnosisWords = { one: 'diagnosis', many: 'diagnoses' };
-    const targets: { target: 'group' | 'diagnosis'; source: string; one: string; many: string; of: Labeler }[] = [];
+    const targets: ProbeTarget[] = [];
     if (grouping)
       targets.push({
         target: 'group',
@@ -170,32 +170,15 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
         of: grouping.groupOf,
       });
     targets.push({ target: 'diagnosis', source: describeLabels(labelChoice), ...diagnosisWords, of: labelOf });
-    const results: ProbeTargetResult[] = [];
-    for (const [index, target] of targets.entries()) {
-      const classes = [...new Set(rows.map(target.of).filter((v): v is string => v !== undefined))].sort();
-      if (classes.length < 2) {
-        log('warning', `Not probing the ${target.one}: the images have ${classes.length === 1 ? 'only one' : 'none'}.`);
-        continue;
-      }
-      const cv = await crossValidateProbe({
-        features: table.features,
-        dimension: FEATURE_WIDTH,
-        labels: Int32Array.from(rows, (p) => {
-          const value = target.of(p);
-          return value === undefined ? -1 : classes.indexOf(value);
-        }),
-        classes,
-        subjects,
-        seed,
-        signal: options.signal,
-        onFold: (done, total) => progress('probe', index * total + done, targets.length * total),
-      }).catch((error) => {
-        if (!(error instanceof TooFewUnitsError)) throw error;
-        log('warning', `Not probing the ${target.one}: ${error.message}.`);
-        return undefined;
-      });
-      if (cv) results.push(judge(target, cv));
-    }
+    const results = await probeTargets(targets, {
+      rows,
+      features: table.features,
+      subjects,
+      seed,
+      signal: options.signal,
+      progress,
+      log,
+    });
     lap('probes', phaseStart);
 
     const group = results.find((r) => r.target === 'group') ?? null;
@@ -288,22 +271,73 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
   }
 }
 
+/** What one probe predicts: the group or the diagnosis, worded for the verdict, and its value per image. */
+interface ProbeTarget {
+  target: 'group' | 'diagnosis';
+  source: string;
+  one: string;
+  many: string;
+  of: Labeler;
+}
+
+/** Cross-validates a probe per target; a target with fewer than two values or units is skipped with a warning. */
+async function probeTargets(
+  targets: ProbeTarget[],
+  context: {
+    rows: string[];
+    features: Float32Array;
+    subjects: (string | undefined)[];
+    seed: number;
+    signal?: AbortSignal;
+    progress: NonNullable<ProbeOptions['onProgress']>;
+    log: NonNullable<ProbeOptions['onLog']>;
+  },
+): Promise<ProbeTargetResult[]> {
+  const { rows, log } = context;
+  const results: ProbeTargetResult[] = [];
+  for (const [index, target] of targets.entries()) {
+    const classes = [...new Set(rows.map(target.of).filter((v): v is string => v !== undefined))].sort();
+    if (classes.length < 2) {
+      log('warning', `Not probing the ${target.one}: the images have ${classes.length === 1 ? 'only one' : 'none'}.`);
+      continue;
+    }
+    const cv = await crossValidateProbe({
+      features: context.features,
+      dimension: FEATURE_WIDTH,
+      labels: Int32Array.from(rows, (p) => {
+        const value = target.of(p);
+        return value === undefined ? -1 : classes.indexOf(value);
+      }),
+      classes,
+      subjects: context.subjects,
+      seed: context.seed,
+      signal: context.signal,
+      onFold: (done, total) => context.progress('probe', index * total + done, targets.length * total),
+    }).catch((error) => {
+      if (!(error instanceof TooFewUnitsError)) throw error;
+      log('warning', `Not probing the ${target.one}: ${error.message}.`);
+      return undefined;
+    });
+    if (cv) results.push(judge(target, cv));
+  }
+  return results;
+}
+
 function describeLabels(choice: LabelChoice): string {
   return choice === 'auto' ? 'the audit\u2019s recommended labels' : `--labels ${choice}`;
 }
 
 /** Predictable far above chance, and the sentence that says how well. */
-function judge(
-  target: { target: 'group' | 'diagnosis'; source: string; one: string; many: string },
-  cv: CrossValidatedProbe,
-): ProbeTargetResult {
+function judge(target: ProbeTarget, cv: CrossValidatedProbe): ProbeTargetResult {
   const kappa = (cv.balancedAccuracy - cv.chance) / (1 - cv.chance);
   const predictable = cv.interval.lower > cv.chance && kappa >= PREDICTABLE_MIN_KAPPA;
   const figures = describeFigures(cv);
   const verdict = predictable
     ? `the ${target.one} can be predicted from the pixels at ${figures}`
     : `the ${target.one} cannot be predicted from the pixels much better than chance: ${figures}`;
-  return { ...cv, ...target, predictable, verdict };
+  // Only the words: the labeler stays behind (run.json and the channel carry data, not functions).
+  const { target: kind, source, one, many } = target;
+  return { ...cv, target: kind, source, one, many, predictable, verdict };
 }
 
 /** "balanced accuracy 0.81 (chance 0.33, 95% CI 0.74–0.87)". */
