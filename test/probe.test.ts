@@ -61,6 +61,7 @@ describe('probe', () => {
     t.diagnostic(`first run ${probe.seconds.total.toFixed(2)} s (features ${probe.seconds.features.toFixed(2)} s)`);
     assert.equal(first.run.kind, 'probe');
     assert.equal(group.source, 'folders at depth 1');
+    assert.ok(!('of' in group), 'the result is data only');
     assert.deepEqual(group.classes, ['site_A', 'site_B', 'site_C']);
     assert.equal(group.unit, 'subject');
     assert.equal(group.units, 12);
