@@ -8,7 +8,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateDemoDataset, randomStainTint, renderCell } from '../src/core/demo/generate.js';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
+import { auditScan } from '../src/core/audit/audit.js';
 import { crossValidateProbe } from '../src/core/probe/crossValidate.js';
+import { GroupChoiceError, resolveGrouping } from '../src/core/probe/groupChoice.js';
+import type { ScanResult } from '../src/core/types.js';
 import { probeDataset } from '../src/core/probe/probe.js';
 import { createRng } from '../src/core/random.js';
 import { readRunFile } from '../src/core/run/runFileIo.js';
@@ -159,5 +162,45 @@ describe('crossValidateProbe', () => {
     assert.equal(bySubject.unit, 'subject');
     assert.deepEqual(bySubject.singleUnitClasses, ['b']);
     assert.equal(bySubject.perClass[1].recall, 0);
+  });
+});
+
+describe('resolveGrouping', () => {
+  const scanOf = (paths: string[]): ScanResult => ({
+    root: '/data',
+    images: paths.map((path) => ({ path, format: 'bmp', width: 64, height: 64, channels: 3, size: 1000 })),
+    unreadable: [],
+    otherFiles: [],
+    ignored: 0,
+  });
+  const layout = (top: (i: number) => string) =>
+    Array.from(
+      { length: 60 },
+      (_, i) => `${top(i)}/${i % 2 ? 'hem' : 'all'}/UID_${i % 12}_${i}_1_${i % 2 ? 'hem' : 'all'}.bmp`,
+    );
+  const resolve = (paths: string[], choice: Parameters<typeof resolveGrouping>[0] = 'auto') => {
+    const scan = scanOf(paths);
+    const report = auditScan(scan);
+    return resolveGrouping(choice, scan.images, [], report, report.spec.labelSources);
+  };
+
+  test('auto: the fold, site or date folders the audit detects; else the structural top level; never patients', () => {
+    const folds = resolve(layout((i) => `fold_${i % 3}`))!;
+    assert.equal(folds.one, 'fold');
+    assert.equal(folds.groupOf('fold_2/all/x.bmp'), 'fold_2');
+    assert.equal(resolve(layout((i) => `hospital_${'ABC'[i % 3]}`))!.one, 'hospital');
+    // train/test splits are no confounding candidate, but they are the structural labels: probed as folders.
+    const splits = resolve(layout((i) => (i % 3 ? 'train' : 'test')))!;
+    assert.equal(splits.one, 'folder');
+    assert.equal(splits.groupOf('test/all/x.bmp'), 'test');
+    // Patient folders: a held-out patient is a group the probe never saw.
+    assert.equal(resolve(layout((i) => `patient_${String(i % 12).padStart(2, '0')}`)), undefined);
+  });
+
+  test('folder:N and csv:COL name the grouping; a depth without folders is refused', () => {
+    const paths = layout((i) => `fold_${i % 3}`);
+    assert.equal(resolve(paths, 'folder:2')!.groupOf('fold_0/hem/x.bmp'), 'hem');
+    assert.throws(() => resolve(paths, 'folder:5'), GroupChoiceError);
+    assert.throws(() => resolve(paths, 'csv:site'), /No label table of this dataset has a group column site/);
   });
 });

@@ -3,7 +3,7 @@
  * first grouping the audit itself detects (fold, site, batch or date folders, shallowest first, then group
  * columns of label tables: `structuralGroupings`), the same ones its confounding check looks at.
  */
-import { structuralGroupings } from '../audit/audit.js';
+import { structuralGroupings, type AuditReport } from '../audit/audit.js';
 import type { Grouping } from '../audit/confounding.js';
 import type { CsvLabelTable } from '../audit/csvLabels.js';
 import { folderAt, type LabelSource } from '../datasetSpec.js';
@@ -20,15 +20,20 @@ export function parseGroupChoice(value: string): GroupChoice {
   throw new GroupChoiceError(`--group must be auto, folder:N or csv:COLUMN, got "${value}"`);
 }
 
-/** The grouping `choice` names; undefined for `auto` on a dataset without any structural grouping. */
+/**
+ * The grouping `choice` names; undefined for `auto` on a dataset without any structural grouping. `auto` falls
+ * back on the top-level folders the audit's `structural-labels` finding names (splits, mixed organisation), but
+ * never on patient folders: a subject held out is a group never seen, so predicting it says nothing.
+ */
 export function resolveGrouping(
   choice: GroupChoice,
   images: ScanResult['images'],
   tables: CsvLabelTable[],
+  report: Pick<AuditReport, 'findings'>,
   labelSources: readonly LabelSource[],
 ): Grouping | undefined {
   const detected = structuralGroupings(images, tables, labelSources);
-  if (choice === 'auto') return detected[0];
+  if (choice === 'auto') return detected[0] ?? structuralTopLevel(report);
   if (choice.startsWith('folder:')) {
     const depth = Number(choice.slice('folder:'.length));
     const known = detected.find((g) => (g.evidence.groupSource as { depth?: number }).depth === depth);
@@ -61,4 +66,18 @@ export function resolveGrouping(
   throw new GroupChoiceError(
     `No label table of this dataset has a group column ${column}${columns.length ? `; its group columns: ${columns.join(', ')}` : ''}.`,
   );
+}
+
+/** The top-level folders of a `structural-labels` finding, unless they are mostly patient folders. */
+function structuralTopLevel(report: Pick<AuditReport, 'findings'>): Grouping | undefined {
+  const finding = report.findings.find((f) => f.code === 'structural-labels');
+  const kinds = Object.values((finding?.evidence.kinds ?? {}) as Record<string, string>);
+  if (!finding || kinds.length < 2 || kinds.filter((k) => k === 'subject').length * 2 >= kinds.length) return undefined;
+  return {
+    where: 'folders at depth 1',
+    one: 'folder',
+    many: 'folders',
+    groupOf: (p) => folderAt(p, 1),
+    evidence: { groupSource: { kind: 'folder', depth: 1 }, from: 'structural-labels' },
+  };
 }

@@ -98,7 +98,7 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
     labelOf,
     subjectOf,
   } = await judgedDataset(root, options);
-  const grouping = resolveGrouping(options.group ?? 'auto', scan.images, csvTables, labels.sources);
+  const grouping = resolveGrouping(options.group ?? 'auto', scan.images, csvTables, report, labels.sources);
   const used = paths.filter((p) => labelOf(p) !== undefined || grouping?.groupOf(p) !== undefined);
   if (used.length === 0)
     throw new Error(`${root}: no image has a label or a group to probe (the audit found no labels and no grouping)`);
