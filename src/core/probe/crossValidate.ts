@@ -11,6 +11,7 @@
  * in the dataset, not the variability of training — the usual compromise, and cheap enough to run always.
  */
 import { createRng } from '../random.js';
+import type { ClassRecall, CrossValidatedProbe } from '../run/runFile.js';
 import { fitLogistic, predictProbabilities, type LogisticOptions } from './logistic.js';
 
 export interface ProbeInput {
@@ -33,37 +34,11 @@ export interface ProbeInput {
   onFold?: (done: number, total: number) => void;
 }
 
-export interface ClassRecall {
-  className: string;
-  recall: number | null;
-  support: number;
-  /** Subjects (or images, when the unit is the image) of this class. */
-  units: number;
-}
-
-export interface CrossValidatedProbe {
-  classes: string[];
-  images: number;
-  /** `subject`: group k-fold by subject; `image`: no subject ids, images are split one by one. */
-  unit: 'subject' | 'image';
-  units: number;
-  folds: number;
-  balancedAccuracy: number;
-  accuracy: number;
-  /** 1/K: balanced accuracy of a probe that knows nothing, whatever the class sizes. */
-  chance: number;
-  /** Cluster-bootstrap percentile interval of the balanced accuracy. */
-  interval: { level: number; lower: number; upper: number; resamples: number };
-  perClass: ClassRecall[];
-  /** Counts, true class (rows) × predicted class (columns). */
-  confusion: number[][];
-  /** Classes with a single unit: whenever it is held out, the probe has never seen that class. */
-  singleUnitClasses: string[];
-}
-
 export const DEFAULT_FOLDS = 5;
 export const DEFAULT_RESAMPLES = 2000;
 const INTERVAL_LEVEL = 0.95;
+
+export type { ClassRecall, CrossValidatedProbe };
 
 /** Too few subjects (or images) with a value of the target to hold any out. */
 export class TooFewUnitsError extends Error {}

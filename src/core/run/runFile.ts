@@ -13,7 +13,6 @@ import type { TrainSettings } from '../train/settings.js';
 import type { UnreadableEntry } from '../types.js';
 import type { OutputAssociation } from '../evaluate/association.js';
 import type { CheckpointInfo } from '../weights/checkpointInfo.js';
-import type { CrossValidatedProbe } from '../probe/crossValidate.js';
 import type { CropMode } from '../train/settings.js';
 
 export const RUN_SCHEMA = 'leukemia-audit/run';
@@ -157,6 +156,36 @@ export interface RunEvaluation {
    * the probabilities over the outputs.
    */
   outputsPerImage: { path: string; subject: string | null; true: number; output: number; probabilities: number[] }[];
+}
+
+/** A probe's out-of-fold recall of one value of its target. */
+export interface ClassRecall {
+  className: string;
+  recall: number | null;
+  support: number;
+  /** Subjects (or images, when the unit is the image) of this class. */
+  units: number;
+}
+
+/** How well a probe, cross-validated by subject, tells a target's values apart (probe/crossValidate.ts). */
+export interface CrossValidatedProbe {
+  classes: string[];
+  images: number;
+  /** `subject`: group k-fold by subject; `image`: no subject ids, images are split one by one. */
+  unit: 'subject' | 'image';
+  units: number;
+  folds: number;
+  balancedAccuracy: number;
+  accuracy: number;
+  /** 1/K: balanced accuracy of a probe that knows nothing, whatever the class sizes. */
+  chance: number;
+  /** Cluster-bootstrap percentile interval of the balanced accuracy. */
+  interval: { level: number; lower: number; upper: number; resamples: number };
+  perClass: ClassRecall[];
+  /** Counts, true class (rows) × predicted class (columns). */
+  confusion: number[][];
+  /** Classes with a single unit: whenever it is held out, the probe has never seen that class. */
+  singleUnitClasses: string[];
 }
 
 /** One probe of a probe run: what a linear probe on frozen features tells from the pixels, by subject. */
