@@ -15,7 +15,7 @@ import { scanAndAudit } from '../src/core/audit/runAudit.js';
 import { randomStainTint, renderCell, type DemoLabel } from '../src/core/demo/generate.js';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
 import { createRng } from '../src/core/random.js';
-import { resolveLabels } from '../src/core/train/labelChoice.js';
+import { labelsAreStructural, resolveLabels } from '../src/core/train/labelChoice.js';
 import { assertSpecConsistent, consistencyChecksRun } from './helpers/auditConsistency.js';
 
 const SIZE = 24;
@@ -27,6 +27,18 @@ after(async () => {
   console.log(`# layout verdicts:\n${verdicts.map((v) => `#   ${v}`).join('\n')}`);
   console.log(`# spec/findings consistency checked on ${consistencyChecksRun()} layouts`);
 });
+
+/**
+ * The structural-labels finding is about the top-level folders; with the labels in a table or the file names,
+ * `--labels auto` trains on those (not structural, no refusal) while folder:1 stays structural.
+ */
+function assertAutoTakes(report: AuditReport, kind: 'csv' | 'filename'): void {
+  const resolved = resolveLabels('auto', report, []);
+  assert.equal(resolved.sources[0]?.kind, kind);
+  assert.deepEqual(resolved, { sources: report.spec.labelSources, structural: false });
+  assert.equal(labelsAreStructural('auto', report), false, 'the extension does not ask before training on auto');
+  assert.equal(labelsAreStructural('folder:1', report), true, 'the top-level folders stay structural');
+}
 
 async function freshDir(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'audit-layouts-'));
@@ -225,6 +237,7 @@ describe('label tables that name images in other ways', () => {
     assert.equal(report.spec.subjectFolderDepth, 1);
     assert.deepEqual(report.spec.subjects, { count: 12, imagesWithSubject: 60 });
     assertAbsent(report, 'no-labels', 'label-table');
+    assertAutoTakes(report, 'csv');
   });
 
   test('patient ids in flat file names, labelled per patient by a UTF-16 tab-separated text file (Excel "Unicode Text")', async () => {
@@ -391,6 +404,7 @@ describe('folder layouts', () => {
     ]);
     assert.match(findingsOf(report, 'structural-labels')[0]?.message ?? '', /patients\/subjects/);
     assertAbsent(report, 'no-labels', 'label-mismatch');
+    assertAutoTakes(report, 'filename');
   });
 });
 

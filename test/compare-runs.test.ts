@@ -1,9 +1,19 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { generateDemoDataset } from '../src/core/demo/generate.js';
 import { outputMappings } from '../src/core/editor/outputMappings.js';
 import type { OutputAssociation } from '../src/core/evaluate/association.js';
+import { evaluateModel } from '../src/core/evaluate/evaluate.js';
+import { buildComparisonReport } from '../src/core/report/htmlReport.js';
 import { comparisonRows, formatComparison, headlineMetrics, type ComparedRun } from '../src/core/run/compare.js';
 import type { RunFile } from '../src/core/run/runFile.js';
+import { DEFAULT_SETTINGS } from '../src/core/train/settings.js';
+import { trainRun } from '../src/core/train/train.js';
+import { ensureBuilt } from './helpers/build.js';
+import { appOf, noChromium, renderedDom } from './helpers/chromium.js';
 import { isTrainerCommand, parseTrainerMessage } from '../src/protocol/trainer.js';
 
 test('outputMappings lists every one-to-one mapping, best agreement first', () => {
@@ -72,6 +82,12 @@ test('comparisonRows puts the fold model next to the all/hem model and flags wha
   assert.deepEqual(rows.get('judged on')!.values, ['validation (10 images)', 'test (10 images)']);
   assert.equal(rows.get('kind')!.differs, false, 'kind is not a difference that is flagged');
   assert.equal(headlineMetrics(run('evaluation', false, null)), null);
+  // `auto` that resolved to the same folder level as `folder:2` is the same labels: shown, not flagged.
+  const auto = run('evaluation', false, 0.7);
+  auto.settings.labels = 'auto';
+  const same = new Map(comparisonRows([runs[1], { runDir: '/runs/eval-auto', run: auto }]).map((r) => [r.label, r]));
+  assert.deepEqual(same.get('label source')!.values, ['folder:2 → folder level 2', 'auto → folder level 2']);
+  assert.equal(same.get('label source')!.differs, false);
   const text = formatComparison(runs);
   assert.match(text.split('\n')[0], /run-folds\s+run-allhem/);
   assert.match(text, /\* structural labels\s+yes/);
@@ -91,3 +107,57 @@ test('the trainer protocol carries an evaluate request and its progress, field b
   assert.equal(parseTrainerMessage({ type: 'evaluation-progress', phase: 'train', done: 1, total: 2 }), undefined);
   assert.equal(parseTrainerMessage({ type: 'evaluated', run: {} }), undefined, 'no runDir');
 });
+
+test(
+  'an evaluation whose outputs are not the classes is compared by its output × label table, with Cramér’s V',
+  { skip: noChromium },
+  async () => {
+    ensureBuilt(['webview.js'], ['src', 'webview']);
+    const work = await mkdtemp(join(tmpdir(), 'leukemia-compare-'));
+    try {
+      await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 24, validationImages: 4, seed: 3 });
+      const dataset = join(work, 'C-NMC_Leukemia', 'training_data');
+      const foldRun = join(work, 'run-folds');
+      const tiny = { ...DEFAULT_SETTINGS, dataset, imageSize: 32, batchSize: 16, epochs: 1, patience: 0, workers: 1 };
+      await trainRun({ ...tiny, out: foldRun, labels: 'folder:1' }, () => undefined);
+      // The fold model on the true labels: three outputs, two classes, no mapping, so no confusion matrix.
+      const evaluation = await evaluateModel({
+        dataset,
+        weights: foldRun,
+        out: join(work, 'eval-folds'),
+        report: false,
+        explain: false,
+      });
+      const association = evaluation.run.evaluation!.association;
+      assert.equal(evaluation.run.metrics.test, null);
+
+      const file = join(work, 'compare.html');
+      await writeFile(file, await buildComparisonReport([foldRun, evaluation.runDir]));
+      const app = appOf(renderedDom(file)!);
+      assert.doesNotMatch(app, /could not be shown/);
+      assert.doesNotMatch(app, /No confusion matrix/, 'the unmapped evaluation is not shown as having nothing');
+      const tables = app.match(/<table class="grid contingency">[\s\S]*?<\/table>/g) ?? [];
+      assert.equal(tables.length, 1, 'one output × label table: the evaluation’s');
+      const [table] = tables;
+      assert.ok(
+        table.includes(`${association.n} images · Cramér’s V ${association.cramersV.toFixed(2)}`),
+        `the caption gives the images and Cramér’s V: ${table.slice(0, 300)}`,
+      );
+      const shownRows = [
+        ...table.matchAll(/<tr><th scope="row">([^<]*)<\/th>((?:<td class="num">[^<]*<\/td>)+)<\/tr>/g),
+      ].map(([, output, cells]) => [
+        output,
+        [...cells.matchAll(/<td class="num">([^<]*)<\/td>/g)].map(([, n]) => Number(n)),
+      ]);
+      assert.deepEqual(
+        shownRows,
+        association.outputs.map((output, i) => [output, association.table[i]]),
+        'one row per model output with its counts per true label',
+      );
+      assert.match(app, /class="confusion"/, 'the training run next to it keeps its confusion matrix');
+      assert.match(app, /output × label table \(\d+ images, Cramér's V \d\.\d\d\)/, 'the "judged on" row says so');
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+);

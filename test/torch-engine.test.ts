@@ -4,8 +4,8 @@
 // 1–2 epochs: the whole file is meant to cost well under two minutes of CPU.
 import assert from 'node:assert/strict';
 import { execFileSync, fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -220,6 +220,86 @@ print(model.load_state_dict(load(sys.argv[1]), strict=True))`,
       assert.deepEqual(
         run.history.map((h) => h.epoch),
         [1, 2, 3],
+      );
+    },
+  );
+});
+
+/**
+ * A 32×32 8-bit RLE BMP whose data stops at row 17 without an end-of-bitmap code: its header is sound (an RLE
+ * BMP's size is not known from the header, so the scan lets it through), the pixels are not — PIL says "not
+ * enough image data", leukemia-audit's decoder that the data ends early.
+ */
+function truncatedRle8Bmp(): Buffer {
+  const side = 32;
+  const palette = Buffer.alloc(256 * 4);
+  for (let i = 0; i < 256; i++) palette.fill(i, i * 4, i * 4 + 3);
+  const rows = Buffer.concat(Array.from({ length: side }, (_, y) => Buffer.from([side, (y * 7) % 256, 0, 0])));
+  const data = rows.subarray(0, rows.length / 2);
+  const offset = 14 + 40 + palette.length;
+  const header = Buffer.alloc(54);
+  header.write('BM', 0, 'latin1');
+  header.writeUInt32LE(offset + data.length, 2);
+  header.writeUInt32LE(offset, 10);
+  header.writeUInt32LE(40, 14);
+  header.writeInt32LE(side, 18);
+  header.writeInt32LE(side, 22);
+  header.writeUInt16LE(1, 26);
+  header.writeUInt16LE(8, 28);
+  header.writeUInt32LE(1, 30); // BI_RLE8; image size 0: "the rest of the file"
+  header.writeUInt32LE(256, 46);
+  return Buffer.concat([header, palette, data]);
+}
+
+describe('PyTorch engine and damaged images', () => {
+  test(
+    'an image PyTorch cannot decode is skipped and named, as in the embedded engine, and the run completes',
+    { timeout: 240_000 },
+    async (t) => {
+      if (skip) return t.skip(skip);
+      const root = join(work, 'damaged');
+      await generateDemoDataset(root, { imageSize: 32, imagesPerFold: 24, validationImages: 4, seed: 9 });
+      const damagedSet = join(root, 'C-NMC_Leukemia', 'training_data');
+      // One damaged image in a training fold, one in the fold the plan validates on (fold_2): a skipped
+      // validation image must not shift the predictions of the ones after it.
+      const damaged = ['fold_0', 'fold_2'].map((fold) => {
+        const folder = join(damagedSet, fold, 'hem');
+        return `${fold}/hem/${readdirSync(folder).filter((n) => n.endsWith('.bmp'))[1]}`;
+      });
+      for (const path of damaged) await writeFile(join(damagedSet, path), truncatedRle8Bmp());
+      const logs: string[] = [];
+      const out = join(work, 'run-damaged');
+      const run = await trainRun(
+        tinySettings(damagedSet, out, { backend: 'torch', python: PYTHON, device: 'cpu', epochs: 1 }),
+        (event) => event.type === 'log' && logs.push(event.message),
+      );
+      assert.equal(run.status, 'completed');
+      assert.equal(run.backend.name, 'torch');
+      const plan = JSON.parse(await readFile(join(out, TORCH_PLAN_FILE), 'utf8'));
+      const planned = (split: string) => (plan.examples[split] as [string, number][]).map(([path]) => path);
+      assert.ok(planned('train').includes(damaged[0]), `${damaged[0]} was planned for training`);
+      assert.ok(planned('val').includes(damaged[1]), `${damaged[1]} was planned for validation`);
+      for (const path of damaged) {
+        const entry = run.dataset.skipped.find((s) => s.path === path);
+        assert.ok(entry, `run.json lists ${path} as skipped: ${JSON.stringify(run.dataset.skipped)}`);
+        assert.match(entry.detail, /pixels could not be decoded: not enough image data/);
+        assert.ok(
+          logs.some((line) => line.startsWith(`Skipped ${path}: `)),
+          `the log names ${path}: ${logs}`,
+        );
+        assert.ok(!run.predictions.some((p) => p.path === path), `no prediction for ${path}`);
+      }
+      // Every other validation image is predicted, under its own path, with PyTorch's probabilities in order.
+      const validation = run.predictions.filter((p) => p.split === 'val').map((p) => p.path);
+      assert.deepEqual(
+        validation,
+        planned('val').filter((path) => path !== damaged[1]),
+      );
+      assert.equal(run.metrics.validation!.sampleCount, validation.length);
+      const written = JSON.parse(await readFile(join(out, TORCH_PREDICTIONS_FILE), 'utf8'));
+      const byPath = new Map(run.predictions.map((p) => [p.path, p.probabilities]));
+      validation.forEach((path, i) =>
+        written.val[i].forEach((p: number, c: number) => assert.ok(Math.abs(p - byPath.get(path)![c]) < 1e-6)),
       );
     },
   );

@@ -116,6 +116,25 @@ export class Workbench {
       .click();
   }
 
+  /** Right-clicks the Explorer item `name` and chooses `action` from its context menu. */
+  async explorerAction(name, action) {
+    await this.closeQuickInput();
+    await this.page.getByRole('treeitem', { name }).click({ button: 'right' });
+    const item = this.page.locator('.context-view .action-item').filter({ hasText: action }).first();
+    await waitFor(`the Explorer context menu of ${name} to offer ${action}`, () => item.isVisible());
+    // A click that lands while the menu is still opening can be ignored (the menu stays, highlighted): click
+    // until the menu closes, which it does when the action runs.
+    await waitFor(
+      `the context menu of ${name} to run ${action} and close`,
+      async () => {
+        if (await item.isVisible()) await item.click({ timeout: 5_000 }).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return !(await item.isVisible());
+      },
+      { timeout: 20_000 },
+    );
+  }
+
   dialog() {
     return this.page.locator('.monaco-dialog-box');
   }

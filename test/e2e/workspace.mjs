@@ -153,3 +153,49 @@ export function writeSitesWorkspace(folder, cli = join(REPO, 'dist', 'cli.js')) 
   });
   return { ...written, sites };
 }
+
+/** The two runs the comparison suite opens: a model of the fold folders and one of all/hem, side by side. */
+export const COMPARED_RUNS = { folds: 'run-folds', diagnosis: 'run-allhem' };
+/** A two-output checkpoint whose output names are not the dataset's classes: Evaluate asks how to map them. */
+export const RENAMED_CHECKPOINT = 'renamed_outputs.pth';
+export const RENAMED_OUTPUTS = ['blast', 'normal'];
+
+// torchvision's ResNet-18 with a two-output head, saved as a checkpoint dict whose class_to_idx names the
+// outputs `blast` and `normal`: as many outputs as the dataset has classes, under other names.
+const RENAMED_CHECKPOINT_PY = String.raw`
+import sys, torch, torchvision
+torch.manual_seed(1)
+net = torchvision.models.resnet18(num_classes=2)
+torch.save({"model_state_dict": net.state_dict(), "class_to_idx": {"blast": 0, "normal": 1}}, sys.argv[1])
+`;
+
+/**
+ * The Kaggle-like workspace, plus two training runs in its runs folder (`.leukemia-audit/runs`, where the
+ * run picker looks) trained by the packaged CLI on the notebook's training_data — one on the fold folders
+ * (`folder:1`, structural), one on all/hem (`folder:2`) — and RENAMED_CHECKPOINT.
+ */
+export function writeComparisonWorkspace(folder, cli = join(REPO, 'dist', 'cli.js')) {
+  const written = writeWorkspace(folder, cli);
+  const runs = join(folder, '.leukemia-audit', 'runs');
+  const train = (labels, name) => {
+    const out = join(runs, name);
+    // The workspace settings' training size; wasm: the same engine on every machine, no interpreter probe.
+    const args = [cli, 'train', written.dataset, '--labels', labels, '--out', out, '--backend', 'wasm'];
+    args.push('--epochs', '1', '--image-size', '32', '--batch-size', '8');
+    const result = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    if (result.status !== 0)
+      throw new Error(`${cli} train --labels ${labels} failed (exit ${result.status}):\n${result.stderr}`);
+    return out;
+  };
+  const python = spawnSync(PYTHON, ['-c', RENAMED_CHECKPOINT_PY, join(folder, RENAMED_CHECKPOINT)], {
+    encoding: 'utf8',
+  });
+  if (python.status !== 0)
+    throw new Error(`${PYTHON} could not write ${RENAMED_CHECKPOINT} (exit ${python.status}): ${python.stderr}`);
+  return {
+    ...written,
+    runs,
+    folds: train('folder:1', COMPARED_RUNS.folds),
+    diagnosis: train('folder:2', COMPARED_RUNS.diagnosis),
+  };
+}

@@ -1,8 +1,10 @@
 // The system Python the PyTorch-reference tests run (torch and torchvision computed at test time), the
 // reason a test gives when that Python cannot run its check, and the Python snippets the reference scripts
 // share. A missing interpreter or module skips the check with a message saying what was not checked —
-// unless LEUKEMIA_AUDIT_REQUIRE_REFERENCES=1 (set by .ci/run), where it fails the test: in CI a missing
-// reference is a failure, not a silent skip. Any other failure of the script fails the test.
+// unless references are required (`referencesRequired`: LEUKEMIA_AUDIT_REQUIRE_REFERENCES=1, set by .ci/run,
+// or a CI service's CI variable), where it fails the test: in CI a missing reference is a failure, not a
+// silent skip. Every test with a reference goes through this one switch. Any other failure of the script
+// fails the test.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -11,20 +13,29 @@ export const PYTHON = '/usr/bin/python3';
 /** Set to 1 by `.ci/run`: a reference (PyTorch, torchvision, scikit-learn) that cannot run fails the test. */
 export const REQUIRE_REFERENCES_VARIABLE = 'LEUKEMIA_AUDIT_REQUIRE_REFERENCES';
 
+/** Whether a missing reference fails: LEUKEMIA_AUDIT_REQUIRE_REFERENCES=1, or CI set (and not to false or 0). */
 export function referencesRequired(): boolean {
-  return process.env[REQUIRE_REFERENCES_VARIABLE] === '1';
+  const ci = process.env.CI;
+  return process.env[REQUIRE_REFERENCES_VARIABLE] === '1' || (ci !== undefined && !['', 'false', '0'].includes(ci));
+}
+
+/** What the failure says about why it is not a skip. */
+export function requiredBecause(): string {
+  return process.env[REQUIRE_REFERENCES_VARIABLE] === '1' ? `${REQUIRE_REFERENCES_VARIABLE}=1` : `CI=${process.env.CI}`;
+}
+
+/** The test context a reference test reports a skip on (node:test's TestContext). */
+export interface SkippableTest {
+  skip(message: string): void;
+  diagnostic(message: string): void;
 }
 
 /**
  * What a reference test does with `reason` (why its reference could not run): skip with the reason in the
  * output, or, when references are required, throw so that the test fails.
  */
-export function referenceUnavailable(
-  t: { skip(message: string): void; diagnostic(message: string): void },
-  reason: string,
-): void {
-  if (referencesRequired())
-    throw new Error(`${reason} (${REQUIRE_REFERENCES_VARIABLE}=1: a missing reference is a failure)`);
+export function referenceUnavailable(t: SkippableTest, reason: string): void {
+  if (referencesRequired()) throw new Error(`${reason} (${requiredBecause()}: a missing reference is a failure)`);
   t.diagnostic(reason);
   t.skip(reason);
 }

@@ -1,17 +1,21 @@
 // Whether the PyTorch engine's tests can run: /usr/bin/python3 with torch >= 1.13 and torchvision. Outside CI a
-// missing torch skips them with the reason printed; in CI (CI=true, where .ci/run installs Debian's torch) it
-// fails them, so a broken install cannot turn the suite green.
+// missing torch skips them with the reason printed; when references are required (the one switch,
+// `referencesRequired` in ./python.ts: .ci/run, which installs Debian's torch, or a CI service) it fails them,
+// so a broken install cannot turn the suite green.
 import { probeInterpreter, type TorchInterpreter } from '../../src/core/torch/interpreter.js';
-import { PYTHON } from './python.js';
+import { PYTHON, referencesRequired, requiredBecause } from './python.js';
 
-/** The interpreter, or the reason the caller must skip (outside CI); throws in CI. */
-export async function torchForTests(): Promise<{ interpreter: TorchInterpreter } | { skip: string }> {
+/** The interpreter, or the reason the caller must skip; throws when references are required. */
+export async function torchForTests(
+  python: string = PYTHON,
+): Promise<{ interpreter: TorchInterpreter } | { skip: string }> {
   // Generous: on a loaded CI machine `import torch` alone can take many seconds. The result is cached for the
   // engine's own probe in this process.
-  const result = await probeInterpreter(PYTHON, 120_000);
+  const result = await probeInterpreter(python, 120_000);
   if (result.ok) return { interpreter: result.interpreter };
   const reason = `PyTorch engine not tested: ${result.reason}`;
-  if (process.env.CI) throw new Error(`${reason} (CI must have Debian's python3-torch and python3-torchvision)`);
+  if (referencesRequired())
+    throw new Error(`${reason} (${requiredBecause()}: CI must have Debian's python3-torch and python3-torchvision)`);
   process.stdout.write(`# ${reason}\n`);
   return { skip: reason };
 }

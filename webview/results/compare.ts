@@ -1,11 +1,14 @@
 /**
  * Two runs side by side (Compare Runs…, `leukemia-audit compare`): the rows of core/run/compare.ts —
- * kind, label source, structural flag, verdict, headline metrics — then each run's confusion matrix. The
+ * kind, label source, structural flag, verdict, headline metrics — then each run's confusion matrix (or, for
+ * an evaluation whose outputs are not the classes, its output × label contingency table). The
  * panel and the static comparison report both draw it with this code.
  */
 import { comparisonRows, headlineMetrics, type ComparedRun } from '../../src/core/run/compare.js';
 import { matrix } from './confusion.js';
 import { h, notAvailable, section } from './dom.js';
+import { badge } from './elements.js';
+import { contingencyTable } from './evaluation.js';
 import { DEFAULT_STATE, Store } from './state.js';
 
 export function renderComparison(root: HTMLElement, runs: readonly ComparedRun[]): void {
@@ -22,7 +25,7 @@ export function renderComparison(root: HTMLElement, runs: readonly ComparedRun[]
         h(
           'tr',
           { class: r.differs ? 'differs' : '' },
-          h('th', { scope: 'row' }, r.label, r.differs ? h('span', { class: 'badge badge-fail' }, ' differs') : null),
+          h('th', { scope: 'row' }, r.label, r.differs ? badge('differs', 'warning') : null),
           ...r.values.map((v) => h('td', {}, v)),
         ),
       ),
@@ -32,6 +35,9 @@ export function renderComparison(root: HTMLElement, runs: readonly ComparedRun[]
   const store = new Store(DEFAULT_STATE, () => undefined);
   const matrices = runs.map((c, i) => {
     const headline = headlineMetrics(c.run);
+    const association = c.run.evaluation?.association;
+    // Outputs that are not the classes (an unmapped evaluation): no confusion matrix, but the output × label table.
+    if (!headline && association) return h('div', {}, h('h3', {}, names[i]), contingencyTable(association));
     if (!headline)
       return h('div', {}, h('h3', {}, names[i]), notAvailable('No confusion matrix: this run has no metrics.'));
     const split = headline.split === 'test' ? 'test' : 'val';
@@ -51,7 +57,13 @@ export function renderComparison(root: HTMLElement, runs: readonly ComparedRun[]
           )
         : null,
       section('comparison', 'Side by side', table),
-      section('comparison-confusion', 'Confusion matrices', h('div', { class: 'side-by-side' }, ...matrices)),
+      section(
+        'comparison-confusion',
+        runs.some((c) => !headlineMetrics(c.run) && c.run.evaluation)
+          ? 'Confusion matrices and output × label tables'
+          : 'Confusion matrices',
+        h('div', { class: 'side-by-side' }, ...matrices),
+      ),
     ].filter((part) => part !== null),
   );
 }

@@ -29,7 +29,7 @@ export function evaluationSection(run: RunFile): HTMLElement {
     [
       'Outputs as classes',
       evaluation.mapping
-        ? `${evaluation.outputs.map((o, i) => `${o} → ${run.dataset.classes[evaluation.mapping![i]]}`).join(', ')} (by ${evaluation.mappedBy === 'names' ? 'name' : '--class-map'})`
+        ? `${evaluation.outputs.map((o, i) => `${o} → ${run.dataset.classes[evaluation.mapping![i]]}`).join(', ')} (${evaluation.mappedBy === 'names' ? 'by name' : 'as chosen: --class-map, or the pick in the editor'})`
         : 'not the dataset\u2019s classes: no accuracy, only the association below',
     ],
     ['Labels', evaluation.labels === 'auto' ? 'the audit\u2019s recommendation' : evaluation.labels],
@@ -48,11 +48,11 @@ export function evaluationSection(run: RunFile): HTMLElement {
       h('strong', {}, `Verdict: ${a.verdict}.`),
     ),
     h('dl', { class: 'summary' }, ...recognised.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)])),
-    contingency(a),
+    contingencyTable(a),
     h(
       'p',
       { class: 'hint' },
-      `χ² ${fixed(a.chiSquare, 1)} with ${a.degreesOfFreedom} degrees of freedom; Cramér\u2019s V ${fixed(a.cramersV, 3)} ` +
+      `χ² ${fixed(a.chiSquare, 1)} with ${a.degreesOfFreedom} degree${a.degreesOfFreedom === 1 ? '' : 's'} of freedom; Cramér\u2019s V ${fixed(a.cramersV, 3)} ` +
         `(0 = the output says nothing about the label, 1 = it determines it); mutual information ` +
         `${fixed(a.mutualInformationBits, 4)} of the label\u2019s ${fixed(a.labelEntropyBits, 4)} bits.`,
     ),
@@ -62,11 +62,19 @@ export function evaluationSection(run: RunFile): HTMLElement {
   );
 }
 
-function contingency(a: NonNullable<RunFile['evaluation']>['association']): HTMLElement {
+/**
+ * The model output × true label table, with Cramér's V in its caption: the Evaluation section and Compare
+ * Runs (for an evaluation whose outputs are not the classes, which has no confusion matrix) both draw it.
+ */
+export function contingencyTable(a: NonNullable<RunFile['evaluation']>['association']): HTMLElement {
   return h(
     'table',
     { class: 'grid contingency' },
-    h('caption', {}, 'Model output (rows) × true label (columns), images'),
+    h(
+      'caption',
+      {},
+      `Model output (rows) × true label (columns), ${count(a.n)} images · Cramér\u2019s V ${fixed(a.cramersV, 2)}`,
+    ),
     h(
       'thead',
       {},

@@ -29,15 +29,22 @@ const fixed = (value: number | null | undefined) =>
   typeof value === 'number' && Number.isFinite(value) ? value.toFixed(3) : '—';
 
 export function comparisonRows(runs: readonly ComparedRun[]): ComparisonRow[] {
-  const row = (label: string, value: (c: ComparedRun) => string, flagDifference = false): ComparisonRow => {
-    const values = runs.map((c) => {
-      try {
-        return value(c);
-      } catch {
-        return '—';
-      }
-    });
-    return { label, values, differs: flagDifference && new Set(values).size > 1 };
+  const attempt = (value: (c: ComparedRun) => string) => (c: ComparedRun) => {
+    try {
+      return value(c);
+    } catch {
+      return '—';
+    }
+  };
+  /** `flag`: whether a difference is flagged, or what must differ for it to be (default: the values). */
+  const row = (
+    label: string,
+    value: (c: ComparedRun) => string,
+    flag: boolean | ((c: ComparedRun) => string) = false,
+  ): ComparisonRow => {
+    const values = runs.map(attempt(value));
+    const compared = typeof flag === 'function' ? runs.map(attempt(flag)) : values;
+    return { label, values, differs: flag !== false && new Set(compared).size > 1 };
   };
   const metric = (pick: (m: ClassificationMetrics) => number | null) => (c: ComparedRun) => {
     const headline = headlineMetrics(c.run);
@@ -47,7 +54,12 @@ export function comparisonRows(runs: readonly ComparedRun[]): ComparisonRow[] {
     row('kind', (c) => c.run.kind ?? 'training'),
     row('status', (c) => c.run.status),
     row('dataset', (c) => c.run.dataset.root),
-    row('label source', (c) => labelSource(c.run), true),
+    // `auto` and `folder:2` that resolve to the same folder level are the same labels: not flagged.
+    row(
+      'label source',
+      (c) => labelSource(c.run),
+      (c) => describedSources(c.run) || c.run.settings.labels,
+    ),
     row('classes', (c) => c.run.dataset.classes.join(', '), true),
     row(
       'structural labels',
@@ -58,7 +70,12 @@ export function comparisonRows(runs: readonly ComparedRun[]): ComparisonRow[] {
     row('verdict', (c) => c.run.evaluation?.association.verdict ?? probeVerdicts(c.run) ?? '—'),
     row('judged on', (c) => {
       const headline = headlineMetrics(c.run);
-      return headline ? `${headline.split} (${headline.metrics.sampleCount} images)` : 'no metrics';
+      if (headline) return `${headline.split} (${headline.metrics.sampleCount} images)`;
+      const association = c.run.evaluation?.association;
+      // Outputs that are not the classes: judged by how much they say about the labels, not by accuracy.
+      return association
+        ? `output × label table (${association.n} images, Cramér's V ${association.cramersV.toFixed(2)})`
+        : 'no metrics';
     }),
     row(
       'accuracy',
@@ -80,13 +97,17 @@ export function comparisonRows(runs: readonly ComparedRun[]): ComparisonRow[] {
 }
 
 function labelSource(run: RunFile): string {
-  const sources = run.dataset.spec?.labelSources ?? [];
-  const described = sources
+  const described = describedSources(run);
+  return `${run.settings.labels}${described ? ` → ${described}` : ''}`;
+}
+
+/** Where the run's labels came from, as resolved ("folder level 2 + labels.csv: diagnosis"); '' when unknown. */
+function describedSources(run: RunFile): string {
+  return (run.dataset.spec?.labelSources ?? [])
     .map((s) =>
       s.kind === 'folder' ? `folder level ${s.depth}` : s.kind === 'csv' ? `${s.file}: ${s.labelColumn}` : 'file name',
     )
     .join(' + ');
-  return `${run.settings.labels}${described ? ` → ${described}` : ''}`;
 }
 
 /** The CLI's table: one column per run. */

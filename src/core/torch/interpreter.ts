@@ -3,9 +3,10 @@
  * devices) in a child process, bounded in time so a hung interpreter never holds anything up, and cached per
  * interpreter path and modification time: in memory for every answer, and on disk
  * (`<user cache>/leukemia-audit/interpreters.json`) for working interpreters, so each training run (a fresh
- * trainer process) does not pay seconds for `import torch` again. A `pip install` into the environment
- * changes neither key: a cached failure lasts only as long as the process, and a cached success that no longer
- * imports fails the run with the trainer's own ImportError.
+ * trainer process) does not pay seconds for `import torch` again. A `pip install` or `pip uninstall` into the
+ * environment changes neither key: a cached failure lasts only as long as the process, and a cached success
+ * holds only while the torch and torchvision files the probe imported are still there, unchanged — else the
+ * interpreter is probed again (and under `auto` the run falls back to the embedded engine).
  */
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
@@ -34,7 +35,25 @@ export interface TorchInterpreter {
   distributed: boolean;
 }
 
-export type ProbeResult = { ok: true; interpreter: TorchInterpreter } | { ok: false; python: string; reason: string };
+export type ProbeResult =
+  | {
+      ok: true;
+      interpreter: TorchInterpreter;
+      /** torch's and torchvision's `__init__.py` as imported: a remembered answer holds while these do. */
+      modules: string[];
+    }
+  | { ok: false; python: string; reason: string };
+
+/** A module file's identity: its path and modification time (a reinstall rewrites it, an uninstall removes it). */
+interface ModuleStamp {
+  path: string;
+  mtimeMs: number;
+}
+
+/** A working interpreter as remembered on disk, with the module files its answer depends on. */
+interface RememberedProbe extends TorchInterpreter {
+  modules: ModuleStamp[];
+}
 
 /** How to choose an interpreter, for messages that must say it. */
 export const SELECT_INTERPRETER_HINT =
@@ -55,43 +74,85 @@ else:
     out["mps"] = bool(mps is not None and mps.is_available())
     import torch.distributed as dist
     out["distributed"] = bool(dist.is_available() and dist.is_gloo_available())
+    out["modules"] = [torch.__file__, torchvision.__file__]
 print(json.dumps(out))
 `;
 
-const cache = new Map<string, Promise<ProbeResult>>();
+/** A probe's answer with the stamps of its module files when they were read (none for a failure). */
+interface Probed {
+  result: ProbeResult;
+  stamps?: ModuleStamp[];
+}
 
-/** Probes `python` (a path or a command name looked up on PATH); at most one probe per path+mtime per process. */
+const cache = new Map<string, Promise<Probed>>();
+
+/**
+ * Probes `python` (a path or a command name looked up on PATH); at most one probe per path+mtime per process
+ * while a working answer's torch and torchvision files stay as they were.
+ */
 export async function probeInterpreter(python: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<ProbeResult> {
   const resolved = await resolveExecutable(python);
   if (!resolved) return { ok: false, python, reason: `${python} was not found` };
   const { mtimeMs } = await stat(resolved.path);
   const key = `${resolved.path}\0${mtimeMs}`;
   let pending = cache.get(key);
+  const earlier = await pending;
+  if (earlier?.stamps && !(await stillInstalled(earlier.stamps))) pending = undefined;
   if (!pending) {
     pending = probeWithDiskCache(key, resolved.path, timeoutMs);
     cache.set(key, pending);
   }
-  return pending;
+  return (await pending).result;
 }
 
 const DISK_CACHE = join(dirname(defaultImageCacheDir()), 'interpreters.json');
 
-async function probeWithDiskCache(key: string, python: string, timeoutMs: number): Promise<ProbeResult> {
+async function probeWithDiskCache(key: string, python: string, timeoutMs: number): Promise<Probed> {
   const known = await readDiskCache();
   const remembered = known[key];
-  if (remembered && typeof remembered.torch === 'string' && remembered.python === python)
-    return { ok: true, interpreter: remembered };
-  const result = await runProbe(python, timeoutMs);
-  if (result.ok) {
-    // Best effort: an unwritable cache folder only costs the next run another probe.
-    await writeFileAtomic(DISK_CACHE, JSON.stringify({ ...known, [key]: result.interpreter }, null, 1)).catch(
-      () => undefined,
-    );
+  if (
+    remembered &&
+    typeof remembered.torch === 'string' &&
+    remembered.python === python &&
+    (await stillInstalled(remembered.modules))
+  ) {
+    const { modules, ...interpreter } = remembered;
+    return { result: { ok: true, interpreter, modules: modules.map((m) => m.path) }, stamps: modules };
   }
-  return result;
+  const result = await runProbe(python, timeoutMs);
+  const stamps = result.ok ? await stampsOf(result.modules) : undefined;
+  // Remembered only with every module file stamped: without them a later uninstall could not be noticed.
+  if (result.ok && stamps && stamps.length > 0) {
+    const entry: RememberedProbe = { ...result.interpreter, modules: stamps };
+    // Best effort: an unwritable cache folder only costs the next run another probe.
+    await writeFileAtomic(DISK_CACHE, JSON.stringify({ ...known, [key]: entry }, null, 1)).catch(() => undefined);
+  }
+  return { result, stamps: stamps && stamps.length > 0 ? stamps : undefined };
 }
 
-async function readDiskCache(): Promise<Record<string, TorchInterpreter>> {
+/** The stamps of `paths`, or undefined when one of them cannot be read. */
+async function stampsOf(paths: readonly string[]): Promise<ModuleStamp[] | undefined> {
+  const stamps: ModuleStamp[] = [];
+  for (const path of paths) {
+    const info = await stat(path).catch(() => undefined);
+    if (!info) return undefined;
+    stamps.push({ path, mtimeMs: info.mtimeMs });
+  }
+  return stamps;
+}
+
+/** The remembered module files are still there with the same modification times. */
+async function stillInstalled(stamps: unknown): Promise<boolean> {
+  if (!Array.isArray(stamps) || stamps.length === 0) return false;
+  for (const stamp of stamps as Partial<ModuleStamp>[]) {
+    if (typeof stamp?.path !== 'string') return false;
+    const info = await stat(stamp.path).catch(() => undefined);
+    if (info?.mtimeMs !== stamp.mtimeMs) return false;
+  }
+  return true;
+}
+
+async function readDiskCache(): Promise<Record<string, RememberedProbe>> {
   try {
     const parsed = JSON.parse(await readFile(DISK_CACHE, 'utf8'));
     return typeof parsed === 'object' && parsed !== null ? parsed : {};
@@ -137,6 +198,7 @@ export function judgeProbe(python: string, answer: Record<string, unknown>): Pro
     };
   return {
     ok: true,
+    modules: Array.isArray(answer.modules) ? answer.modules.filter((m) => typeof m === 'string') : [],
     interpreter: {
       python,
       pythonVersion: String(answer.python ?? ''),

@@ -12,6 +12,7 @@ import { describeBackend } from '../engine/describe.js';
 import type { TrainEventSink } from '../train/events.js';
 import type { TrainSettings } from '../train/settings.js';
 import type { RunFile, TorchEngineReport } from '../run/runFile.js';
+import type { UnreadableEntry } from '../types.js';
 import { writeRunFile } from '../run/runFileIo.js';
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { writeSafetensors } from '../weights/safetensors.js';
@@ -36,8 +37,16 @@ export interface TorchRunInput {
   signal?: AbortSignal;
 }
 
-/** Trains with PyTorch; returns the probabilities of the best weights for val and test, in example order. */
-export async function trainWithTorch(input: TorchRunInput): Promise<{ val: number[][]; test: number[][] }> {
+export interface TorchPredictions {
+  /** The probabilities of the best weights, in example order, for the examples not in `skipped`. */
+  val: number[][];
+  test: number[][];
+  /** Images the trainer could not decode: left out of training and of `val`/`test`, as the embedded engine does. */
+  skipped: UnreadableEntry[];
+}
+
+/** Trains with PyTorch; returns the probabilities of the best weights for val and test, and what was skipped. */
+export async function trainWithTorch(input: TorchRunInput): Promise<TorchPredictions> {
   const { settings, runDir, interpreter, run, emit } = input;
   let initialWeights: string | null = null;
   if (input.initial) {
@@ -99,7 +108,7 @@ export async function trainWithTorch(input: TorchRunInput): Promise<{ val: numbe
   });
   run.history = outcome.history;
   run.bestEpoch = outcome.bestEpoch;
-  const predictions = await readPredictions(join(runDir, TORCH_PREDICTIONS_FILE), input.val.length, input.test.length);
+  const predictions = await readPredictions(join(runDir, TORCH_PREDICTIONS_FILE), input.val, input.test);
   // Grad-CAM runs in leukemia-audit's own engine on the trained weights.
   await selectBackend('auto');
   return predictions;
@@ -138,18 +147,17 @@ function expectedEngine(interpreter: TorchInterpreter, device: string, processes
   };
 }
 
-async function readPredictions(
-  file: string,
-  valCount: number,
-  testCount: number,
-): Promise<{ val: number[][]; test: number[][] }> {
+async function readPredictions(file: string, val: Example[], test: Example[]): Promise<TorchPredictions> {
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
     throw new Error(`The PyTorch trainer left no readable ${file}: ${(error as Error).message}`, { cause: error });
   }
-  const rows = (split: 'val' | 'test', count: number): number[][] => {
+  const skipped = skippedImages(file, parsed.skipped);
+  const left = new Set(skipped.map((s) => s.path));
+  const rows = (split: 'val' | 'test', examples: Example[]): number[][] => {
+    const count = examples.filter((e) => !left.has(e.path)).length;
     const value = parsed[split];
     if (!Array.isArray(value) || value.length !== count)
       throw new Error(
@@ -162,5 +170,17 @@ async function readPredictions(
       return row.map((p: number) => p / sum);
     });
   };
-  return { val: rows('val', valCount), test: rows('test', testCount) };
+  return { val: rows('val', val), test: rows('test', test), skipped };
+}
+
+/** The trainer's `skipped` list: `[{path, detail}]` (absent from a trainer that skipped nothing). */
+function skippedImages(file: string, value: unknown): UnreadableEntry[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new Error(`${file}: "skipped" is not a list`);
+  return value.map((entry, i) => {
+    const { path, detail } = (entry ?? {}) as Record<string, unknown>;
+    if (typeof path !== 'string' || typeof detail !== 'string')
+      throw new Error(`${file}: skipped entry ${i} is not {path, detail}`);
+    return { path, reason: 'corrupt', detail };
+  });
 }

@@ -22,13 +22,14 @@ export function parseLabelChoice(value: string): LabelChoice {
 /**
  * The one judge of whether training on `choice` is training on what the audit calls structural (folds,
  * splits, batches): the extension asks it before training, the trainer reports its answer in `started` and
- * run.json. The default (`auto`) is structural exactly when the audit found structural labels; `folder:N` when
- * it names the top level of such a dataset, a level the audit found partitions or named splits at, or a level
- * above the labels the audit recommends.
+ * run.json. The default (`auto`) is structural when the audit found structural labels and would take the
+ * labels from folders too (or found none) — see `autoNeedsAChoice`; `folder:N` when it names the top level of
+ * such a dataset, a level the audit found partitions or named splits at, or a level above the labels the
+ * audit recommends.
  */
 export function labelsAreStructural(choice: LabelChoice, report: AuditReport): boolean {
   const structural = report.findings.some((f) => f.code === 'structural-labels');
-  if (choice === 'auto') return structural;
+  if (choice === 'auto') return autoNeedsAChoice(report);
   if (!choice.startsWith('folder:')) return false;
   const depth = Number(choice.slice('folder:'.length));
   const recommended = report.spec.labelSources[0];
@@ -40,11 +41,23 @@ export function labelsAreStructural(choice: LabelChoice, report: AuditReport): b
   );
 }
 
+/**
+ * Whether `auto` must not pick for the user: the top-level folders are structural (folds, patients, sites…)
+ * and the audit's recommended labels are folders as well (the C-NMC trap: fold_N/all next to fold_N), or it
+ * found none. When the recommendation is a label table or the file names, `auto` takes it: the folders that
+ * make the finding are not what it trains on (patient folders with patients.csv beside them).
+ */
+export function autoNeedsAChoice(report: AuditReport): boolean {
+  const recommended = report.spec.labelSources[0];
+  const structural = report.findings.some((f) => f.code === 'structural-labels');
+  return structural && (recommended === undefined || recommended.kind === 'folder');
+}
+
 export function resolveLabels(choice: LabelChoice, report: AuditReport, imagePaths: string[]): ResolvedLabels {
   const recommended = report.spec.labelSources;
   const structuralFinding = report.findings.find((f) => f.code === 'structural-labels');
   if (choice === 'auto') {
-    if (structuralFinding) {
+    if (structuralFinding && autoNeedsAChoice(report)) {
       const suggestion = recommended[0] ? ` Recommended: --labels ${labelFlag(recommended[0])}.` : '';
       throw new LabelChoiceError(
         `${structuralFinding.message}${suggestion} Say explicitly which labels to use with --labels.`,

@@ -517,9 +517,9 @@ function recordPredictions(
 }
 
 /**
- * The PyTorch engine: it reads the images itself (no preparation here; an unreadable image fails the run
- * naming the file), trains the whole plan, and hands back the best weights' probabilities, which are judged
- * like the embedded engine's.
+ * The PyTorch engine: it reads the images itself (no preparation here; an image it cannot decode is skipped
+ * and named, in the log and in run.json's `dataset.skipped`, as the embedded engine does), trains the whole
+ * plan, and hands back the best weights' probabilities, which are judged like the embedded engine's.
  */
 async function trainRunWithTorch(
   plan: RunPlan,
@@ -549,9 +549,12 @@ async function trainRunWithTorch(
       emit,
       signal,
     });
+    const skipped = new Set(probabilities.skipped.map((s) => s.path));
+    const readable = (examples: Example[]) => examples.filter((e) => !skipped.has(e.path));
+    run.dataset.skipped = [...run.dataset.skipped.filter((s) => !skipped.has(s.path)), ...probabilities.skipped];
     run.predictions = [];
-    recordPredictions(run, plan, 'val', data.val, probabilities.val);
-    recordPredictions(run, plan, 'test', data.test, probabilities.test);
+    recordPredictions(run, plan, 'val', readable(data.val), probabilities.val);
+    recordPredictions(run, plan, 'test', readable(data.test), probabilities.test);
   });
 }
 

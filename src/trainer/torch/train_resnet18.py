@@ -210,6 +210,24 @@ def to_normalised_tensor(pixels, mean, std):
     return torchvision.transforms.functional.normalize(tensor, mean, std)
 
 
+def readable_examples(root, examples):
+    """The plan's examples without the images that cannot be decoded, and those ([{path, detail}]): as in
+    leukemia-audit's own engine, an unreadable image is skipped and named rather than failing the run. Checked
+    once before the first epoch: in a DataLoader worker the error would end the run, and a val/test image
+    missing from the predictions would shift every later one."""
+    unreadable = {}
+    for rows in examples.values():
+        for path, _ in rows:
+            if path in unreadable:
+                continue
+            try:
+                load_rgb(os.path.join(root, path))
+            except Exception as error:  # PIL raises OSError, ValueError, SyntaxError… for damaged files
+                unreadable[path] = f"pixels could not be decoded: {error}"
+    kept = {split: [row for row in rows if row[0] not in unreadable] for split, rows in examples.items()}
+    return kept, [{"path": path, "detail": detail} for path, detail in unreadable.items()]
+
+
 class CellImages(Dataset):
     def __init__(self, root, examples, plan, augmentation=None):
         self.root = root
@@ -511,7 +529,13 @@ def train(plan, run_dir):
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(plan, trainable)
     root, classes = plan["datasetRoot"], plan["classes"]
-    examples = plan["examples"]
+    examples, skipped = readable_examples(root, plan["examples"])
+    plan["examples"] = examples  # predict_best and the predictions file cover the readable images only
+    if RANK == 0:
+        for entry in skipped:
+            log(f"Skipped {entry['path']}: {entry['detail']}", "warning")
+    if not examples["train"]:
+        raise RuntimeError("none of the training images could be read")
     train_set = CellImages(root, examples["train"], plan, RandomCellAugmentation(plan["augment"]))
     per_process_batch = max(1, t["batchSize"] // WORLD_SIZE)  # the global batch stays the plan's
     drop_last = len(train_set) > t["batchSize"]
@@ -631,7 +655,7 @@ def train(plan, run_dir):
             break
 
     if RANK == 0:
-        predict_best(plan, files, device, channels_last)
+        predict_best(plan, files, device, channels_last, skipped)
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
@@ -643,14 +667,15 @@ def last_learning_rate(scheduler):
     return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](max(0, scheduler.last_epoch - 1))
 
 
-def predict_best(plan, files, device, channels_last):
-    """Probabilities of the best epoch's weights for the val and test lists, in plan order."""
+def predict_best(plan, files, device, channels_last, skipped):
+    """Probabilities of the best epoch's weights for the val and test lists, in plan order, and the images
+    skipped as unreadable (not in those lists)."""
     model = torchvision.models.resnet18(num_classes=len(plan["classes"]))
     model.load_state_dict(read_safetensors(files["model"]))
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    out = {}
+    out = {"skipped": skipped}
     for split in ("val", "test"):
         examples = plan["examples"][split]
         if not examples:
