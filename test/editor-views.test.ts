@@ -108,6 +108,26 @@ describe('run folders', () => {
     assert.match(d.description, /completed · training_data · folder:1 \(fold_0\/fold_1\)/);
     assert.match(d.detail, /^\$\(warning\) trained on structural labels — balanced accuracy 50\.0%/);
   });
+
+  test('describeRun lists a probe run by its verdict, flagged when the group is predictable', () => {
+    const verdict =
+      'the fold can be predicted from the pixels at balanced accuracy 0.81 (chance 0.33, 95% CI 0.74–0.87)';
+    const run = {
+      kind: 'probe',
+      status: 'completed',
+      updatedAt: '2025-01-01T00:00:00Z',
+      createdAt: '2025-01-01T00:00:00Z',
+      settings: { labels: 'auto' },
+      history: [],
+      dataset: { root: '/d/training_data', classes: ['all', 'hem'], labelsAreStructural: false },
+      metrics: { validation: null, test: null },
+      probe: { group: { verdict }, diagnosis: null, finding: { code: 'group-predictable' } },
+    } as unknown as RunFile;
+    const d = describeRun(run, '/runs/run-2');
+    assert.equal(d.label, '$(pass) $(search) run-2');
+    assert.match(d.description, /^probe · completed · training_data/);
+    assert.ok(d.detail.startsWith(`$(warning) ${verdict} · `), d.detail);
+  });
 });
 
 describe('webview messages', () => {

@@ -8,6 +8,7 @@ import { demoDataCommand } from './commands/demoData.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { explainCommand } from './commands/explain.js';
 import { predictCommand } from './commands/predict.js';
+import { probeCommand } from './commands/probe.js';
 import { reportCommand } from './commands/report.js';
 import { trainCommand } from './commands/train.js';
 import { UsageError } from './usage.js';
@@ -39,6 +40,11 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary:
       'evaluate <dir> --weights FILE|RUN [--labels …] [--class-map out=class,…] [--image-size S] [--crop C] [--json]   any ResNet-18 checkpoint on the true labels',
     run: evaluateCommand,
+  },
+  probe: {
+    summary:
+      'probe <dir> [--weights auto|imagenet|none|FILE|RUN] [--group auto|folder:N|csv:COL] [--labels …] [--image-size S] [--out RUN] [--json]   batch effects: can the fold/site be told from the pixels?',
+    run: probeCommand,
   },
   compare: {
     summary:

@@ -121,3 +121,39 @@ export function formatEvaluation(run: RunFile): string {
     );
   return lines.join('\n');
 }
+
+/** A probe run as text: each probe's verdict, per-class recall and confusion matrix, then the notes. */
+export function formatProbe(run: RunFile): string {
+  const probe = run.probe;
+  if (!probe) return 'Not a probe run.';
+  const lines = [
+    `Batch-effect probe of ${run.dataset.root}`,
+    `  Features: ResNet-18 average pool (${probe.featureDimension}), ${probe.backbone.description}, ${probe.imageSize} px, crop ${probe.crop}`,
+    `  Probe: ${probe.method.classifier}, C ${probe.method.C}, group k-fold by subject`,
+    '',
+  ];
+  for (const result of [probe.group, probe.diagnosis]) {
+    if (!result) continue;
+    lines.push(`${result.predictable ? 'PREDICTABLE' : 'not predictable'}: ${result.verdict}`);
+    lines.push(
+      `  ${result.source}; ${formatCount(result.images)} images, ${formatCount(result.units)} ${result.unit}s, ${result.folds} folds`,
+    );
+    const width = Math.max(8, ...result.classes.map((c) => c.length));
+    lines.push(
+      `  ${'true \\ predicted'.padEnd(width + 2)}${result.classes.map((c) => c.padStart(width)).join('')}  recall`,
+    );
+    result.confusion.forEach((row, r) => {
+      const recall = result.perClass[r].recall;
+      lines.push(
+        `  ${result.classes[r].padEnd(width + 2)}${row.map((n) => String(n).padStart(width)).join('')}  ${recall === null ? '–' : recall.toFixed(2)}`,
+      );
+    });
+    lines.push('');
+  }
+  if (probe.finding) lines.push(`WARNING [${probe.finding.code}] ${probe.finding.message}`, '');
+  for (const note of probe.notes) lines.push(`note: ${note}`);
+  lines.push(
+    `Time: ${probe.seconds.total.toFixed(1)} s (features ${probe.seconds.features.toFixed(1)} s: ${probe.cache.fromCache} cached, ${probe.cache.computed} computed)`,
+  );
+  return lines.join('\n');
+}

@@ -64,3 +64,16 @@ export function oneOf<T extends string>(
   if (!isOneOf(allowed, value)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
   return value;
 }
+
+/** A log line of a long command on stderr, after clearing the progress line. */
+export function logToStderr(level: 'info' | 'warning', message: string): void {
+  endProgress();
+  process.stderr.write(`${level === 'info' ? '' : `${level}: `}${message}\n`);
+}
+
+/** Ctrl-C asks the command to stop at its next safe point instead of killing it mid-write. */
+export function abortOnInterrupt(): AbortController {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  return controller;
+}

@@ -13,6 +13,7 @@ export const COMMANDS = {
   showLog: 'leukemiaAudit.showLog',
   evaluate: 'leukemiaAudit.evaluate',
   compareRuns: 'leukemiaAudit.compareRuns',
+  probe: 'leukemiaAudit.probe',
 } as const;
 
 /** True while a trainer runs: enables Cancel Training in the command palette. */

@@ -11,6 +11,7 @@ import { COMMANDS, TRAINING_CONTEXT_KEY } from './commandIds.js';
 import { auditCommand } from './commands/audit.js';
 import { createDemoDatasetCommand } from './commands/demo.js';
 import { evaluateCommand } from './commands/evaluate.js';
+import { probeCommand } from './commands/probe.js';
 import { compareRunsCommand, exportReportCommand, openResultsCommand } from './commands/results.js';
 import { trainCommand } from './commands/train.js';
 import { DatasetDiagnostics } from './diagnostics/datasetDiagnostics.js';
@@ -79,6 +80,7 @@ export function activate(context: vscode.ExtensionContext): LeukemiaAuditApi {
     command(COMMANDS.showLog, () => output.show(true)),
     command(COMMANDS.compareRuns, (...targets) => compareRunsCommand(context, ...targets)),
     command(COMMANDS.evaluate, (target, dataset) => evaluateCommand(context, { datasets }, target, dataset)),
+    command(COMMANDS.probe, (target) => probeCommand(context, { datasets, diagnostics: datasetDiagnostics }, target)),
   );
 
   const activationMs = performance.now() - started;

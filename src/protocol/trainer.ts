@@ -4,6 +4,7 @@
  * take the extension host down); messages travel over Node's IPC channel as structured-clone JSON.
  */
 import type { EvaluatePhase } from '../core/evaluate/evaluate.js';
+import type { ProbePhase } from '../core/probe/probe.js';
 import type { RunFile } from '../core/run/runFile.js';
 import type { TrainEvent } from '../core/train/events.js';
 import type { LabelChoice, TrainSettings } from '../core/train/settings.js';
@@ -21,10 +22,25 @@ export interface EvaluateRequest {
   classMap?: Record<string, string>;
 }
 
-/** Parent → trainer. One job per process: a training run or an evaluation. */
+/** What the extension asks the trainer to probe for batch effects: `probeDataset`'s options that cross the channel. */
+export interface ProbeRequest {
+  dataset: string;
+  /** The probe run folder to write. */
+  out: string;
+  /** `auto` (default), `imagenet`, `none`, a checkpoint or a run folder. */
+  weights?: string;
+  /** `auto`, `folder:N` or `csv:COLUMN`. */
+  group?: string;
+  labels?: LabelChoice;
+  subjectPattern?: string;
+  imageSize?: number;
+}
+
+/** Parent → trainer. One job per process: a training run, an evaluation or a probe. */
 export type TrainerCommand =
   | { type: 'train'; settings: TrainSettings }
   | { type: 'evaluate'; request: EvaluateRequest }
+  | { type: 'probe'; request: ProbeRequest }
   /** Stop after the current batch; the last completed epoch's checkpoint stays usable. */
   | { type: 'cancel' };
 
@@ -40,6 +56,9 @@ export type TrainerMessage =
   | { type: 'result'; run: RunFile }
   | { type: 'evaluation-progress'; phase: EvaluatePhase; done: number; total: number }
   | { type: 'evaluated'; runDir: string; run: RunFile }
+  /** `etaSeconds` while features are computed. */
+  | { type: 'probe-progress'; phase: ProbePhase; done: number; total: number; etaSeconds?: number }
+  | { type: 'probed'; runDir: string; run: RunFile }
   | { type: 'cancelled' }
   | { type: 'error'; message: string; stack?: string };
 
@@ -48,6 +67,7 @@ export function isTrainerCommand(value: unknown): value is TrainerCommand {
   const type = (value as { type?: unknown }).type;
   if (type === 'cancel') return true;
   if (type === 'evaluate') return isEvaluateRequest((value as { request?: unknown }).request);
+  if (type === 'probe') return isProbeRequest((value as { request?: unknown }).request);
   if (type !== 'train') return false;
   const settings = (value as { settings?: unknown }).settings;
   return (
@@ -72,6 +92,23 @@ function isEvaluateRequest(value: unknown): value is EvaluateRequest {
   );
 }
 
+function isProbeRequest(value: unknown): value is ProbeRequest {
+  if (typeof value !== 'object' || value === null) return false;
+  const { dataset, out, weights, group, labels, subjectPattern, imageSize } = value as Record<string, unknown>;
+  const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
+  return (
+    typeof dataset === 'string' &&
+    typeof out === 'string' &&
+    optionalString(weights) &&
+    optionalString(group) &&
+    optionalString(labels) &&
+    optionalString(subjectPattern) &&
+    (imageSize === undefined || (typeof imageSize === 'number' && Number.isInteger(imageSize) && imageSize >= 32))
+  );
+}
+
+const PROBE_PHASES: readonly string[] = ['audit', 'prepare', 'features', 'probe', 'report'] satisfies ProbePhase[];
+
 const EVALUATE_PHASES: readonly string[] = ['audit', 'predict', 'explain', 'report'] satisfies EvaluatePhase[];
 
 /** The trainer's messages, checked by their tag and the fields the extension acts on. */
@@ -95,7 +132,16 @@ export function parseTrainerMessage(value: unknown): TrainerMessage | undefined 
         typeof message.total === 'number'
         ? (message as TrainerMessage)
         : undefined;
+    case 'probe-progress':
+      return typeof message.phase === 'string' &&
+        PROBE_PHASES.includes(message.phase) &&
+        typeof message.done === 'number' &&
+        typeof message.total === 'number' &&
+        (message.etaSeconds === undefined || typeof message.etaSeconds === 'number')
+        ? (message as TrainerMessage)
+        : undefined;
     case 'evaluated':
+    case 'probed':
       return typeof message.runDir === 'string' && isObject(message.run) ? (message as TrainerMessage) : undefined;
     case 'heartbeat':
       return { type: 'heartbeat' };

@@ -1,13 +1,15 @@
 /**
- * The trainer child process: runs one job — a training run or an evaluation — for its parent (the extension
+ * The trainer child process: runs one job — a training run, an evaluation or a probe — for its parent (the extension
  * host or a test) and
  * reports through the typed protocol. Exits when the job ends, or when the parent goes away.
  */
 import { evaluateModel } from '../core/evaluate/evaluate.js';
+import { parseGroupChoice } from '../core/probe/groupChoice.js';
+import { probeDataset } from '../core/probe/probe.js';
 import { TrainingCancelled } from '../core/train/engine.js';
 import { trainRun } from '../core/train/train.js';
 import type { TrainSettings } from '../core/train/settings.js';
-import { isTrainerCommand, type EvaluateRequest, type TrainerMessage } from '../protocol/trainer.js';
+import { isTrainerCommand, type EvaluateRequest, type ProbeRequest, type TrainerMessage } from '../protocol/trainer.js';
 import { errorMessage, exitChild, notUnderstood, requireParent, sendToParent } from './parent.js';
 
 const controller = new AbortController();
@@ -27,22 +29,45 @@ async function train(settings: TrainSettings): Promise<void> {
   }
 }
 
-async function evaluate(request: EvaluateRequest): Promise<void> {
+/** A job that ends in one answer (evaluation, probe): its result, `cancelled` or `error`, then the exit. */
+async function oneShot(job: () => Promise<TrainerMessage>): Promise<void> {
   busy = true;
   try {
-    const { runDir, run } = await evaluateModel({
-      ...request,
-      classMap: request.classMap ? new Map(Object.entries(request.classMap)) : undefined,
-      signal: controller.signal,
-      onProgress: (phase, done, total) => void send({ type: 'evaluation-progress', phase, done, total }),
-      onLog: (level, message) => process.stderr.write(`${level}: ${message}\n`),
-    });
-    await send({ type: 'evaluated', runDir, run });
+    await send(await job());
   } catch (error) {
     await send(controller.signal.aborted ? { type: 'cancelled' } : errorMessage(error));
   } finally {
     exitChild();
   }
+}
+
+const logToStderr = (level: string, message: string) => process.stderr.write(`${level}: ${message}\n`);
+
+function evaluate(request: EvaluateRequest): Promise<void> {
+  return oneShot(async () => {
+    const { runDir, run } = await evaluateModel({
+      ...request,
+      classMap: request.classMap ? new Map(Object.entries(request.classMap)) : undefined,
+      signal: controller.signal,
+      onProgress: (phase, done, total) => void send({ type: 'evaluation-progress', phase, done, total }),
+      onLog: logToStderr,
+    });
+    return { type: 'evaluated', runDir, run };
+  });
+}
+
+function probe(request: ProbeRequest): Promise<void> {
+  return oneShot(async () => {
+    const { runDir, run } = await probeDataset({
+      ...request,
+      group: request.group === undefined ? undefined : parseGroupChoice(request.group),
+      signal: controller.signal,
+      onProgress: (phase, done, total, etaSeconds) =>
+        void send({ type: 'probe-progress', phase, done, total, etaSeconds }),
+      onLog: logToStderr,
+    });
+    return { type: 'probed', runDir, run };
+  });
 }
 
 requireParent('trainer', 'use the leukemia-audit CLI instead');
@@ -58,6 +83,7 @@ process.on('message', (message: unknown) => {
   } else if (message.type === 'cancel') controller.abort();
   else if (busy) return;
   else if (message.type === 'evaluate') void evaluate(message.request);
+  else if (message.type === 'probe') void probe(message.request);
   else void train(message.settings);
 });
 // The parent died or closed the channel: stop at the next batch boundary instead of training for nobody.

@@ -2,7 +2,7 @@
 // dataset (written by the repo's own CLI) and a notebook whose ImageFolder points at training_data — plus
 // workspace settings that keep training to seconds.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from './harness.mjs';
 
@@ -127,6 +127,31 @@ export function writeHostileWorkspace(folder, cli = join(REPO, 'dist', 'cli.js')
     `${JSON.stringify({ ...TRAINING_SETTINGS, 'leukemiaAudit.subjectPattern': HOSTILE_PATTERN }, null, 2)}\n`,
   );
   return { ...written, hostile };
+}
+
+/**
+ * The Kaggle-like workspace plus `sites/`: the same cells re-filed by acquisition site — fold_0's subjects
+ * scanned at site_A, whose scanner makes every image brighter (×1.45 + 12 on every byte of the BMP's
+ * pixels), fold_1's at site_B, fold_2's at site_C — a batch effect the probe should find.
+ */
+export function writeSitesWorkspace(folder, cli = join(REPO, 'dist', 'cli.js')) {
+  const written = writeWorkspace(folder, cli);
+  const sites = join(folder, 'sites');
+  ['site_A', 'site_B', 'site_C'].forEach((site, fold) => {
+    for (const label of ['all', 'hem']) {
+      const source = join(written.dataset, `fold_${fold}`, label);
+      mkdirSync(join(sites, site, label), { recursive: true });
+      for (const name of readdirSync(source).filter((n) => n.endsWith('.bmp'))) {
+        const bytes = readFileSync(join(source, name));
+        // 24-bit BMP: the pixels start at the offset in bytes 10–13 (32 px rows need no padding).
+        if (site === 'site_A')
+          for (let i = bytes.readUInt32LE(10); i < bytes.length; i++)
+            bytes[i] = Math.min(255, Math.round(bytes[i] * 1.45 + 12));
+        writeFileSync(join(sites, site, label, name), bytes);
+      }
+    }
+  });
+  return { ...written, sites };
 }
 
 /** The two runs the comparison suite opens: a model of the fold folders and one of all/hem, side by side. */

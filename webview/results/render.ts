@@ -15,6 +15,7 @@ import { explanationsSection } from './explanations.js';
 import { findingsSection } from './findings.js';
 import type { Host } from './host.js';
 import { metricsSection } from './metricsTable.js';
+import { probeSection } from './probe.js';
 import { Store } from './state.js';
 import { summarySection } from './summary.js';
 
@@ -34,13 +35,34 @@ const PARTS: Part[] = [
     build: (run) => evaluationSection(run),
     when: (run) => run.kind === 'evaluation',
   },
+  {
+    id: 'probe',
+    title: 'Batch-effect probe',
+    build: (run) => probeSection(run),
+    when: (run) => run.kind === 'probe',
+  },
   { id: 'findings', title: 'Audit findings', build: (run, host) => findingsSection(run.dataset.findings, host) },
-  { id: 'metrics', title: 'Metrics', build: (run) => metricsSection(run) },
-  { id: 'confusion', title: 'Confusion matrix', build: (run, _host, store) => confusionSection(run, store) },
-  { id: 'curves', title: 'Training curves', build: (run) => curvesSection(run) },
-  { id: 'roc', title: 'ROC curve and calibration', build: (run) => evaluationChartsSection(run) },
-  { id: 'gradcam', title: 'Grad-CAM', build: (run, host, store) => explanationsSection(run, host, store) },
+  // A probe trains no model: it has none of the parts below.
+  { id: 'metrics', title: 'Metrics', build: (run) => metricsSection(run), when: hasModel },
+  {
+    id: 'confusion',
+    title: 'Confusion matrix',
+    build: (run, _host, store) => confusionSection(run, store),
+    when: hasModel,
+  },
+  { id: 'curves', title: 'Training curves', build: (run) => curvesSection(run), when: hasModel },
+  { id: 'roc', title: 'ROC curve and calibration', build: (run) => evaluationChartsSection(run), when: hasModel },
+  {
+    id: 'gradcam',
+    title: 'Grad-CAM',
+    build: (run, host, store) => explanationsSection(run, host, store),
+    when: hasModel,
+  },
 ];
+
+function hasModel(run: RunFile): boolean {
+  return run.kind !== 'probe';
+}
 
 export function renderRun(root: HTMLElement, run: RunFile, host: Host, state: ViewState): void {
   const store = new Store(state, (s) => host.saveState(s));
@@ -66,13 +88,15 @@ export function renderMessage(root: HTMLElement, text: string): void {
   root.replaceChildren(h('p', { class: 'not-available' }, text));
 }
 
+const KIND_TITLES: Record<string, string> = { training: 'Run', evaluation: 'Evaluation', probe: 'Batch-effect probe' };
+
 function header(run: RunFile): HTMLElement {
   const folder =
     typeof run.settings?.out === 'string' ? run.settings.out.split(/[\\/]/).filter(Boolean).pop() : undefined;
   return h(
     'header',
     { class: 'page-header' },
-    h('h1', {}, `${run.kind === 'evaluation' ? 'Evaluation' : 'Run'}${folder ? ` ${folder}` : ''}`),
+    h('h1', {}, `${KIND_TITLES[run.kind ?? 'training'] ?? 'Run'}${folder ? ` ${folder}` : ''}`),
     h('p', { class: 'hint' }, 'leukemia-audit · ResNet-18 on ', h('code', { class: 'path' }, run.dataset?.root ?? '')),
   );
 }

@@ -10,6 +10,8 @@ import { objectView } from './values.js';
 
 const STATUS_TONE = { completed: 'pass', running: 'info', cancelled: 'warning', failed: 'fail' } as const;
 
+const TRAINING_ONLY = new Set(['Best epoch', 'Model', 'Training', 'Time']);
+
 export function summarySection(run: RunFile, host: Host): HTMLElement {
   const { settings, dataset, model, history } = run;
   const classCounts = new Map((dataset.spec?.classes ?? []).map((c) => [c.name, c.count]));
@@ -56,11 +58,13 @@ export function summarySection(run: RunFile, host: Host): HTMLElement {
       `${history.length === 0 ? 'no epoch finished yet' : `${formatDuration(seconds)} over ${plural(history.length, 'epoch')}`} · started ${dateTime(run.createdAt)} · updated ${dateTime(run.updatedAt)}`,
     ],
   ];
+  // A probe trains nothing: its model, timing and settings are in the probe section.
+  const shown = run.kind === 'probe' ? items.filter(([term]) => !TRAINING_ONLY.has(term)) : items;
   return section(
     'summary',
     'Run',
-    h('dl', { class: 'summary' }, ...items.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)])),
-    splitsTable(run),
+    h('dl', { class: 'summary' }, ...shown.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)])),
+    run.kind === 'probe' ? null : splitsTable(run),
     dataset.notes.length ? h('ul', { class: 'notes' }, ...dataset.notes.map((note) => h('li', {}, note))) : null,
     dataset.skipped.length
       ? collapsible(`${plural(dataset.skipped.length, 'unreadable file')} skipped`, {}, skippedList(run, host))

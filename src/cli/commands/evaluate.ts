@@ -6,7 +6,16 @@ import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice
 
 import { describeCheckpoint } from '../../core/weights/checkpoint.js';
 import { formatEvaluation, formatMetrics } from '../report.js';
-import { UsageError, endProgress, integerOption, oneOf, parseCommandArgs, stderrProgress } from '../usage.js';
+import {
+  UsageError,
+  abortOnInterrupt,
+  endProgress,
+  logToStderr,
+  integerOption,
+  oneOf,
+  parseCommandArgs,
+  stderrProgress,
+} from '../usage.js';
 
 const HELP = `Usage: leukemia-audit evaluate <dataset> --weights FILE|RUN [options]
 
@@ -58,8 +67,7 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
     throw new UsageError((error as Error).message);
   }
   const progress = stderrProgress();
-  const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
+  const controller = abortOnInterrupt();
   let result;
   try {
     result = await evaluateModel({
@@ -76,10 +84,7 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
       explain: !values['no-explain'],
       signal: controller.signal,
       onProgress: (phase, done, total) => progress(`${phase} ${done}/${total}`),
-      onLog: (level, message) => {
-        endProgress();
-        process.stderr.write(`${level === 'info' ? '' : `${level}: `}${message}\n`);
-      },
+      onLog: logToStderr,
     });
   } catch (error) {
     endProgress();

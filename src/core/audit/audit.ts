@@ -254,6 +254,21 @@ function groupWords(level: FolderLevel): [string, string] {
   return [word, /(s|x|ch|sh)$/.test(word) ? `${word}es` : `${word}s`];
 }
 
+/**
+ * The structural groupings of a scanned dataset (fold, site, batch, date folders; group columns of label
+ * tables), shallowest first, as the confounding check sees them: what the batch-effect probe predicts by default.
+ */
+export function structuralGroupings(
+  images: ScanResult['images'],
+  tables: CsvLabelTable[],
+  labelSources: readonly LabelSource[],
+): Grouping[] {
+  const levels = summariseFolderLevels(images);
+  const primary = labelSources[0];
+  const labelLevel = primary?.kind === 'folder' ? levels.find((level) => level.depth === primary.depth) : undefined;
+  return groupings(levels, labelLevel, tables);
+}
+
 /** Folder levels and table columns that describe how the data was organised: candidates for confounding. */
 function groupings(levels: FolderLevel[], labelLevel: FolderLevel | undefined, tables: CsvLabelTable[]): Grouping[] {
   const result: Grouping[] = [];

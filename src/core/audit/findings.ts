@@ -11,6 +11,8 @@ export type FindingCode =
   | 'label-table'
   /** A structural group (site, fold, batch, date) strongly associated with the classes. */
   | 'confounded-groups'
+  /** The batch-effect probe: a linear probe on frozen features tells the fold/site/batch from the pixels. */
+  | 'group-predictable'
   | 'subject-leakage'
   | 'duplicate-images'
   | 'class-imbalance'

@@ -8,19 +8,17 @@
  *
  * The CLI (`leukemia-audit evaluate`) and the extension are thin shells around `evaluateModel`.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { scanAndAudit } from '../audit/runAudit.js';
-import { subjectReader, summariseSplits, type SplitName } from '../data/splits.js';
+import { summariseSplits, type SplitName } from '../data/splits.js';
 import { runFolderName } from '../run/runFolders.js';
 import { selectBackend } from '../engine/backend.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { loadModel, predictFiles, type ImagePrediction } from '../explain/predict.js';
-import { combinedLabeler } from '../labels.js';
 import { computeClassificationMetrics } from '../metrics.js';
 import { countParameters, disposeModel } from '../model/resnet18.js';
 import { exportStateDict } from '../model/stateDict.js';
-import { buildHtmlReport } from '../report/htmlReport.js';
+import { writeRunReport } from '../report/htmlReport.js';
 import {
   MODEL_FILE,
   RUN_SCHEMA,
@@ -30,15 +28,15 @@ import {
   type SubjectAccuracy,
 } from '../run/runFile.js';
 import { writeRunFile } from '../run/runFileIo.js';
-import { resolveLabels } from '../train/labelChoice.js';
 import { DEFAULT_SETTINGS, type BackendChoice, type CropMode, type LabelChoice } from '../train/settings.js';
 import { explanationLayer } from '../train/train.js';
 import type { UnreadableEntry } from '../types.js';
 import { writeSafetensors, type HostTensor } from '../weights/safetensors.js';
 import { contingencyTable, outputAssociation } from './association.js';
 import { mapOutputs } from './classMap.js';
+import { judgedDataset } from './judgedDataset.js';
 
-export const REPORT_FILE = 'report.html';
+export { REPORT_FILE } from '../report/htmlReport.js';
 
 export type EvaluatePhase = 'audit' | 'predict' | 'explain' | 'report';
 
@@ -82,27 +80,13 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
   const runDir = resolve(options.out ?? join(root, '..', 'leukemia-audit-runs', runFolderName(new Date())));
 
   progress('audit', 0, 1);
-  const { report, scan, csvTables } = await scanAndAudit(root, {
-    subjectPattern: options.subjectPattern,
-    checkPixels: false,
-    signal: options.signal,
-  });
-  const imagePaths = scan.images.map((image) => image.path);
-  const labelChoice = options.labels ?? 'auto';
-  // `auto` is the audit's recommendation as it stands: where training would refuse structural folders and
-  // ask, evaluation simply uses what the audit found the diagnosis to be.
-  const labels =
-    labelChoice === 'auto'
-      ? { sources: report.spec.labelSources, structural: false }
-      : resolveLabels(labelChoice, report, imagePaths);
+  const { report, imagePaths, labelChoice, labels, labelOf, subjectOf } = await judgedDataset(root, options);
   if (labels.sources.length === 0)
     throw new Error(
       `The audit found no labels in ${root}; say where they are with --labels folder:N, filename or csv:FILE`,
     );
   if (labels.structural)
     log('warning', 'Evaluating on labels the audit judged structural (folds, splits or batches), not the diagnosis.');
-  const labelOf = combinedLabeler(labels.sources, csvTables);
-  const subjectOf = subjectReader(report.spec.subjectPattern, csvTables);
   const labelled = imagePaths.filter((path) => labelOf(path) !== undefined);
   const classes = [...new Set(labelled.map((path) => labelOf(path)!))].sort();
   if (classes.length < 2)
@@ -263,13 +247,7 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
   let reportFile: string | undefined;
   if (options.report !== false) {
     progress('report', 0, 1);
-    try {
-      const { html } = await buildHtmlReport(runDir);
-      reportFile = join(runDir, REPORT_FILE);
-      await writeFile(reportFile, html);
-    } catch (error) {
-      log('warning', `The HTML report was not written: ${(error as Error).message}`);
-    }
+    reportFile = await writeRunReport(runDir, (message) => log('warning', message));
     progress('report', 1, 1);
   }
   return { runDir, run, report: reportFile };

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { ExtensionToWebview } from '../../protocol/results.js';
 import { realPathInside } from '../confine.js';
@@ -73,6 +73,28 @@ export async function buildHtmlReport(runDir: string, assets?: ReportAssets): Pr
 }
 
 /** Two (or more) runs side by side, drawn by the same bundle as the results view. */
+/** Where evaluate and probe write a run's report. */
+export const REPORT_FILE = 'report.html';
+
+/**
+ * Writes `<runDir>/report.html` and returns its path; a report that cannot be built (no webview bundle) is a
+ * warning, not a failure of the run it reports on.
+ */
+export async function writeRunReport(
+  runDir: string,
+  onWarning: (message: string) => void,
+): Promise<string | undefined> {
+  try {
+    const { html } = await buildHtmlReport(runDir);
+    const file = join(runDir, REPORT_FILE);
+    await writeFile(file, html);
+    return file;
+  } catch (error) {
+    onWarning(`The HTML report was not written: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
 export async function buildComparisonReport(runDirs: readonly string[], assets?: ReportAssets): Promise<string> {
   const runs = await Promise.all(runDirs.map(async (dir) => ({ runDir: resolve(dir), run: await readRunFile(dir) })));
   return renderReportHtml(

@@ -67,7 +67,7 @@ export function comparisonRows(runs: readonly ComparedRun[]): ComparisonRow[] {
       true,
     ),
     row('outputs', (c) => c.run.evaluation?.outputs.join(', ') ?? c.run.dataset.classes.join(', ')),
-    row('verdict', (c) => c.run.evaluation?.association.verdict ?? '—'),
+    row('verdict', (c) => c.run.evaluation?.association.verdict ?? probeVerdicts(c.run) ?? '—'),
     row('judged on', (c) => {
       const headline = headlineMetrics(c.run);
       if (headline) return `${headline.split} (${headline.metrics.sampleCount} images)`;
@@ -124,4 +124,10 @@ export function formatComparison(runs: readonly ComparedRun[]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** A probe run's verdicts, the group's first: "the fold can be predicted …; the diagnosis can be …". */
+function probeVerdicts(run: RunFile): string | undefined {
+  const verdicts = [run.probe?.group, run.probe?.diagnosis].filter((r) => r).map((r) => r!.verdict);
+  return verdicts.length > 0 ? verdicts.join('; ') : undefined;
 }

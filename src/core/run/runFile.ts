@@ -13,6 +13,7 @@ import type { TrainSettings } from '../train/settings.js';
 import type { UnreadableEntry } from '../types.js';
 import type { OutputAssociation } from '../evaluate/association.js';
 import type { CheckpointInfo } from '../weights/checkpointInfo.js';
+import type { CropMode } from '../train/settings.js';
 
 export const RUN_SCHEMA = 'leukemia-audit/run';
 export const RUN_SCHEMA_VERSION = 1;
@@ -157,13 +158,94 @@ export interface RunEvaluation {
   outputsPerImage: { path: string; subject: string | null; true: number; output: number; probabilities: number[] }[];
 }
 
+/** A probe's out-of-fold recall of one value of its target. */
+export interface ClassRecall {
+  className: string;
+  recall: number | null;
+  support: number;
+  /** Subjects (or images, when the unit is the image) of this class. */
+  units: number;
+}
+
+/** How well a probe, cross-validated by subject, tells a target's values apart (probe/crossValidate.ts). */
+export interface CrossValidatedProbe {
+  classes: string[];
+  images: number;
+  /** `subject`: group k-fold by subject; `image`: no subject ids, images are split one by one. */
+  unit: 'subject' | 'image';
+  units: number;
+  folds: number;
+  balancedAccuracy: number;
+  accuracy: number;
+  /** 1/K: balanced accuracy of a probe that knows nothing, whatever the class sizes. */
+  chance: number;
+  /** Cluster-bootstrap percentile interval of the balanced accuracy. */
+  interval: { level: number; lower: number; upper: number; resamples: number };
+  perClass: ClassRecall[];
+  /** Counts, true class (rows) × predicted class (columns). */
+  confusion: number[][];
+  /** Classes with a single unit: whenever it is held out, the probe has never seen that class. */
+  singleUnitClasses: string[];
+}
+
+/** One probe of a probe run: what a linear probe on frozen features tells from the pixels, by subject. */
+export interface ProbeTargetResult extends CrossValidatedProbe {
+  /** `group`: the fold/site/batch/date; `diagnosis`: the labels. */
+  target: 'group' | 'diagnosis';
+  /** Where the target comes from: `folders at depth 1`, `the audit's recommended labels`. */
+  source: string;
+  /** What one value is, and several: fold/folds, site/sites, diagnosis/diagnoses. */
+  one: string;
+  many: string;
+  /** Far above chance: the lower end of the interval above chance and chance-corrected accuracy ≥ `minKappa`. */
+  predictable: boolean;
+  /** The result in one plain sentence. */
+  verdict: string;
+}
+
+/** What `probe` adds to run.json (`kind: "probe"`). */
+export interface RunProbe {
+  backbone: {
+    /** `--weights` as given: auto, imagenet, none, or a path. */
+    weights: string;
+    description: string;
+    /** False: random weights (no ImageNet weights offline), a weaker probe. */
+    pretrained: boolean;
+    /** SHA-256 of the backbone's parameters: the feature cache's key, with each image's content and size. */
+    sha256: string;
+    checkpoint: CheckpointInfo | null;
+  };
+  imageSize: number;
+  crop: CropMode;
+  featureDimension: number;
+  method: {
+    classifier: string;
+    /** scikit-learn's C of the L2 penalty (standardised features). */
+    C: number;
+    folds: number;
+    resamples: number;
+    level: number;
+    /** Chance-corrected balanced accuracy, (BA − 1/K)/(1 − 1/K), at or above which a target counts as predictable. */
+    minKappa: number;
+  };
+  /** Null when no structural grouping was found (or given). */
+  group: ProbeTargetResult | null;
+  diagnosis: ProbeTargetResult | null;
+  /** `group-predictable`, when it fires (also in `dataset.findings`). */
+  finding: Finding | null;
+  notes: string[];
+  cache: { folder: string; fromCache: number; computed: number };
+  seconds: { audit: number; prepare: number; features: number; probes: number; total: number };
+}
+
 export interface RunFile {
   schema: typeof RUN_SCHEMA;
   /**
-   * `training` (or absent, as in runs written before evaluations existed) or `evaluation`: a model
-   * evaluated on a dataset (no history; `evaluation` says what was loaded and how outputs map to classes).
+   * `training` (or absent, as in runs written before evaluations existed), `evaluation`: a model
+   * evaluated on a dataset (no history; `evaluation` says what was loaded and how outputs map to classes),
+   * or `probe`: the batch-effect probe (no model trained; `probe` holds the results).
    */
-  kind?: 'training' | 'evaluation';
+  kind?: 'training' | 'evaluation' | 'probe';
   version: typeof RUN_SCHEMA_VERSION;
   createdAt: string;
   updatedAt: string;
@@ -191,6 +273,8 @@ export interface RunFile {
   explanations?: RunExplanations | null;
   /** Evaluation runs only. */
   evaluation?: RunEvaluation | null;
+  /** Probe runs only. */
+  probe?: RunProbe | null;
   /** Training runs from `--weights FILE`: what the checkpoint loader recognised in it. */
   initialWeights?: CheckpointInfo | null;
 }

@@ -111,7 +111,7 @@ async function pickRun(
     title: purpose,
     placeHolder:
       runs.length > 0
-        ? 'Training and evaluation runs, newest first'
+        ? 'Training, evaluation and probe runs, newest first'
         : `No runs found in ${allRunsFolders().join(', ') || 'the workspace'}`,
     matchOnDescription: true,
     matchOnDetail: true,

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditReport } from '../../core/audit/audit.js';
+import type { Finding } from '../../core/audit/findings.js';
 import {
   DATASET_FILE_NAME,
   datasetFileDiagnostics,
@@ -33,6 +34,8 @@ export class DatasetDiagnostics implements vscode.Disposable {
   private readonly collection = vscode.languages.createDiagnosticCollection('leukemia-audit-datasets');
   /** Full audits from the Audit command, by folder; they win over header-only audits until files change. */
   private readonly fullReports = new Map<string, AuditReport>();
+  /** The last batch-effect probe's findings (`group-predictable`) by folder, shown with the audit's until files change. */
+  private readonly probeFindings = new Map<string, Finding[]>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
   private readonly disposables: vscode.Disposable[] = [this.collection];
@@ -51,6 +54,7 @@ export class DatasetDiagnostics implements vscode.Disposable {
       audits.onDidUpdate(() => this.schedule(0)),
       audits.onDidInvalidate((folder) => {
         this.fullReports.delete(folder);
+        this.probeFindings.delete(folder);
         this.schedule();
       }),
       vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('leukemiaAudit') && this.schedule()),
@@ -65,6 +69,12 @@ export class DatasetDiagnostics implements vscode.Disposable {
     this.schedule(0);
   }
 
+  /** Publishes what a probe of `root` found, next to the audit's findings for that folder. */
+  showProbeFindings(root: string, findings: Finding[]): void {
+    this.probeFindings.set(path.resolve(root), findings);
+    this.schedule(0);
+  }
+
   schedule(delay = DEBOUNCE_MS): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
@@ -76,7 +86,9 @@ export class DatasetDiagnostics implements vscode.Disposable {
   }
 
   private async report(folder: string, pattern: string | undefined): Promise<AuditReport> {
-    return this.fullReports.get(path.resolve(folder)) ?? this.audits.get(folder, pattern);
+    const report = this.fullReports.get(path.resolve(folder)) ?? (await this.audits.get(folder, pattern));
+    const probed = this.probeFindings.get(path.resolve(folder)) ?? [];
+    return probed.length > 0 ? { ...report, findings: [...report.findings, ...probed] } : report;
   }
 
   private async update(): Promise<void> {
@@ -103,13 +115,16 @@ export class DatasetDiagnostics implements vscode.Disposable {
       )) {
         await this.datasetFolder(candidate.folder, add);
       }
-      // Full audits of folders that are neither (chosen with the folder picker) still show.
-      for (const [folder, report] of this.fullReports) {
+      // Full audits and probes of folders that are neither (chosen with the folder picker) still show.
+      for (const folder of new Set([...this.fullReports.keys(), ...this.probeFindings.keys()])) {
         if (
           !filesRoots.has(folder) &&
           !snapshot.candidates.some((c) => c.kind === 'root' && path.resolve(c.folder) === folder)
         )
-          this.publishFolder(folder, report, add);
+          await this.report(folder, subjectPattern(vscode.Uri.file(folder))).then(
+            (report) => this.publishFolder(folder, report, add),
+            (error) => log().debug(`Not reporting ${folder}: ${(error as Error).message}`),
+          );
       }
     }
     const previous: vscode.Uri[] = [];
