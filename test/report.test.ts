@@ -744,4 +744,26 @@ describe('report', () => {
       assert.doesNotMatch(dom, /class="confusion"/);
     },
   );
+
+  test(
+    'Chromium shows an evaluation run without what only training has: epochs, training settings, curves',
+    { skip: noChromium },
+    async () => {
+      const runDir = await freshDir('report-test-evaluation-');
+      const run = JSON.parse(await readFile(path.join(full.runDir, 'run.json'), 'utf8')) as RunFile;
+      run.kind = 'evaluation';
+      run.history = [];
+      run.bestEpoch = null;
+      await writeFile(path.join(runDir, 'run.json'), JSON.stringify(run));
+      const file = path.join(runDir, 'report.html');
+      await writeFile(file, (await buildHtmlReport(runDir)).html);
+      const dom = appOf(renderedDom(file)!);
+      assert.doesNotMatch(dom, /could not be shown/);
+      assert.match(dom, /<h1>Evaluation /);
+      assert.match(dom, /<dt>Evaluated<\/dt>/);
+      assert.match(dom, /<dt>Model<\/dt>/, 'the evaluated model is named');
+      for (const trainingOnly of ['<dt>Best epoch</dt>', '<dt>Training</dt>', 'Training curves', 'No finished epoch'])
+        assert.ok(!dom.includes(trainingOnly), `no ${trainingOnly}`);
+    },
+  );
 });

@@ -50,7 +50,7 @@ const PARTS: Part[] = [
     build: (run, _host, store) => confusionSection(run, store),
     when: hasModel,
   },
-  { id: 'curves', title: 'Training curves', build: (run) => curvesSection(run), when: hasModel },
+  { id: 'curves', title: 'Training curves', build: (run) => curvesSection(run), when: isTraining },
   { id: 'roc', title: 'ROC curve and calibration', build: (run) => evaluationChartsSection(run), when: hasModel },
   {
     id: 'gradcam',
@@ -62,6 +62,11 @@ const PARTS: Part[] = [
 
 function hasModel(run: RunFile): boolean {
   return run.kind !== 'probe';
+}
+
+/** An evaluation or probe has no epochs: no training curves. */
+function isTraining(run: RunFile): boolean {
+  return run.kind === undefined || run.kind === 'training';
 }
 
 export function renderRun(root: HTMLElement, run: RunFile, host: Host, state: ViewState): void {

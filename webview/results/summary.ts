@@ -10,7 +10,11 @@ import { objectView } from './values.js';
 
 const STATUS_TONE = { completed: 'pass', running: 'info', cancelled: 'warning', failed: 'fail' } as const;
 
-const TRAINING_ONLY = new Set(['Best epoch', 'Model', 'Training', 'Time']);
+/** Rows a run that trained nothing leaves out: a probe also has no model of its own (its section says which). */
+const NOT_TRAINED: Record<string, ReadonlySet<string>> = {
+  evaluation: new Set(['Best epoch', 'Training', 'Time']),
+  probe: new Set(['Best epoch', 'Model', 'Training', 'Time']),
+};
 
 export function summarySection(run: RunFile, host: Host): HTMLElement {
   const { settings, dataset, model, history } = run;
@@ -58,8 +62,9 @@ export function summarySection(run: RunFile, host: Host): HTMLElement {
       `${history.length === 0 ? 'no epoch finished yet' : `${formatDuration(seconds)} over ${plural(history.length, 'epoch')}`} · started ${dateTime(run.createdAt)} · updated ${dateTime(run.updatedAt)}`,
     ],
   ];
-  // A probe trains nothing: its model, timing and settings are in the probe section.
-  const shown = run.kind === 'probe' ? items.filter(([term]) => !TRAINING_ONLY.has(term)) : items;
+  const left = NOT_TRAINED[run.kind ?? 'training'];
+  if (left) items.push([run.kind === 'probe' ? 'Probed' : 'Evaluated', dateTime(run.createdAt)]);
+  const shown = left ? items.filter(([term]) => !left.has(term)) : items;
   return section(
     'summary',
     'Run',
