@@ -31,24 +31,6 @@ const { tools, toolsError } = tryLocateTools();
 const readRun = (runDir) => JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
 const fixed = (value) => (typeof value === 'number' ? value.toFixed(3) : '—');
 
-/** Clicks the row of the open quick pick whose text includes `text`, once the pick titled `title` lists it. */
-async function pickRow(title, text) {
-  const widget = wb.page.locator('.quick-input-widget');
-  const row = widget.locator('.quick-input-list .monaco-list-row').filter({ hasText: text }).first();
-  await waitFor(
-    `the quick pick "${title}" to offer ${text}`,
-    async () =>
-      (
-        await widget
-          .locator('.quick-input-title')
-          .innerText()
-          .catch(() => '')
-      ).includes(title) && row.isVisible(),
-    { timeout: 30_000, describe: async () => JSON.stringify(await wb.quickPickRows()) },
-  );
-  await row.click();
-}
-
 describe('Compare Runs… and the output-mapping pick of Evaluate (code-server + Chromium)', () => {
   before(async () => {
     if (toolsError) throw new Error(`Not run: the end-to-end tools are missing. ${toolsError.message}`);
@@ -60,8 +42,8 @@ describe('Compare Runs… and the output-mapping pick of Evaluate (code-server +
 
   e2eTest('Compare Runs… shows the fold model next to the all/hem model as run.json has them', 120_000, async () => {
     await wb.runCommand('Leukemia Audit: Compare Runs…');
-    await pickRow('Compare Runs (1 of 2)', COMPARED_RUNS.folds);
-    await pickRow('Compare Runs (2 of 2)', COMPARED_RUNS.diagnosis);
+    await wb.pickRow('Compare Runs (1 of 2)', COMPARED_RUNS.folds);
+    await wb.pickRow('Compare Runs (2 of 2)', COMPARED_RUNS.diagnosis);
     const frame = await waitFor('the comparison webview (table.comparison)', () => wb.frameWith('table.comparison'), {
       timeout: 60_000,
       describe: async () => `notifications: ${await wb.notifications()}\n  webviews: ${await wb.frameTitles()}`,
@@ -153,7 +135,7 @@ describe('Compare Runs… and the output-mapping pick of Evaluate (code-server +
     async () => {
       const page = wb.page;
       await wb.explorerAction(RENAMED_CHECKPOINT, 'Evaluate Model on Dataset…');
-      await pickRow('Evaluate Model on Dataset', 'C-NMC_Leukemia/training_data');
+      await wb.pickRow('Evaluate Model on Dataset', 'C-NMC_Leukemia/training_data');
       const started = Date.now();
       // The first evaluation (no mapping) ends in the pick; its title names both sets of names.
       const pickTitle = `The model's outputs (${RENAMED_OUTPUTS.join(', ')}) are not the dataset's classes (all, hem)`;
@@ -180,7 +162,7 @@ describe('Compare Runs… and the output-mapping pick of Evaluate (code-server +
           `the pick offers ${label}: ${JSON.stringify(rows)}`,
         );
       await wb.shot('evaluate-mapping-pick');
-      await pickRow(pickTitle, mappingRows[0]);
+      await wb.pickRow(pickTitle, mappingRows[0]);
 
       const frame = await waitFor(
         'the Results webview of the mapped evaluation (a confusion matrix)',

@@ -8,7 +8,8 @@
 //   - /usr is not audited: the dataset file says why;
 //   - "Train Leukemia Model" explains that training needs trust;
 //   - once the user trusts the folder, the workspace's pattern really runs: in the audit child, stopped at its
-//     time limit with a message naming the pattern, while the host answers commands (both timings printed).
+//     time limit with a message naming the pattern, while the host answers commands (both timings printed);
+//   - "Train Leukemia Model" then reports that stopped audit instead of running the pattern in the host.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -173,6 +174,30 @@ describe('Leukemia Audit in an untrusted, hostile workspace (code-server, trust 
         `\ntrusted hostile e2e: the extension host showed the command's quick pick ${picked} ms after the click while ^(a+)+_ backtracked in the audit child\n` +
           `trusted hostile e2e: ${lag.join('\ntrusted hostile e2e: ')}\n\n`,
       );
+    },
+  );
+
+  e2eTest(
+    '"Train Leukemia Model" on the hostile dataset reports its stopped audit; the pattern never runs in the host',
+    90_000,
+    async () => {
+      await wb.runCommand('Leukemia Audit: Train Leukemia Model');
+      await wb.pickRow('Train Leukemia Model: which dataset?', 'hostile');
+      const started = Date.now();
+      // The command takes the audit from the audit child's cache (stopped above); were the pattern run in the
+      // extension host instead, it would backtrack there for minutes and no notification could appear.
+      const shown = await waitFor(
+        'the error that the audit of the hostile dataset failed at its time limit',
+        async () => {
+          const text = await wb.notifications();
+          return /audit of \S*hostile failed: .*took longer than/is.test(text) ? Date.now() - started : undefined;
+        },
+        { timeout: 30_000, describe: () => wb.notifications() },
+      );
+      await wb.shot('train-hostile-refused');
+      const runs = join(workspace.folder, '.leukemia-audit', 'runs');
+      assert.ok(!existsSync(runs) || readdirSync(runs).length === 0, 'no run folder was created');
+      process.stdout.write(`\ntrusted hostile e2e: Train reported the stopped audit ${shown} ms after the pick\n\n`);
     },
   );
 });

@@ -66,6 +66,24 @@ export class Workbench {
       .evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? r.textContent ?? ''));
   }
 
+  /** Clicks the row of the open quick pick whose text includes `text`, once the pick titled `title` lists it. */
+  async pickRow(title, text) {
+    const widget = this.page.locator('.quick-input-widget');
+    const row = widget.locator('.quick-input-list .monaco-list-row').filter({ hasText: text }).first();
+    await waitFor(
+      `the quick pick "${title}" to offer ${text}`,
+      async () =>
+        (
+          await widget
+            .locator('.quick-input-title')
+            .innerText()
+            .catch(() => '')
+        ).includes(title) && row.isVisible(),
+      { timeout: 30_000, describe: async () => JSON.stringify(await this.quickPickRows()) },
+    );
+    await row.click();
+  }
+
   async closeQuickInput() {
     if (await this.page.locator('.quick-input-widget').isVisible()) {
       await this.page.keyboard.press('Escape');

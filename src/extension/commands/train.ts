@@ -6,7 +6,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditReport } from '../../core/audit/audit.js';
-import { auditDataset } from '../../core/audit/runAudit.js';
 import { labelsAreStructural } from '../../core/train/labelChoice.js';
 import { structuralPrompt } from '../../core/editor/structural.js';
 import { DEFAULT_SETTINGS, type LabelChoice, type TrainSettings } from '../../core/train/settings.js';
@@ -42,9 +41,8 @@ export async function trainCommand(
   if (!dataset) return;
   const options = trainOptions(vscode.Uri.file(dataset.root));
   const pattern = dataset.file?.subjectPattern ?? options.subjectPattern;
-  const report = await auditWithProgress(dataset.root, pattern);
+  const report = await auditWithProgress(deps.audits, dataset.root, pattern);
   if (!report) return;
-  deps.audits.prime(report, pattern);
   if (report.images === 0) {
     await showErrorWithLog(`No images were found in ${dataset.root}.`);
     return;
@@ -107,8 +105,13 @@ function wantsTorch(options: Pick<TrainSettings, 'backend' | 'python'>): boolean
   return (options.backend === 'auto' || options.backend === 'torch') && !options.python;
 }
 
-/** Header-only audit with a cancellable notification; undefined when cancelled or failed (already reported). */
+/**
+ * The dataset's header audit under a cancellable notification, taken from the audit cache: it runs in the audit
+ * child (a workspace's subject pattern can backtrack, and must never run in the extension host), and is usually
+ * already done, by the background audit when the workspace opened. Undefined when cancelled or failed (reported).
+ */
 export async function auditWithProgress(
+  audits: AuditCache,
   root: string,
   subjectPattern: string | undefined,
 ): Promise<AuditReport | undefined> {
@@ -118,29 +121,17 @@ export async function auditWithProgress(
       title: `Auditing the labels of ${path.basename(root)}`,
       cancellable: true,
     },
-    async (progress, token) => {
-      const controller = new AbortController();
-      token.onCancellationRequested(() => controller.abort());
+    async (_progress, token) => {
+      const cancelled = new Promise<undefined>((resolve) => token.onCancellationRequested(() => resolve(undefined)));
       try {
-        const report = await auditDataset(root, {
-          checkPixels: false,
-          subjectPattern,
-          signal: controller.signal,
-          onProgress: (phase, done) =>
-            progress.report({
-              message:
-                phase === 'scan'
-                  ? `${done.toLocaleString('en-US')} file${done === 1 ? '' : 's'} looked at`
-                  : 'reading label tables',
-            }),
-        });
-        log().info(
-          `Audit of ${root}: ${report.images} images; ${report.findings.map((f) => `${f.code} (${f.severity})`).join(', ') || 'no findings'}.`,
-        );
+        const report = await Promise.race([audits.get(root, subjectPattern), cancelled]);
+        if (report)
+          log().info(
+            `Audit of ${root}: ${report.images} images; ${report.findings.map((f) => `${f.code} (${f.severity})`).join(', ') || 'no findings'}.`,
+          );
         return report;
       } catch (error) {
-        if (!controller.signal.aborted)
-          await showErrorWithLog(`The audit of ${root} failed: ${(error as Error).message}`);
+        await showErrorWithLog(`The audit of ${root} failed: ${(error as Error).message}`);
         return undefined;
       }
     },

@@ -79,19 +79,6 @@ export class AuditCache implements vscode.Disposable {
     return entry.report;
   }
 
-  /** Stores a report computed elsewhere (e.g. by a command with its own progress). */
-  prime(report: AuditReport, subjectPattern?: string): void {
-    const key = cacheKey(path.resolve(report.root), subjectPattern);
-    const existing = this.entries.get(key);
-    if (existing) existing.report = Promise.resolve(report);
-    else
-      this.entries.set(key, {
-        report: Promise.resolve(report),
-        stop: new AbortController(),
-        watcher: this.watch(report.root, key),
-      });
-  }
-
   /** The pixel audit after the header audit; its report replaces the header one if the entry is still current. */
   private auditPixels(key: string, entry: Entry, headers: AuditRequest): void {
     if (!this.checkPixelsInBackground()) return;
