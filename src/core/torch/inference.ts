@@ -135,7 +135,8 @@ function runInference(input: TorchInferenceInput, planFile: string, work: string
       child.kill('SIGTERM');
       killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
     };
-    signal?.addEventListener('abort', stop, { once: true });
+    if (signal?.aborted) stop();
+    else signal?.addEventListener('abort', stop, { once: true });
 
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const message = parseInferenceLine(line);
