@@ -98,12 +98,32 @@ test('the trainer protocol carries an evaluate request and its progress, field b
   assert.equal(isTrainerCommand({ type: 'evaluate', request }), true);
   assert.equal(isTrainerCommand({ type: 'evaluate', request: { ...request, out: 3 } }), false);
   assert.equal(isTrainerCommand({ type: 'evaluate', request: { ...request, classMap: { a: 1 } } }), false);
-  assert.deepEqual(parseTrainerMessage({ type: 'evaluation-progress', phase: 'predict', done: 1, total: 2 }), {
+  // The engine settings training has, for evaluate and probe alike; each checked.
+  const engine = {
+    backend: 'torch',
+    python: '/usr/bin/python3',
+    pythonFromEditor: '/venv/bin/python',
+    device: 'cuda:1',
+  };
+  assert.equal(isTrainerCommand({ type: 'evaluate', request: { ...request, ...engine } }), true);
+  assert.equal(isTrainerCommand({ type: 'probe', request: { dataset: '/d', out: '/r', ...engine } }), true);
+  assert.equal(isTrainerCommand({ type: 'evaluate', request: { ...request, device: 'gpu' } }), false);
+  assert.equal(isTrainerCommand({ type: 'evaluate', request: { ...request, backend: 'pytorch' } }), false);
+  assert.equal(isTrainerCommand({ type: 'probe', request: { dataset: '/d', out: '/r', python: 3 } }), false);
+  assert.deepEqual(
+    parseTrainerMessage({ type: 'evaluation-progress', phase: 'predict', done: 1, total: 2, etaSeconds: 5 }),
+    { type: 'evaluation-progress', phase: 'predict', done: 1, total: 2, etaSeconds: 5 },
+  );
+  assert.deepEqual(parseTrainerMessage({ type: 'evaluation-progress', phase: 'prepare', done: 1, total: 2 }), {
     type: 'evaluation-progress',
-    phase: 'predict',
+    phase: 'prepare',
     done: 1,
     total: 2,
   });
+  assert.equal(
+    parseTrainerMessage({ type: 'evaluation-progress', phase: 'predict', done: 1, total: 2, etaSeconds: 'soon' }),
+    undefined,
+  );
   assert.equal(parseTrainerMessage({ type: 'evaluation-progress', phase: 'train', done: 1, total: 2 }), undefined);
   assert.equal(parseTrainerMessage({ type: 'evaluated', run: {} }), undefined, 'no runDir');
 });

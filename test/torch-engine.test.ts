@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, fork } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -25,7 +25,7 @@ import type { TrainerMessage } from '../src/protocol/trainer.js';
 import { tinySettings } from './helpers/tinyRun.js';
 import { ensureBuilt } from './helpers/build.js';
 import { PYTHON, SAFETENSORS_PY, runPython } from './helpers/python.js';
-import { torchForTests } from './helpers/torch.js';
+import { fakeTorchPython, torchForTests } from './helpers/torch.js';
 
 let work: string;
 let dataset: string;
@@ -54,20 +54,9 @@ function settings(out: string, overrides: Partial<TrainSettings> = {}): TrainSet
   });
 }
 
-/** A fake interpreter: answers the probe as a working torch would, then does `onTrain` (shell) when run on a plan. */
-async function fakePython(name: string, onTrain: string): Promise<string> {
-  const file = join(work, name);
-  await writeFile(
-    file,
-    `#!/bin/sh
-case "$*" in
-  *train_resnet18.py*) ${onTrain} ;;
-  *) echo '{"python": "3.11.0", "torch": "2.1.0", "torchvision": "0.16.0", "cuda": [], "mps": false, "distributed": true}' ;;
-esac
-`,
-  );
-  await chmod(file, 0o755);
-  return file;
+/** A fake interpreter in the test folder (see fakeTorchPython). */
+function fakePython(name: string, onTrain: string): Promise<string> {
+  return fakeTorchPython(work, name, onTrain);
 }
 
 let oneProcess: RunFile | undefined;

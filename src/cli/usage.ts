@@ -1,5 +1,6 @@
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { isOneOf } from '../core/train/settings.js';
+import { BACKENDS, DEFAULT_SETTINGS, isOneOf, isTorchDevice, type TrainSettings } from '../core/train/settings.js';
 
 /** A mistake in how the command was called: exit code 2 and the usage text. */
 export class UsageError extends Error {}
@@ -76,4 +77,42 @@ export function abortOnInterrupt(): AbortController {
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   return controller;
+}
+
+/** The flags that choose the engine, shared by train, evaluate and probe. */
+export const ENGINE_OPTIONS = {
+  backend: { type: 'string' },
+  python: { type: 'string' },
+  device: { type: 'string' },
+} as const;
+
+/** ENGINE_OPTIONS's help, for evaluate and probe (whose option column is 23 wide). */
+export const ENGINE_HELP = `  --backend auto|torch|tensorflow|wasm|cpu   (default auto: your PyTorch if a usable interpreter is
+                         found, else the embedded engine: tensorflow if installed, else wasm)
+  --python PATH          PyTorch engine: the interpreter (default: python3, then python, on PATH); needs
+                         torch >= 1.13 and torchvision
+  --device auto|cpu|cuda|cuda:N|mps   PyTorch engine's device (default auto: CUDA, else MPS, else CPU)`;
+
+/** The engine flags, checked: `--backend`, `--python` (a path made absolute), `--device`. */
+export function engineFlags(values: {
+  backend?: string;
+  python?: string;
+  device?: string;
+}): Pick<TrainSettings, 'backend' | 'python' | 'device'> {
+  return {
+    backend: oneOf(values.backend, 'backend', BACKENDS, DEFAULT_SETTINGS.backend),
+    python: values.python ? resolvePython(values.python) : undefined,
+    device: torchDevice(values.device),
+  };
+}
+
+function torchDevice(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_SETTINGS.device;
+  if (!isTorchDevice(value)) throw new UsageError(`--device must be auto, cpu, cuda, cuda:N or mps, got "${value}"`);
+  return value;
+}
+
+/** A path is made absolute (the trainer runs elsewhere); a bare name such as python3 is looked up on PATH. */
+function resolvePython(value: string): string {
+  return value.includes('/') || value.includes('\\') ? resolve(value) : value;
 }

@@ -6,6 +6,9 @@
  */
 import { PVSC_EXTENSION_ID, PythonExtension } from '@vscode/python-extension';
 import * as vscode from 'vscode';
+import type { TrainSettings } from '../core/train/settings.js';
+import type { EngineRequest } from '../protocol/trainer.js';
+import { trainOptions } from './config.js';
 import { log } from './log.js';
 
 const ACTIVATION_TIMEOUT_MS = 5000;
@@ -26,4 +29,17 @@ export async function pythonFromExtension(resource?: vscode.Uri): Promise<string
     log().info(`No interpreter from the Python extension: ${(error as Error).message}`);
     return undefined;
   }
+}
+
+/** Whether the PyTorch engine may run and no interpreter is set: then the Python extension's is asked for. */
+export function wantsTorch(options: Pick<TrainSettings, 'backend' | 'python'>): boolean {
+  return (options.backend === 'auto' || options.backend === 'torch') && !options.python;
+}
+
+/** The engine settings training uses (leukemiaAudit.backend, .python, .device), for an evaluation or a probe. */
+export async function engineRequest(datasetRoot: string): Promise<EngineRequest> {
+  const scope = vscode.Uri.file(datasetRoot);
+  const { backend, python, device } = trainOptions(scope);
+  const pythonFromEditor = wantsTorch({ backend, python }) ? await pythonFromExtension(scope) : undefined;
+  return { backend, python, device, pythonFromEditor };
 }

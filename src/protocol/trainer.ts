@@ -7,10 +7,13 @@ import type { EvaluatePhase } from '../core/evaluate/evaluate.js';
 import type { ProbePhase } from '../core/probe/probe.js';
 import type { RunFile } from '../core/run/runFile.js';
 import type { TrainEvent } from '../core/train/events.js';
-import type { LabelChoice, TrainSettings } from '../core/train/settings.js';
+import { BACKENDS, isOneOf, isTorchDevice, type LabelChoice, type TrainSettings } from '../core/train/settings.js';
+
+/** The engine an evaluation or a probe runs on, from the same settings as training (all optional). */
+export type EngineRequest = Partial<Pick<TrainSettings, 'backend' | 'python' | 'pythonFromEditor' | 'device'>>;
 
 /** What the extension asks the trainer to evaluate: `evaluateModel`'s options that cross the channel. */
-export interface EvaluateRequest {
+export interface EvaluateRequest extends EngineRequest {
   dataset: string;
   /** A checkpoint file (.pth, .pt, .safetensors) or a run folder. */
   weights: string;
@@ -23,7 +26,7 @@ export interface EvaluateRequest {
 }
 
 /** What the extension asks the trainer to probe for batch effects: `probeDataset`'s options that cross the channel. */
-export interface ProbeRequest {
+export interface ProbeRequest extends EngineRequest {
   dataset: string;
   /** The probe run folder to write. */
   out: string;
@@ -54,7 +57,8 @@ export type TrainerMessage =
   | { type: 'heartbeat' }
   | { type: 'event'; event: TrainEvent }
   | { type: 'result'; run: RunFile }
-  | { type: 'evaluation-progress'; phase: EvaluatePhase; done: number; total: number }
+  /** `etaSeconds` while images are predicted. */
+  | { type: 'evaluation-progress'; phase: EvaluatePhase; done: number; total: number; etaSeconds?: number }
   | { type: 'evaluated'; runDir: string; run: RunFile }
   /** `etaSeconds` while features are computed. */
   | { type: 'probe-progress'; phase: ProbePhase; done: number; total: number; etaSeconds?: number }
@@ -75,11 +79,23 @@ export function isTrainerCommand(value: unknown): value is TrainerCommand {
   );
 }
 
+function isEngineRequest(value: object): boolean {
+  const { backend, python, pythonFromEditor, device } = value as Record<string, unknown>;
+  const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
+  return (
+    (backend === undefined || isOneOf(BACKENDS, backend)) &&
+    optionalString(python) &&
+    optionalString(pythonFromEditor) &&
+    (device === undefined || isTorchDevice(device))
+  );
+}
+
 function isEvaluateRequest(value: unknown): value is EvaluateRequest {
   if (typeof value !== 'object' || value === null) return false;
   const { dataset, weights, out, labels, subjectPattern, classMap } = value as Record<string, unknown>;
   const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
   return (
+    isEngineRequest(value) &&
     typeof dataset === 'string' &&
     typeof weights === 'string' &&
     typeof out === 'string' &&
@@ -97,6 +113,7 @@ function isProbeRequest(value: unknown): value is ProbeRequest {
   const { dataset, out, weights, group, labels, subjectPattern, imageSize } = value as Record<string, unknown>;
   const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
   return (
+    isEngineRequest(value) &&
     typeof dataset === 'string' &&
     typeof out === 'string' &&
     optionalString(weights) &&
@@ -109,7 +126,13 @@ function isProbeRequest(value: unknown): value is ProbeRequest {
 
 const PROBE_PHASES: readonly string[] = ['audit', 'prepare', 'features', 'probe', 'report'] satisfies ProbePhase[];
 
-const EVALUATE_PHASES: readonly string[] = ['audit', 'predict', 'explain', 'report'] satisfies EvaluatePhase[];
+const EVALUATE_PHASES: readonly string[] = [
+  'audit',
+  'prepare',
+  'predict',
+  'explain',
+  'report',
+] satisfies EvaluatePhase[];
 
 /** The trainer's messages, checked by their tag and the fields the extension acts on. */
 export function parseTrainerMessage(value: unknown): TrainerMessage | undefined {
@@ -126,15 +149,9 @@ export function parseTrainerMessage(value: unknown): TrainerMessage | undefined 
     case 'result':
       return isObject(message.run) ? (message as TrainerMessage) : undefined;
     case 'evaluation-progress':
-      return typeof message.phase === 'string' &&
-        EVALUATE_PHASES.includes(message.phase) &&
-        typeof message.done === 'number' &&
-        typeof message.total === 'number'
-        ? (message as TrainerMessage)
-        : undefined;
     case 'probe-progress':
       return typeof message.phase === 'string' &&
-        PROBE_PHASES.includes(message.phase) &&
+        (message.type === 'probe-progress' ? PROBE_PHASES : EVALUATE_PHASES).includes(message.phase) &&
         typeof message.done === 'number' &&
         typeof message.total === 'number' &&
         (message.etaSeconds === undefined || typeof message.etaSeconds === 'number')

@@ -49,7 +49,8 @@ function evaluate(request: EvaluateRequest): Promise<void> {
       ...request,
       classMap: request.classMap ? new Map(Object.entries(request.classMap)) : undefined,
       signal: controller.signal,
-      onProgress: (phase, done, total) => void send({ type: 'evaluation-progress', phase, done, total }),
+      onProgress: (phase, done, total, etaSeconds) =>
+        void send({ type: 'evaluation-progress', phase, done, total, etaSeconds }),
       onLog: logToStderr,
     });
     return { type: 'evaluated', runDir, run };

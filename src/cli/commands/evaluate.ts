@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { BACKENDS, CROPS, type CropMode } from '../../core/train/settings.js';
+import { CROPS, type CropMode } from '../../core/train/settings.js';
+import { formatDuration } from '../../core/train/progress.js';
 import { ClassMapError, parseClassMap } from '../../core/evaluate/classMap.js';
 import { evaluateModel } from '../../core/evaluate/evaluate.js';
 import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
@@ -7,9 +8,12 @@ import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice
 import { describeCheckpoint } from '../../core/weights/checkpoint.js';
 import { formatEvaluation, formatMetrics } from '../report.js';
 import {
+  ENGINE_HELP,
+  ENGINE_OPTIONS,
   UsageError,
   abortOnInterrupt,
   endProgress,
+  engineFlags,
   logToStderr,
   integerOption,
   oneOf,
@@ -33,7 +37,8 @@ information about the labels: contingency table, Cramér's V, mutual information
   --crop none|center|cell   (default: what the checkpoint records, else none)
   --out RUN              evaluation run folder (default <dataset>/../leukemia-audit-runs/run-<time>)
   --subject-pattern RE   subject id pattern (default ^UID_(H?\\d+)_)
-  --backend auto|tensorflow|wasm|cpu
+${ENGINE_HELP}
+                         The predictions run on that engine; the Grad-CAM gallery on the embedded one.
   --no-explain           skip the Grad-CAM gallery
   --json                 print only the run.json on stdout`;
 
@@ -48,7 +53,7 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
       crop: { type: 'string' },
       out: { type: 'string' },
       'subject-pattern': { type: 'string' },
-      backend: { type: 'string' },
+      ...ENGINE_OPTIONS,
       'no-explain': { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -80,14 +85,19 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
       crop: values.crop === undefined ? undefined : oneOf<CropMode>(values.crop, 'crop', CROPS, 'none'),
       out: values.out,
       subjectPattern: values['subject-pattern'],
-      backend: oneOf(values.backend, 'backend', BACKENDS, 'auto'),
+      ...engineFlags(values),
       explain: !values['no-explain'],
       signal: controller.signal,
-      onProgress: (phase, done, total) => progress(`${phase} ${done}/${total}`),
+      onProgress: (phase, done, total, eta) =>
+        progress(`${phase} ${done}/${total}${eta === undefined ? '' : ` · ETA ${formatDuration(eta)}`}`),
       onLog: logToStderr,
     });
   } catch (error) {
     endProgress();
+    if (controller.signal.aborted) {
+      process.stderr.write('leukemia-audit: evaluation cancelled\n');
+      return 130;
+    }
     if (error instanceof LabelChoiceError || error instanceof ClassMapError) {
       process.stderr.write(`leukemia-audit: ${error.message}\n`);
       return 3;

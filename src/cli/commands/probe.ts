@@ -1,13 +1,16 @@
-import { BACKENDS, CROPS, type CropMode } from '../../core/train/settings.js';
+import { CROPS, type CropMode } from '../../core/train/settings.js';
 import { GroupChoiceError, parseGroupChoice } from '../../core/probe/groupChoice.js';
 import { probeDataset, DEFAULT_PROBE_IMAGE_SIZE, type ProbePhase } from '../../core/probe/probe.js';
 import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
 import { formatDuration } from '../../core/train/progress.js';
 import { formatProbe } from '../report.js';
 import {
+  ENGINE_HELP,
+  ENGINE_OPTIONS,
   UsageError,
   abortOnInterrupt,
   endProgress,
+  engineFlags,
   logToStderr,
   integerOption,
   oneOf,
@@ -35,7 +38,8 @@ run folder (run.json kind "probe", report.html). Features are cached under the u
   --force                replace a run already in --out
   --subject-pattern RE   subject id pattern (default ^UID_(H?\\d+)_)
   --seed N               folds, bootstrap and a random backbone derive from it (default 1)
-  --backend auto|tensorflow|wasm|cpu
+${ENGINE_HELP}
+                         The features run on that engine (cached: either engine's serve the next probe).
   --json                 print only the run.json on stdout`;
 
 const PHASE_WORDS: Record<ProbePhase, string> = {
@@ -59,7 +63,7 @@ export async function probeCommand(argv: string[]): Promise<number> {
       force: { type: 'boolean' },
       'subject-pattern': { type: 'string' },
       seed: { type: 'string' },
-      backend: { type: 'string' },
+      ...ENGINE_OPTIONS,
       json: { type: 'boolean' },
     },
     HELP,
@@ -90,7 +94,7 @@ export async function probeCommand(argv: string[]): Promise<number> {
       force: values.force,
       subjectPattern: values['subject-pattern'],
       seed: integerOption(values.seed, 'seed', 1),
-      backend: oneOf(values.backend, 'backend', BACKENDS, 'auto'),
+      ...engineFlags(values),
       signal: controller.signal,
       onProgress: (phase, done, total, eta) =>
         progress(`${PHASE_WORDS[phase]} ${done}/${total}${eta === undefined ? '' : ` · ETA ${formatDuration(eta)}`}`),

@@ -1,10 +1,8 @@
 import { resolve } from 'node:path';
 import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
 import {
-  BACKENDS,
   CROPS,
   DEFAULT_SETTINGS,
-  isTorchDevice,
   OPTIMIZERS,
   SCHEDULES,
   SPLIT_CHOICES,
@@ -14,7 +12,16 @@ import {
 import { describeEpoch, describeStart, formatDuration } from '../../core/train/progress.js';
 import { trainRun } from '../../core/train/train.js';
 import { formatMetrics } from '../report.js';
-import { UsageError, endProgress, integerOption, oneOf, parseCommandArgs, stderrProgress } from '../usage.js';
+import {
+  ENGINE_OPTIONS,
+  UsageError,
+  endProgress,
+  engineFlags,
+  integerOption,
+  oneOf,
+  parseCommandArgs,
+  stderrProgress,
+} from '../usage.js';
 
 const HELP = `Usage: leukemia-audit train <dir> [options]
 
@@ -60,7 +67,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       'image-size': { type: 'string' },
       'batch-size': { type: 'string' },
       strategy: { type: 'string' },
-      backend: { type: 'string' },
+      ...ENGINE_OPTIONS,
       weights: { type: 'string' },
       optimizer: { type: 'string' },
       lr: { type: 'string' },
@@ -71,8 +78,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
       'subject-pattern': { type: 'string' },
       seed: { type: 'string' },
       workers: { type: 'string' },
-      python: { type: 'string' },
-      device: { type: 'string' },
       processes: { type: 'string' },
       resume: { type: 'boolean' },
       force: { type: 'boolean' },
@@ -103,7 +108,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
     imageSize: integerOption(values['image-size'], 'image-size', DEFAULT_SETTINGS.imageSize, 32),
     batchSize: integerOption(values['batch-size'], 'batch-size', DEFAULT_SETTINGS.batchSize, 2),
     strategy: oneOf(values.strategy, 'strategy', STRATEGIES, DEFAULT_SETTINGS.strategy),
-    backend: oneOf(values.backend, 'backend', BACKENDS, DEFAULT_SETTINGS.backend),
     optimizer: oneOf(values.optimizer, 'optimizer', OPTIMIZERS, DEFAULT_SETTINGS.optimizer),
     schedule: oneOf(values.schedule, 'schedule', SCHEDULES, DEFAULT_SETTINGS.schedule),
     crop: oneOf(values.crop, 'crop', CROPS, DEFAULT_SETTINGS.crop),
@@ -113,8 +117,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     seed: integerOption(values.seed, 'seed', DEFAULT_SETTINGS.seed),
     workers: values.workers === 'auto' ? 0 : integerOption(values.workers, 'workers', DEFAULT_SETTINGS.workers, 1, 64),
     subjectPattern: values['subject-pattern'],
-    python: values.python ? resolvePython(values.python) : undefined,
-    device: torchDevice(values.device),
+    ...engineFlags(values),
     processes:
       values.processes === undefined || values.processes === 'auto'
         ? DEFAULT_SETTINGS.processes
@@ -175,17 +178,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (values.json) process.stdout.write(JSON.stringify(run, null, 2) + '\n');
   else process.stdout.write(formatMetrics(run) + '\n');
   return 0;
-}
-
-function torchDevice(value: string | undefined): string {
-  if (value === undefined) return DEFAULT_SETTINGS.device;
-  if (!isTorchDevice(value)) throw new UsageError(`--device must be auto, cpu, cuda, cuda:N or mps, got "${value}"`);
-  return value;
-}
-
-/** A path is made absolute (the trainer runs elsewhere); a bare name such as python3 is looked up on PATH. */
-function resolvePython(value: string): string {
-  return value.includes('/') || value.includes('\\') ? resolve(value) : value;
 }
 
 function bar(fraction: number, width = 20): string {

@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { summariseSplits, type SplitName } from '../data/splits.js';
 import { runFolderName } from '../run/runFolders.js';
 import { selectBackend } from '../engine/backend.js';
+import { chooseEngine } from '../engine/choose.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { loadModel, predictFiles, type ImagePrediction } from '../explain/predict.js';
 import { computeClassificationMetrics } from '../metrics.js';
@@ -30,6 +31,7 @@ import {
 import { writeRunFile } from '../run/runFileIo.js';
 import { DEFAULT_SETTINGS, type BackendChoice, type CropMode, type LabelChoice } from '../train/settings.js';
 import { explanationLayer } from '../train/train.js';
+import { predictWithTorch } from '../torch/inferenceJobs.js';
 import type { UnreadableEntry } from '../types.js';
 import { writeSafetensors, type HostTensor } from '../weights/safetensors.js';
 import { contingencyTable, outputAssociation } from './association.js';
@@ -38,7 +40,8 @@ import { judgedDataset } from './judgedDataset.js';
 
 export { REPORT_FILE } from '../report/htmlReport.js';
 
-export type EvaluatePhase = 'audit' | 'predict' | 'explain' | 'report';
+/** `prepare`: images decoded and resized into the image cache, for the PyTorch engine only. */
+export type EvaluatePhase = 'audit' | 'prepare' | 'predict' | 'explain' | 'report';
 
 export interface EvaluateOptions {
   /** Dataset folder. */
@@ -55,14 +58,21 @@ export interface EvaluateOptions {
   /** Evaluation run folder (default `<dataset>/../leukemia-audit-runs/run-…`). */
   out?: string;
   subjectPattern?: string;
+  /** `auto` (default): the user's PyTorch when a usable interpreter is found (as training), else embedded. */
   backend?: BackendChoice;
+  /** PyTorch engine: the interpreter (else `pythonFromEditor`, then python3 and python on PATH). */
+  python?: string;
+  pythonFromEditor?: string;
+  /** PyTorch engine: `auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N`, `mps`. */
+  device?: string;
   /** Grad-CAM gallery (default true); only for models whose outputs are the classes. */
   explain?: boolean;
   /** Write report.html (default true; needs the built webview bundle). */
   report?: boolean;
   batchSize?: number;
   signal?: AbortSignal;
-  onProgress?: (phase: EvaluatePhase, done: number, total: number) => void;
+  /** `etaSeconds` while images are predicted. */
+  onProgress?: (phase: EvaluatePhase, done: number, total: number, etaSeconds?: number) => void;
   onLog?: (level: 'info' | 'warning', message: string) => void;
 }
 
@@ -93,15 +103,30 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
     throw new Error(`Evaluation needs at least two classes; the labels give ${classes.length} (${classes.join(', ')})`);
   progress('audit', 1, 1);
 
-  // Evaluation is inference on the embedded engine; the PyTorch engine (`torch`) trains only, so far.
-  if (options.backend === 'torch') log('info', 'evaluate runs on the embedded engine; --backend torch trains only.');
-  const backend = await selectBackend(options.backend === 'torch' || !options.backend ? 'auto' : options.backend);
+  // The predictions run on the chosen engine; the model is loaded, and Grad-CAM computed, by the embedded one.
+  const engine = await chooseEngine({ ...options, backend: options.backend ?? 'auto' }, (event) => {
+    if (event.type === 'log') log('info', event.message);
+  });
+  let backend = engine.kind === 'tfjs' ? engine.backend : await selectBackend('auto');
   const model = await loadModel(options.weights, { imageSize: options.imageSize, crop: options.crop });
   let run: RunFile;
   try {
     const outputs = model.classes;
     const mapped = mapOutputs(outputs, classes, options.classMap);
-    const { predictions, skipped } = await predictAll(model, root, labelled, options, progress);
+    let predictions: ImagePrediction[];
+    let skipped: UnreadableEntry[];
+    if (engine.kind === 'torch') {
+      const torch = await predictWithTorch(model, root, labelled, {
+        interpreter: engine.interpreter,
+        device: options.device ?? DEFAULT_SETTINGS.device,
+        batchSize: options.batchSize,
+        signal: options.signal,
+        onProgress: progress,
+        onLog: (message) => log('info', message),
+      });
+      ({ predictions, skipped } = torch);
+      backend = { name: 'torch', skipped: engine.skipped, torch: torch.engine };
+    } else ({ predictions, skipped } = await predictAll(model, root, labelled, options, progress));
     for (const entry of skipped) log('warning', `Skipped ${entry.path}: ${entry.detail}`);
     const trueOf = predictions.map(({ path }) => classes.indexOf(labelOf(path)!));
     const outputOf = predictions.map((p) => p.predicted);
@@ -157,6 +182,8 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
         weights: resolve(options.weights),
         backend: options.backend ?? 'auto',
         subjectPattern: options.subjectPattern,
+        python: options.python,
+        device: options.device ?? DEFAULT_SETTINGS.device,
       },
       backend,
       dataset: {
@@ -259,12 +286,13 @@ async function predictAll(
   root: string,
   paths: readonly string[],
   options: EvaluateOptions,
-  progress: (phase: EvaluatePhase, done: number, total: number) => void,
+  progress: NonNullable<EvaluateOptions['onProgress']>,
 ): Promise<{ predictions: ImagePrediction[]; skipped: UnreadableEntry[] }> {
   const batchSize = options.batchSize ?? 16;
   const predictions: ImagePrediction[] = [];
   const skipped: UnreadableEntry[] = [];
   const relative = (prediction: ImagePrediction, path: string) => ({ ...prediction, path });
+  const started = performance.now();
   progress('predict', 0, paths.length);
   for (let start = 0; start < paths.length; start += batchSize) {
     options.signal?.throwIfAborted();
@@ -286,7 +314,9 @@ async function predictAll(
         }
       }
     }
-    progress('predict', Math.min(paths.length, start + batchSize), paths.length);
+    const done = Math.min(paths.length, start + batchSize);
+    const seconds = (performance.now() - started) / 1000;
+    progress('predict', done, paths.length, (seconds / done) * (paths.length - done));
     await new Promise((next) => setImmediate(next));
   }
   return { predictions, skipped };

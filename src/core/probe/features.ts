@@ -4,8 +4,8 @@
  *
  * They are computed through the inference path evaluation uses (`DataParallelTrainer.infer`): the classifier
  * is replaced by the 512 × 512 identity with zero bias, so the "logits" ARE the pooled features (exactly:
- * each is one product by 1 plus products by 0). `pooledFeatures` is the only place that runs the network,
- * so another inference engine (several cores, PyTorch) plugs in there.
+ * each is one product by 1 plus products by 0). `pooledFeatures` is the only place the embedded engine runs
+ * the network; the user's PyTorch computes them instead through `featureTable`'s `compute`.
  *
  * Features are cached on disk under the user cache folder (never in the dataset), one 2 KiB file per image,
  * keyed by the preprocessed image's key (content SHA-256, size, crop, preprocessing version: `data/cache.ts`)
@@ -127,6 +127,12 @@ function featureFile(cacheDir: string, imageKey: string, backbone: string): stri
   return path.join(cacheDir, key.slice(0, 2), `${key}.f32`);
 }
 
+/**
+ * Another engine's features (PyTorch's) for `paths` (prepared images), `paths.length` × 512 row-major, in
+ * their order; `onComputed` counts the images done. Replaces the embedded engine in `featureTable`.
+ */
+export type FeatureComputer = (paths: readonly string[], onComputed: (done: number) => void) => Promise<Float32Array>;
+
 export interface FeatureTable {
   /** `paths.length × 512`, row-major, in the order of `paths`. */
   features: Float32Array;
@@ -149,6 +155,8 @@ export async function featureTable(
     workers?: number;
     signal?: AbortSignal;
     onProgress?: (done: number, total: number, computed: number) => void;
+    /** Computes the missing features instead of the embedded engine; they are cached all the same. */
+    compute?: FeatureComputer;
   } = {},
 ): Promise<FeatureTable> {
   const started = performance.now();
@@ -165,7 +173,21 @@ export async function featureTable(
   missing.sort((a, b) => a - b);
   const fromCache = paths.length - missing.length;
   options.onProgress?.(fromCache, paths.length, 0);
-  if (missing.length > 0) {
+  // A cache that cannot be written only costs the next probe the inference.
+  const store = (row: number, vector: Float32Array) => {
+    features.set(vector, row * FEATURE_WIDTH);
+    const file = featureFile(cacheDir, prepared.keys.get(paths[row])!, backbone.sha256);
+    return writeFileAtomic(file, new Uint8Array(vector.buffer), { durable: false }).catch(() => undefined);
+  };
+  if (missing.length > 0 && options.compute) {
+    const computed = await options.compute(
+      missing.map((row) => paths[row]),
+      (done) => options.onProgress?.(fromCache + done, paths.length, done),
+    );
+    await forEachBounded([...missing.keys()], CACHE_READS_IN_FLIGHT, (i) =>
+      store(missing[i], computed.slice(i * FEATURE_WIDTH, (i + 1) * FEATURE_WIDTH)),
+    );
+  } else if (missing.length > 0) {
     const engine = featureEngine(prepared.size, options.workers);
     const batchSize = options.batchSize ?? 16;
     try {
@@ -174,15 +196,7 @@ export async function featureTable(
         const rows = missing.slice(start, start + batchSize);
         const pixels = await Promise.all(rows.map((row) => readPreprocessed(prepared, paths[row])));
         const batch = await pooledFeatures(engine, backbone.params, pixels, prepared.size);
-        await Promise.all(
-          rows.map(async (row, i) => {
-            const vector = batch.slice(i * FEATURE_WIDTH, (i + 1) * FEATURE_WIDTH);
-            features.set(vector, row * FEATURE_WIDTH);
-            const file = featureFile(cacheDir, prepared.keys.get(paths[row])!, backbone.sha256);
-            // A cache that cannot be written only costs the next probe the inference.
-            await writeFileAtomic(file, new Uint8Array(vector.buffer), { durable: false }).catch(() => undefined);
-          }),
-        );
+        await Promise.all(rows.map((row, i) => store(row, batch.slice(i * FEATURE_WIDTH, (i + 1) * FEATURE_WIDTH))));
         const done = start + rows.length;
         options.onProgress?.(fromCache + done, paths.length, done);
         await new Promise((next) => setImmediate(next));

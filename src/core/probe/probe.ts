@@ -15,6 +15,7 @@ import type { Grouping } from '../audit/confounding.js';
 import { sortFindings, type Finding } from '../audit/findings.js';
 import { prepareImages } from '../data/cache.js';
 import { selectBackend } from '../engine/backend.js';
+import { chooseEngine } from '../engine/choose.js';
 import type { Labeler } from '../labels.js';
 import { disposeModel, FEATURE_WIDTH } from '../model/resnet18.js';
 import { writeRunReport } from '../report/htmlReport.js';
@@ -22,6 +23,7 @@ import { clearRun, createRunFolder, openOutFolder } from '../run/claim.js';
 import { RUN_SCHEMA, RUN_SCHEMA_VERSION, type ProbeTargetResult, type RunFile } from '../run/runFile.js';
 import { writeRunFile } from '../run/runFileIo.js';
 import { runFolderName } from '../run/runFolders.js';
+import { torchFeatureComputer } from '../torch/inferenceJobs.js';
 import { DEFAULT_SETTINGS, type BackendChoice, type CropMode, type LabelChoice } from '../train/settings.js';
 import {
   crossValidateProbe,
@@ -56,7 +58,13 @@ export interface ProbeOptions {
   /** Replace a run already in `out`. */
   force?: boolean;
   subjectPattern?: string;
+  /** `auto` (default): the user's PyTorch when a usable interpreter is found (as training), else embedded. */
   backend?: BackendChoice;
+  /** PyTorch engine: the interpreter (else `pythonFromEditor`, then python3 and python on PATH). */
+  python?: string;
+  pythonFromEditor?: string;
+  /** PyTorch engine: `auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N`, `mps`. */
+  device?: string;
   seed?: number;
   /** The user cache folder's `leukemia-audit` (default: the OS's); images in `images/`, features in `features/`. */
   cacheDir?: string;
@@ -116,8 +124,11 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
   }
 
   try {
-    const backend = await selectBackend(options.backend === 'torch' || !options.backend ? 'auto' : options.backend);
-    if (options.backend === 'torch') log('info', 'probe runs on the embedded engine; --backend torch trains only.');
+    // The features are computed on the chosen engine; the backbone is loaded by the embedded one.
+    const engine = await chooseEngine({ ...options, backend: options.backend ?? 'auto' }, (event) => {
+      if (event.type === 'log') log('info', event.message);
+    });
+    let backend = engine.kind === 'tfjs' ? engine.backend : await selectBackend('auto');
     const cacheBase = options.cacheDir;
     phaseStart = performance.now();
     const prepared = await prepareImages(root, used, {
@@ -141,9 +152,20 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
     let table;
     try {
       const computeStart = performance.now();
+      const compute =
+        engine.kind === 'torch'
+          ? torchFeatureComputer(backbone.params, prepared, {
+              interpreter: engine.interpreter,
+              device: options.device ?? DEFAULT_SETTINGS.device,
+              signal: options.signal,
+              onLog: (message) => log('info', message),
+              onEngine: (torch) => (backend = { name: 'torch', skipped: engine.skipped, torch }),
+            })
+          : undefined;
       table = await featureTable(prepared, rows, backbone, {
         cacheDir: featureCache,
         signal: options.signal,
+        compute,
         onProgress: (done, total, computed) => {
           const elapsed = (performance.now() - computeStart) / 1000;
           const eta = computed > 0 ? (elapsed / computed) * (total - done) : undefined;
@@ -209,6 +231,8 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
         seed,
         backend: options.backend ?? 'auto',
         subjectPattern: options.subjectPattern,
+        python: options.python,
+        device: options.device ?? DEFAULT_SETTINGS.device,
       },
       backend,
       dataset: {

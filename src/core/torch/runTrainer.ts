@@ -3,36 +3,25 @@
  * It always ends: with the trainer's result, with TrainingCancelled, or with an error naming the interpreter
  * and the last lines of its stderr (import error, out of memory, killed) — never by waiting on a dead process.
  */
-import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { existsSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EpochRecord } from '../run/runFile.js';
 import type { TrainEvent } from '../train/events.js';
 import { TrainingCancelled } from '../train/engine.js';
-import { lastLines } from './interpreter.js';
 import { TORCH_CANCEL_FILE } from './plan.js';
+import {
+  StderrTail,
+  describeExit,
+  parseEngineInfo,
+  spawnTrainerScript,
+  type TorchEngineInfo,
+} from './trainerProcess.js';
 
-export const TORCH_TRAINER_FILE = 'train_resnet18.py';
+export { TORCH_TRAINER_FILE, torchTrainerPath, type TorchEngineInfo } from './trainerProcess.js';
 /** After a cancel the trainer finishes its batch; one that does not exit by then is killed. */
 const CANCEL_GRACE_MS = 60_000;
-const STDERR_LINES_KEPT = 12;
-
-/** What the trainer reports about itself once it has chosen its device. */
-export interface TorchEngineInfo {
-  torch: string;
-  torchvision: string;
-  python: string;
-  device: string;
-  deviceName: string;
-  processes: number;
-  amp: boolean;
-  channelsLast: boolean;
-  loaderWorkers: number;
-  threads: number;
-}
 
 export interface TorchTrainerOutcome {
   engine: TorchEngineInfo;
@@ -48,18 +37,6 @@ export interface RunTrainerOptions {
   emit: (event: TrainEvent) => void;
   onEngine?: (engine: TorchEngineInfo) => void;
   signal?: AbortSignal;
-}
-
-/** The bundled trainer: next to the bundle (dist/torch/), or in the source tree when run through tsx. */
-export function torchTrainerPath(): string {
-  for (const file of [
-    join(__dirname, 'torch', TORCH_TRAINER_FILE),
-    join(__dirname, '..', '..', 'trainer', 'torch', TORCH_TRAINER_FILE),
-  ])
-    if (existsSync(file)) return file;
-  throw new Error(
-    `The PyTorch trainer ${TORCH_TRAINER_FILE} is missing next to ${__dirname} (built by scripts/build.mjs)`,
-  );
 }
 
 /**
@@ -95,7 +72,6 @@ export async function runTorchTrainer(options: RunTrainerOptions): Promise<Torch
   const { python, planFile, processes, emit, signal } = options;
   const runDir = dirname(planFile);
   const cancelFile = join(runDir, TORCH_CANCEL_FILE);
-  const script = torchTrainerPath();
   const ranks = processes > 1 ? rankEnvironments(processes, await freePort()) : [{}];
   return new Promise((resolveRun, rejectRun) => {
     let engine: TorchEngineInfo | undefined;
@@ -103,24 +79,11 @@ export async function runTorchTrainer(options: RunTrainerOptions): Promise<Torch
     let bestEpoch: number | null = null;
     let result = false;
     let cancelled = false;
-    const stderr: string[] = [];
+    const stderr = new StderrTail();
     void unlink(cancelFile).catch(() => undefined);
     const children = ranks.map((rankEnv, rank) => {
-      const child = spawn(python, ['-u', script, planFile], {
-        cwd: runDir,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          ...rankEnv,
-          PYTHONUNBUFFERED: '1',
-          PYTHONDONTWRITEBYTECODE: '1',
-          LEUKEMIA_AUDIT_PARENT_PID: String(process.pid),
-        },
-      });
-      createInterface({ input: child.stderr! }).on('line', (line) => {
-        stderr.push(rank === 0 ? line : `[rank ${rank}] ${line}`);
-        if (stderr.length > STDERR_LINES_KEPT) stderr.shift();
-      });
+      const child = spawnTrainerScript(python, planFile, runDir, rankEnv);
+      stderr.follow(child, rank === 0 ? '' : `[rank ${rank}] `);
       return child;
     });
     const killAll = () => children.forEach((child) => child.exitCode === null && child.kill('SIGKILL'));
@@ -172,15 +135,8 @@ export async function runTorchTrainer(options: RunTrainerOptions): Promise<Torch
       child.on('close', (code, exitSignal) => {
         if (!failure && (code !== 0 || (rank === 0 && !result && !cancelled))) {
           const who = children.length > 1 ? ` process ${rank}` : '';
-          const how = exitSignal
-            ? `was killed (${exitSignal})`
-            : code === 0
-              ? 'exited without a result'
-              : `exited with code ${code}`;
-          const tail = stderr.join('\n').trim();
           failure = new Error(
-            `The PyTorch trainer${who} (${python}) ${how}.` +
-              (tail ? `\nLast lines of its stderr:\n${lastLines(tail, STDERR_LINES_KEPT)}` : ''),
+            `The PyTorch trainer${who} (${python}) ${describeExit(code, exitSignal)}.${stderr.describe()}`,
           );
           killAll();
         }
@@ -226,21 +182,7 @@ export function parseTrainerLine(line: string): TrainerLine {
   const str = (key: string) => (typeof value[key] === 'string' ? (value[key] as string) : '');
   switch (value.type) {
     case 'engine':
-      return {
-        type: 'engine',
-        engine: {
-          torch: str('torch'),
-          torchvision: str('torchvision'),
-          python: str('python'),
-          device: str('device'),
-          deviceName: str('deviceName'),
-          processes: num('processes'),
-          amp: value.amp === true,
-          channelsLast: value.channelsLast === true,
-          loaderWorkers: num('loaderWorkers'),
-          threads: num('threads'),
-        },
-      };
+      return { type: 'engine', engine: parseEngineInfo(value) };
     case 'resumed':
       return { type: 'resumed', epoch: num('epoch'), history: parseHistory(value.history) };
     case 'log': {

@@ -19,6 +19,7 @@ import { writeSafetensors } from '../weights/safetensors.js';
 import type { TorchInterpreter } from './interpreter.js';
 import { TORCH_INITIAL_WEIGHTS_FILE, TORCH_PREDICTIONS_FILE, createTorchPlan, writeTorchPlan } from './plan.js';
 import { runTorchTrainer } from './runTrainer.js';
+import { describeEngineInfo } from './trainerProcess.js';
 
 export interface TorchRunInput {
   settings: TrainSettings;
@@ -94,16 +95,7 @@ export async function trainWithTorch(input: TorchRunInput): Promise<TorchPredict
         amp: engine.amp,
         channelsLast: engine.channelsLast,
       };
-      emit({
-        type: 'log',
-        level: 'info',
-        message:
-          `PyTorch ${engine.torch} (torchvision ${engine.torchvision}, Python ${engine.python}) on ${engine.device}` +
-          (engine.deviceName !== engine.device ? ` (${engine.deviceName})` : '') +
-          `, ${engine.loaderWorkers} DataLoader workers, ${engine.threads} threads` +
-          (engine.amp ? ', mixed precision' : '') +
-          (engine.channelsLast ? ', channels-last' : ''),
-      });
+      emit({ type: 'log', level: 'info', message: describeEngineInfo(engine) });
     },
   });
   run.history = outcome.history;

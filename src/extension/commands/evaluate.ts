@@ -8,12 +8,15 @@ import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { outputMappings } from '../../core/editor/outputMappings.js';
+import type { EvaluatePhase } from '../../core/evaluate/evaluate.js';
 import type { RunFile } from '../../core/run/runFile.js';
+import { formatDuration } from '../../core/train/progress.js';
 import type { EvaluateRequest } from '../../protocol/trainer.js';
 import { runFolderName } from '../../core/run/runFolders.js';
 import { runsFolder, trainOptions } from '../config.js';
 import { runEvaluateProcess, type EvaluateOutcome } from '../evaluation/evaluateProcess.js';
 import { log, showErrorWithLog } from '../log.js';
+import { engineRequest } from '../pythonInterpreter.js';
 import { ResultsPanel } from '../results/resultsPanel.js';
 import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
 import { pickDataset } from './datasetPicker.js';
@@ -47,6 +50,7 @@ export async function evaluateCommand(
     out: newEvaluationFolder(picked.root),
     labels: picked.file?.labels,
     subjectPattern: picked.file?.subjectPattern ?? trainOptions(vscode.Uri.file(picked.root)).subjectPattern,
+    ...(await engineRequest(picked.root)),
   };
   let outcome = await evaluateWithProgress(context, request);
   if (outcome?.kind !== 'evaluated') return undefined;
@@ -109,10 +113,14 @@ async function evaluateWithProgress(
       return runEvaluateProcess(context.asAbsolutePath(path.join('dist', 'trainer.js')), request, {
         signal: controller.signal,
         onOutput: (line) => log().info(line),
-        onProgress: (phase, done, total) => {
+        onProgress: (phase, done, total, eta) => {
           // Each phase runs from 0 % to 100 % of the bar in turn; the message says which.
           const share = total > 0 ? (100 * done) / total : 0;
-          progress.report({ message: `${PHASE_LABELS[phase]} ${done}/${total}`, increment: share - reported });
+          const remaining = eta === undefined ? '' : ` · ETA ${formatDuration(eta)}`;
+          progress.report({
+            message: `${PHASE_LABELS[phase]} ${done}/${total}${remaining}`,
+            increment: share - reported,
+          });
           reported = share >= 100 ? 0 : share;
         },
       });
@@ -127,12 +135,13 @@ async function evaluateWithProgress(
   return outcome;
 }
 
-const PHASE_LABELS = {
+const PHASE_LABELS: Record<EvaluatePhase, string> = {
   audit: 'Reading the labels',
+  prepare: 'Preparing images',
   predict: 'Predicting',
   explain: 'Grad-CAM',
   report: 'Writing the report',
-} as const;
+};
 
 /**
  * When the outputs are not the classes by name but as many, offer each one-to-one mapping (with the share of images it

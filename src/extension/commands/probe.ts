@@ -13,6 +13,7 @@ import { runsFolder, trainOptions } from '../config.js';
 import type { DatasetDiagnostics } from '../diagnostics/datasetDiagnostics.js';
 import { runProbeProcess } from '../evaluation/evaluateProcess.js';
 import { log, showErrorWithLog } from '../log.js';
+import { engineRequest } from '../pythonInterpreter.js';
 import { ResultsPanel } from '../results/resultsPanel.js';
 import type { WorkspaceDatasets } from '../workspace/workspaceDatasets.js';
 import { pickDataset } from './datasetPicker.js';
@@ -48,6 +49,7 @@ export async function probeCommand(
     weights: options.weights === 'none' ? 'auto' : options.weights,
     labels: picked.file?.labels,
     subjectPattern: picked.file?.subjectPattern ?? options.subjectPattern,
+    ...(await engineRequest(picked.root)),
   };
   log().info(`Probing ${request.dataset} for batch effects; run folder ${request.out}.`);
   const outcome = await vscode.window.withProgress(

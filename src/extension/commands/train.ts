@@ -10,7 +10,7 @@ import { labelsAreStructural } from '../../core/train/labelChoice.js';
 import { structuralPrompt } from '../../core/editor/structural.js';
 import { DEFAULT_SETTINGS, type LabelChoice, type TrainSettings } from '../../core/train/settings.js';
 import { runsFolder, trainOptions } from '../config.js';
-import { pythonFromExtension } from '../pythonInterpreter.js';
+import { pythonFromExtension, wantsTorch } from '../pythonInterpreter.js';
 import { log, showErrorWithLog } from '../log.js';
 import type { TrainingController } from '../training/trainingController.js';
 import type { AuditCache } from '../workspace/auditCache.js';
@@ -99,10 +99,6 @@ export async function trainCommand(
   } catch (error) {
     await showErrorWithLog(`Training could not start: ${(error as Error).message}`);
   }
-}
-
-function wantsTorch(options: Pick<TrainSettings, 'backend' | 'python'>): boolean {
-  return (options.backend === 'auto' || options.backend === 'torch') && !options.python;
 }
 
 /**

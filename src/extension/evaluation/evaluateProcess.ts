@@ -84,8 +84,6 @@ function runJobProcess<Phase extends string>(
         case 'heartbeat':
           break;
         case 'evaluation-progress':
-          hooks.onProgress?.(message.phase as Phase, message.done, message.total);
-          break;
         case 'probe-progress':
           hooks.onProgress?.(message.phase as Phase, message.done, message.total, message.etaSeconds);
           break;

@@ -15,6 +15,11 @@ torch.optim and an lr_scheduler, and writes into the run folder:
 
 It reports on stdout, one JSON object per line: {"type": "engine" | "log" | "phase" | "progress" | "epoch" |
 "cancelled" | "result", ...}. Metrics, Grad-CAM and run.json are leukemia-audit's job, from these files.
+
+    python train_resnet18.py WORK/inference-plan.json   (schema leukemia-audit/torch-inference)
+
+runs inference only, for `leukemia-audit evaluate` (the logits of every image) and `probe` (the 512 average-
+pooled features): see infer() below.
 Needs torch >= 1.13 and torchvision, nothing else (numpy and PIL come with torchvision).
 """
 
@@ -37,6 +42,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 PLAN_SCHEMA = "leukemia-audit/torch-plan"
 PLAN_VERSION = 1
+INFERENCE_SCHEMA = "leukemia-audit/torch-inference"
+INFERENCE_VERSION = 1
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -415,6 +422,9 @@ def make_optimizer(plan, parameters):
 
 
 class CancelWatch:
+    """`path`: the cancel file, or None where only the parent's going away stops (inference, which
+    leukemia-audit cancels by ending the process: it has nothing to keep)."""
+
     def __init__(self, path):
         self.path = path
         parent = os.environ.get("LEUKEMIA_AUDIT_PARENT_PID")
@@ -432,7 +442,7 @@ class CancelWatch:
             return False
 
     def requested(self):
-        local = os.path.exists(self.path) or self.parent_gone()
+        local = (self.path is not None and os.path.exists(self.path)) or self.parent_gone()
         if WORLD_SIZE == 1:
             return local
         flag = torch.tensor([1 if local else 0])
@@ -694,16 +704,101 @@ def predict_best(plan, files, device, channels_last, skipped):
     os.replace(files["predictions"] + ".tmp", files["predictions"])
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Inference (evaluate, probe). leukemia-audit has loaded and normalised the weights (any checkpoint it reads)
+# into a torchvision state dict, and preprocessed every image into its image cache: exactly S x S x 3 RGB bytes
+# per file, the pixels its own engine feeds the network. Reading those bytes, rather than decoding and
+# resizing again here, makes the input identical to the embedded engine's (PIL and leukemia-audit's decoders,
+# and the two resizers, may differ by a level), so both engines' logits agree to float32 rounding.
+
+
+class PreparedPixels(Dataset):
+    def __init__(self, files, size, mean, std):
+        self.files, self.size, self.mean, self.std = files, size, mean, std
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        with open(self.files[index], "rb") as file:
+            raw = file.read()
+        if len(raw) != self.size * self.size * 3:
+            raise RuntimeError(f"{self.files[index]}: {len(raw)} bytes, expected {self.size}x{self.size}x3")
+        pixels = np.frombuffer(raw, dtype=np.uint8).reshape(self.size, self.size, 3)
+        return to_normalised_tensor(pixels, self.mean, self.std)
+
+
+def inference_model(weights_file, output):
+    """torchvision's resnet18 with the given state dict, strictly; for features the classifier is dropped."""
+    state = read_safetensors(weights_file)
+    model = torchvision.models.resnet18(num_classes=state["fc.weight"].shape[0])
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [name for name in missing if not name.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise SystemExit(f"{weights_file} is not a ResNet-18 state_dict (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if output == "features":
+        model.fc = nn.Identity()  # the 512 average-pooled activations, exactly
+    return model.eval()
+
+
+def infer(plan, work_dir):
+    """Eval-mode outputs of every image, in plan order, into plan["files"]["output"] (safetensors, one F32
+    tensor named after plan["output"]: "logits" [n, classes] or "features" [n, 512])."""
+    files = {name: os.path.join(work_dir, file) for name, file in plan["files"].items()}
+    device = choose_device(plan["device"], 0)
+    if device.type == "cpu":
+        use_cpu_cores()
+    if device.type == "cuda":
+        # Float32 throughout, no autocast: an evaluation is judged to the last digit against other runs, and
+        # TF32 convolutions would move the logits by ~1e-3.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    images = plan["images"]
+    # The bytes need no decoding: a worker process would cost more than it saves, except to overlap a GPU.
+    workers = min(2, usable_cores()) if device.type == "cuda" else 0
+    emit({
+        "type": "engine", "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "python": sys.version.split()[0], "device": str(device), "deviceName": device_name(device),
+        "processes": 1, "amp": False, "channelsLast": False, "loaderWorkers": workers,
+        "threads": torch.get_num_threads(),
+    })
+    model = inference_model(files["weights"], plan["output"]).to(device)
+    loader = DataLoader(
+        PreparedPixels(images["files"], images["size"], plan["normalise"]["mean"], plan["normalise"]["std"]),
+        batch_size=plan["batchSize"], shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
+    )
+    total = len(images["files"])
+    outputs, done, started = [], 0, time.perf_counter()
+    cancel = CancelWatch(None)
+    with torch.no_grad():
+        for batch in loader:
+            outputs.append(model(batch.to(device, non_blocking=True)).float().cpu())
+            done += len(batch)
+            rate = done / (time.perf_counter() - started)
+            emit({"type": "progress", "done": done, "total": total, "imagesPerSecond": rate, "etaSeconds": (total - done) / rate})
+            if cancel.requested():
+                raise Cancelled()
+    width = outputs[0].shape[1] if outputs else 0
+    result = torch.cat(outputs) if outputs else torch.zeros(0, width)
+    write_safetensors(files["output"], {plan["output"]: result}, {"engine": "torch"})
+    emit({"type": "result", "images": total})
+
+
 def main():
     if len(sys.argv) != 2:
         raise SystemExit("usage: train_resnet18.py PLAN.json")
     plan_path = os.path.abspath(sys.argv[1])
     with open(plan_path) as file:
         plan = json.load(file)
-    if plan.get("schema") != PLAN_SCHEMA or plan.get("version") != PLAN_VERSION:
-        raise SystemExit(f"{plan_path} is not a version {PLAN_VERSION} {PLAN_SCHEMA} file")
+    kinds = {(PLAN_SCHEMA, PLAN_VERSION): train, (INFERENCE_SCHEMA, INFERENCE_VERSION): infer}
+    run = kinds.get((plan.get("schema"), plan.get("version")))
+    if run is None:
+        raise SystemExit(
+            f"{plan_path} is neither a version {PLAN_VERSION} {PLAN_SCHEMA} nor a version {INFERENCE_VERSION} "
+            f"{INFERENCE_SCHEMA} file"
+        )
     try:
-        train(plan, os.path.dirname(plan_path))
+        run(plan, os.path.dirname(plan_path))
     except Cancelled:
         emit({"type": "cancelled"})
     except RuntimeError as error:
