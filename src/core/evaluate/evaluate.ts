@@ -14,7 +14,8 @@ import { summariseSplits, type SplitName } from '../data/splits.js';
 import { runFolderName } from '../run/runFolders.js';
 import { selectBackend } from '../engine/backend.js';
 import { explainRun } from '../explain/runExplanations.js';
-import { loadModel, predictFiles, type ImagePrediction } from '../explain/predict.js';
+import { loadModel, modelEngine, predictFiles, type ImagePrediction } from '../explain/predict.js';
+import { describeEngine } from '../infer/engine.js';
 import { computeClassificationMetrics } from '../metrics.js';
 import { countParameters, disposeModel } from '../model/resnet18.js';
 import { exportStateDict } from '../model/stateDict.js';
@@ -266,28 +267,34 @@ async function predictAll(
   const skipped: UnreadableEntry[] = [];
   const relative = (prediction: ImagePrediction, path: string) => ({ ...prediction, path });
   progress('predict', 0, paths.length);
-  for (let start = 0; start < paths.length; start += batchSize) {
-    options.signal?.throwIfAborted();
-    const chunk = paths.slice(start, start + batchSize);
-    try {
-      const batch = await predictFiles(
-        model,
-        chunk.map((path) => join(root, path)),
-        batchSize,
-      );
-      batch.forEach((prediction, i) => predictions.push(relative(prediction, chunk[i])));
-    } catch {
-      // One unreadable image fails its batch: retry image by image to keep the others.
-      for (const path of chunk) {
-        try {
-          predictions.push(relative((await predictFiles(model, [join(root, path)]))[0], path));
-        } catch (error) {
-          skipped.push({ path, reason: 'corrupt', detail: (error as Error).message });
+  const engine = await modelEngine(model);
+  options.onLog?.('info', describeEngine(engine));
+  try {
+    for (let start = 0; start < paths.length; start += batchSize) {
+      options.signal?.throwIfAborted();
+      const chunk = paths.slice(start, start + batchSize);
+      try {
+        const batch = await predictFiles(
+          model,
+          chunk.map((path) => join(root, path)),
+          { batchSize, engine },
+        );
+        batch.forEach((prediction, i) => predictions.push(relative(prediction, chunk[i])));
+      } catch {
+        // One unreadable image fails its batch: retry image by image to keep the others.
+        for (const path of chunk) {
+          try {
+            predictions.push(relative((await predictFiles(model, [join(root, path)], { engine }))[0], path));
+          } catch (error) {
+            skipped.push({ path, reason: 'corrupt', detail: (error as Error).message });
+          }
         }
       }
+      progress('predict', Math.min(paths.length, start + batchSize), paths.length);
+      await new Promise((next) => setImmediate(next));
     }
-    progress('predict', Math.min(paths.length, start + batchSize), paths.length);
-    await new Promise((next) => setImmediate(next));
+  } finally {
+    await engine.dispose();
   }
   return { predictions, skipped };
 }
