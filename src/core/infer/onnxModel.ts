@@ -16,10 +16,22 @@ export const ONNX_OUTPUT = 'logits';
 const OPSET = 13;
 /** IR version 7 goes with opset 13 (onnx/docs/Versioning.md). */
 const IR_VERSION = 7;
+/** TensorProto.DataType.FLOAT */
 const FLOAT = 1;
-const ATTRIBUTE_INT = 2;
-const ATTRIBUTE_INTS = 7;
-const ATTRIBUTE_FLOAT = 1;
+/** AttributeProto.AttributeType values. */
+const ATTRIBUTE_TYPE = { float: 1, int: 2, ints: 7 } as const;
+/** Field numbers of the onnx.proto3 messages written here (onnx/onnx, onnx/onnx.proto3). */
+const MODEL = { irVersion: 1, producerName: 2, graph: 7, opsetImport: 8 } as const;
+const OPERATOR_SET = { domain: 1, version: 2 } as const;
+const GRAPH = { node: 1, name: 2, initializer: 5, input: 11, output: 12 } as const;
+const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5 } as const;
+const ATTRIBUTE = { name: 1, float: 2, int: 3, ints: 8, type: 20 } as const;
+const TENSOR = { dims: 1, dataType: 2, name: 8, rawData: 9 } as const;
+const VALUE_INFO = { name: 1, type: 2 } as const;
+const TYPE = { tensorType: 1 } as const;
+const TENSOR_TYPE = { elemType: 1, shape: 2 } as const;
+const SHAPE = { dim: 1 } as const;
+const DIMENSION = { value: 1, param: 2 } as const;
 const BN_EPSILON = 1e-5;
 const LAYERS = ['layer1', 'layer2', 'layer3', 'layer4'];
 
@@ -35,21 +47,21 @@ class GraphBuilder {
   node(opType: string, inputs: readonly string[], attributes: Attribute[] = [], output?: string): string {
     const name = output ?? `${opType.toLowerCase()}_${this.counter++}`;
     const node = new ProtoWriter();
-    for (const input of inputs) node.string(1, input);
-    node.string(2, name).string(3, name).string(4, opType);
-    for (const attribute of attributes) node.message(5, encodeAttribute(attribute));
-    this.graph.message(1, node);
+    for (const input of inputs) node.string(NODE.input, input);
+    node.string(NODE.output, name).string(NODE.name, name).string(NODE.opType, opType);
+    for (const attribute of attributes) node.message(NODE.attribute, encodeAttribute(attribute));
+    this.graph.message(GRAPH.node, node);
     return name;
   }
 
   /** A float initializer named `name`, with `data` in row-major order of `dims`. */
   initializer(name: string, dims: readonly number[], data: Float32Array): string {
     const tensor = new ProtoWriter()
-      .ints(1, dims)
-      .int(2, FLOAT)
-      .string(8, name)
-      .bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    this.graph.message(5, tensor);
+      .ints(TENSOR.dims, dims)
+      .int(TENSOR.dataType, FLOAT)
+      .string(TENSOR.name, name)
+      .bytes(TENSOR.rawData, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.graph.message(GRAPH.initializer, tensor);
     return name;
   }
 
@@ -102,9 +114,11 @@ class GraphBuilder {
 }
 
 function encodeAttribute({ name, value, float }: Attribute): ProtoWriter {
-  const attribute = new ProtoWriter().string(1, name);
-  if (typeof value !== 'number') return attribute.ints(8, value).int(20, ATTRIBUTE_INTS);
-  return float ? attribute.float(2, value).int(20, ATTRIBUTE_FLOAT) : attribute.int(3, value).int(20, ATTRIBUTE_INT);
+  const attribute = new ProtoWriter().string(ATTRIBUTE.name, name);
+  if (typeof value !== 'number') return attribute.ints(ATTRIBUTE.ints, value).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.ints);
+  return float
+    ? attribute.float(ATTRIBUTE.float, value).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.float)
+    : attribute.int(ATTRIBUTE.int, value).int(ATTRIBUTE.type, ATTRIBUTE_TYPE.int);
 }
 
 function hwioToOihw(hwio: Float32Array, kh: number, kw: number, inChannels: number, outChannels: number) {
@@ -123,12 +137,14 @@ function valueInfo(name: string, dims: readonly (number | string)[]): ProtoWrite
   const shape = new ProtoWriter();
   for (const dim of dims) {
     const dimension = new ProtoWriter();
-    if (typeof dim === 'number') dimension.int(1, dim);
-    else dimension.string(2, dim);
-    shape.message(1, dimension);
+    if (typeof dim === 'number') dimension.int(DIMENSION.value, dim);
+    else dimension.string(DIMENSION.param, dim);
+    shape.message(SHAPE.dim, dimension);
   }
-  const tensorType = new ProtoWriter().int(1, FLOAT).message(2, shape);
-  return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType));
+  const tensorType = new ProtoWriter().int(TENSOR_TYPE.elemType, FLOAT).message(TENSOR_TYPE.shape, shape);
+  return new ProtoWriter()
+    .string(VALUE_INFO.name, name)
+    .message(VALUE_INFO.type, new ProtoWriter().message(TYPE.tensorType, tensorType));
 }
 
 /** The serialised ONNX model of `params` for `size`×`size` NHWC input; its output is `[N, numClasses]`. */
@@ -153,13 +169,15 @@ export function resnet18Onnx(params: ResNet18Params, size: number): Uint8Array {
   builder.node('Gemm', [pooled, fcWeight, fcBias], [], ONNX_OUTPUT);
 
   const graph = builder.graph
-    .string(2, 'resnet18')
-    .message(11, valueInfo(ONNX_INPUT, ['N', size, size, 3]))
-    .message(12, valueInfo(ONNX_OUTPUT, ['N', numClasses]));
+    .string(GRAPH.name, 'resnet18')
+    .message(GRAPH.input, valueInfo(ONNX_INPUT, ['N', size, size, 3]))
+    .message(GRAPH.output, valueInfo(ONNX_OUTPUT, ['N', numClasses]));
+  // The default domain ('') is ai.onnx, the standard operators.
+  const opset = new ProtoWriter().string(OPERATOR_SET.domain, '').int(OPERATOR_SET.version, OPSET);
   return new ProtoWriter()
-    .int(1, IR_VERSION)
-    .string(2, 'leukemia-audit')
-    .message(7, graph)
-    .message(8, new ProtoWriter().string(1, '').int(2, OPSET))
+    .int(MODEL.irVersion, IR_VERSION)
+    .string(MODEL.producerName, 'leukemia-audit')
+    .message(MODEL.graph, graph)
+    .message(MODEL.opsetImport, opset)
     .finish();
 }
