@@ -2,9 +2,11 @@
 // pool it falls back to, against the tfjs cpu backend's forward pass and against torchvision's resnet18 with
 // the same weights; both deterministic; the fallback taken when forced by option or environment variable.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, test, type TestContext } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/core/engine/backend.js';
@@ -14,9 +16,11 @@ import {
   type InferenceEngine,
   type InferenceEngineKind,
 } from '../src/core/infer/engine.js';
+import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
 import { createResNet18, disposeModel, forward, type ResNet18Params } from '../src/core/model/resnet18.js';
-import { loadStateDict } from '../src/core/model/stateDict.js';
-import { readSafetensors } from '../src/core/weights/safetensors.js';
+import { exportStateDict, loadStateDict } from '../src/core/model/stateDict.js';
+import { readSafetensors, writeSafetensors } from '../src/core/weights/safetensors.js';
+import { ensureBuilt } from './helpers/build.js';
 import {
   RANDOMISE_BATCHNORM_PY,
   referenceUnavailable,
@@ -197,4 +201,65 @@ test(`fallback: ${INFERENCE_ENGINE_ENV}=wasm or engine: 'wasm' gives the wasm wo
     else process.env[INFERENCE_ENGINE_ENV] = saved;
     disposeModel(params);
   }
+});
+
+const REPO = join(__dirname, '..');
+
+interface PredictJson {
+  inference: string;
+  images: { path: string; logits: number[] }[];
+}
+
+/** `dist/cli.js predict --json` of the install in `root`: its JSON and its stderr. */
+async function predictWith(root: string, weights: string, images: string[]) {
+  const { stdout, stderr } = await promisify(execFile)(
+    process.execPath,
+    [join(root, 'dist', 'cli.js'), 'predict', '--weights', weights, '--json', ...images],
+    // The engine is the one the install has, whatever the caller's environment asks for.
+    { env: { ...process.env, [INFERENCE_ENGINE_ENV]: '' }, maxBuffer: 1 << 20, timeout: 120_000 },
+  );
+  return { output: JSON.parse(stdout) as PredictJson, stderr };
+}
+
+test('an install without onnxruntime-node (as the VSIX) predicts on wasm workers, with the logits of one that has it', async (t) => {
+  ensureBuilt(['cli.js', 'gradientWorker.js']);
+  // The built bundles and every installed package but onnxruntime-node: a real install that lacks it.
+  const install = join(work, 'install');
+  await mkdir(join(install, 'node_modules'), { recursive: true });
+  await cp(join(REPO, 'dist'), join(install, 'dist'), { recursive: true });
+  for (const entry of await readdir(join(REPO, 'node_modules')))
+    if (entry !== 'onnxruntime-node')
+      await symlink(join(REPO, 'node_modules', entry), join(install, 'node_modules', entry));
+
+  const weights = join(work, 'cli-model.safetensors');
+  const params = createResNet18(2, 8);
+  try {
+    await writeSafetensors(weights, exportStateDict(params), {
+      format: 'pt',
+      classes: JSON.stringify(['all', 'hem']),
+      imageSize: '64',
+    });
+  } finally {
+    disposeModel(params);
+  }
+  const images = await Promise.all(
+    [0, 1, 2].map(async (k) => {
+      const file = join(work, `cell-${k}.bmp`);
+      const data = Uint8Array.from({ length: 80 * 80 * 3 }, (_, i) => (i * (7 + k) + k * 50) % 256);
+      await writeFile(file, encodeBmp24({ width: 80, height: 80, channels: 3, data }));
+      return file;
+    }),
+  );
+
+  const without = await predictWith(install, weights, images);
+  assert.equal(without.output.inference, 'wasm');
+  assert.match(without.stderr, /inference: wasm workers on \d+ threads?; onnxruntime-node is not available/);
+  const withIt = await predictWith(REPO, weights, images);
+  if (withIt.output.inference !== 'onnxruntime')
+    return referenceUnavailable(t, `onnxruntime not checked: this checkout infers with ${withIt.stderr.trim()}`);
+  without.output.images.forEach((image, i) => {
+    assert.equal(image.path, withIt.output.images[i].path);
+    const worst = Math.max(...image.logits.map((value, c) => Math.abs(value - withIt.output.images[i].logits[c])));
+    assert.ok(worst <= TOLERANCE, `${image.path}: logits differ by ${worst}`);
+  });
 });
