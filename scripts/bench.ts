@@ -6,6 +6,7 @@
  *   npm run bench -- --sizes 64,128        # only these image sizes
  *   npm run bench -- --quick               # one timed step per figure (CI smoke)
  *   npm run -s bench -- --json             # figures as JSON on stdout (progress on stderr; -s keeps npm's banner off stdout)
+ *   npm run bench -- --only infer          # only inference (or only train; --only infer also skips bench-torch.ts)
  *
  * Each of our figures comes from a fresh child process, so one measurement's heap growth cannot slow the
  * next, and the training children at 128 px, batch 32 report their own peak RSS, on one core and on every
@@ -15,6 +16,10 @@
  * never at the same time, twice: with one thread per core, as upstream PyTorch would, and with one
  * thread, because our wasm engine computes on one core. The machine may be shared, so the load average
  * is printed with the figures, and the single-core comparison is also made by CPU time.
+ *
+ * Inference is also measured through the inference engines evaluate, predict and the probe use
+ * (src/core/infer): onnxruntime on every core and the wasm worker pool on every core, each against PyTorch
+ * on as many threads, by wall time and by CPU time (every thread of the process counts).
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -31,6 +36,7 @@ import { createDataParallelTrainer, inferLogits, type StepTimings } from '../src
 import type { Optimizer } from '../src/core/train/optimizers.js';
 import { trainStep } from '../src/core/train/step.js';
 import { accumulatedMicroBatch } from '../src/core/train/tfjsEngine.js';
+import { createInferenceEngine, type InferenceEngineKind } from '../src/core/infer/engine.js';
 
 const NUM_CLASSES = 2;
 const TRAIN_BATCH = 32;
@@ -58,6 +64,8 @@ interface Job extends Budget {
   batch: number;
   /** Training only: split each batch over this many cores (our data-parallel trainer); absent = one core. */
   ways?: number;
+  /** Inference only: run through this engine (src/core/infer) on `ways` threads instead of one core. */
+  engine?: InferenceEngineKind;
 }
 
 interface Throughput {
@@ -278,11 +286,16 @@ async function runChild(job: Job): Promise<ChildResult> {
       step = () => trainStep(params, trainable, optimizer, batch, job.size, NUM_CLASSES, weights, LEARNING_RATE);
       profile = profileOneCore;
     }
-  } else if ((job.ways ?? 1) > 1) {
-    // The trainer's evaluation with the data-parallel threads: the batch split over every core.
-    const parallel = createDataParallelTrainer({ numClasses: NUM_CLASSES, imageSize: job.size, workers: job.ways! });
-    step = () => parallel.infer(params, batch.x, job.batch);
-    dispose = () => parallel.dispose();
+  } else if (job.engine) {
+    // What evaluate, predict and the probe run: the inference engine on every core.
+    const engine = await createInferenceEngine({
+      params,
+      imageSize: job.size,
+      threads: job.ways ?? cpus().length,
+      engine: job.engine,
+    });
+    step = () => engine.logits(batch.x, job.batch);
+    dispose = () => engine.dispose();
   } else {
     // As the trainer's evaluation on one core: eval-mode forward pass, logits read back to the host.
     step = () => inferLogits(params, batch.x, job.batch, job.size);
@@ -436,14 +449,19 @@ interface Options {
   sizes: number[];
   quick: boolean;
   json: boolean;
+  kinds: Kind[];
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { sizes: DEFAULT_SIZES, quick: false, json: false };
+  const options: Options = { sizes: DEFAULT_SIZES, quick: false, json: false, kinds: ['train', 'infer'] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') options.quick = true;
-    else if (arg === '--json') options.json = true;
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      if (value !== 'train' && value !== 'infer') throw new Error(`--only takes train or infer, got "${value}"`);
+      options.kinds = [value];
+    } else if (arg === '--json') options.json = true;
     else if (arg === '--sizes' || arg.startsWith('--sizes=')) {
       const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
       options.sizes = (value ?? '').split(',').map(Number);
@@ -451,7 +469,7 @@ function parseOptions(argv: string[]): Options {
       if (options.sizes.length === 0 || options.sizes.some((size) => !Number.isInteger(size) || size < 32)) {
         throw new Error(`--sizes takes whole numbers ≥ 32 separated by commas, got "${value}"`);
       }
-    } else throw new Error(`Unknown argument "${arg}"; use --sizes 64,128, --quick, --json`);
+    } else throw new Error(`Unknown argument "${arg}"; use --sizes 64,128, --only train|infer, --quick, --json`);
   }
   return options;
 }
@@ -469,8 +487,17 @@ interface Report {
   backend: BackendReport;
   torch: TorchSetup;
   /** Each job with our figure and PyTorch's, in table order. */
-  figures: (Job & { ours: ChildResult; torch: TorchResult[]; oursOnAllCores?: ChildResult })[];
-  rss: ChildResult;
+  figures: (Job & {
+    ours: ChildResult;
+    torch: TorchResult[];
+    oursOnAllCores?: ChildResult;
+    /** Inference: each engine on every core. */
+    engines?: Partial<Record<InferenceEngineKind, ChildResult>>;
+  })[];
+  /** Why onnxruntime was not measured, when it was not. */
+  onnxruntimeUnavailable?: string;
+  /** Absent with --only infer. */
+  rss?: ChildResult;
   /** The same on every core: the data-parallel trainer's threads each hold a wasm heap. */
   rssAllCores?: ChildResult;
   loadavg: { before: number[]; after: number[] };
@@ -492,7 +519,7 @@ function printReport(report: Report): void {
     console.log(`PyTorch: not measured — ${torch.reason}`);
   }
   const perCore = threadCounts.includes(1);
-  for (const kind of ['train', 'infer'] as const) {
+  for (const kind of (['train', 'infer'] as const).filter((k) => report.figures.some((f) => f.kind === k))) {
     const header = ['px', 'batch', 'ours img/s', 'steps'];
     for (const threads of threadCounts) header.push(`PyTorch ${threads}T img/s`, `ours/PT ${threads}T`);
     if (perCore) header.push('ours/PT 1T by CPU time');
@@ -544,9 +571,10 @@ function printReport(report: Report): void {
     );
   if (report.figures.some((figure) => figure.oursOnAllCores)) {
     console.log(
-      `"×${cpus().length}": the batch split over every core by our data-parallel threads (--workers ${cpus().length}; evaluation uses them too), against PyTorch's own threads. Targets: training ≥ 0.35×, inference ≥ 0.5×`,
+      `"×${cpus().length}": the batch split over every core by our data-parallel threads (--workers ${cpus().length}; the training run's evaluation after each epoch uses them too), against PyTorch's own threads. Target ≥ 0.35×`,
     );
   }
+  printEngines(report);
   printShares(report);
   const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
   const rssLine = (label: string, child: ChildResult) =>
@@ -556,13 +584,49 @@ function printReport(report: Report): void {
         (child.microBatch ? `, micro-batches of ≤ ${child.microBatch}` : ''),
     );
   console.log('');
-  rssLine('one core', report.rss);
+  if (report.rss) rssLine('one core', report.rss);
   if (report.rssAllCores) rssLine(`×${cpus().length} (a real run's default)`, report.rssAllCores);
   const loads = (values: number[]) => values.map((value) => value.toFixed(2)).join(' ');
   console.log(
     `Load average (1, 5, 15 min) before: ${loads(report.loadavg.before)}, after: ${loads(report.loadavg.after)} ` +
       `on ${cpus().length} cores; other processes slow every images/s figure.`,
   );
+}
+
+/** Inference through the engines of src/core/infer, each on every core, against PyTorch on as many threads. */
+function printEngines(report: Report): void {
+  const cores = cpus().length;
+  const rows: string[][] = [];
+  const ratio = (ours: number, theirs: number | undefined) => (theirs ? `${(ours / theirs).toFixed(2)}×` : '-');
+  for (const figure of report.figures) {
+    const torch = figure.torch.find((result) => result.threads === cores);
+    for (const [engine, result] of Object.entries(figure.engines ?? {})) {
+      rows.push([
+        String(figure.size),
+        String(figure.batch),
+        `${engine} ×${cores}`,
+        result.imagesPerSecond.toFixed(2),
+        torch?.imagesPerSecond.toFixed(2) ?? '-',
+        ratio(result.imagesPerSecond, torch?.imagesPerSecond),
+        result.imagesPerCpuSecond.toFixed(2),
+        torch?.imagesPerCpuSecond.toFixed(2) ?? '-',
+        ratio(result.imagesPerCpuSecond, torch?.imagesPerCpuSecond),
+      ]);
+    }
+  }
+  if (rows.length === 0) return;
+  console.log(
+    `\nInference engines (evaluate, predict, probe), ${cores} threads each, against PyTorch on ${cores} threads. Target ≥ 0.5×`,
+  );
+  const pt = `PT ${cores}T`;
+  console.log(
+    formatTable(
+      ['px', 'batch', 'engine', 'img/s', `${pt} img/s`, `ours/${pt}`, 'img/CPU-s', `${pt} img/CPU-s`, 'by CPU time'],
+      rows,
+    ),
+  );
+  if (report.onnxruntimeUnavailable) console.log(`onnxruntime: not measured — ${report.onnxruntimeUnavailable}`);
+  console.log('"img/CPU-s": images per CPU-second of all the process\'s threads, which other processes barely change');
 }
 
 /** Where a training step's time goes: kernel groups on one core, phases of the data-parallel step, the data path. */
@@ -603,6 +667,23 @@ function printShares(report: Report): void {
   }
 }
 
+/** Set by the first onnxruntime child that fails: the package did not load, so the others would fail too. */
+let onnxruntimeUnavailable: string | undefined;
+
+/** The job through each inference engine on `cores` threads; onnxruntime is left out when it does not load. */
+async function measureEngines(job: Job, cores: number): Promise<Partial<Record<InferenceEngineKind, ChildResult>>> {
+  const engines: Partial<Record<InferenceEngineKind, ChildResult>> = {};
+  if (onnxruntimeUnavailable === undefined) {
+    try {
+      engines.onnxruntime = await measureOurs({ ...job, ways: cores, engine: 'onnxruntime' });
+    } catch (error) {
+      onnxruntimeUnavailable = (error as Error).message;
+    }
+  }
+  engines.wasm = await measureOurs({ ...job, ways: cores, engine: 'wasm' });
+  return engines;
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') {
@@ -613,7 +694,7 @@ async function main(): Promise<void> {
   // The parent starts the same backend as its children only to learn which one it is: batch sizes depend on it.
   const backend = await selectBackend('auto');
   const budget: Budget = options.quick ? { targetSeconds: 0, minSteps: 1 } : { targetSeconds: 10, minSteps: 2 };
-  const jobs = (['train', 'infer'] as const).flatMap((kind) =>
+  const jobs = options.kinds.flatMap((kind) =>
     options.sizes.map((size): Job => ({
       kind,
       size,
@@ -641,20 +722,27 @@ async function main(): Promise<void> {
     // own multi-threading: the comparison a laptop user sees.
     const cores = cpus().length;
     const oursOnAllCores =
-      backend.name === 'wasm' && cores > 1 ? await measureOurs({ ...job, ways: cores }) : undefined;
-    figures.push({ ...job, ours, torch: theirs, oursOnAllCores });
+      job.kind === 'train' && backend.name === 'wasm' && cores > 1
+        ? await measureOurs({ ...job, ways: cores })
+        : undefined;
+    const engines = job.kind === 'infer' ? await measureEngines(job, cores) : undefined;
+    figures.push({ ...job, ours, torch: theirs, oursOnAllCores, engines });
   }
   // The 128 px, batch 32 training children double as the memory measurement; without them, short runs.
   const rssFigure = figures.find((figure) => figure.kind === 'train' && figure.size === RSS_SIZE);
   const rssJob: Job = { kind: 'train', size: RSS_SIZE, batch: TRAIN_BATCH, targetSeconds: 0, minSteps: 1 };
-  const rss = rssFigure?.ours ?? (await measureOurs(rssJob));
+  const measuresTraining = options.kinds.includes('train');
+  const rss = measuresTraining ? (rssFigure?.ours ?? (await measureOurs(rssJob))) : undefined;
   const rssAllCores =
     rssFigure?.oursOnAllCores ??
-    (backend.name === 'wasm' && cpus().length > 1 ? await measureOurs({ ...rssJob, ways: cpus().length }) : undefined);
+    (measuresTraining && backend.name === 'wasm' && cpus().length > 1
+      ? await measureOurs({ ...rssJob, ways: cpus().length })
+      : undefined);
   const report: Report = {
     backend,
     torch,
     figures,
+    onnxruntimeUnavailable,
     rss,
     rssAllCores,
     loadavg: { before: loadBefore, after: loadavg() },

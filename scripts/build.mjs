@@ -13,6 +13,9 @@ const nodeExternals = [
   '@tensorflow/tfjs-core',
   '@tensorflow/tfjs-backend-wasm',
   '@tensorflow/tfjs-backend-cpu',
+  // Optional and loaded at run time (src/core/infer/engine.ts): the CLI uses it when installed; the VSIX
+  // leaves it out (~290 MB with every platform's binaries), so the extension infers on wasm workers.
+  'onnxruntime-node',
 ];
 // tfjs-core registers no gradients in its Node entry point, and its gradient modules are ESM without file
 // extensions, which Node cannot load at run time. Bundle them: tfjs keeps its kernel and gradient registries

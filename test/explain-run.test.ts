@@ -148,11 +148,13 @@ test('predict preprocesses exactly as training: same bytes as the training cache
     const ours = await predictFiles(
       model,
       paths.map((path) => join(root, path)),
-      2,
+      { batchSize: 2 },
     );
     assert.equal(ours.length, paths.length);
     ours.forEach((prediction, i) => {
-      assert.deepEqual(prediction.logits, expected[i], `logits of ${paths[i]}`);
+      // The inference engine (onnxruntime or wasm workers) computes them, not this tfjs forward pass.
+      const worst = Math.max(...prediction.logits.map((value, c) => Math.abs(value - expected[i][c])));
+      assert.ok(worst < 1e-4, `logits of ${paths[i]} differ by ${worst}`);
       const sum = prediction.probabilities.reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(sum - 1) < 1e-12, `probabilities sum to ${sum}`);
       const softmax0 = 1 / (1 + Math.exp(prediction.logits[1] - prediction.logits[0]));

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { CROPS } from '../../core/train/settings.js';
 import { selectBackend } from '../../core/engine/backend.js';
-import { loadModel, predictFiles, type LoadedModel } from '../../core/explain/predict.js';
+import { loadModel, modelEngine, predictFiles, type LoadedModel } from '../../core/explain/predict.js';
+import { describeEngine } from '../../core/infer/engine.js';
 import { disposeModel } from '../../core/model/resnet18.js';
 import { describeCheckpoint } from '../../core/weights/checkpoint.js';
 import { UsageError, integerOption, oneOf, parseCommandArgs } from '../usage.js';
@@ -56,7 +57,9 @@ export async function predictCommand(argv: string[]): Promise<number> {
   const backend = await selectBackend('auto');
   const model = await loadModelForCommand(values.weights, values);
   try {
-    const predictions = await predictFiles(model, positionals);
+    const engine = await modelEngine(model);
+    process.stderr.write(`${describeEngine(engine)}\n`);
+    const predictions = await predictFiles(model, positionals, { engine }).finally(() => engine.dispose());
     if (values.json) {
       const output = {
         weights: model.weightsFile,
@@ -65,6 +68,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
         imageSize: model.imageSize,
         crop: model.crop,
         backend: backend.name,
+        inference: engine.kind,
         images: predictions.map((p) => ({
           path: p.path,
           predicted: p.predicted,

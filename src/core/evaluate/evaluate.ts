@@ -15,7 +15,8 @@ import { runFolderName } from '../run/runFolders.js';
 import { selectBackend } from '../engine/backend.js';
 import { chooseEngine } from '../engine/choose.js';
 import { explainRun } from '../explain/runExplanations.js';
-import { loadModel, predictFiles, type ImagePrediction } from '../explain/predict.js';
+import { loadModel, modelEngine, predictFiles, type ImagePrediction } from '../explain/predict.js';
+import { describeEngine } from '../infer/engine.js';
 import { computeClassificationMetrics } from '../metrics.js';
 import { countParameters, disposeModel } from '../model/resnet18.js';
 import { exportStateDict } from '../model/stateDict.js';
@@ -294,30 +295,36 @@ async function predictAll(
   const relative = (prediction: ImagePrediction, path: string) => ({ ...prediction, path });
   const started = performance.now();
   progress('predict', 0, paths.length);
-  for (let start = 0; start < paths.length; start += batchSize) {
-    options.signal?.throwIfAborted();
-    const chunk = paths.slice(start, start + batchSize);
-    try {
-      const batch = await predictFiles(
-        model,
-        chunk.map((path) => join(root, path)),
-        batchSize,
-      );
-      batch.forEach((prediction, i) => predictions.push(relative(prediction, chunk[i])));
-    } catch {
-      // One unreadable image fails its batch: retry image by image to keep the others.
-      for (const path of chunk) {
-        try {
-          predictions.push(relative((await predictFiles(model, [join(root, path)]))[0], path));
-        } catch (error) {
-          skipped.push({ path, reason: 'corrupt', detail: (error as Error).message });
+  const engine = await modelEngine(model);
+  options.onLog?.('info', describeEngine(engine));
+  try {
+    for (let start = 0; start < paths.length; start += batchSize) {
+      options.signal?.throwIfAborted();
+      const chunk = paths.slice(start, start + batchSize);
+      try {
+        const batch = await predictFiles(
+          model,
+          chunk.map((path) => join(root, path)),
+          { batchSize, engine },
+        );
+        batch.forEach((prediction, i) => predictions.push(relative(prediction, chunk[i])));
+      } catch {
+        // One unreadable image fails its batch: retry image by image to keep the others.
+        for (const path of chunk) {
+          try {
+            predictions.push(relative((await predictFiles(model, [join(root, path)], { engine }))[0], path));
+          } catch (error) {
+            skipped.push({ path, reason: 'corrupt', detail: (error as Error).message });
+          }
         }
       }
+      const done = Math.min(paths.length, start + batchSize);
+      const seconds = (performance.now() - started) / 1000;
+      progress('predict', done, paths.length, (seconds / done) * (paths.length - done));
+      await new Promise((next) => setImmediate(next));
     }
-    const done = Math.min(paths.length, start + batchSize);
-    const seconds = (performance.now() - started) / 1000;
-    progress('predict', done, paths.length, (seconds / done) * (paths.length - done));
-    await new Promise((next) => setImmediate(next));
+  } finally {
+    await engine.dispose();
   }
   return { predictions, skipped };
 }

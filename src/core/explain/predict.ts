@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { normaliseInto, preprocessImage } from '../data/preprocess.js';
 import { CROPS, isOneOf, type CropMode } from '../train/settings.js';
 import { readImageFile } from '../image/decode.js';
-import { createResNet18, disposeModel, forward, type ResNet18Params } from '../model/resnet18.js';
+import { createInferenceEngine, type InferenceEngine, type InferenceEngineOptions } from '../infer/engine.js';
+import { createResNet18, disposeModel, type ResNet18Params } from '../model/resnet18.js';
 import { argmax } from '../metrics.js';
 import { loadStateDict } from '../model/stateDict.js';
 import type { RunFile } from '../run/runFile.js';
@@ -81,8 +82,8 @@ export async function preprocessFile(file: string, shape: InputShape): Promise<U
   return preprocessImage(await readImageFile(file), { size: shape.size, crop: shape.crop });
 }
 
-/** Preprocessed images stacked into the normalised NHWC batch the network takes. Owned by the caller. */
-export function inputBatch(pixels: readonly Uint8Array[], size: number): tf.Tensor4D {
+/** Preprocessed images stacked into the normalised NHWC batch the network takes, as a host array. */
+export function normalisedBatch(pixels: readonly Uint8Array[], size: number): Float32Array {
   const imageLength = size * size * 3;
   const x = new Float32Array(pixels.length * imageLength);
   pixels.forEach((image, i) => {
@@ -90,7 +91,12 @@ export function inputBatch(pixels: readonly Uint8Array[], size: number): tf.Tens
       throw new RangeError(`image ${i} has ${image.length} bytes, expected ${size}×${size}×3`);
     normaliseInto(image, x, i * imageLength);
   });
-  return tf.tensor4d(x, [pixels.length, size, size, 3]);
+  return x;
+}
+
+/** `normalisedBatch` as a tensor. Owned by the caller. */
+export function inputBatch(pixels: readonly Uint8Array[], size: number): tf.Tensor4D {
+  return tf.tensor4d(normalisedBatch(pixels, size), [pixels.length, size, size, 3]);
 }
 
 /** Softmax in double precision, so probabilities sum to 1 to the last digit a report shows. */
@@ -108,34 +114,48 @@ export interface ImagePrediction {
   logits: number[];
 }
 
-/** Eval-mode logits of a batch of preprocessed images, one row per image. */
-export function logitsOf(params: ResNet18Params, pixels: readonly Uint8Array[], size: number): number[][] {
-  const logits = tf.tidy(() => forward(params, inputBatch(pixels, size), { training: false }).logits);
-  try {
-    return logits.arraySync();
-  } finally {
-    logits.dispose();
-  }
+export const DEFAULT_PREDICT_BATCH = 16;
+
+/** The inference engine (onnxruntime, else wasm workers; infer/engine.ts) for `model`. Dispose it. */
+export function modelEngine(
+  model: LoadedModel,
+  options: Omit<InferenceEngineOptions, 'params' | 'imageSize'> = {},
+): Promise<InferenceEngine> {
+  return createInferenceEngine({ ...options, params: model.params, imageSize: model.imageSize });
 }
 
-export const DEFAULT_PREDICT_BATCH = 16;
+export interface PredictOptions {
+  /** Images per inference call (default 16). */
+  batchSize?: number;
+  /** An engine of `model` to reuse; by default one is created for the call and disposed after it. */
+  engine?: InferenceEngine;
+}
 
 /** Predicts every file in batches; an unreadable file throws with its path named (see `readImageFile`). */
 export async function predictFiles(
   model: LoadedModel,
   files: readonly string[],
-  batchSize = DEFAULT_PREDICT_BATCH,
+  options: PredictOptions = {},
 ): Promise<ImagePrediction[]> {
+  const batchSize = options.batchSize ?? DEFAULT_PREDICT_BATCH;
+  const engine = options.engine ?? (await modelEngine(model));
+  const numClasses = model.classes.length;
   const results: ImagePrediction[] = [];
-  for (let start = 0; start < files.length; start += batchSize) {
-    const chunk = files.slice(start, start + batchSize);
-    const pixels = await Promise.all(
-      chunk.map((file) => preprocessFile(file, { size: model.imageSize, crop: model.crop })),
-    );
-    logitsOf(model.params, pixels, model.imageSize).forEach((logits, i) => {
-      const probabilities = softmax(logits);
-      results.push({ path: chunk[i], predicted: argmax(probabilities), probabilities, logits });
-    });
+  try {
+    for (let start = 0; start < files.length; start += batchSize) {
+      const chunk = files.slice(start, start + batchSize);
+      const pixels = await Promise.all(
+        chunk.map((file) => preprocessFile(file, { size: model.imageSize, crop: model.crop })),
+      );
+      const logits = await engine.logits(normalisedBatch(pixels, model.imageSize), chunk.length);
+      chunk.forEach((path, i) => {
+        const row = Array.from(logits.subarray(i * numClasses, (i + 1) * numClasses));
+        const probabilities = softmax(row);
+        results.push({ path, predicted: argmax(probabilities), probabilities, logits: row });
+      });
+    }
+  } finally {
+    if (!options.engine) await engine.dispose();
   }
   return results;
 }

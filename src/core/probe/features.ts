@@ -2,7 +2,7 @@
  * Frozen ResNet-18 features of every image for the batch-effect probe: the 512 average-pooled activations
  * before the classifier, in eval mode, from ImageNet weights, a checkpoint or a random initialisation.
  *
- * They are computed through the inference path evaluation uses (`DataParallelTrainer.infer`): the classifier
+ * They are computed through the inference engine evaluation uses (infer/engine.ts): the classifier
  * is replaced by the 512 × 512 identity with zero bias, so the "logits" ARE the pooled features (exactly:
  * each is one product by 1 plus products by 0). `pooledFeatures` is the only place the embedded engine runs
  * the network; the user's PyTorch computes them instead through `featureTable`'s `compute`.
@@ -16,12 +16,12 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { forEachBounded } from '../concurrency.js';
-import { normaliseInto } from '../data/preprocess.js';
 import { defaultImageCacheDir, readPreprocessed, type PreparedImages } from '../data/cache.js';
 import { writeFileAtomic } from '../fsAtomic.js';
 import { createResNet18, disposeModel, FEATURE_WIDTH, type ResNet18Params } from '../model/resnet18.js';
 import { loadStateDict } from '../model/stateDict.js';
-import { createDataParallelTrainer, type DataParallelTrainer } from '../train/dataParallel.js';
+import { normalisedBatch } from '../explain/predict.js';
+import { createInferenceEngine, type InferenceEngine, type InferenceEngineOptions } from '../infer/engine.js';
 import type { CheckpointInfo } from '../weights/checkpointInfo.js';
 import { IMAGENET_WEIGHTS, NO_WEIGHTS, resolveWeights } from '../weights/resolveWeights.js';
 
@@ -97,22 +97,22 @@ function backboneDigest(params: ResNet18Params): string {
   return hash.digest('hex');
 }
 
-/** The inference engine features go through; evaluation's, with the identity head's 512 outputs. */
-export function featureEngine(imageSize: number, workers = 1): DataParallelTrainer {
-  return createDataParallelTrainer({ numClasses: FEATURE_WIDTH, imageSize, workers });
+/** The inference engine features go through (infer/engine.ts); evaluation's, with the identity head's 512 outputs. */
+export function featureEngine(
+  backbone: FeatureBackbone,
+  imageSize: number,
+  options: Omit<InferenceEngineOptions, 'params' | 'imageSize'> = {},
+): Promise<InferenceEngine> {
+  return createInferenceEngine({ ...options, params: backbone.params, imageSize });
 }
 
 /** The network's one use: pooled features `[n, 512]` of preprocessed S×S×3 images. */
 export async function pooledFeatures(
-  engine: DataParallelTrainer,
-  params: ResNet18Params,
+  engine: InferenceEngine,
   pixels: readonly Uint8Array[],
   size: number,
 ): Promise<Float32Array> {
-  const imageLength = size * size * 3;
-  const x = new Float32Array(pixels.length * imageLength);
-  pixels.forEach((image, i) => normaliseInto(image, x, i * imageLength));
-  return engine.infer(params, x, pixels.length);
+  return engine.logits(normalisedBatch(pixels, size), pixels.length);
 }
 
 /** `<user cache folder>/leukemia-audit/features`, beside the image cache. */
@@ -152,7 +152,8 @@ export async function featureTable(
   options: {
     cacheDir?: string;
     batchSize?: number;
-    workers?: number;
+    /** Threads of the inference engine (default: every core). */
+    threads?: number;
     signal?: AbortSignal;
     onProgress?: (done: number, total: number, computed: number) => void;
     /** Computes the missing features instead of the embedded engine; they are cached all the same. */
@@ -188,14 +189,14 @@ export async function featureTable(
       store(missing[i], computed.slice(i * FEATURE_WIDTH, (i + 1) * FEATURE_WIDTH)),
     );
   } else if (missing.length > 0) {
-    const engine = featureEngine(prepared.size, options.workers);
+    const engine = await featureEngine(backbone, prepared.size, { threads: options.threads });
     const batchSize = options.batchSize ?? 16;
     try {
       for (let start = 0; start < missing.length; start += batchSize) {
         options.signal?.throwIfAborted();
         const rows = missing.slice(start, start + batchSize);
         const pixels = await Promise.all(rows.map((row) => readPreprocessed(prepared, paths[row])));
-        const batch = await pooledFeatures(engine, backbone.params, pixels, prepared.size);
+        const batch = await pooledFeatures(engine, pixels, prepared.size);
         await Promise.all(rows.map((row, i) => store(row, batch.slice(i * FEATURE_WIDTH, (i + 1) * FEATURE_WIDTH))));
         const done = start + rows.length;
         options.onProgress?.(fromCache + done, paths.length, done);

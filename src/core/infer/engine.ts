@@ -1,0 +1,172 @@
+/**
+ * The one seam every inference path goes through (predict, evaluate, probe features): eval-mode logits of a
+ * batch of normalised NHWC images, on every core.
+ *
+ * - `onnxruntime`: onnxruntime-node (an optional dependency, CPU execution provider, one intra-op thread per
+ *   core) running the ONNX export of the parameters (onnxModel.ts). Used when the package loads: the CLI
+ *   from a checkout or an npm install; the VSIX leaves it out (it is ~290 MB with every platform's binaries).
+ * - `wasm`: the data-parallel trainer's inference (train/dataParallel.ts) with one way per core: the calling
+ *   thread and `threads − 1` wasm worker threads each run the tfjs forward pass on a part of the batch.
+ *
+ * `auto` (the default) is onnxruntime when it loads, else wasm; `LEUKEMIA_AUDIT_INFERENCE=wasm` (or the
+ * `engine` option) forces the fallback, e.g. to compare the two.
+ */
+import { availableParallelism } from 'node:os';
+import { numClassesOf, type ResNet18Params } from '../model/resnet18.js';
+import { createDataParallelTrainer } from '../train/dataParallel.js';
+import { ONNX_INPUT, ONNX_OUTPUT, resnet18Onnx } from './onnxModel.js';
+
+export const INFERENCE_ENGINES = ['auto', 'onnxruntime', 'wasm'] as const;
+export type InferenceEngineChoice = (typeof INFERENCE_ENGINES)[number];
+export type InferenceEngineKind = Exclude<InferenceEngineChoice, 'auto'>;
+/** Environment variable that picks the engine when the caller does not. */
+export const INFERENCE_ENGINE_ENV = 'LEUKEMIA_AUDIT_INFERENCE';
+
+export interface InferenceEngine {
+  readonly kind: InferenceEngineKind;
+  /** Threads it computes on. */
+  readonly threads: number;
+  /** Why `auto` fell back to wasm, when it did. */
+  readonly fallbackReason: string | undefined;
+  /**
+   * Eval-mode logits `[n, numClasses]` (row-major) of the normalised NHWC images `x` (`n` × S × S × 3);
+   * equal to `forward(params, x, { training: false })` up to float rounding.
+   */
+  logits(x: Float32Array, n: number): Promise<Float32Array>;
+  /** Frees the session or stops the worker threads; resolves once done. */
+  dispose(): Promise<void>;
+}
+
+export interface InferenceEngineOptions {
+  /**
+   * The network. onnxruntime copies it when the engine is created; the wasm engine reads it on every call,
+   * so it must not be changed or disposed before `dispose`.
+   */
+  params: ResNet18Params;
+  imageSize: number;
+  /** Default: the cores Node may use. */
+  threads?: number;
+  /** Default: `LEUKEMIA_AUDIT_INFERENCE`, else `auto`. */
+  engine?: InferenceEngineChoice;
+}
+
+export async function createInferenceEngine(options: InferenceEngineOptions): Promise<InferenceEngine> {
+  const threads = options.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new RangeError(`threads must be a whole number ≥ 1, got ${threads}`);
+  const choice = options.engine ?? engineFromEnvironment();
+  if (choice === 'wasm') return wasmEngine(options.params, options.imageSize, threads, undefined);
+  let ort: OnnxRuntime;
+  try {
+    ort = await loadOnnxRuntime();
+  } catch (error) {
+    const reason = `onnxruntime-node is not available (${firstLine(error)})`;
+    if (choice === 'onnxruntime') throw new Error(reason, { cause: error });
+    return wasmEngine(options.params, options.imageSize, threads, reason);
+  }
+  return onnxRuntimeEngine(ort, options.params, options.imageSize, threads);
+}
+
+function engineFromEnvironment(): InferenceEngineChoice {
+  const value = process.env[INFERENCE_ENGINE_ENV];
+  if (value === undefined || value === '') return 'auto';
+  if (!(INFERENCE_ENGINES as readonly string[]).includes(value))
+    throw new Error(`${INFERENCE_ENGINE_ENV} must be one of ${INFERENCE_ENGINES.join(', ')}, got "${value}"`);
+  return value as InferenceEngineChoice;
+}
+
+/**
+ * The part of onnxruntime-node's API used here, declared here: the package is optional (npm drops it where its
+ * install script fails), so neither the type check nor the bundles may depend on it being installed.
+ */
+interface OnnxTensor {
+  readonly data: unknown;
+  dispose(): void;
+}
+interface OnnxSession {
+  run(feeds: Record<string, OnnxTensor>): Promise<Record<string, OnnxTensor>>;
+  release(): Promise<void>;
+}
+interface OnnxRuntime {
+  InferenceSession: { create(model: Uint8Array, options: object): Promise<OnnxSession> };
+  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OnnxTensor;
+}
+
+/**
+ * onnxruntime-node, loaded at run time: bundles keep it external and the VSIX does not ship it. `require`, as
+ * for sharp (image/decode.ts): the bundles are CommonJS.
+ */
+async function loadOnnxRuntime(): Promise<OnnxRuntime> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional package, loaded only when used
+  return require('onnxruntime-node') as OnnxRuntime;
+}
+
+function firstLine(error: unknown): string {
+  return ((error as Error).message ?? String(error)).split('\n')[0].trim();
+}
+
+async function onnxRuntimeEngine(
+  ort: OnnxRuntime,
+  params: ResNet18Params,
+  imageSize: number,
+  threads: number,
+): Promise<InferenceEngine> {
+  const numClasses = numClassesOf(params);
+  const session = await ort.InferenceSession.create(resnet18Onnx(params, imageSize), {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: threads,
+    // One node at a time, each on every core: the network is a chain, nothing runs side by side.
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // Idle threads sleep instead of spinning between nodes (as PyTorch with OMP_WAIT_POLICY=PASSIVE): on a
+    // machine that runs anything else, spinning threads take the cores the computing ones need.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+  const imageLength = imageSize * imageSize * 3;
+  return {
+    kind: 'onnxruntime',
+    threads,
+    fallbackReason: undefined,
+    async logits(x, n) {
+      if (x.length !== n * imageLength) throw new RangeError(`expected ${n} images of ${imageSize}×${imageSize}×3`);
+      if (n === 0) return new Float32Array(0);
+      const input = new ort.Tensor('float32', x.subarray(0, n * imageLength), [n, imageSize, imageSize, 3]);
+      const output = (await session.run({ [ONNX_INPUT]: input }))[ONNX_OUTPUT];
+      try {
+        // A copy: the output's memory belongs to onnxruntime.
+        return (output.data as Float32Array).slice(0, n * numClasses);
+      } finally {
+        output.dispose();
+      }
+    },
+    dispose: () => session.release(),
+  };
+}
+
+function wasmEngine(
+  params: ResNet18Params,
+  imageSize: number,
+  threads: number,
+  fallbackReason: string | undefined,
+): InferenceEngine {
+  const pool = createDataParallelTrainer({ numClasses: numClassesOf(params), imageSize, workers: threads });
+  const imageLength = imageSize * imageSize * 3;
+  return {
+    kind: 'wasm',
+    threads,
+    fallbackReason,
+    async logits(x, n) {
+      if (x.length !== n * imageLength) throw new RangeError(`expected ${n} images of ${imageSize}×${imageSize}×3`);
+      if (n === 0) return new Float32Array(0);
+      return pool.infer(params, x, n);
+    },
+    dispose: () => pool.dispose(),
+  };
+}
+
+/** "inference: onnxruntime on 2 threads", with why it fell back to wasm when it did. */
+export function describeEngine(engine: InferenceEngine): string {
+  const base = `inference: ${engine.kind === 'onnxruntime' ? 'onnxruntime (CPU)' : 'wasm workers'} on ${engine.threads} thread${engine.threads === 1 ? '' : 's'}`;
+  return engine.fallbackReason ? `${base}; ${engine.fallbackReason}` : base;
+}
