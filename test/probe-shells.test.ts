@@ -74,10 +74,23 @@ test('leukemia-audit probe: usage errors exit 2 and name the option', () => {
 
 test('leukemia-audit probe: Ctrl-C while images are prepared or features computed cancels, exit 130, no run folder', async () => {
   const out = path.join(work, 'cli-interrupted');
-  // A size nothing was cached at, large enough that the features take seconds.
+  // Its own larger dataset, at a size nothing was cached at: on onnxruntime (both cores) the shared one's 90
+  // images at 160 px took about a second, and the probe could end before the interrupt reached it.
+  const large = path.join(work, 'large');
+  await generateDemoDataset(large, { imageSize: 32, imagesPerFold: 120, seed: 5 });
   const child = spawn(
     process.execPath,
-    [BIN, 'probe', dataset, '--weights', 'none', '--image-size', '160', '--out', out],
+    [
+      BIN,
+      'probe',
+      path.join(large, 'C-NMC_Leukemia', 'training_data'),
+      '--weights',
+      'none',
+      '--image-size',
+      '224',
+      '--out',
+      out,
+    ],
     {
       cwd: work,
       env,
