@@ -221,7 +221,7 @@ async function predictWith(root: string, weights: string, images: string[]) {
   return { output: JSON.parse(stdout) as PredictJson, stderr };
 }
 
-test('an install without onnxruntime-node (as the VSIX) predicts on wasm workers, with the logits of one that has it', async (t) => {
+test('an install without onnxruntime-node (dropped by npm, or a VSIX for a platform without its binaries) predicts on wasm workers, with the logits of one that has it', async (t) => {
   ensureBuilt(['cli.js', 'gradientWorker.js']);
   // The built bundles and every installed package but onnxruntime-node: a real install that lacks it.
   const install = join(work, 'install');

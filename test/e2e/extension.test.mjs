@@ -405,6 +405,8 @@ describe('Leukemia Audit in VS Code (code-server + Chromium)', () => {
       assert.equal(run.evaluation.checkpoint.head, 'head.1', "the notebook's own head was found");
       assert.equal(run.evaluation.mapping, null);
       assert.equal(run.evaluation.association.informative, false, 'an untrained fold model says nothing of all/hem');
+      // The VSIX carries onnxruntime's binaries for its platform, and the trainer child loads them.
+      assert.match(extensionLog(tmp), /inference: onnxruntime \(CPU\) on \d+ threads?/, 'evaluated on onnxruntime');
 
       const shown = await frame.evaluate(() => {
         document.querySelector('#evaluation')?.scrollIntoView({ block: 'start' });

@@ -4,7 +4,8 @@
  *
  * - `onnxruntime`: onnxruntime-node (an optional dependency, CPU execution provider, one intra-op thread per
  *   core) running the ONNX export of the parameters (onnxModel.ts). Used when the package loads: the CLI
- *   from a checkout or an npm install; the VSIX leaves it out (it is ~290 MB with every platform's binaries).
+ *   from a checkout or an npm install, and the VSIX, which carries its target platform's binaries only
+ *   (scripts/package.mjs; the package is ~290 MB with every platform's).
  * - `wasm`: the data-parallel trainer's inference (train/dataParallel.ts) with one way per core: the calling
  *   thread and `threads − 1` wasm worker threads each run the tfjs forward pass on a part of the batch.
  *
@@ -93,7 +94,7 @@ interface OnnxRuntime {
 }
 
 /**
- * onnxruntime-node, loaded at run time: bundles keep it external and the VSIX does not ship it. `require`, as
+ * onnxruntime-node, loaded at run time: bundles keep it external, and an install may lack it. `require`, as
  * for sharp (image/decode.ts): the bundles are CommonJS.
  */
 async function loadOnnxRuntime(): Promise<OnnxRuntime> {
