@@ -12,7 +12,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/core/engine/backend.js';
 import {
   createInferenceEngine,
+  createPrefixEngine,
   INFERENCE_ENGINE_ENV,
+  type FrozenPrefix,
   type InferenceEngine,
   type InferenceEngineKind,
 } from '../src/core/infer/engine.js';
@@ -143,6 +145,53 @@ for (const kind of ['onnxruntime', 'wasm'] as const) {
     }
   });
 }
+
+/** The tfjs cpu backend's eval-mode activation of `upTo`, with its shape. */
+async function cpuActivation(params: ResNet18Params, x: Float32Array, upTo: FrozenPrefix) {
+  await selectBackend('cpu');
+  try {
+    const activation = tf.tidy(
+      () =>
+        forward(params, tf.tensor4d(x, [IMAGES, SIZE, SIZE, 3]), { training: false, captureLayers: [upTo] })
+          .activations[upTo],
+    );
+    const result = { data: activation.dataSync() as Float32Array, shape: activation.shape };
+    activation.dispose();
+    return result;
+  } finally {
+    await selectBackend('wasm');
+  }
+}
+
+for (const kind of ['onnxruntime', 'wasm'] as const)
+  test(`${kind} prefix engine: the frozen layer3 and avgpool activations of finetune/linear equal the tfjs cpu backend's`, async (t) => {
+    const params = randomisedModel(21);
+    try {
+      const x = randomImages(22);
+      for (const upTo of ['layer3', 'avgpool'] as const) {
+        const expected = await cpuActivation(params, x, upTo);
+        let engine;
+        try {
+          engine = await createPrefixEngine({ params, imageSize: SIZE, threads: 2, engine: kind, upTo });
+        } catch (error) {
+          if (kind !== 'onnxruntime') throw error;
+          return referenceUnavailable(t, `onnxruntime not checked: ${(error as Error).message}`);
+        }
+        try {
+          assert.equal(engine.kind, kind);
+          const { data, shape } = await engine.activations(x, IMAGES);
+          assert.deepEqual(shape, expected.shape, `${upTo} comes out in our layout`);
+          const difference = maxAbsDifference(data, expected.data);
+          t.diagnostic(`${kind} ${upTo} vs tfjs cpu at ${SIZE} px: max |Δ| = ${difference.toExponential(2)}`);
+          assert.ok(difference <= TOLERANCE, `${upTo} differs by ${difference}`);
+        } finally {
+          await engine.dispose();
+        }
+      }
+    } finally {
+      disposeModel(params);
+    }
+  });
 
 test('both engines give torchvision resnet18 logits with the same weights (PyTorch reference)', async (t) => {
   const run = await runPythonIfAvailable(PYTORCH_SCRIPT, [work, String(SIZE), String(IMAGES), String(CLASSES)], {

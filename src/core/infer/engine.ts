@@ -12,8 +12,9 @@
  * `auto` (the default) is onnxruntime when it loads, else wasm; `LEUKEMIA_AUDIT_INFERENCE=wasm` (or the
  * `engine` option) forces the fallback, e.g. to compare the two.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
-import { numClassesOf, type ResNet18Params } from '../model/resnet18.js';
+import { forward, numClassesOf, type ResNet18Params } from '../model/resnet18.js';
 import { createDataParallelTrainer } from '../train/dataParallel.js';
 import { ONNX_INPUT, ONNX_OUTPUT, resnet18Onnx } from './onnxModel.js';
 
@@ -52,20 +53,82 @@ export interface InferenceEngineOptions {
 }
 
 export async function createInferenceEngine(options: InferenceEngineOptions): Promise<InferenceEngine> {
+  const { threads, ort, fallbackReason } = await chooseRuntime(options);
+  if (!ort) return wasmEngine(options.params, options.imageSize, threads, fallbackReason);
+  return onnxRuntimeEngine(ort, options.params, options.imageSize, threads);
+}
+
+/** A frozen prefix of the network, for the head-only strategies' cached features (train/featureStore.ts). */
+export type FrozenPrefix = 'layer3' | 'avgpool';
+
+export interface PrefixEngine {
+  readonly kind: InferenceEngineKind;
+  readonly threads: number;
+  readonly fallbackReason: string | undefined;
+  /**
+   * Eval-mode activations of `upTo` for the normalised NHWC images `x`: `layer3` as `[n, H, W, 256]`, `avgpool`
+   * as `[n, 512]`; equal to `forward(params, x, { training: false, captureLayers: [upTo] })` up to rounding.
+   */
+  activations(x: Float32Array, n: number): Promise<{ data: Float32Array; shape: number[] }>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * The network up to `upTo`, on onnxruntime on every core when it loads (same choice as `createInferenceEngine`),
+ * else the tfjs forward pass on the calling thread: `finetune` at 224 px computes 200 kB of layer3 features an
+ * image, which the wasm worker pool's logits-only protocol does not carry.
+ */
+export async function createPrefixEngine(
+  options: InferenceEngineOptions & { upTo: FrozenPrefix },
+): Promise<PrefixEngine> {
+  const { params, imageSize, upTo } = options;
+  const { threads, ort, fallbackReason } = await chooseRuntime(options);
+  if (!ort)
+    return {
+      kind: 'wasm',
+      threads: 1,
+      fallbackReason,
+      async activations(x, n) {
+        checkBatch(x, n, imageSize);
+        const activation = tf.tidy(
+          () =>
+            forward(params, tf.tensor4d(x, [n, imageSize, imageSize, 3]), { training: false, captureLayers: [upTo] })
+              .activations[upTo],
+        );
+        try {
+          return { data: (await activation.data()) as Float32Array, shape: activation.shape };
+        } finally {
+          activation.dispose();
+        }
+      },
+      dispose: async () => undefined,
+    };
+  const session = await openSession(ort, resnet18Onnx(params, imageSize, upTo), threads);
+  return {
+    kind: 'onnxruntime',
+    threads,
+    fallbackReason: undefined,
+    activations: (x, n) => runSession(ort, session, x, n, imageSize),
+    dispose: () => session.release(),
+  };
+}
+
+/** The runtime the options (or `LEUKEMIA_AUDIT_INFERENCE`) choose: onnxruntime when asked for or when it loads. */
+async function chooseRuntime(
+  options: Pick<InferenceEngineOptions, 'threads' | 'engine'>,
+): Promise<{ threads: number; ort?: OnnxRuntime; fallbackReason?: string }> {
   const threads = options.threads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1)
     throw new RangeError(`threads must be a whole number ≥ 1, got ${threads}`);
   const choice = options.engine ?? engineFromEnvironment();
-  if (choice === 'wasm') return wasmEngine(options.params, options.imageSize, threads, undefined);
-  let ort: OnnxRuntime;
+  if (choice === 'wasm') return { threads };
   try {
-    ort = await loadOnnxRuntime();
+    return { threads, ort: await loadOnnxRuntime() };
   } catch (error) {
     const reason = `onnxruntime-node is not available (${firstLine(error)})`;
     if (choice === 'onnxruntime') throw new Error(reason, { cause: error });
-    return wasmEngine(options.params, options.imageSize, threads, reason);
+    return { threads, fallbackReason: reason };
   }
-  return onnxRuntimeEngine(ort, options.params, options.imageSize, threads);
 }
 
 function engineFromEnvironment(): InferenceEngineChoice {
@@ -82,6 +145,7 @@ function engineFromEnvironment(): InferenceEngineChoice {
  */
 interface OnnxTensor {
   readonly data: unknown;
+  readonly dims: readonly number[];
   dispose(): void;
 }
 interface OnnxSession {
@@ -113,7 +177,21 @@ async function onnxRuntimeEngine(
   threads: number,
 ): Promise<InferenceEngine> {
   const numClasses = numClassesOf(params);
-  const session = await ort.InferenceSession.create(resnet18Onnx(params, imageSize), {
+  const session = await openSession(ort, resnet18Onnx(params, imageSize), threads);
+  return {
+    kind: 'onnxruntime',
+    threads,
+    fallbackReason: undefined,
+    async logits(x, n) {
+      const { data } = await runSession(ort, session, x, n, imageSize);
+      return data.subarray(0, n * numClasses);
+    },
+    dispose: () => session.release(),
+  };
+}
+
+function openSession(ort: OnnxRuntime, model: Uint8Array, threads: number): Promise<OnnxSession> {
+  return ort.InferenceSession.create(model, {
     executionProviders: ['cpu'],
     intraOpNumThreads: threads,
     // One node at a time, each on every core: the network is a chain, nothing runs side by side.
@@ -124,25 +202,30 @@ async function onnxRuntimeEngine(
     // machine that runs anything else, spinning threads take the cores the computing ones need.
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
-  const imageLength = imageSize * imageSize * 3;
-  return {
-    kind: 'onnxruntime',
-    threads,
-    fallbackReason: undefined,
-    async logits(x, n) {
-      if (x.length !== n * imageLength) throw new RangeError(`expected ${n} images of ${imageSize}×${imageSize}×3`);
-      if (n === 0) return new Float32Array(0);
-      const input = new ort.Tensor('float32', x.subarray(0, n * imageLength), [n, imageSize, imageSize, 3]);
-      const output = (await session.run({ [ONNX_INPUT]: input }))[ONNX_OUTPUT];
-      try {
-        // A copy: the output's memory belongs to onnxruntime.
-        return (output.data as Float32Array).slice(0, n * numClasses);
-      } finally {
-        output.dispose();
-      }
-    },
-    dispose: () => session.release(),
-  };
+}
+
+/** One batch through the session: its output, copied (the output's memory belongs to onnxruntime). */
+async function runSession(
+  ort: OnnxRuntime,
+  session: OnnxSession,
+  x: Float32Array,
+  n: number,
+  imageSize: number,
+): Promise<{ data: Float32Array; shape: number[] }> {
+  checkBatch(x, n, imageSize);
+  if (n === 0) return { data: new Float32Array(0), shape: [0] };
+  const input = new ort.Tensor('float32', x, [n, imageSize, imageSize, 3]);
+  const output = (await session.run({ [ONNX_INPUT]: input }))[ONNX_OUTPUT];
+  try {
+    return { data: (output.data as Float32Array).slice(), shape: [...output.dims] };
+  } finally {
+    output.dispose();
+  }
+}
+
+function checkBatch(x: Float32Array, n: number, imageSize: number): void {
+  if (x.length !== n * imageSize * imageSize * 3)
+    throw new RangeError(`expected ${n} images of ${imageSize}×${imageSize}×3`);
 }
 
 function wasmEngine(
@@ -152,13 +235,12 @@ function wasmEngine(
   fallbackReason: string | undefined,
 ): InferenceEngine {
   const pool = createDataParallelTrainer({ numClasses: numClassesOf(params), imageSize, workers: threads });
-  const imageLength = imageSize * imageSize * 3;
   return {
     kind: 'wasm',
     threads,
     fallbackReason,
     async logits(x, n) {
-      if (x.length !== n * imageLength) throw new RangeError(`expected ${n} images of ${imageSize}×${imageSize}×3`);
+      checkBatch(x, n, imageSize);
       if (n === 0) return new Float32Array(0);
       return pool.infer(params, x, n);
     },
@@ -167,7 +249,7 @@ function wasmEngine(
 }
 
 /** "inference: onnxruntime on 2 threads", with why it fell back to wasm when it did. */
-export function describeEngine(engine: InferenceEngine): string {
+export function describeEngine(engine: Pick<InferenceEngine, 'kind' | 'threads' | 'fallbackReason'>): string {
   const base = `inference: ${engine.kind === 'onnxruntime' ? 'onnxruntime (CPU)' : 'wasm workers'} on ${engine.threads} thread${engine.threads === 1 ? '' : 's'}`;
   return engine.fallbackReason ? `${base}; ${engine.fallbackReason}` : base;
 }

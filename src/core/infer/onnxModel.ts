@@ -34,6 +34,8 @@ const SHAPE = { dim: 1 } as const;
 const DIMENSION = { value: 1, param: 2 } as const;
 const BN_EPSILON = 1e-5;
 const LAYERS = ['layer1', 'layer2', 'layer3', 'layer4'];
+/** ResNet-18's layer3 width (torchvision: 64 · 2²). */
+const LAYER3_CHANNELS = 256;
 
 type Attribute = { name: string; value: number | readonly number[]; float?: boolean };
 
@@ -41,7 +43,7 @@ class GraphBuilder {
   readonly graph = new ProtoWriter();
   private counter = 0;
 
-  constructor(private readonly params: ResNet18Params) {}
+  constructor(readonly params: ResNet18Params) {}
 
   /** Adds a node and returns its (single) output's name. */
   node(opType: string, inputs: readonly string[], attributes: Attribute[] = [], output?: string): string {
@@ -147,9 +149,35 @@ function valueInfo(name: string, dims: readonly (number | string)[]): ProtoWrite
     .message(VALUE_INFO.type, new ProtoWriter().message(TYPE.tensorType, tensorType));
 }
 
-/** The serialised ONNX model of `params` for `size`×`size` NHWC input; its output is `[N, numClasses]`. */
-export function resnet18Onnx(params: ResNet18Params, size: number): Uint8Array {
-  const numClasses = numClassesOf(params);
+/** The nodes from the last computed layer `x` to ONNX_OUTPUT; returns the output's shape. */
+function addOutput(builder: GraphBuilder, x: string, upTo: 'fc' | 'avgpool' | 'layer3'): (number | string)[] {
+  if (upTo === 'layer3') {
+    builder.node('Transpose', [x], [{ name: 'perm', value: [0, 2, 3, 1] }], ONNX_OUTPUT);
+    return ['N', 'H', 'W', LAYER3_CHANNELS];
+  }
+  const flatten = [{ name: 'axis', value: 1 }];
+  if (upTo === 'avgpool') {
+    builder.node('Flatten', [builder.node('GlobalAveragePool', [x])], flatten, ONNX_OUTPUT);
+    return ['N', FEATURE_WIDTH];
+  }
+  const pooled = builder.node('Flatten', [builder.node('GlobalAveragePool', [x])], flatten);
+  const numClasses = numClassesOf(builder.params);
+  const fcWeight = builder.initializer('fc.weight', [FEATURE_WIDTH, numClasses], builder.values('fc.weight'));
+  const fcBias = builder.initializer('fc.bias', [numClasses], builder.values('fc.bias'));
+  builder.node('Gemm', [pooled, fcWeight, fcBias], [], ONNX_OUTPUT);
+  return ['N', numClasses];
+}
+
+/**
+ * The serialised ONNX model of `params` for `size`×`size` NHWC input. Its output is the logits `[N, numClasses]`,
+ * or, for a frozen prefix, the `avgpool` features `[N, 512]` or the `layer3` activation in our NHWC layout
+ * `[N, H, W, 256]` (the layers after it are left out).
+ */
+export function resnet18Onnx(
+  params: ResNet18Params,
+  size: number,
+  upTo: 'fc' | 'avgpool' | 'layer3' = 'fc',
+): Uint8Array {
   const builder = new GraphBuilder(params);
   const nchw = builder.node('Transpose', [ONNX_INPUT], [{ name: 'perm', value: [0, 3, 1, 2] }]);
   const stem = builder.node('Relu', [builder.convBn(nchw, 'conv1', 'bn1', 2)]);
@@ -162,16 +190,14 @@ export function resnet18Onnx(params: ResNet18Params, size: number): Uint8Array {
       { name: 'pads', value: [1, 1, 1, 1] },
     ],
   );
-  for (const layer of LAYERS) for (const index of [0, 1]) x = builder.basicBlock(x, `${layer}.${index}`);
-  const pooled = builder.node('Flatten', [builder.node('GlobalAveragePool', [x])], [{ name: 'axis', value: 1 }]);
-  const fcWeight = builder.initializer('fc.weight', [FEATURE_WIDTH, numClasses], builder.values('fc.weight'));
-  const fcBias = builder.initializer('fc.bias', [numClasses], builder.values('fc.bias'));
-  builder.node('Gemm', [pooled, fcWeight, fcBias], [], ONNX_OUTPUT);
+  const layers = upTo === 'layer3' ? LAYERS.slice(0, 3) : LAYERS;
+  for (const layer of layers) for (const index of [0, 1]) x = builder.basicBlock(x, `${layer}.${index}`);
+  const outputShape = addOutput(builder, x, upTo);
 
   const graph = builder.graph
     .string(GRAPH.name, 'resnet18')
     .message(GRAPH.input, valueInfo(ONNX_INPUT, ['N', size, size, 3]))
-    .message(GRAPH.output, valueInfo(ONNX_OUTPUT, ['N', numClasses]));
+    .message(GRAPH.output, valueInfo(ONNX_OUTPUT, outputShape));
   // The default domain ('') is ai.onnx, the standard operators.
   const opset = new ProtoWriter().string(OPERATOR_SET.domain, '').int(OPERATOR_SET.version, OPSET);
   return new ProtoWriter()

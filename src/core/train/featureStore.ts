@@ -3,11 +3,11 @@
  * `linear`), computed once in eval mode and kept in a file, so each epoch trains only the head and
  * memory stays flat however many images there are (layer3 features at 224 px are 200 kB an image).
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { batches, type Batch, type Example } from '../data/batches.js';
 import type { PreparedImages } from '../data/cache.js';
-import { forward, type ResNet18Params, type ResumePoint } from '../model/resnet18.js';
+import { createPrefixEngine, describeEngine, type FrozenPrefix } from '../infer/engine.js';
+import type { ResNet18Params } from '../model/resnet18.js';
 import { createRng } from '../random.js';
 
 export class FeatureStore {
@@ -19,31 +19,32 @@ export class FeatureStore {
     private readonly exampleLength: number,
   ) {}
 
-  /** Runs the frozen prefix over every example once (eval mode: its BatchNorm statistics stay as loaded). */
+  /**
+   * Runs the frozen prefix over every example once (eval mode: its BatchNorm statistics stay as loaded), on the
+   * inference engine (onnxruntime on every core when it loads). `onLog` hears which engine.
+   */
   static async build(
     file: string,
     params: ResNet18Params,
     prepared: PreparedImages,
     examples: Example[],
-    frozenUpTo: ResumePoint,
+    frozenUpTo: FrozenPrefix,
     batchSize: number,
     onProgress?: (done: number, total: number) => void,
     signal?: AbortSignal,
+    onLog?: (message: string) => void,
   ): Promise<FeatureStore> {
     const handle = await open(file, 'w+');
+    const engine = await createPrefixEngine({ params, imageSize: prepared.size, upTo: frozenUpTo });
+    onLog?.(describeEngine(engine));
     let exampleShape: number[] = [];
     let written = 0;
     try {
       for await (const batch of batches(prepared, examples, { batchSize, seed: 0, epoch: 0, sampling: 'sequential' })) {
         signal?.throwIfAborted();
         const n = batch.y.length;
-        const features = tf.tidy(() => {
-          const x = tf.tensor4d(batch.x, [n, prepared.size, prepared.size, 3]);
-          return forward(params, x, { training: false, captureLayers: [frozenUpTo] }).activations[frozenUpTo];
-        });
-        exampleShape = features.shape.slice(1);
-        const data = (await features.data()) as Float32Array;
-        features.dispose();
+        const { data, shape } = await engine.activations(batch.x, n);
+        exampleShape = shape.slice(1);
         await handle.write(
           new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
           0,
@@ -57,6 +58,8 @@ export class FeatureStore {
       await handle.close();
       await rm(file, { force: true });
       throw error;
+    } finally {
+      await engine.dispose();
     }
     const exampleLength = exampleShape.reduce((a, b) => a * b, 1);
     return new FeatureStore(file, handle, examples, exampleShape, exampleLength);
@@ -90,6 +93,6 @@ export class FeatureStore {
 }
 
 /** The frozen prefix of each strategy: what its cached features are the output of. */
-export function frozenPrefix(strategy: 'full' | 'finetune' | 'linear'): ResumePoint | undefined {
+export function frozenPrefix(strategy: 'full' | 'finetune' | 'linear'): FrozenPrefix | undefined {
   return strategy === 'finetune' ? 'layer3' : strategy === 'linear' ? 'avgpool' : undefined;
 }

@@ -93,6 +93,8 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
       settings.batchSize,
       (done, total) => emit({ type: 'phase', phase: 'features', done, total }),
       signal,
+      (message) =>
+        emit({ type: 'log', level: 'info', message: `features of the frozen ${frozenUpTo} prefix: ${message}` }),
     );
     return features;
   }
