@@ -15,6 +15,7 @@ import { prepareImages } from '../src/core/data/cache.js';
 import { selectBackend } from '../src/core/engine/backend.js';
 import { evaluateModel } from '../src/core/evaluate/evaluate.js';
 import { loadModel, predictFiles } from '../src/core/explain/predict.js';
+import { embeddedInferenceRuntime, INFERENCE_ENGINE_ENV } from '../src/core/infer/engine.js';
 import { disposeModel, FEATURE_WIDTH } from '../src/core/model/resnet18.js';
 import { featureTable, loadFeatureBackbone } from '../src/core/probe/features.js';
 import { probeDataset } from '../src/core/probe/probe.js';
@@ -24,7 +25,7 @@ import { predictWithTorch, torchFeatureComputer } from '../src/core/torch/infere
 import type { TorchInterpreter } from '../src/core/torch/interpreter.js';
 import { trainRun } from '../src/core/train/train.js';
 import { ensureBuilt } from './helpers/build.js';
-import { PYTHON } from './helpers/python.js';
+import { PYTHON, referenceUnavailable } from './helpers/python.js';
 import { tinyDataset, tinySettings } from './helpers/tinyRun.js';
 import { fakeTorchPython, torchForTests } from './helpers/torch.js';
 
@@ -324,5 +325,34 @@ describe('PyTorch inference without a usable interpreter', () => {
     assert.notEqual(run.backend.name, 'torch');
     assert.match(run.backend.skipped[0], /^torch: .*numpy\.core\.multiarray failed/);
     assert.ok(logs.some((line) => line.includes(python) && /No usable PyTorch/.test(line)));
+  });
+
+  test('under auto a CPU-only PyTorch gives way to onnxruntime, and is used when only wasm is embedded', async (t) => {
+    if (skip) return t.skip(skip);
+    const onAuto = { ...onTorch, backend: 'auto' as const, device: 'auto' };
+    if ((await embeddedInferenceRuntime()) !== 'onnxruntime')
+      return referenceUnavailable(t, 'onnxruntime-node does not load here, so auto cannot prefer it');
+    const logs: string[] = [];
+    const onCpu = await evaluateModel({
+      dataset,
+      weights: modelRun,
+      out: join(work, 'eval-auto-onnx'),
+      ...onAuto,
+      onLog: (_, message) => logs.push(message),
+    });
+    assert.notEqual(onCpu.run.backend.name, 'torch', 'Debian torch has no GPU here: the embedded engine computes');
+    assert.match(onCpu.run.backend.skipped[0], /^torch: .* would compute on the CPU, where .* onnxruntime .* faster/);
+    assert.ok(
+      logs.some((line) => /^inference: onnxruntime/.test(line)),
+      logs.join('\n'),
+    );
+
+    process.env[INFERENCE_ENGINE_ENV] = 'wasm';
+    try {
+      const onWasm = await evaluateModel({ dataset, weights: modelRun, out: join(work, 'eval-auto-wasm'), ...onAuto });
+      assert.equal(onWasm.run.backend.name, 'torch', 'PyTorch on CPU beats the wasm fallback');
+    } finally {
+      delete process.env[INFERENCE_ENGINE_ENV];
+    }
   });
 });

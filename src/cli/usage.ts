@@ -88,7 +88,7 @@ export const ENGINE_OPTIONS = {
 
 /** ENGINE_OPTIONS's help, for evaluate and probe (whose option column is 23 wide). */
 export const ENGINE_HELP = `  --backend auto|torch|tensorflow|wasm|cpu   (default auto: your PyTorch if a usable interpreter is
-                         found, else the embedded engine: tensorflow if installed, else wasm)
+                         found and has a GPU, or onnxruntime does not load; else the embedded engine)
   --python PATH          PyTorch engine: the interpreter (default: python3, then python, on PATH); needs
                          torch >= 1.13 and torchvision
   --device auto|cpu|cuda|cuda:N|mps   PyTorch engine's device (default auto: CUDA, else MPS, else CPU)`;

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { summariseSplits, type SplitName } from '../data/splits.js';
 import { runFolderName } from '../run/runFolders.js';
 import { selectBackend } from '../engine/backend.js';
-import { chooseEngine } from '../engine/choose.js';
+import { chooseInferenceEngine } from '../engine/choose.js';
 import { explainRun } from '../explain/runExplanations.js';
 import { loadModel, modelEngine, predictFiles, type ImagePrediction } from '../explain/predict.js';
 import { describeEngine } from '../infer/engine.js';
@@ -105,7 +105,7 @@ export async function evaluateModel(options: EvaluateOptions): Promise<Evaluatio
   progress('audit', 1, 1);
 
   // The predictions run on the chosen engine; the model is loaded, and Grad-CAM computed, by the embedded one.
-  const engine = await chooseEngine({ ...options, backend: options.backend ?? 'auto' }, (event) => {
+  const engine = await chooseInferenceEngine(options, (event) => {
     if (event.type === 'log') log('info', event.message);
   });
   let backend = engine.kind === 'tfjs' ? engine.backend : await selectBackend('auto');

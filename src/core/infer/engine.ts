@@ -113,6 +113,12 @@ export async function createPrefixEngine(
   };
 }
 
+/** The runtime `createInferenceEngine` would use with default options: onnxruntime when it loads, else wasm. */
+export async function embeddedInferenceRuntime(): Promise<InferenceEngineKind> {
+  const { ort } = await chooseRuntime({});
+  return ort ? 'onnxruntime' : 'wasm';
+}
+
 /** The runtime the options (or `LEUKEMIA_AUDIT_INFERENCE`) choose: onnxruntime when asked for or when it loads. */
 async function chooseRuntime(
   options: Pick<InferenceEngineOptions, 'threads' | 'engine'>,

@@ -15,7 +15,7 @@ import type { Grouping } from '../audit/confounding.js';
 import { sortFindings, type Finding } from '../audit/findings.js';
 import { prepareImages } from '../data/cache.js';
 import { selectBackend } from '../engine/backend.js';
-import { chooseEngine } from '../engine/choose.js';
+import { chooseInferenceEngine } from '../engine/choose.js';
 import type { Labeler } from '../labels.js';
 import { disposeModel, FEATURE_WIDTH } from '../model/resnet18.js';
 import { writeRunReport } from '../report/htmlReport.js';
@@ -125,7 +125,7 @@ export async function probeDataset(options: ProbeOptions): Promise<ProbeRunResul
 
   try {
     // The features are computed on the chosen engine; the backbone is loaded by the embedded one.
-    const engine = await chooseEngine({ ...options, backend: options.backend ?? 'auto' }, (event) => {
+    const engine = await chooseInferenceEngine(options, (event) => {
       if (event.type === 'log') log('info', event.message);
     });
     let backend = engine.kind === 'tfjs' ? engine.backend : await selectBackend('auto');
