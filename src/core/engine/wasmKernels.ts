@@ -25,6 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // Imported for its side effect: the stock wasm kernels must be registered before ours replace one of
 // them, or a later import of the package would silently re-register the slow stock kernel over ours.
 import '@tensorflow/tfjs-backend-wasm';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, registerFusedBatchNorm } from './wasmBatchNorm.js';
 
 const BACKEND_NAME = 'wasm';
 
@@ -33,7 +34,12 @@ type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 type RoundingMode = 'floor' | 'round' | 'ceil' | undefined;
 
 /** Names of the kernels `registerWasmTrainingKernels` installs for the wasm backend. */
-export const wasmTrainingKernelNames = ['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const;
+export const wasmTrainingKernelNames = [
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+] as const;
 
 /**
  * Runs registered wasm kernels on TensorInfos and owns every output until `finish`, which frees all of
@@ -489,4 +495,5 @@ export function registerWasmTrainingKernels(): void {
     if (current) tf.unregisterKernel(config.kernelName, BACKEND_NAME);
     tf.registerKernel(config);
   }
+  registerFusedBatchNorm(BACKEND_NAME);
 }

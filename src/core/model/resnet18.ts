@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedBatchNormTraining, hasFusedBatchNorm } from '../engine/wasmBatchNorm.js';
 import { randomNormals, randomSourceOf, randomUniforms, type RandomSource } from '../random.js';
 import type { TrainingStrategy } from '../train/settings.js';
 
@@ -342,6 +343,12 @@ function maxPool3x3Stride2(x: tf.Tensor4D): tf.Tensor4D {
 function batchNorm(pass: ForwardPass, x: tf.Tensor4D, name: string): tf.Tensor4D {
   const weight = pass.param<tf.Tensor1D>(`${name}.weight`);
   const bias = pass.param<tf.Tensor1D>(`${name}.bias`);
+  if (pass.training && hasFusedBatchNorm()) {
+    // One kernel forward and one backward (wasmBatchNorm.ts), the same arithmetic as the ops below.
+    const fused = fusedBatchNormTraining(x, weight, bias, BN_EPSILON);
+    updateRunningStatistics(pass, name, fused.mean, fused.variance, x.size / x.shape[3]);
+    return fused.y;
+  }
   let mean: tf.Tensor1D;
   let variance: tf.Tensor1D;
   if (pass.training) {
