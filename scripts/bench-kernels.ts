@@ -49,8 +49,9 @@ const RESNET18_LAYERS_128: LayerShape[] = [
 ];
 
 /**
- * Fastest of at least 5 calls (and 300 ms) after a warm-up call. The minimum, not the mean: the machine
- * is shared, and other processes only ever add time.
+ * Fastest of at least 5 calls (and 300 ms) after a warm-up call, in CPU milliseconds of this process
+ * (single-threaded, so CPU time is the call's own cost, whatever else runs on the machine). The minimum,
+ * not the mean: other processes only ever add time.
  */
 function msPerCall(run: () => void, minMs = 300): number {
   run();
@@ -58,9 +59,10 @@ function msPerCall(run: () => void, minMs = 300): number {
   let calls = 0;
   const start = performance.now();
   while (calls < 5 || performance.now() - start < minMs) {
-    const callStart = performance.now();
+    const callStart = process.cpuUsage();
     run();
-    fastest = Math.min(fastest, performance.now() - callStart);
+    const used = process.cpuUsage(callStart);
+    fastest = Math.min(fastest, (used.user + used.system) / 1000);
     calls++;
   }
   return fastest;
@@ -79,7 +81,11 @@ function pad(text: string | number, width: number): string {
  * gradients see the same shapes as in training.
  */
 function benchLayers(stockBackpropInput: tf.KernelConfig): void {
-  console.log(`\nConvolution kernels on wasm, batch ${KERNEL_BATCH}, ms per call (GFLOP/s)`);
+  console.log(
+    `\nConvolution kernels on wasm, batch ${KERNEL_BATCH}, CPU ms per call (GFLOP/s); load average ${loadavg()
+      .map((v) => v.toFixed(2))
+      .join(' ')}`,
+  );
   console.log(
     `${'layer'.padEnd(30)}${pad('GFLOP', 7)}${pad('forward', 16)}${pad('backprop input', 17)}${pad('backprop filter', 17)}${pad('repack', 9)}`,
   );
