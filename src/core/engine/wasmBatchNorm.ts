@@ -14,17 +14,12 @@
  * composed ops, which every backend runs.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { requireFloat32, type HeapBackend } from './wasmHeap.js';
 
 export const BATCH_NORM_TRAINING = 'LeukemiaAuditBatchNormTraining';
 export const BATCH_NORM_TRAINING_GRAD = 'LeukemiaAuditBatchNormTrainingGrad';
 
 type TensorInfo = tf.TensorInfo;
-
-/** What these kernels use of tfjs-backend-wasm's BackendWasm (its public methods). */
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array;
-}
 
 interface BatchNormAttrs {
   epsilon: number;
@@ -35,11 +30,6 @@ function channelsOf(x: TensorInfo): { channels: number; rows: number } {
   const channels = x.shape[x.shape.length - 1];
   const size = x.shape.reduce((a, b) => a * b, 1);
   return { channels, rows: size / channels };
-}
-
-function requireFloat32(kernelName: string, ...tensors: TensorInfo[]): void {
-  const other = tensors.find((t) => t.dtype !== 'float32');
-  if (other) throw new Error(`${kernelName} supports float32 only, got ${other.dtype}`);
 }
 
 /** Per-channel mean and biased variance (divide by the count), two passes for accuracy. */

@@ -26,6 +26,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // them, or a later import of the package would silently re-register the slow stock kernel over ours.
 import '@tensorflow/tfjs-backend-wasm';
 import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, registerFusedBatchNorm } from './wasmBatchNorm.js';
+import { requireFloat32, type HeapBackend } from './wasmHeap.js';
+import { maxPoolGrad } from './wasmMaxPool.js';
 
 const BACKEND_NAME = 'wasm';
 
@@ -36,6 +38,7 @@ type RoundingMode = 'floor' | 'round' | 'ceil' | undefined;
 /** Names of the kernels `registerWasmTrainingKernels` installs for the wasm backend. */
 export const wasmTrainingKernelNames = [
   'Identity',
+  'MaxPoolGrad',
   'Conv2DBackpropFilter',
   'Conv2DBackpropInput',
   BATCH_NORM_TRAINING,
@@ -190,17 +193,6 @@ function forwardAxes(
       padBefore: info.padInfo.left,
     },
   ];
-}
-
-function requireFloat32(kernelName: string, ...tensors: TensorInfo[]): void {
-  const other = tensors.find((t) => t.dtype !== 'float32');
-  if (other) throw new Error(`wasm ${kernelName} supports float32 only, got ${other.dtype}`);
-}
-
-/** What the JS loops here use of tfjs-backend-wasm's BackendWasm (its public methods). */
-interface HeapBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array;
 }
 
 /** Which input positions one filter tap reads along one axis, for output positions 0 … outSize−1. */
@@ -592,6 +584,7 @@ function sharedIdentity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown 
 
 const trainingKernelConfigs: tf.KernelConfig[] = [
   { kernelName: 'Identity', backendName: BACKEND_NAME, kernelFunc: sharedIdentity as tf.KernelFunc },
+  { kernelName: 'MaxPoolGrad', backendName: BACKEND_NAME, kernelFunc: maxPoolGrad as tf.KernelFunc },
   { kernelName: 'Conv2DBackpropFilter', backendName: BACKEND_NAME, kernelFunc: conv2DBackpropFilter as tf.KernelFunc },
   { kernelName: 'Conv2DBackpropInput', backendName: BACKEND_NAME, kernelFunc: conv2DBackpropInput as tf.KernelFunc },
 ];
