@@ -3,9 +3,9 @@
  *
  * Composed from tfjs ops (moments, then scale and shift), a training-mode BatchNorm is about ten kernels
  * forward and twenty backward, and the wasm reductions over N·H·W transpose the whole activation first
- * so that the reduced axes are innermost: at 128 px that made BatchNorm and its gradient a fifth of a
- * training step. Here each kernel reads and writes the activations in place on the wasm heap, in the
- * NHWC order they are stored in: the forward pass reads x twice (mean, then the centred variance) and
+ * so that the reduced axes are innermost: at 128 px the element-wise kernels, mostly BatchNorm's, took a
+ * fifth of a training step. Here each kernel reads and writes the activations in place on the wasm heap,
+ * in the NHWC order they are stored in: the forward pass reads x twice (moments, then normalisation) and
  * writes y once; the backward pass reads dy and x twice and writes dx once. Per-channel sums are kept in
  * float64, so the statistics of a quarter-million values per channel lose nothing to float32 rounding.
  *
@@ -32,25 +32,33 @@ function channelsOf(x: TensorInfo): { channels: number; rows: number } {
   return { channels, rows: size / channels };
 }
 
-/** Per-channel mean and biased variance (divide by the count), two passes for accuracy. */
+/**
+ * Per-channel mean and biased variance (divide by the count) in one pass: sums of x − k and (x − k)² in
+ * float64, shifted by each channel's first value k so that the variance does not come out as a small
+ * difference of large sums (with k a sample of the channel, |mean − k| is of the order of its spread).
+ */
 function channelMoments(
   x: Float32Array,
   rows: number,
   channels: number,
 ): { mean: Float64Array; variance: Float64Array } {
-  const mean = new Float64Array(channels);
-  for (let r = 0, base = 0; r < rows; r++, base += channels) {
-    for (let c = 0; c < channels; c++) mean[c] += x[base + c];
-  }
-  for (let c = 0; c < channels; c++) mean[c] /= rows;
-  const variance = new Float64Array(channels);
+  const shift = Float64Array.from(x.subarray(0, channels));
+  const sum = new Float64Array(channels);
+  const sumSquares = new Float64Array(channels);
   for (let r = 0, base = 0; r < rows; r++, base += channels) {
     for (let c = 0; c < channels; c++) {
-      const centred = x[base + c] - mean[c];
-      variance[c] += centred * centred;
+      const d = x[base + c] - shift[c];
+      sum[c] += d;
+      sumSquares[c] += d * d;
     }
   }
-  for (let c = 0; c < channels; c++) variance[c] /= rows;
+  const mean = new Float64Array(channels);
+  const variance = new Float64Array(channels);
+  for (let c = 0; c < channels; c++) {
+    const meanShifted = sum[c] / rows;
+    mean[c] = shift[c] + meanShifted;
+    variance[c] = Math.max(0, sumSquares[c] / rows - meanShifted * meanShifted);
+  }
   return { mean, variance };
 }
 

@@ -1,21 +1,22 @@
 /**
- * Convolution gradient kernels that let the tfjs wasm backend train a CNN.
+ * Training kernels that let the tfjs wasm backend train a CNN at XNNPACK speed.
  *
- * Stock tfjs-backend-wasm 4.22 has no `Conv2DBackpropFilter` at all, and its `Conv2DBackpropInput` is a
- * scalar C++ loop that is far slower than the XNNPACK-backed forward `Conv2D`. Both gradients are
- * composed here from the backend's own registered kernels (Conv2D, BatchMatMul, Transpose, Slice,
- * Concat, PadV2, AddN), so the arithmetic runs in XNNPACK:
+ * Stock tfjs-backend-wasm 4.22 has no `Conv2DBackpropFilter` at all, its `Conv2DBackpropInput` and
+ * `MaxPoolGrad` are scalar C++ loops, and its `Identity` copies. The convolution gradients here put the
+ * arithmetic in XNNPACK (the backend's BatchMatMul and Conv2D kernels) and do the data movement around
+ * it in JS loops straight on the wasm heap, where tfjs's own Slice/Pad/StridedSlice kernels would copy
+ * whole tensors per call:
  *
- * - filter gradient: with x laid out as [C, H, W, N] and dy as [H', W', N, Cout], dW is a plain
- *   convolution of the former by the latter, dilated by the forward stride (batch and channels swap
- *   roles, so the N·H'·W' reduction becomes the convolution's reduction);
- * - input gradient, two ways, picked per call by which one makes XNNPACK pack the smaller operand
- *   (`inputGradientMethod`):
- *   - a stride-1 convolution of dy with the spatially flipped, in/out-swapped filter. For stride s the
- *     filter is first split into its s×s sub-pixel phases, stacked as output channels, so the
- *     convolution never multiplies the zeros a "zero-inserted dy" formulation would carry; one
- *     Transpose then interleaves the phases back into the full-resolution dx;
- *   - a MatMul of the filter by dy, whose per-tap column slabs are then summed into place (col2im).
+ * - filter gradient: im2col + matrix products. Patch rows [taps·Cin, N·H'·W'] are written from x (stride
+ *   and padding folded in) and multiplied by dy as [N·H'·W', Cout], one tap (or, for few input channels,
+ *   a group of taps) per product; dy is the same tensor in every product, so XNNPACK packs it once;
+ * - input gradient, picked per call by which operand XNNPACK must pack (`inputGradientMethod`):
+ *   - stride 1: a convolution of dy with the spatially flipped, in/out-swapped filter (XNNPACK's
+ *     convolution is its fastest kernel). The sub-pixel formulation behind it also handles strides;
+ *   - a matrix product of dy and the filter, oriented to pack the smaller of the two, whose columns a
+ *     JS col2im loop adds into dx;
+ * - MaxPoolGrad (wasmMaxPool.ts) and training-mode BatchNorm with its gradient (wasmBatchNorm.ts) as JS
+ *   loops on the heap; Identity shares its input's buffer.
  *
  * Kernels are called directly on TensorInfos (not through the engine), so intermediates never become
  * engine tensors and nothing is recorded on a gradient tape; every intermediate is released before the
@@ -590,9 +591,9 @@ const trainingKernelConfigs: tf.KernelConfig[] = [
 ];
 
 /**
- * Installs the convolution gradient kernels for the wasm backend, replacing the stock
- * `Conv2DBackpropInput`. Safe to call any number of times, before or after `tf.setBackend('wasm')`:
- * kernels are looked up when an op runs.
+ * Installs the training kernels for the wasm backend (`wasmTrainingKernelNames`), replacing the stock
+ * `Conv2DBackpropInput`, `MaxPoolGrad` and `Identity`. Safe to call any number of times, before or after
+ * `tf.setBackend('wasm')`: kernels are looked up when an op runs.
  */
 export function registerWasmTrainingKernels(): void {
   for (const config of trainingKernelConfigs) {
