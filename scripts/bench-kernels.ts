@@ -6,6 +6,7 @@
  *   node --import tsx scripts/bench-kernels.ts --profile  # also the slowest kernels of one 128 px step
  *   node --import tsx scripts/bench-kernels.ts --training --batch 16 --sizes 128,224 --profile
  *                                                         # training steps only, at these sizes and batch
+ *   node --import tsx scripts/bench-kernels.ts --kernels --batch 32  # the kernel table at batch 32
  *
  * "repack" is what a forward convolution costs extra when its filter is a new tensor, as after every
  * optimiser step: XNNPACK caches its packed filter per tensor id, and an updated variable gets a new one.
@@ -30,7 +31,9 @@ interface LayerShape {
   stride: number;
 }
 
-const KERNEL_BATCH = 8;
+/** Batch of the kernel table and of the training steps unless --batch says otherwise. */
+const DEFAULT_KERNEL_BATCH = 8;
+const DEFAULT_TRAIN_BATCH = 16;
 const NUM_CLASSES = 2;
 
 /** ResNet-18's distinct convolutions at 128 px input (torchvision padding: ⌊k/2⌋). */
@@ -80,9 +83,9 @@ function pad(text: string | number, width: number): string {
  * Each layer as the model runs it: input zero-padded by ⌊k/2⌋, then a 'valid' convolution, so the
  * gradients see the same shapes as in training.
  */
-function benchLayers(stockBackpropInput: tf.KernelConfig): void {
+function benchLayers(stockBackpropInput: tf.KernelConfig, batch: number): void {
   console.log(
-    `\nConvolution kernels on wasm, batch ${KERNEL_BATCH}, CPU ms per call (GFLOP/s); load average ${loadavg()
+    `\nConvolution kernels on wasm, batch ${batch}, CPU ms per call (GFLOP/s); load average ${loadavg()
       .map((v) => v.toFixed(2))
       .join(' ')}`,
   );
@@ -94,7 +97,7 @@ function benchLayers(stockBackpropInput: tf.KernelConfig): void {
     tf.tidy(() => {
       const padding = Math.floor(layer.filterSize / 2);
       const paddedSize = layer.size + 2 * padding;
-      const x = tf.randomUniform([KERNEL_BATCH, paddedSize, paddedSize, layer.inChannels]) as tf.Tensor4D;
+      const x = tf.randomUniform([batch, paddedSize, paddedSize, layer.inChannels]) as tf.Tensor4D;
       const filter = tf.randomUniform([
         layer.filterSize,
         layer.filterSize,
@@ -227,13 +230,14 @@ interface Options {
   kernels: boolean;
   training: boolean;
   profile: boolean;
-  batch: number;
+  /** Absent: DEFAULT_KERNEL_BATCH for the kernel table, DEFAULT_TRAIN_BATCH for training. */
+  batch?: number;
   sizes: number[];
   steps: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { kernels: true, training: true, profile: false, batch: 16, sizes: [64, 128], steps: 2 };
+  const options: Options = { kernels: true, training: true, profile: false, sizes: [64, 128], steps: 2 };
   const value = (i: number) => {
     const text = argv[i + 1];
     if (text === undefined) throw new Error(`${argv[i]} needs a value`);
@@ -253,7 +257,11 @@ function parseOptions(argv: string[]): Options {
       );
   }
   const whole = (n: number) => Number.isInteger(n) && n >= 1;
-  if (!whole(options.batch) || !whole(options.steps) || !options.sizes.every((size) => whole(size) && size >= 32))
+  if (
+    (options.batch !== undefined && !whole(options.batch)) ||
+    !whole(options.steps) ||
+    !options.sizes.every((size) => whole(size) && size >= 32)
+  )
     throw new Error('--batch and --steps take whole numbers ≥ 1, --sizes whole numbers ≥ 32');
   return options;
 }
@@ -264,13 +272,13 @@ async function main(): Promise<void> {
   // Keep the stock kernel before it is replaced, to compare against it.
   const stockBackpropInput = tf.getKernel('Conv2DBackpropInput', 'wasm');
   registerWasmTrainingKernels();
-  if (options.kernels) benchLayers(stockBackpropInput);
+  if (options.kernels) benchLayers(stockBackpropInput, options.batch ?? DEFAULT_KERNEL_BATCH);
   if (!options.training) return;
   console.log('');
   // The profile is of the largest size.
   const largest = Math.max(...options.sizes);
   for (const size of options.sizes)
-    await benchTraining(size, options.batch, options.steps, options.profile && size === largest);
+    await benchTraining(size, options.batch ?? DEFAULT_TRAIN_BATCH, options.steps, options.profile && size === largest);
 }
 
 main().catch((error: unknown) => {
