@@ -11,7 +11,6 @@ import {
   type InputGradientMethod,
 } from '../src/core/engine/wasmKernels.js';
 import { fusedBatchNormTraining, hasFusedBatchNorm } from '../src/core/engine/wasmBatchNorm.js';
-import { maxPoolGrad } from '../src/core/engine/wasmMaxPool.js';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
@@ -349,47 +348,6 @@ test('the fused training-mode BatchNorm on wasm matches the composed ops on the 
         const error = relativeError(wasm[k], cpu[k]);
         assert.ok(error <= TOLERANCE, `${name} relative error ${error}`);
       });
-    });
-  }
-});
-
-interface PoolCase {
-  shape: [number, number, number, number];
-  filterSize: number;
-  stride: number;
-  pad: 'valid' | 'same' | number;
-}
-
-/** Max-pool output and its input gradient for a random upstream gradient; ReLU'd input, so windows tie at 0. */
-function maxPoolGradients(c: PoolCase, seed: number): () => tf.Tensor[] {
-  return () => {
-    const x = tf.relu(tf.randomNormal(c.shape, 0, 1, 'float32', seed)) as tf.Tensor4D;
-    const pool = (xs: tf.Tensor) => tf.maxPool(xs as tf.Tensor4D, c.filterSize, c.stride, c.pad);
-    const y = pool(x);
-    const upstream = tf.randomUniform(y.shape, -1, 1, 'float32', seed + 1);
-    const [dx] = tf.grads((xs: tf.Tensor) => tf.sum(tf.mul(pool(xs), upstream)))([x]);
-    return [y, dx];
-  };
-}
-
-test('MaxPoolGrad on wasm matches the cpu backend, ties included', async (t) => {
-  const cases: PoolCase[] = [
-    { shape: [2, 16, 16, 64], filterSize: 3, stride: 2, pad: 1 }, // ResNet-18's stem pool
-    { shape: [1, 7, 9, 3], filterSize: 3, stride: 2, pad: 1 },
-    { shape: [3, 5, 6, 5], filterSize: 2, stride: 2, pad: 'valid' },
-    { shape: [1, 9, 7, 4], filterSize: 3, stride: 1, pad: 'same' },
-    { shape: [2, 11, 11, 2], filterSize: 7, stride: 3, pad: 2 },
-  ];
-  assert.equal(tf.getKernel('MaxPoolGrad', 'wasm').kernelFunc, maxPoolGrad, 'the JS MaxPoolGrad should be installed');
-  for (const [i, c] of cases.entries()) {
-    await t.test(`x [${c.shape}] ${c.filterSize}x${c.filterSize}/${c.stride} pad ${c.pad}`, async () => {
-      const [cpuY, cpuDx] = await onBackend('cpu', maxPoolGradients(c, 200 + 10 * i));
-      const [wasmY, wasmDx] = await onBackend('wasm', maxPoolGradients(c, 200 + 10 * i));
-      assert.ok(relativeError(wasmY, cpuY) <= TOLERANCE, 'max-pool outputs differ');
-      assert.ok(
-        relativeError(wasmDx, cpuDx) <= TOLERANCE,
-        `input gradient relative error ${relativeError(wasmDx, cpuDx)}`,
-      );
     });
   }
 });

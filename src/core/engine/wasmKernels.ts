@@ -1,8 +1,8 @@
 /**
  * Training kernels that let the tfjs wasm backend train a CNN at XNNPACK speed.
  *
- * Stock tfjs-backend-wasm 4.22 has no `Conv2DBackpropFilter` at all, its `Conv2DBackpropInput` and
- * `MaxPoolGrad` are scalar C++ loops, and its `Identity` copies. The convolution gradients here put the
+ * Stock tfjs-backend-wasm 4.22 has no `Conv2DBackpropFilter` at all, its `Conv2DBackpropInput` is a
+ * scalar C++ loop, and its `Identity` copies. The convolution gradients here put the
  * arithmetic in XNNPACK (the backend's BatchMatMul and Conv2D kernels) and do the data movement around
  * it in JS loops straight on the wasm heap, where tfjs's own Slice/Pad/StridedSlice kernels would copy
  * whole tensors per call:
@@ -15,8 +15,8 @@
  *     convolution is its fastest kernel). The sub-pixel formulation behind it also handles strides;
  *   - a matrix product of dy and the filter, oriented to pack the smaller of the two, whose columns a
  *     JS col2im loop adds into dx;
- * - MaxPoolGrad (wasmMaxPool.ts) and training-mode BatchNorm with its gradient (wasmBatchNorm.ts) as JS
- *   loops on the heap; Identity shares its input's buffer.
+ * - training-mode BatchNorm with its gradient (wasmBatchNorm.ts) as JS loops on the heap; Identity
+ *   shares its input's buffer.
  *
  * Kernels are called directly on TensorInfos (not through the engine), so intermediates never become
  * engine tensors and nothing is recorded on a gradient tape; every intermediate is released before the
@@ -28,7 +28,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, registerFusedBatchNorm } from './wasmBatchNorm.js';
 import { requireFloat32, type HeapBackend } from './wasmHeap.js';
-import { maxPoolGrad } from './wasmMaxPool.js';
 
 const BACKEND_NAME = 'wasm';
 
@@ -39,7 +38,6 @@ type RoundingMode = 'floor' | 'round' | 'ceil' | undefined;
 /** Names of the kernels `registerWasmTrainingKernels` installs for the wasm backend. */
 export const wasmTrainingKernelNames = [
   'Identity',
-  'MaxPoolGrad',
   'Conv2DBackpropFilter',
   'Conv2DBackpropInput',
   BATCH_NORM_TRAINING,
@@ -585,14 +583,13 @@ function sharedIdentity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown 
 
 const trainingKernelConfigs: tf.KernelConfig[] = [
   { kernelName: 'Identity', backendName: BACKEND_NAME, kernelFunc: sharedIdentity as tf.KernelFunc },
-  { kernelName: 'MaxPoolGrad', backendName: BACKEND_NAME, kernelFunc: maxPoolGrad as tf.KernelFunc },
   { kernelName: 'Conv2DBackpropFilter', backendName: BACKEND_NAME, kernelFunc: conv2DBackpropFilter as tf.KernelFunc },
   { kernelName: 'Conv2DBackpropInput', backendName: BACKEND_NAME, kernelFunc: conv2DBackpropInput as tf.KernelFunc },
 ];
 
 /**
  * Installs the training kernels for the wasm backend (`wasmTrainingKernelNames`), replacing the stock
- * `Conv2DBackpropInput`, `MaxPoolGrad` and `Identity`. Safe to call any number of times, before or after
+ * `Conv2DBackpropInput` and `Identity`. Safe to call any number of times, before or after
  * `tf.setBackend('wasm')`: kernels are looked up when an op runs.
  */
 export function registerWasmTrainingKernels(): void {
