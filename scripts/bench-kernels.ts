@@ -4,6 +4,9 @@
  *   node --import tsx scripts/bench-kernels.ts            # kernels at 128 px, batch 8, then training
  *   node --import tsx scripts/bench-kernels.ts --kernels  # kernel table only
  *   node --import tsx scripts/bench-kernels.ts --profile  # also the slowest kernels of one 128 px step
+ *   node --import tsx scripts/bench-kernels.ts --training --batch 16 --sizes 128,224 --profile
+ *                                                         # training steps only, at these sizes and batch
+ *   node --import tsx scripts/bench-kernels.ts --kernels --batch 32  # the kernel table at batch 32
  *
  * "repack" is what a forward convolution costs extra when its filter is a new tensor, as after every
  * optimiser step: XNNPACK caches its packed filter per tensor id, and an updated variable gets a new one.
@@ -11,6 +14,7 @@
  * Single-threaded (tfjs wasm cannot use threads in Node), so numbers are per core. Runs take about a
  * minute; other processes on the machine skew them, so compare runs made back to back.
  */
+import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 // Under Node, importing tfjs-core registers no gradients; the training benchmark needs them.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
@@ -27,8 +31,9 @@ interface LayerShape {
   stride: number;
 }
 
-const KERNEL_BATCH = 8;
-const TRAIN_BATCH = 16;
+/** Batch of the kernel table and of the training steps unless --batch says otherwise. */
+const DEFAULT_KERNEL_BATCH = 8;
+const DEFAULT_TRAIN_BATCH = 16;
 const NUM_CLASSES = 2;
 
 /** ResNet-18's distinct convolutions at 128 px input (torchvision padding: ⌊k/2⌋). */
@@ -47,8 +52,9 @@ const RESNET18_LAYERS_128: LayerShape[] = [
 ];
 
 /**
- * Fastest of at least 5 calls (and 300 ms) after a warm-up call. The minimum, not the mean: the machine
- * is shared, and other processes only ever add time.
+ * Fastest of at least 5 calls (and 300 ms) after a warm-up call, in CPU milliseconds of this process
+ * (single-threaded, so CPU time is the call's own cost, whatever else runs on the machine). The minimum,
+ * not the mean: other processes only ever add time.
  */
 function msPerCall(run: () => void, minMs = 300): number {
   run();
@@ -56,9 +62,10 @@ function msPerCall(run: () => void, minMs = 300): number {
   let calls = 0;
   const start = performance.now();
   while (calls < 5 || performance.now() - start < minMs) {
-    const callStart = performance.now();
+    const callStart = process.cpuUsage();
     run();
-    fastest = Math.min(fastest, performance.now() - callStart);
+    const used = process.cpuUsage(callStart);
+    fastest = Math.min(fastest, (used.user + used.system) / 1000);
     calls++;
   }
   return fastest;
@@ -76,8 +83,12 @@ function pad(text: string | number, width: number): string {
  * Each layer as the model runs it: input zero-padded by ⌊k/2⌋, then a 'valid' convolution, so the
  * gradients see the same shapes as in training.
  */
-function benchLayers(stockBackpropInput: tf.KernelConfig): void {
-  console.log(`\nConvolution kernels on wasm, batch ${KERNEL_BATCH}, ms per call (GFLOP/s)`);
+function benchLayers(stockBackpropInput: tf.KernelConfig, batch: number): void {
+  console.log(
+    `\nConvolution kernels on wasm, batch ${batch}, CPU ms per call (GFLOP/s); load average ${loadavg()
+      .map((v) => v.toFixed(2))
+      .join(' ')}`,
+  );
   console.log(
     `${'layer'.padEnd(30)}${pad('GFLOP', 7)}${pad('forward', 16)}${pad('backprop input', 17)}${pad('backprop filter', 17)}${pad('repack', 9)}`,
   );
@@ -86,7 +97,7 @@ function benchLayers(stockBackpropInput: tf.KernelConfig): void {
     tf.tidy(() => {
       const padding = Math.floor(layer.filterSize / 2);
       const paddedSize = layer.size + 2 * padding;
-      const x = tf.randomUniform([KERNEL_BATCH, paddedSize, paddedSize, layer.inChannels]) as tf.Tensor4D;
+      const x = tf.randomUniform([batch, paddedSize, paddedSize, layer.inChannels]) as tf.Tensor4D;
       const filter = tf.randomUniform([
         layer.filterSize,
         layer.filterSize,
@@ -171,26 +182,33 @@ function trainingStep(
   loss?.dispose();
 }
 
-async function benchTraining(size: number, steps: number, profile: boolean): Promise<void> {
+async function benchTraining(size: number, batch: number, steps: number, profile: boolean): Promise<void> {
   const params = createResNet18(NUM_CLASSES, 1);
   const optimizer = tf.train.sgd(0.01);
-  const images = tf.randomUniform([TRAIN_BATCH, size, size, 3]) as tf.Tensor4D;
+  const images = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
   const labels = tf.oneHot(
     tf.tensor1d(
-      Array.from({ length: TRAIN_BATCH }, (_, i) => i % NUM_CLASSES),
+      Array.from({ length: batch }, (_, i) => i % NUM_CLASSES),
       'int32',
     ),
     NUM_CLASSES,
   ) as tf.Tensor2D;
   trainingStep(params, optimizer, images, labels);
   const tensorsAfterWarmUp = tf.memory().numTensors;
+  const cpuStart = process.cpuUsage();
   const start = performance.now();
   for (let i = 0; i < steps; i++) trainingStep(params, optimizer, images, labels);
   const msPerStep = (performance.now() - start) / steps;
+  const cpu = process.cpuUsage(cpuStart);
+  // CPU time, not wall time, is what a step costs whatever else the machine runs (single-threaded).
+  const cpuMsPerStep = (cpu.user + cpu.system) / 1000 / steps;
   const leaked = tf.memory().numTensors - tensorsAfterWarmUp;
   console.log(
-    `ResNet-18 training ${size} px, batch ${TRAIN_BATCH}: ${(msPerStep / 1000).toFixed(2)} s/step, ` +
-      `${((TRAIN_BATCH * 1000) / msPerStep).toFixed(2)} images/s${leaked ? ` (tensors grew by ${leaked} per ${steps} steps)` : ''}`,
+    `ResNet-18 training ${size} px, batch ${batch}: ${(msPerStep / 1000).toFixed(2)} s/step wall, ` +
+      `${(cpuMsPerStep / 1000).toFixed(2)} s/step CPU, ${((batch * 1000) / cpuMsPerStep).toFixed(2)} images per CPU-second` +
+      `${leaked ? ` (tensors grew by ${leaked} per ${steps} steps)` : ''}; load average ${loadavg()
+        .map((v) => v.toFixed(2))
+        .join(' ')}`,
   );
   if (profile) {
     const info = await tf.profile(() => trainingStep(params, optimizer, images, labels));
@@ -199,7 +217,7 @@ async function benchTraining(size: number, steps: number, profile: boolean): Pro
       byKernel.set(kernel.name, (byKernel.get(kernel.name) ?? 0) + (kernel.kernelTimeMs as number));
     const total = [...byKernel.values()].reduce((a, b) => a + b, 0);
     console.log(`  kernel time in one profiled step (${total.toFixed(0)} ms):`);
-    for (const [name, ms] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+    for (const [name, ms] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 16)) {
       console.log(`  ${name.padEnd(24)}${pad(ms.toFixed(0), 7)} ms ${pad(((100 * ms) / total).toFixed(1), 5)}%`);
     }
   }
@@ -208,17 +226,59 @@ async function benchTraining(size: number, steps: number, profile: boolean): Pro
   disposeModel(params);
 }
 
+interface Options {
+  kernels: boolean;
+  training: boolean;
+  profile: boolean;
+  /** Absent: DEFAULT_KERNEL_BATCH for the kernel table, DEFAULT_TRAIN_BATCH for training. */
+  batch?: number;
+  sizes: number[];
+  steps: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = { kernels: true, training: true, profile: false, sizes: [64, 128], steps: 2 };
+  const value = (i: number) => {
+    const text = argv[i + 1];
+    if (text === undefined) throw new Error(`${argv[i]} needs a value`);
+    return text;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--kernels') options.training = false;
+    else if (arg === '--training') options.kernels = false;
+    else if (arg === '--profile') options.profile = true;
+    else if (arg === '--batch') options.batch = Number(value(i++));
+    else if (arg === '--steps') options.steps = Number(value(i++));
+    else if (arg === '--sizes') options.sizes = value(i++).split(',').map(Number);
+    else
+      throw new Error(
+        `Unknown argument "${arg}"; use --kernels, --training, --profile, --batch N, --sizes a,b, --steps N`,
+      );
+  }
+  const whole = (n: number) => Number.isInteger(n) && n >= 1;
+  if (
+    (options.batch !== undefined && !whole(options.batch)) ||
+    !whole(options.steps) ||
+    !options.sizes.every((size) => whole(size) && size >= 32)
+  )
+    throw new Error('--batch and --steps take whole numbers ≥ 1, --sizes whole numbers ≥ 32');
+  return options;
+}
+
 async function main(): Promise<void> {
-  const args = new Set(process.argv.slice(2));
+  const options = parseOptions(process.argv.slice(2));
   await tf.setBackend('wasm');
   // Keep the stock kernel before it is replaced, to compare against it.
   const stockBackpropInput = tf.getKernel('Conv2DBackpropInput', 'wasm');
   registerWasmTrainingKernels();
-  benchLayers(stockBackpropInput);
-  if (args.has('--kernels')) return;
+  if (options.kernels) benchLayers(stockBackpropInput, options.batch ?? DEFAULT_KERNEL_BATCH);
+  if (!options.training) return;
   console.log('');
-  await benchTraining(64, 3, false);
-  await benchTraining(128, 2, args.has('--profile'));
+  // The profile is of the largest size.
+  const largest = Math.max(...options.sizes);
+  for (const size of options.sizes)
+    await benchTraining(size, options.batch ?? DEFAULT_TRAIN_BATCH, options.steps, options.profile && size === largest);
 }
 
 main().catch((error: unknown) => {

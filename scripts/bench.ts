@@ -29,6 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { batches, type Batch } from '../src/core/data/batches.js';
 import { cacheFilePath, type PreparedImages } from '../src/core/data/cache.js';
 import { selectBackend } from '../src/core/engine/backend.js';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../src/core/engine/wasmBatchNorm.js';
 import type { BackendReport } from '../src/core/run/runFile.js';
 import { createResNet18, trainableByName } from '../src/core/model/resnet18.js';
 import { createOptimizer } from '../src/core/train/optimizers.js';
@@ -102,9 +103,11 @@ const KERNEL_GROUPS: Readonly<Record<string, string>> = {
   MaxPoolGrad: 'maxpool',
   PadV2: 'padding',
   Slice: 'padding',
+  [BATCH_NORM_TRAINING]: 'BatchNorm',
+  [BATCH_NORM_TRAINING_GRAD]: 'BatchNorm',
 };
-/** BatchNorm is written as tfjs ops (moments, scale, shift) and their gradients: these kernels, minus the optimiser's. */
-const ELEMENT_WISE = 'BatchNorm, ReLU, loss (element-wise)';
+/** ReLU, residual additions, the loss and their gradients (and BatchNorm's ops where its fused kernels are missing). */
+const ELEMENT_WISE = 'ReLU, adds, loss (element-wise)';
 
 /**
  * One training step under tf.profile, its kernels' times grouped; the optimiser's kernels are told apart by

@@ -10,6 +10,7 @@ import {
   wasmTrainingKernelNames,
   type InputGradientMethod,
 } from '../src/core/engine/wasmKernels.js';
+import { fusedBatchNormTraining, hasFusedBatchNorm } from '../src/core/engine/wasmBatchNorm.js';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
@@ -107,7 +108,7 @@ function kernelCases(): KernelCase[] {
         const manyPixels = { 1: [13, 12, 8], 3: [13, 12, 8], 7: [21, 20, 3] }[size]!;
         cases.push(
           {
-            method: 'matmul',
+            method: 'matmul-packed-dy',
             batch: 1,
             height: fewPixels[0],
             width: fewPixels[1],
@@ -118,7 +119,7 @@ function kernelCases(): KernelCase[] {
             pad,
           },
           {
-            method: 'subpixel-conv',
+            method: stride === 1 ? 'subpixel-conv' : 'matmul-packed-filter',
             batch: 3,
             height: manyPixels[0],
             width: manyPixels[1],
@@ -154,8 +155,8 @@ function kernelCases(): KernelCase[] {
   ];
   for (const geometry of unusual) {
     cases.push(
-      { ...geometry, method: 'matmul', batch: 1, inChannels: 16 },
-      { ...geometry, method: 'subpixel-conv', batch: 3, inChannels: 2 },
+      { ...geometry, method: 'matmul-packed-dy', batch: 1, inChannels: 16 },
+      { ...geometry, method: 'matmul-packed-filter', batch: 3, inChannels: 2 },
     );
   }
   return cases;
@@ -175,7 +176,7 @@ test('Conv2DBackpropFilter and Conv2DBackpropInput on wasm match the cpu backend
         c.dimRoundingMode,
       );
       assert.equal(
-        inputGradientMethod(outShape, filterShape),
+        inputGradientMethod(outShape, filterShape, c.strides),
         c.method,
         'the shapes no longer exercise the intended dx method',
       );
@@ -298,4 +299,55 @@ test('gradients of a tiny ResNet-like block on wasm match the cpu backend', asyn
   const errors = names.map((name, i) => ({ name, error: relativeError(wasm[i], cpu[i]) }));
   t.diagnostic(errors.map((e) => `${e.name} ${e.error.toExponential(2)}`).join(', '));
   for (const { name, error } of errors) assert.ok(error <= TOLERANCE, `${name} gradient relative error ${error}`);
+});
+
+/**
+ * Training-mode BatchNorm as the model composes it from tfjs ops (any backend) or through the fused
+ * kernels (wasm), and its gradients for a random upstream gradient.
+ */
+function batchNormOutputs(shape: number[], seed: number, fused: boolean): () => tf.Tensor[] {
+  return () => {
+    const channels = shape[shape.length - 1];
+    // An offset mean and a spread far from 1, so that centring and scaling both matter.
+    const x = tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', seed), 3), 5);
+    const weight = tf.randomUniform([channels], 0.5, 1.5, 'float32', seed + 1) as tf.Tensor1D;
+    const bias = tf.randomUniform([channels], -1, 1, 'float32', seed + 2) as tf.Tensor1D;
+    const upstream = tf.randomUniform(shape, -1, 1, 'float32', seed + 3);
+    const normalise = (xs: tf.Tensor, w: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor[] => {
+      if (fused) {
+        const { y, mean, variance } = fusedBatchNormTraining(xs, w, b, 1e-5);
+        return [y, mean, variance];
+      }
+      const { mean, variance } = tf.moments(xs, [...shape.keys()].slice(0, -1));
+      const scale = tf.mul(w, tf.rsqrt(tf.add(variance, 1e-5)));
+      return [tf.add(tf.mul(xs, scale), tf.sub(b, tf.mul(mean, scale))), mean, variance];
+    };
+    const gradients = tf.grads((xs: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(normalise(xs, w as tf.Tensor1D, b as tf.Tensor1D)[0], upstream)),
+    )([x, weight, bias]);
+    return [...normalise(x, weight, bias), ...gradients];
+  };
+}
+
+test('the fused training-mode BatchNorm on wasm matches the composed ops on the cpu backend', async (t) => {
+  const names = ['y', 'mean', 'variance', 'dx', 'dweight', 'dbias'];
+  // One image, odd sizes, a 1×1 map of many channels (layer4 of a small input), few channels.
+  const shapes = [
+    [1, 7, 5, 3],
+    [4, 8, 8, 16],
+    [3, 1, 1, 512],
+    [2, 9, 11, 64],
+    [5, 3],
+  ];
+  assert.ok(hasFusedBatchNorm(), 'the wasm backend should have the fused BatchNorm kernels');
+  for (const [i, shape] of shapes.entries()) {
+    await t.test(`x [${shape}]`, async () => {
+      const cpu = await onBackend('cpu', batchNormOutputs(shape, 100 + 10 * i, false));
+      const wasm = await onBackend('wasm', batchNormOutputs(shape, 100 + 10 * i, true));
+      names.forEach((name, k) => {
+        const error = relativeError(wasm[k], cpu[k]);
+        assert.ok(error <= TOLERANCE, `${name} relative error ${error}`);
+      });
+    });
+  }
 });

@@ -1,21 +1,22 @@
 /**
- * Convolution gradient kernels that let the tfjs wasm backend train a CNN.
+ * Training kernels that let the tfjs wasm backend train a CNN at XNNPACK speed.
  *
- * Stock tfjs-backend-wasm 4.22 has no `Conv2DBackpropFilter` at all, and its `Conv2DBackpropInput` is a
- * scalar C++ loop that is far slower than the XNNPACK-backed forward `Conv2D`. Both gradients are
- * composed here from the backend's own registered kernels (Conv2D, BatchMatMul, Transpose, Slice,
- * Concat, PadV2, AddN), so the arithmetic runs in XNNPACK:
+ * Stock tfjs-backend-wasm 4.22 has no `Conv2DBackpropFilter` at all, its `Conv2DBackpropInput` is a
+ * scalar C++ loop, and its `Identity` copies. The convolution gradients here put the
+ * arithmetic in XNNPACK (the backend's BatchMatMul and Conv2D kernels) and do the data movement around
+ * it in JS loops straight on the wasm heap, where tfjs's own Slice/Pad/StridedSlice kernels would copy
+ * whole tensors per call:
  *
- * - filter gradient: with x laid out as [C, H, W, N] and dy as [H', W', N, Cout], dW is a plain
- *   convolution of the former by the latter, dilated by the forward stride (batch and channels swap
- *   roles, so the N·H'·W' reduction becomes the convolution's reduction);
- * - input gradient, two ways, picked per call by which one makes XNNPACK pack the smaller operand
- *   (`inputGradientMethod`):
- *   - a stride-1 convolution of dy with the spatially flipped, in/out-swapped filter. For stride s the
- *     filter is first split into its s×s sub-pixel phases, stacked as output channels, so the
- *     convolution never multiplies the zeros a "zero-inserted dy" formulation would carry; one
- *     Transpose then interleaves the phases back into the full-resolution dx;
- *   - a MatMul of the filter by dy, whose per-tap column slabs are then summed into place (col2im).
+ * - filter gradient: im2col + matrix products. Patch rows [taps·Cin, N·H'·W'] are written from x (stride
+ *   and padding folded in) and multiplied by dy as [N·H'·W', Cout], one tap (or, for few input channels,
+ *   a group of taps) per product; dy is the same tensor in every product, so XNNPACK packs it once;
+ * - input gradient, picked per call by which operand XNNPACK must pack (`inputGradientMethod`):
+ *   - stride 1: a convolution of dy with the spatially flipped, in/out-swapped filter (XNNPACK's
+ *     convolution is its fastest kernel). The sub-pixel formulation behind it also handles strides;
+ *   - a matrix product of dy and the filter, oriented to pack the smaller of the two, whose columns a
+ *     JS col2im loop adds into dx;
+ * - training-mode BatchNorm with its gradient (wasmBatchNorm.ts) as JS loops on the heap; Identity
+ *   shares its input's buffer.
  *
  * Kernels are called directly on TensorInfos (not through the engine), so intermediates never become
  * engine tensors and nothing is recorded on a gradient tape; every intermediate is released before the
@@ -25,6 +26,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // Imported for its side effect: the stock wasm kernels must be registered before ours replace one of
 // them, or a later import of the package would silently re-register the slow stock kernel over ours.
 import '@tensorflow/tfjs-backend-wasm';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, registerFusedBatchNorm } from './wasmBatchNorm.js';
+import { requireFloat32, type HeapBackend } from './wasmHeap.js';
 
 const BACKEND_NAME = 'wasm';
 
@@ -33,7 +36,13 @@ type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 type RoundingMode = 'floor' | 'round' | 'ceil' | undefined;
 
 /** Names of the kernels `registerWasmTrainingKernels` installs for the wasm backend. */
-export const wasmTrainingKernelNames = ['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const;
+export const wasmTrainingKernelNames = [
+  'Identity',
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+] as const;
 
 /**
  * Runs registered wasm kernels on TensorInfos and owns every output until `finish`, which frees all of
@@ -43,6 +52,11 @@ class KernelScope {
   private readonly owned: TensorInfo[] = [];
 
   constructor(private readonly backend: tf.KernelBackend) {}
+
+  /** The backend, for kernels that read and write its heap. */
+  get heapBackend(): HeapBackend {
+    return this.backend as HeapBackend;
+  }
 
   run(
     kernelName: string,
@@ -79,6 +93,21 @@ class KernelScope {
       transposed,
       perm.map((axis) => x.shape[axis]),
     );
+  }
+
+  /** A new float32 tensor to be filled in place, owned like the kernels' outputs. */
+  make(shape: number[]): TensorInfo {
+    const info = (this.backend as HeapBackend).makeOutput(shape, 'float32');
+    this.owned.push(info);
+    return info;
+  }
+
+  /** Frees an intermediate before `finish`, to keep the peak memory of a kernel low. */
+  release(info: TensorInfo): void {
+    const index = this.owned.findIndex((owned) => owned.dataId === info.dataId);
+    if (index < 0) throw new Error('wasm training kernel tried to release a tensor it does not own');
+    this.backend.disposeData(info.dataId);
+    this.owned.splice(index, 1);
   }
 
   /** Frees every intermediate; `result` (or the tensor it is a reshaped view of) passes to the caller. */
@@ -165,36 +194,73 @@ function forwardAxes(
   ];
 }
 
-function requireFloat32(kernelName: string, ...tensors: TensorInfo[]): void {
-  const other = tensors.find((t) => t.dtype !== 'float32');
-  if (other) throw new Error(`wasm ${kernelName} supports float32 only, got ${other.dtype}`);
+/** Which input positions one filter tap reads along one axis, for output positions 0 … outSize−1. */
+interface TapReach {
+  /** Input position of output 0 (may be negative: padding). */
+  first: number;
+  /** Output positions [begin, end) read inside the input; the others read padding (zero). */
+  begin: number;
+  end: number;
 }
 
-/** How one spatial axis of x is fed to the filter-gradient convolution. */
-interface FilterGradientAxis {
-  /** Leading input rows the forward conv read; later rows (skipped by its stride) are cropped. */
-  usedInput: number;
-  padAfter: number;
-}
-
-function filterGradientAxis(axis: ConvAxis): FilterGradientAxis {
-  // The forward conv read padded positions 0 … extent−1. Feeding exactly that extent makes the
-  // correlation produce exactly `filterSize` outputs; a 'valid' stride-2 conv on an even size skips the
-  // last row, and leaving it in would make XNNPACK compute a whole extra filter row (16/9 the work for a
-  // 3×3, 4× for a 1×1). Cropping never goes below one row, so a conv that reads only padding still works
-  // (its surplus outputs are sliced off).
-  const extent = (axis.outSize - 1) * axis.stride + axis.filterSize;
-  const usedInput = Math.min(axis.inSize, Math.max(1, extent - axis.padBefore));
-  return { usedInput, padAfter: Math.max(0, extent - axis.padBefore - usedInput) };
+function tapReach(axis: ConvAxis, tap: number): TapReach {
+  const first = tap - axis.padBefore;
+  const begin = Math.min(axis.outSize, Math.max(0, Math.ceil(-first / axis.stride)));
+  const end = Math.max(begin, Math.min(axis.outSize, Math.floor((axis.inSize - 1 - first) / axis.stride) + 1));
+  return { first, begin, end };
 }
 
 /**
- * dW[kh,kw,ci,co] = Σ_{n,i,j} x[n, i·s+kh−p, j·s+kw−p, ci] · dy[n,i,j,co], computed as one XNNPACK
- * convolution: input x as [C, H, W, N], filter dy as [H', W', N, Cout] dilated by the stride, output
- * [C, KH, KW, Cout]. Alternatives measured on ResNet-18 shapes: per-tap StridedSlice + MatMul is 4–20×
- * slower on strided layers (wasm StridedSlice is a scalar loop); im2col by a depthwise identity
- * convolution + MatMul is 10–30% faster on layer3/4 but 1.3–2× slower on layer1/2, too little overall
- * to justify a second path.
+ * Writes the patch rows of `taps` into `patches` (from `offset`): for each tap and input channel one row
+ * of N·H'·W' values, x[n, i·s + kh − p, j·s + kw − p, c] or zero in the padding. `planes` is x as
+ * [C, N, H, W], so each row is read from one contiguous plane per image.
+ */
+function writePatchRows(
+  planes: Float32Array,
+  patches: Float32Array,
+  offset: number,
+  taps: readonly [number, number][],
+  rows: ConvAxis,
+  cols: ConvAxis,
+  channels: number,
+  batch: number,
+): void {
+  const planeSize = rows.inSize * cols.inSize;
+  let out = offset;
+  for (const [kh, kw] of taps) {
+    const r = tapReach(rows, kh);
+    const c = tapReach(cols, kw);
+    for (let plane = 0; plane < channels * batch; plane++) {
+      const planeStart = plane * planeSize;
+      for (let i = 0; i < rows.outSize; i++) {
+        if (i < r.begin || i >= r.end) {
+          patches.fill(0, out, out + cols.outSize);
+          out += cols.outSize;
+          continue;
+        }
+        const rowStart = planeStart + (r.first + i * rows.stride) * cols.inSize + c.first;
+        for (let j = 0; j < c.begin; j++) patches[out++] = 0;
+        for (let j = c.begin; j < c.end; j++) patches[out++] = planes[rowStart + j * cols.stride];
+        for (let j = c.end; j < cols.outSize; j++) patches[out++] = 0;
+      }
+    }
+  }
+}
+
+/**
+ * Patch rows per matrix product: enough taps that the product has at least this many rows (a stem with 3
+ * input channels takes every tap at once), one tap when the channels alone are that many. Then the
+ * patch buffer is one tap's worth, reused for every tap.
+ */
+const MIN_PRODUCT_ROWS = 64;
+
+/**
+ * dW[kh,kw,ci,co] = Σ_{n,i,j} x[n, i·s+kh−p, j·s+kw−p, ci] · dy[n,i,j,co] as im2col + matrix products: the
+ * patches of a group of taps as rows [taps·Cin, N·H'·W'], times dy as [N·H'·W', Cout] in XNNPACK. dy is
+ * the same tensor in every product, so XNNPACK packs it once (its operator cache is keyed by tensor),
+ * and the patches, the streamed operand, are written by a JS loop straight from x as [C, N, H, W]
+ * (stride and padding folded in, no Pad or StridedSlice). Measured against the previous "x convolved by
+ * dy" formulation at 128 px, batch 16: see README (Speed and memory).
  */
 function conv2DBackpropFilter(args: {
   inputs: tf.NamedTensorInfoMap;
@@ -208,38 +274,34 @@ function conv2DBackpropFilter(args: {
   const [rows, cols] = forwardAxes(kernelName, x.shape, attrs.filterShape, dy.shape, attrs);
   const [filterHeight, filterWidth, inChannels, outChannels] = attrs.filterShape;
   const [batch] = x.shape;
-  const rowPlan = filterGradientAxis(rows);
-  const colPlan = filterGradientAxis(cols);
+  const pixels = batch * rows.outSize * cols.outSize;
+  const backend = args.backend as HeapBackend;
+  const scope = new KernelScope(backend);
 
-  const scope = new KernelScope(args.backend as tf.KernelBackend);
-  const usedX =
-    rowPlan.usedInput < rows.inSize || colPlan.usedInput < cols.inSize
-      ? scope.run('Slice', x, { begin: [0, 0, 0, 0], size: [batch, rowPlan.usedInput, colPlan.usedInput, inChannels] })
-      : x;
-  const xByChannel = scope.transpose(usedX, [3, 1, 2, 0]);
-  const dyAsFilter = scope.transpose(dy, [1, 2, 0, 3]);
-  let gradient = scope.run(
-    'Conv2D',
-    { x: xByChannel, filter: dyAsFilter },
-    {
-      strides: 1,
-      dilations: [rows.stride, cols.stride],
-      pad: [
-        [0, 0],
-        [rows.padBefore, rowPlan.padAfter],
-        [cols.padBefore, colPlan.padAfter],
-        [0, 0],
-      ],
-      dataFormat: 'NHWC',
-    },
-  );
-  if (gradient.shape[1] !== filterHeight || gradient.shape[2] !== filterWidth) {
-    gradient = scope.run('Slice', gradient, {
-      begin: [0, 0, 0, 0],
-      size: [inChannels, filterHeight, filterWidth, outChannels],
-    });
+  const taps: [number, number][] = [];
+  for (let kh = 0; kh < filterHeight; kh++) for (let kw = 0; kw < filterWidth; kw++) taps.push([kh, kw]);
+  const tapsPerProduct = Math.min(taps.length, Math.ceil(MIN_PRODUCT_ROWS / inChannels));
+  const planes = scope.transpose(x, [3, 0, 1, 2]);
+  const dyMatrix = reshaped(dy, [1, pixels, outChannels]);
+  const products: TensorInfo[] = [];
+  for (let first = 0; first < taps.length; first += tapsPerProduct) {
+    const group = taps.slice(first, first + tapsPerProduct);
+    const patches = scope.make([1, group.length * inChannels, pixels]);
+    writePatchRows(
+      backend.typedArrayFromHeap(planes),
+      backend.typedArrayFromHeap(patches),
+      0,
+      group,
+      rows,
+      cols,
+      inChannels,
+      batch,
+    );
+    products.push(scope.run('BatchMatMul', { a: patches, b: dyMatrix }, { transposeA: false, transposeB: false }));
+    scope.release(patches);
   }
-  return scope.finish(scope.transpose(gradient, [1, 2, 0, 3]));
+  const gradient = products.length > 1 ? scope.run('Concat', products, { axis: 1 }) : products[0];
+  return scope.finish(reshaped(gradient, attrs.filterShape));
 }
 
 /**
@@ -274,6 +336,12 @@ function subPixelAxis(axis: ConvAxis): SubPixelAxis {
     convOutSize: axis.outSize + convPadBefore + convPadAfter - taps + 1,
     cropBefore: axis.padBefore - axis.stride * firstComputedBlock,
   };
+}
+
+/** The gradient of a zero-padded input: dx is the part that starts at `origin`. */
+interface PaddedInputGradient {
+  image: TensorInfo;
+  origin: { row: number; col: number };
 }
 
 /** Reverses the order of the leading-axis blocks of `info` (a flip of the flattened filter taps). */
@@ -363,9 +431,12 @@ function inputGradientBySubPixelConv(
 }
 
 /**
- * dx by matrix product and col2im: columns[tap, ci, pixel] = Σ_co W[tap, ci, co] · dy[pixel, co], then
- * every tap's [N, H', W', Cin] slab is added at its offset (kh, kw) and stride into a zero canvas.
- * Here the filter is the streamed operand and dy the packed one, the reverse of the convolution.
+ * dx by one matrix product and col2im: columns[pixel, tap, ci] = Σ_co dy[pixel, co] · W[tap, ci, co], then
+ * a JS loop adds every column into dx at its input position (stride and padding folded in). Which
+ * operand XNNPACK packs (copies into its own layout, at a few ns a value, on every call: both change
+ * each step) decides the orientation: `packed` = 'dy' streams the filter as [taps·Cin, Cout] against dy
+ * transposed to [Cout, N·H'·W'], for layers with few pixels; 'filter' streams dy as it is, [N·H'·W', Cout],
+ * against the filter transposed to [Cout, taps·Cin].
  */
 function inputGradientByMatMul(
   scope: KernelScope,
@@ -373,77 +444,101 @@ function inputGradientByMatMul(
   filter: TensorInfo,
   rows: ConvAxis,
   cols: ConvAxis,
-): PaddedInputGradient {
+  inputShape: number[],
+  packed: 'dy' | 'filter',
+): TensorInfo {
+  const backend = scope.heapBackend;
   const [batch] = dy.shape;
   const [filterHeight, filterWidth, inChannels, outChannels] = filter.shape;
   const taps = filterHeight * filterWidth;
   const pixels = batch * rows.outSize * cols.outSize;
-  const dyByChannel = scope.transpose(reshaped(dy, [pixels, outChannels]), [1, 0]);
-  const columns = scope.run(
-    'BatchMatMul',
-    {
-      a: reshaped(filter, [1, taps * inChannels, outChannels]),
-      b: reshaped(dyByChannel, [1, outChannels, pixels]),
-    },
-    { transposeA: false, transposeB: false },
-  );
-  const slabs = reshaped(scope.transpose(reshaped(columns, [taps, inChannels, pixels]), [0, 2, 1]), [
-    taps,
-    pixels * inChannels,
-  ]);
+  const matMul = (a: TensorInfo, b: TensorInfo) =>
+    scope.run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+  const columns =
+    packed === 'dy'
+      ? matMul(
+          reshaped(filter, [1, taps * inChannels, outChannels]),
+          reshaped(scope.transpose(reshaped(dy, [pixels, outChannels]), [1, 0]), [1, outChannels, pixels]),
+        )
+      : matMul(
+          reshaped(dy, [1, pixels, outChannels]),
+          reshaped(scope.transpose(reshaped(filter, [taps * inChannels, outChannels]), [1, 0]), [
+            1,
+            outChannels,
+            taps * inChannels,
+          ]),
+        );
+  const dx = scope.make(inputShape);
+  const dxs = backend.typedArrayFromHeap(dx);
+  dxs.fill(0);
+  const layout = packed === 'dy' ? tapMajorColumns(pixels, inChannels) : pixelMajorColumns(taps, inChannels);
+  addColumns(backend.typedArrayFromHeap(columns), dxs, layout, filterWidth, rows, cols, inChannels, batch);
+  return dx;
+}
 
-  // The canvas covers every padded input position a tap reaches, in whole stride blocks: position
-  // i·s + k becomes (block i + ⌊k/s⌋, phase k mod s), so placing a slab is a zero-pad of a
-  // [N, H', 1, W', 1, Cin] view of it.
-  const blocksOf = (axis: ConvAxis) =>
-    Math.ceil(Math.max((axis.outSize - 1) * axis.stride + axis.filterSize, axis.padBefore + axis.inSize) / axis.stride);
-  const rowBlocks = blocksOf(rows);
-  const colBlocks = blocksOf(cols);
-  const placement = (axis: ConvAxis, blocks: number, offset: number) => {
-    const block = Math.floor(offset / axis.stride);
-    const phase = offset % axis.stride;
-    return [
-      [block, blocks - axis.outSize - block],
-      [phase, axis.stride - 1 - phase],
-    ];
-  };
-  const placed: TensorInfo[] = [];
-  for (let kh = 0; kh < filterHeight; kh++) {
-    for (let kw = 0; kw < filterWidth; kw++) {
-      const tap = kh * filterWidth + kw;
-      const slab = scope.run('Slice', slabs, { begin: [tap, 0], size: [1, pixels * inChannels] });
-      placed.push(
-        scope.run('PadV2', reshaped(slab, [batch, rows.outSize, 1, cols.outSize, 1, inChannels]), {
-          paddings: [[0, 0], ...placement(rows, rowBlocks, kh), ...placement(cols, colBlocks, kw), [0, 0]],
-          constantValue: 0,
-        }),
-      );
+/** Where column (tap, pixel, channel 0) starts, and the step between channels. */
+interface ColumnLayout {
+  start(tap: number, pixel: number): number;
+  channelStep: number;
+}
+
+/** Columns as [taps, Cin, pixels] (the filter was streamed). */
+function tapMajorColumns(pixels: number, channels: number): ColumnLayout {
+  return { start: (tap, pixel) => tap * channels * pixels + pixel, channelStep: pixels };
+}
+
+/** Columns as [pixels, taps, Cin] (dy was streamed). */
+function pixelMajorColumns(taps: number, channels: number): ColumnLayout {
+  return { start: (tap, pixel) => (pixel * taps + tap) * channels, channelStep: 1 };
+}
+
+/** col2im: dx[n, i·s + kh − p, j·s + kw − p, :] += columns[tap (kh, kw), pixel (n, i, j), :], padding skipped. */
+function addColumns(
+  columns: Float32Array,
+  dx: Float32Array,
+  layout: ColumnLayout,
+  filterWidth: number,
+  rows: ConvAxis,
+  cols: ConvAxis,
+  channels: number,
+  batch: number,
+): void {
+  const { channelStep } = layout;
+  for (let tap = 0; tap < rows.filterSize * filterWidth; tap++) {
+    const r = tapReach(rows, Math.floor(tap / filterWidth));
+    const c = tapReach(cols, tap % filterWidth);
+    for (let n = 0; n < batch; n++) {
+      for (let i = r.begin; i < r.end; i++) {
+        const inputRow = (n * rows.inSize + r.first + i * rows.stride) * cols.inSize;
+        const pixelRow = (n * rows.outSize + i) * cols.outSize;
+        for (let j = c.begin; j < c.end; j++) {
+          const target = (inputRow + c.first + j * cols.stride) * channels;
+          let source = layout.start(tap, pixelRow + j);
+          for (let ci = 0; ci < channels; ci++, source += channelStep) dx[target + ci] += columns[source];
+        }
+      }
     }
   }
-  const sum = placed.length > 1 ? scope.run('AddN', placed) : placed[0];
-  const shape = [batch, rowBlocks * rows.stride, colBlocks * cols.stride, inChannels];
-  return { image: reshaped(sum, shape), origin: { row: rows.padBefore, col: cols.padBefore } };
 }
 
-/** The gradient of a zero-padded input: dx is the part that starts at `origin`. */
-interface PaddedInputGradient {
-  image: TensorInfo;
-  origin: { row: number; col: number };
-}
-
-export type InputGradientMethod = 'matmul' | 'subpixel-conv';
+export type InputGradientMethod = 'matmul-packed-dy' | 'matmul-packed-filter' | 'subpixel-conv';
 
 /**
- * Each method prepares one operand afresh on every call, at a cost that grows with its size: the
- * convolution flips, rearranges and has XNNPACK pack the filter (KH·KW·Cin × Cout values), the MatMul
- * transposes and packs dy (N·H'·W' × Cout values). The smaller operand wins: at 128 px, batch 8 and 16,
- * ResNet-18's layer3/layer4 (big filters, few pixels) ran 1.1–5× faster by MatMul, and layer1/layer2
- * 1.5–6× faster by convolution.
+ * Every method has XNNPACK pack one operand afresh on every call, at a cost that grows with its size:
+ * dy (N·H'·W' × Cout values) or the filter (KH·KW·Cin × Cout). With fewer pixels than filter rows
+ * (layer3/layer4 at 128 px) dy is packed; otherwise the filter, by a plain stride-1 convolution of dy with
+ * the flipped filter when the stride is 1 (XNNPACK's convolution, its fastest kernel), and by the
+ * matrix product otherwise: a strided sub-pixel convolution wastes ⌈k/s⌉²·s²/k² of its work on zero taps.
  */
-export function inputGradientMethod(dyShape: readonly number[], filterShape: readonly number[]): InputGradientMethod {
+export function inputGradientMethod(
+  dyShape: readonly number[],
+  filterShape: readonly number[],
+  strides: readonly [number, number],
+): InputGradientMethod {
   const [batch, outHeight, outWidth] = dyShape;
   const [filterHeight, filterWidth, inChannels] = filterShape;
-  return batch * outHeight * outWidth < filterHeight * filterWidth * inChannels ? 'matmul' : 'subpixel-conv';
+  if (batch * outHeight * outWidth < filterHeight * filterWidth * inChannels) return 'matmul-packed-dy';
+  return strides[0] === 1 && strides[1] === 1 ? 'subpixel-conv' : 'matmul-packed-filter';
 }
 
 function conv2DBackpropInput(args: {
@@ -457,9 +552,12 @@ function conv2DBackpropInput(args: {
   requireFloat32(kernelName, dy, filter);
   const [rows, cols] = forwardAxes(kernelName, attrs.inputShape, filter.shape, dy.shape, attrs);
   const scope = new KernelScope(args.backend as tf.KernelBackend);
-  const compute =
-    inputGradientMethod(dy.shape, filter.shape) === 'matmul' ? inputGradientByMatMul : inputGradientBySubPixelConv;
-  const { image, origin } = compute(scope, dy, filter, rows, cols);
+  const method = inputGradientMethod(dy.shape, filter.shape, [rows.stride, cols.stride]);
+  if (method !== 'subpixel-conv') {
+    const packed = method === 'matmul-packed-dy' ? 'dy' : 'filter';
+    return scope.finish(inputGradientByMatMul(scope, dy, filter, rows, cols, attrs.inputShape, packed));
+  }
+  const { image, origin } = inputGradientBySubPixelConv(scope, dy, filter, rows, cols);
   const [batch, inHeight, inWidth, inChannels] = attrs.inputShape;
   const exact = origin.row === 0 && origin.col === 0 && image.shape[1] === inHeight && image.shape[2] === inWidth;
   const dx = exact
@@ -471,15 +569,28 @@ function conv2DBackpropInput(args: {
   return scope.finish(dx);
 }
 
+/**
+ * Identity sharing its input's buffer, as the cpu backend's does. The stock wasm Identity copies it, and
+ * tfjs clones (Identity) every tensor it saves for the backward pass: at 128 px that copied every
+ * activation of a training step once more (2 % of the step, and the memory of a second copy). Sharing
+ * is safe because tfjs never writes into a tensor's buffer once made (`Variable.assign` swaps buffers).
+ */
+function sharedIdentity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): TensorInfo {
+  const { x } = args.inputs as { x: TensorInfo };
+  (args.backend as tf.KernelBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 const trainingKernelConfigs: tf.KernelConfig[] = [
+  { kernelName: 'Identity', backendName: BACKEND_NAME, kernelFunc: sharedIdentity as tf.KernelFunc },
   { kernelName: 'Conv2DBackpropFilter', backendName: BACKEND_NAME, kernelFunc: conv2DBackpropFilter as tf.KernelFunc },
   { kernelName: 'Conv2DBackpropInput', backendName: BACKEND_NAME, kernelFunc: conv2DBackpropInput as tf.KernelFunc },
 ];
 
 /**
- * Installs the convolution gradient kernels for the wasm backend, replacing the stock
- * `Conv2DBackpropInput`. Safe to call any number of times, before or after `tf.setBackend('wasm')`:
- * kernels are looked up when an op runs.
+ * Installs the training kernels for the wasm backend (`wasmTrainingKernelNames`), replacing the stock
+ * `Conv2DBackpropInput` and `Identity`. Safe to call any number of times, before or after
+ * `tf.setBackend('wasm')`: kernels are looked up when an op runs.
  */
 export function registerWasmTrainingKernels(): void {
   for (const config of trainingKernelConfigs) {
@@ -489,4 +600,5 @@ export function registerWasmTrainingKernels(): void {
     if (current) tf.unregisterKernel(config.kernelName, BACKEND_NAME);
     tf.registerKernel(config);
   }
+  registerFusedBatchNorm(BACKEND_NAME);
 }

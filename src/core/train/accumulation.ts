@@ -1,9 +1,9 @@
 /**
  * Gradient accumulation: one shard's gradient as the sum of the gradients of micro-batches small enough for
  * the wasm heap. tfjs keeps every forward activation and every intermediate gradient of a step alive until
- * the step ends, about 4.4 kB per input pixel of each image (measured on wasm: 70 MB per image at 128 px,
- * 220 MB at 224 px), and wasm memory is a 32-bit address space that only grows: a 224 px batch of 16 peaks
- * near its 4 GiB. Splitting the batch bounds that working set by the micro-batch instead.
+ * the step ends, about 1.6 kB per input pixel of each image (measured on wasm: 26 MB per image at 128 px,
+ * 80 MB at 224 px), and wasm memory is a 32-bit address space that only grows: a 224 px batch of 48 would
+ * outgrow its 4 GiB. Splitting the batch bounds that working set by the micro-batch instead.
  *
  * Exactness: each micro-batch runs the real `trainStep`, whose loss is its weighted mean; scaling its
  * gradient back by its weight sum and dividing the total by the whole batch's weight sum gives the gradient
@@ -26,15 +26,18 @@ import { trainStep } from './step.js';
 /** wasm32: tfjs's wasm heap cannot grow past 4 GiB. */
 export const WASM_HEAP_LIMIT_BYTES = 4 * 2 ** 30;
 /**
- * Peak tensor bytes of a training step per input pixel of each image (tf.profile's peakBytes, wasm, batches
- * of 8 and 16 at 64 and 128 px: 4.3–4.4 kB); a little more, for the allocator's fragmentation.
+ * Peak tensor bytes of a training step per input pixel of each image: the growth of tf.profile's peakBytes
+ * from batch 8 to 16 at 128 px on wasm, 1.56 kB (4.3 kB before the fused BatchNorm and the buffer-sharing
+ * Identity, wasmKernels.ts, stopped keeping extra copies of the activations); a little more, for the
+ * allocator's fragmentation.
  */
-const STEP_BYTES_PER_IMAGE_PIXEL = 4600;
+const STEP_BYTES_PER_IMAGE_PIXEL = 1700;
 /** Weights, their gradients, Adam's two slots and the update's temporaries: 11.2 M floats each. */
 const STEP_FIXED_BYTES = 5 * 45e6;
 /**
  * The step working set of one training process, all its threads together. 1.5 GB keeps a 128 px run on
- * two threads under 2 GB of RSS (issue 12) with micro-batches of 8, and leaves room on a laptop.
+ * two threads under 2 GB of RSS (issue 12), each thread computing its 16 images of a batch of 32 at once,
+ * and leaves room on a laptop.
  */
 const PROCESS_STEP_BUDGET_BYTES = 1.5e9;
 /** A training-mode BatchNorm needs two images (one image's 1×1 layer4 map has no variance). */
@@ -42,7 +45,7 @@ export const MIN_BATCH_NORM_IMAGES = 2;
 /**
  * The automatic micro-batch never goes below this, even past the budget: BatchNorm statistics of fewer
  * images are noisy enough to hurt training (Wu & He, Group Normalization, 2018: ResNet-50 error rises
- * steeply below 4–8 images per BatchNorm batch). At 224 px on two threads this floor, not the budget, decides.
+ * steeply below 4–8 images per BatchNorm batch). At 448 px on two threads this floor, not the budget, decides.
  */
 export const MIN_MICRO_BATCH = 4;
 
