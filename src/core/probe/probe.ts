@@ -58,7 +58,7 @@ export interface ProbeOptions {
   /** Replace a run already in `out`. */
   force?: boolean;
   subjectPattern?: string;
-  /** `auto` (default): the user's PyTorch when a usable interpreter is found (as training), else embedded. */
+  /** `auto` (default): see `chooseInferenceEngine` (PyTorch on a GPU, else the embedded onnxruntime engine). */
   backend?: BackendChoice;
   /** PyTorch engine: the interpreter (else `pythonFromEditor`, then python3 and python on PATH). */
   python?: string;
