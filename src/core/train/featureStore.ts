@@ -34,9 +34,12 @@ export class FeatureStore {
     signal?: AbortSignal,
     onLog?: (message: string) => void,
   ): Promise<FeatureStore> {
-    const handle = await open(file, 'w+');
     const engine = await createPrefixEngine({ params, imageSize: prepared.size, upTo: frozenUpTo });
     onLog?.(describeEngine(engine));
+    const handle = await open(file, 'w+').catch(async (error: unknown) => {
+      await engine.dispose();
+      throw error;
+    });
     let exampleShape: number[] = [];
     let written = 0;
     try {
