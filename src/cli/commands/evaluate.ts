@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { CROPS, type CropMode } from '../../core/train/settings.js';
-import { formatDuration } from '../../core/train/progress.js';
+import { describePhaseProgress } from '../../core/train/progress.js';
 import { ClassMapError, parseClassMap } from '../../core/evaluate/classMap.js';
 import { evaluateModel } from '../../core/evaluate/evaluate.js';
 import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
@@ -88,8 +88,7 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
       ...engineFlags(values),
       explain: !values['no-explain'],
       signal: controller.signal,
-      onProgress: (phase, done, total, eta) =>
-        progress(`${phase} ${done}/${total}${eta === undefined ? '' : ` · ETA ${formatDuration(eta)}`}`),
+      onProgress: (phase, done, total, eta) => progress(describePhaseProgress(phase, done, total, eta)),
       onLog: logToStderr,
     });
   } catch (error) {

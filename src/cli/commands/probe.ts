@@ -2,7 +2,7 @@ import { CROPS, type CropMode } from '../../core/train/settings.js';
 import { GroupChoiceError, parseGroupChoice } from '../../core/probe/groupChoice.js';
 import { probeDataset, DEFAULT_PROBE_IMAGE_SIZE, type ProbePhase } from '../../core/probe/probe.js';
 import { LabelChoiceError, parseLabelChoice } from '../../core/train/labelChoice.js';
-import { formatDuration } from '../../core/train/progress.js';
+import { describePhaseProgress } from '../../core/train/progress.js';
 import { formatProbe } from '../report.js';
 import {
   ENGINE_HELP,
@@ -96,8 +96,7 @@ export async function probeCommand(argv: string[]): Promise<number> {
       seed: integerOption(values.seed, 'seed', 1),
       ...engineFlags(values),
       signal: controller.signal,
-      onProgress: (phase, done, total, eta) =>
-        progress(`${PHASE_WORDS[phase]} ${done}/${total}${eta === undefined ? '' : ` · ETA ${formatDuration(eta)}`}`),
+      onProgress: (phase, done, total, eta) => progress(describePhaseProgress(PHASE_WORDS[phase], done, total, eta)),
       onLog: logToStderr,
     });
   } catch (error) {

@@ -75,6 +75,11 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/** "Predicting 48/90 · ETA 12s": a job phase's progress, with the time left when it is known. */
+export function describePhaseProgress(words: string, done: number, total: number, etaSeconds?: number): string {
+  return `${words} ${done}/${total}${etaSeconds === undefined ? '' : ` · ETA ${formatDuration(etaSeconds)}`}`;
+}
+
 /** Phases the trainer may add later still read sensibly: by their own name. */
 const PHASE_WORDS: Partial<Record<TrainPhase, string>> = {
   audit: 'Auditing labels',

@@ -10,11 +10,11 @@ import * as vscode from 'vscode';
 import { outputMappings } from '../../core/editor/outputMappings.js';
 import type { EvaluatePhase } from '../../core/evaluate/evaluate.js';
 import type { RunFile } from '../../core/run/runFile.js';
-import { formatDuration } from '../../core/train/progress.js';
 import type { EvaluateRequest } from '../../protocol/trainer.js';
 import { runFolderName } from '../../core/run/runFolders.js';
 import { runsFolder, trainOptions } from '../config.js';
 import { runEvaluateProcess, type EvaluateOutcome } from '../evaluation/evaluateProcess.js';
+import { phaseProgressReporter } from '../evaluation/phaseProgress.js';
 import { log, showErrorWithLog } from '../log.js';
 import { engineRequest } from '../pythonInterpreter.js';
 import { ResultsPanel } from '../results/resultsPanel.js';
@@ -109,20 +109,10 @@ async function evaluateWithProgress(
     (progress, token) => {
       const controller = new AbortController();
       token.onCancellationRequested(() => controller.abort());
-      let reported = 0;
       return runEvaluateProcess(context.asAbsolutePath(path.join('dist', 'trainer.js')), request, {
         signal: controller.signal,
         onOutput: (line) => log().info(line),
-        onProgress: (phase, done, total, eta) => {
-          // Each phase runs from 0 % to 100 % of the bar in turn; the message says which.
-          const share = total > 0 ? (100 * done) / total : 0;
-          const remaining = eta === undefined ? '' : ` · ETA ${formatDuration(eta)}`;
-          progress.report({
-            message: `${PHASE_LABELS[phase]} ${done}/${total}${remaining}`,
-            increment: share - reported,
-          });
-          reported = share >= 100 ? 0 : share;
-        },
+        onProgress: phaseProgressReporter(progress, PHASE_LABELS),
       });
     },
   );

@@ -7,11 +7,11 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ProbePhase } from '../../core/probe/probe.js';
 import { runFolderName } from '../../core/run/runFolders.js';
-import { formatDuration } from '../../core/train/progress.js';
 import type { ProbeRequest } from '../../protocol/trainer.js';
 import { runsFolder, trainOptions } from '../config.js';
 import type { DatasetDiagnostics } from '../diagnostics/datasetDiagnostics.js';
 import { runProbeProcess } from '../evaluation/evaluateProcess.js';
+import { phaseProgressReporter } from '../evaluation/phaseProgress.js';
 import { log, showErrorWithLog } from '../log.js';
 import { engineRequest } from '../pythonInterpreter.js';
 import { ResultsPanel } from '../results/resultsPanel.js';
@@ -61,19 +61,10 @@ export async function probeCommand(
     (progress, token) => {
       const controller = new AbortController();
       token.onCancellationRequested(() => controller.abort());
-      let reported = 0;
       return runProbeProcess(context.asAbsolutePath(path.join('dist', 'trainer.js')), request, {
         signal: controller.signal,
         onOutput: (line) => log().info(line),
-        onProgress: (phase, done, total, eta) => {
-          const share = total > 0 ? (100 * done) / total : 0;
-          const remaining = eta === undefined ? '' : ` · ETA ${formatDuration(eta)}`;
-          progress.report({
-            message: `${PHASE_LABELS[phase]} ${done}/${total}${remaining}`,
-            increment: share - reported,
-          });
-          reported = share >= 100 ? 0 : share;
-        },
+        onProgress: phaseProgressReporter(progress, PHASE_LABELS),
       });
     },
   );
