@@ -79,9 +79,12 @@ export function isTrainerCommand(value: unknown): value is TrainerCommand {
   );
 }
 
+function optionalString(value: unknown): boolean {
+  return value === undefined || typeof value === 'string';
+}
+
 function isEngineRequest(value: object): boolean {
   const { backend, python, pythonFromEditor, device } = value as Record<string, unknown>;
-  const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
   return (
     (backend === undefined || isOneOf(BACKENDS, backend)) &&
     optionalString(python) &&
@@ -93,7 +96,6 @@ function isEngineRequest(value: object): boolean {
 function isEvaluateRequest(value: unknown): value is EvaluateRequest {
   if (typeof value !== 'object' || value === null) return false;
   const { dataset, weights, out, labels, subjectPattern, classMap } = value as Record<string, unknown>;
-  const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
   return (
     isEngineRequest(value) &&
     typeof dataset === 'string' &&
@@ -111,7 +113,6 @@ function isEvaluateRequest(value: unknown): value is EvaluateRequest {
 function isProbeRequest(value: unknown): value is ProbeRequest {
   if (typeof value !== 'object' || value === null) return false;
   const { dataset, out, weights, group, labels, subjectPattern, imageSize } = value as Record<string, unknown>;
-  const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
   return (
     isEngineRequest(value) &&
     typeof dataset === 'string' &&
