@@ -1,5 +1,6 @@
 // Training math against PyTorch: the same torchvision ResNet-18 weights and the same batches go through
-// our trainStep (wasm engine, our convolution-gradient kernels) and through torch.optim with
+// our trainStep (wasm engine, our convolution-gradient kernels), through our onnxruntime step (the ONNX
+// training graph, onnxTrainingGraph.ts, with the same optimiser) and through torch.optim with
 // CrossEntropyLoss(weight=…) and CosineAnnealingLR, BatchNorm in training mode, no augmentation. Every
 // parameter and BatchNorm buffer is compared after 1 and after 3 steps, for Adam and SGD with momentum,
 // and the first step's gradients are compared directly (they locate a failure: backward pass or optimiser).
@@ -16,6 +17,8 @@ import { exportStateDict, loadStateDict } from '../src/core/model/stateDict.js';
 import { createOptimizer, scheduledLearningRate, type Optimizer } from '../src/core/train/optimizers.js';
 import type { OptimizerName } from '../src/core/train/settings.js';
 import { trainStep } from '../src/core/train/step.js';
+import { loadOnnxRuntime } from '../src/core/infer/onnxRuntime.js';
+import { createOnnxStepper } from '../src/core/train/onnxStep.js';
 import { readSafetensors, type HostTensor } from '../src/core/weights/safetensors.js';
 import {
   RANDOMISE_BATCHNORM_PY,
@@ -257,14 +260,22 @@ function summary(comparisons: TensorComparison[]): string {
   );
 }
 
-for (const name of ['adam', 'sgd'] as const) {
-  test(`PyTorch parity: ${name} training steps (class weights, cosine schedule, BatchNorm in training mode)`, async (t) => {
+for (const [name, engine] of [
+  ['adam', 'tfjs'],
+  ['sgd', 'tfjs'],
+  ['adam', 'onnxruntime'],
+  ['sgd', 'onnxruntime'],
+] as const) {
+  test(`PyTorch parity: ${name} training steps on ${engine} (class weights, cosine schedule, BatchNorm in training mode)`, async (t) => {
     const torch = await pytorchTraining();
     if (typeof torch === 'string') return referenceUnavailable(t, torch);
     const batches = await tensorsOf(torch.folder, 'batches.safetensors');
     const params = createResNet18(2, 1);
     const optimizer = createOptimizer(name, WEIGHT_DECAY);
     const gradients: Map<string, Float32Array>[] = [];
+    // A missing onnxruntime-node is a failure here: it is a dependency, installed by npm ci.
+    const stepper =
+      engine === 'onnxruntime' ? createOnnxStepper(loadOnnxRuntime(), { numClasses: 2, imageSize: SIZE }) : undefined;
     try {
       const initial = await tensorsOf(torch.folder, 'initial.safetensors');
       loadStateDict(params, initial);
@@ -285,7 +296,9 @@ for (const name of ['adam', 'sgd'] as const) {
           paths: [],
         };
         learningRateSum += learningRate;
-        const { loss } = trainStep(params, trainable, recorder, batch, SIZE, 2, CLASS_WEIGHTS, learningRate);
+        const { loss } = stepper
+          ? await stepper.step(params, trainable, recorder, batch, CLASS_WEIGHTS, learningRate)
+          : trainStep(params, trainable, recorder, batch, SIZE, 2, CLASS_WEIGHTS, learningRate);
         const torchLoss = torch.report[`${name}-float32`].losses[step];
         t.diagnostic(
           `step ${step + 1}: loss ${loss.toFixed(7)}, PyTorch float32 ${torchLoss.toFixed(7)}, float64 ${exact.losses[step].toFixed(7)}`,
@@ -335,6 +348,7 @@ for (const name of ['adam', 'sgd'] as const) {
         }
       }
     } finally {
+      await stepper?.dispose();
       optimizer.dispose();
       disposeModel(params);
     }

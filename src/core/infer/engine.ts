@@ -17,6 +17,7 @@ import { availableParallelism } from 'node:os';
 import { forward, numClassesOf, type ResNet18Params } from '../model/resnet18.js';
 import { createDataParallelTrainer } from '../train/dataParallel.js';
 import { ONNX_INPUT, ONNX_OUTPUT, resnet18Onnx } from './onnxModel.js';
+import { loadOnnxRuntime, openSession, type OnnxRuntime, type OnnxSession } from './onnxRuntime.js';
 
 export const INFERENCE_ENGINES = ['auto', 'onnxruntime', 'wasm'] as const;
 export type InferenceEngineChoice = (typeof INFERENCE_ENGINES)[number];
@@ -129,7 +130,7 @@ async function chooseRuntime(
   const choice = options.engine ?? engineFromEnvironment();
   if (choice === 'wasm') return { threads };
   try {
-    return { threads, ort: await loadOnnxRuntime() };
+    return { threads, ort: loadOnnxRuntime() };
   } catch (error) {
     const reason = `onnxruntime-node is not available (${firstLine(error)})`;
     if (choice === 'onnxruntime') throw new Error(reason, { cause: error });
@@ -143,33 +144,6 @@ function engineFromEnvironment(): InferenceEngineChoice {
   if (!(INFERENCE_ENGINES as readonly string[]).includes(value))
     throw new Error(`${INFERENCE_ENGINE_ENV} must be one of ${INFERENCE_ENGINES.join(', ')}, got "${value}"`);
   return value as InferenceEngineChoice;
-}
-
-/**
- * The part of onnxruntime-node's API used here, declared here: the package is optional (npm drops it where its
- * install script fails), so neither the type check nor the bundles may depend on it being installed.
- */
-interface OnnxTensor {
-  readonly data: unknown;
-  readonly dims: readonly number[];
-  dispose(): void;
-}
-interface OnnxSession {
-  run(feeds: Record<string, OnnxTensor>): Promise<Record<string, OnnxTensor>>;
-  release(): Promise<void>;
-}
-interface OnnxRuntime {
-  InferenceSession: { create(model: Uint8Array, options: object): Promise<OnnxSession> };
-  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OnnxTensor;
-}
-
-/**
- * onnxruntime-node, loaded at run time: bundles keep it external, and an install may lack it. `require`, as
- * for sharp (image/decode.ts): the bundles are CommonJS.
- */
-async function loadOnnxRuntime(): Promise<OnnxRuntime> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional package, loaded only when used
-  return require('onnxruntime-node') as OnnxRuntime;
 }
 
 function firstLine(error: unknown): string {
@@ -194,20 +168,6 @@ async function onnxRuntimeEngine(
     },
     dispose: () => session.release(),
   };
-}
-
-function openSession(ort: OnnxRuntime, model: Uint8Array, threads: number): Promise<OnnxSession> {
-  return ort.InferenceSession.create(model, {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: threads,
-    // One node at a time, each on every core: the network is a chain, nothing runs side by side.
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    // Idle threads sleep instead of spinning between nodes (as PyTorch with OMP_WAIT_POLICY=PASSIVE): on a
-    // machine that runs anything else, spinning threads take the cores the computing ones need.
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
 }
 
 /** One batch through the session: its output, copied (the output's memory belongs to onnxruntime). */

@@ -292,7 +292,7 @@ class ForwardPass {
   readonly activations: ForwardResult['activations'] = {};
 
   constructor(
-    private readonly params: ResNet18Params,
+    readonly params: ResNet18Params,
     readonly training: boolean,
     private readonly wanted: ReadonlySet<string>,
   ) {}
@@ -346,14 +346,14 @@ function batchNorm(pass: ForwardPass, x: tf.Tensor4D, name: string): tf.Tensor4D
   if (pass.training && hasFusedBatchNorm()) {
     // One kernel forward and one backward (wasmBatchNorm.ts), the same arithmetic as the ops below.
     const fused = fusedBatchNormTraining(x, weight, bias, BN_EPSILON);
-    updateRunningStatistics(pass, name, fused.mean, fused.variance, x.size / x.shape[3]);
+    updateRunningStatistics(pass.params, name, fused.mean, fused.variance, x.size / x.shape[3]);
     return fused.y;
   }
   let mean: tf.Tensor1D;
   let variance: tf.Tensor1D;
   if (pass.training) {
     ({ mean, variance } = tf.moments(x, [0, 1, 2]) as { mean: tf.Tensor1D; variance: tf.Tensor1D });
-    updateRunningStatistics(pass, name, mean, variance, x.size / x.shape[3]);
+    updateRunningStatistics(pass.params, name, mean, variance, x.size / x.shape[3]);
   } else {
     mean = pass.param(`${name}.running_mean`);
     variance = pass.param(`${name}.running_var`);
@@ -364,8 +364,13 @@ function batchNorm(pass: ForwardPass, x: tf.Tensor4D, name: string): tf.Tensor4D
   return tf.add(tf.mul(x, scale), shift);
 }
 
-function updateRunningStatistics(
-  pass: ForwardPass,
+/**
+ * PyTorch's running-statistics update of BatchNorm `name` from one training batch's mean and biased variance
+ * over `valuesPerChannel` values: also used by the onnxruntime training step (train/onnxStep.ts), whose graph
+ * outputs the batch statistics.
+ */
+export function updateRunningStatistics(
+  params: ResNet18Params,
   name: string,
   batchMean: tf.Tensor1D,
   biasedBatchVariance: tf.Tensor1D,
@@ -375,9 +380,9 @@ function updateRunningStatistics(
     // PyTorch refuses too: the unbiased variance of a single value is undefined.
     throw new Error(`BatchNorm "${name}" needs more than one value per channel in training mode`);
   }
-  const runningMean = pass.variable(`${name}.running_mean`);
-  const runningVar = pass.variable(`${name}.running_var`);
-  const batchesTracked = pass.variable(`${name}.num_batches_tracked`);
+  const runningMean = requireParam(params, `${name}.running_mean`);
+  const runningVar = requireParam(params, `${name}.running_var`);
+  const batchesTracked = requireParam(params, `${name}.num_batches_tracked`);
   tf.tidy(() => {
     const unbiasedVariance = tf.mul(biasedBatchVariance, valuesPerChannel / (valuesPerChannel - 1));
     runningMean.assign(tf.add(tf.mul(runningMean, 1 - BN_MOMENTUM), tf.mul(batchMean, BN_MOMENTUM)));

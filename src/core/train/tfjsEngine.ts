@@ -13,7 +13,10 @@ import { checkpointMetadata, readCheckpointMetadata } from '../run/runFileIo.js'
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
 import { microBatchSize } from './accumulation.js';
+import { createInferenceEngine } from '../infer/engine.js';
+import { loadOnnxRuntime, type OnnxRuntime } from '../infer/onnxRuntime.js';
 import { createDataParallelTrainer, inferLogits } from './dataParallel.js';
+import { createOnnxStepper } from './onnxStep.js';
 import { TrainingCancelled, type EngineData, type EpochSoFar, type TrainingEngine } from './engine.js';
 import type { TrainEventSink } from './events.js';
 import { FeatureStore, frozenPrefix } from './featureStore.js';
@@ -40,7 +43,6 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
   const { settings, data, prepared, initial, emit, signal } = options;
   const numClasses = data.classes.length;
   const frozenUpTo = frozenPrefix(settings.strategy);
-  const ways = dataParallelWays(settings, options.backend);
   if (frozenUpTo && settings.workers > 1) {
     emit({
       type: 'log',
@@ -55,7 +57,9 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
       message: `--strategy ${settings.strategy} freezes randomly initialised layers (--weights none); it is meant for pretrained weights.`,
     });
   }
-  const microBatch = accumulatedMicroBatch(settings, options.backend, ways);
+  const native = onnxSteps(settings, emit);
+  const ways = native ? 1 : dataParallelWays(settings, options.backend);
+  const microBatch = native ? undefined : accumulatedMicroBatch(settings, options.backend, ways);
   const parallel =
     ways > 1 || microBatch
       ? createDataParallelTrainer({ numClasses, imageSize: settings.imageSize, workers: ways, microBatch })
@@ -70,6 +74,9 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
         `${microBatch} images (the step at ${settings.imageSize} px would outgrow the memory budget); one optimiser step per batch, ` +
         `BatchNorm statistics per micro-batch.`,
     });
+  const stepper = native && createOnnxStepper(native, { numClasses, imageSize: prepared.size });
+  if (stepper)
+    emit({ type: 'log', level: 'info', message: `Training steps: onnxruntime (CPU) on ${stepper.threads} threads.` });
   const params = createResNet18(numClasses, settings.seed);
   if (initial) loadStateDict(params, initial.dict, { allowHeadMismatch: true, headSeed: settings.seed });
   const optimizer = createOptimizer(settings.optimizer);
@@ -143,19 +150,21 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
         if (signal?.aborted) throw new TrainingCancelled();
         const step = (epoch - 1) * stepsPerEpoch + soFar.batch;
         soFar.learningRate = scheduledLearningRate(settings.learningRate, settings.schedule, step, totalSteps);
-        const result = parallel
-          ? await parallel.step(params, trainable, optimizer, batch, weights, soFar.learningRate)
-          : trainStep(
-              params,
-              trainable,
-              optimizer,
-              batch,
-              prepared.size,
-              numClasses,
-              weights,
-              soFar.learningRate,
-              featureInput,
-            );
+        const result = stepper
+          ? await stepper.step(params, trainable, optimizer, batch, weights, soFar.learningRate)
+          : parallel
+            ? await parallel.step(params, trainable, optimizer, batch, weights, soFar.learningRate)
+            : trainStep(
+                params,
+                trainable,
+                optimizer,
+                batch,
+                prepared.size,
+                numClasses,
+                weights,
+                soFar.learningRate,
+                featureInput,
+              );
         soFar.lossSum += result.loss * batch.y.length;
         soFar.correct += result.correct;
         soFar.seen += batch.y.length;
@@ -167,24 +176,34 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
 
     async evaluate(split) {
       const examples: Example[] = data[split];
+      // With native steps, validation is native too: onnxruntime on every core, on this epoch's weights.
+      const inference = stepper
+        ? await createInferenceEngine({ params, imageSize: prepared.size, engine: 'onnxruntime' })
+        : undefined;
       const probabilities: number[][] = [];
       let lossSum = 0;
-      const sequential = { batchSize: settings.batchSize, seed: 0, epoch: 0, sampling: 'sequential' } as const;
-      for await (const batch of batches(prepared, examples, sequential)) {
-        if (signal?.aborted) throw new TrainingCancelled();
-        const n = batch.y.length;
-        // Every core when the data-parallel threads exist (evaluation is forward passes only).
-        const logits = parallel
-          ? await parallel.infer(params, batch.x, n)
-          : inferLogits(params, batch.x, n, prepared.size);
-        for (let i = 0; i < n; i++) {
-          const { probabilities: row, logProbability } = softmaxRow(
-            logits.subarray(i * numClasses, (i + 1) * numClasses),
-          );
-          probabilities.push(row);
-          lossSum -= logProbability[batch.y[i]];
+      try {
+        const sequential = { batchSize: settings.batchSize, seed: 0, epoch: 0, sampling: 'sequential' } as const;
+        for await (const batch of batches(prepared, examples, sequential)) {
+          if (signal?.aborted) throw new TrainingCancelled();
+          const n = batch.y.length;
+          // Every core when the data-parallel threads exist (evaluation is forward passes only).
+          const logits = inference
+            ? await inference.logits(batch.x, n)
+            : parallel
+              ? await parallel.infer(params, batch.x, n)
+              : inferLogits(params, batch.x, n, prepared.size);
+          for (let i = 0; i < n; i++) {
+            const { probabilities: row, logProbability } = softmaxRow(
+              logits.subarray(i * numClasses, (i + 1) * numClasses),
+            );
+            probabilities.push(row);
+            lossSum -= logProbability[batch.y[i]];
+          }
+          await yieldToEventLoop();
         }
-        await yieldToEventLoop();
+      } finally {
+        await inference?.dispose();
       }
       return { loss: lossSum / examples.length, probabilities };
     },
@@ -216,10 +235,34 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
     async dispose() {
       await features?.dispose();
       await parallel?.dispose();
+      if (stepper) await stepper.dispose();
       optimizer.dispose();
       disposeModel(params);
     },
   };
+}
+
+/** Environment variable choosing what computes full training steps: `auto` (default), `onnxruntime` or `tfjs`. */
+export const TRAINING_STEPS_ENV = 'LEUKEMIA_AUDIT_TRAINING_STEPS';
+
+/**
+ * onnxruntime, when full training's steps should run on it: under `auto` whenever it loads (measured here on
+ * 2 cores, 128 px, batch 32: ~2.5× the data-parallel wasm steps), else undefined with the reason logged.
+ * The head-only strategies train a few layers on cached features and stay on tfjs.
+ */
+function onnxSteps(settings: Pick<TrainSettings, 'strategy'>, emit: TrainEventSink): OnnxRuntime | undefined {
+  const choice = process.env[TRAINING_STEPS_ENV] || 'auto';
+  if (!['auto', 'onnxruntime', 'tfjs'].includes(choice))
+    throw new Error(`${TRAINING_STEPS_ENV} must be auto, onnxruntime or tfjs, got "${choice}"`);
+  if (choice === 'tfjs' || settings.strategy !== 'full') return undefined;
+  try {
+    return loadOnnxRuntime();
+  } catch (error) {
+    const reason = `onnxruntime-node is not available (${(error as Error).message.split('\n')[0]})`;
+    if (choice === 'onnxruntime') throw new Error(reason, { cause: error });
+    emit({ type: 'log', level: 'info', message: `Training steps on tfjs: ${reason}.` });
+    return undefined;
+  }
 }
 
 /**
