@@ -2,15 +2,23 @@
 // on all/hem — the audit's labels, not its own — and the verdict says its outputs carry no diagnosis
 // information; a tiny model trained on all/hem gets accuracy, a confusion matrix, per-subject accuracy and
 // the verdict that its outputs do carry it. The CLI writes the same run folder with the report.
+//
+// The fold model trains on a copy in which, as in C-NMC, each fold was imaged in its own batch: each fold
+// has its own look (fold_1 brighter, fold_2 darker), so the model learns the folds from the pixels and its
+// outputs follow them. Without that, fold labels are noise the tiny model cannot fit in a few epochs, and
+// its outputs are some function of the cells, which may correlate with all/hem by chance (the verdict then
+// turned on the training engine's rounding). The all/hem model trains on the plain data.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { generateDemoDataset } from '../src/core/demo/generate.js';
+import { decodeBmp } from '../src/core/image/bmpDecode.js';
+import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
 import { contingencyTable, mutualInformationBits, outputAssociation } from '../src/core/evaluate/association.js';
 import { ClassMapError, mapOutputs, parseClassMap } from '../src/core/evaluate/classMap.js';
 import { evaluateModel } from '../src/core/evaluate/evaluate.js';
@@ -23,13 +31,31 @@ import { appOf, noChromium, renderedDom } from './helpers/chromium.js';
 const execFileAsync = promisify(execFile);
 let work = '';
 let dataset = '';
+/** The same cells, each fold imaged in its own batch: what the fold model trains and is judged on. */
+let batchedDataset = '';
 
 before(async () => {
   ensureBuilt(['cli.js', 'webview.js'], ['src', 'webview']);
   work = await mkdtemp(join(tmpdir(), 'leukemia-evaluate-'));
   await generateDemoDataset(work, { imageSize: 32, imagesPerFold: 30, validationImages: 6, seed: 5 });
   dataset = join(work, 'C-NMC_Leukemia', 'training_data');
+  const batched = join(work, 'batched');
+  await generateDemoDataset(batched, { imageSize: 32, imagesPerFold: 30, validationImages: 6, seed: 5 });
+  batchedDataset = join(batched, 'C-NMC_Leukemia', 'training_data');
+  await restyleFold(join(batchedDataset, 'fold_1'), (v) => v * 1.45 + 12);
+  await restyleFold(join(batchedDataset, 'fold_2'), (v) => v * 0.6);
 });
+
+/** Rewrites every BMP under `folder` with `change` applied to each channel value (clamped to 0–255). */
+async function restyleFold(folder: string, change: (value: number) => number): Promise<void> {
+  for (const entry of await readdir(folder, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.bmp')) continue;
+    const file = join(entry.parentPath, entry.name);
+    const image = decodeBmp(await readFile(file));
+    image.data.forEach((v, i) => (image.data[i] = Math.max(0, Math.min(255, Math.round(change(v))))));
+    await writeFile(file, encodeBmp24(image));
+  }
+}
 after(() => rm(work, { recursive: true, force: true }));
 
 function settings(out: string, labels: TrainSettings['labels']): TrainSettings {
@@ -95,11 +121,11 @@ test('class maps: by name case-insensitively, or explicit and complete', () => {
 test('fold model vs all/hem model: evaluate on the true labels says which one carries diagnosis information', async () => {
   const foldRun = join(work, 'fold-model');
   const diagnosisRun = join(work, 'all-hem-model');
-  await trainRun(settings(foldRun, 'folder:1'), () => undefined);
+  await trainRun({ ...settings(foldRun, 'folder:1'), dataset: batchedDataset }, () => undefined);
   await trainRun(settings(diagnosisRun, 'folder:2'), () => undefined);
 
   const fold = await evaluateModel({
-    dataset,
+    dataset: batchedDataset,
     weights: foldRun,
     out: join(work, 'eval-fold'),
     report: false,
@@ -153,7 +179,7 @@ test('fold model vs all/hem model: evaluate on the true labels says which one ca
     [
       resolve(__dirname, '..', 'dist', 'cli.js'),
       'evaluate',
-      dataset,
+      batchedDataset,
       '--weights',
       foldRun,
       '--out',
