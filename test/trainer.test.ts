@@ -103,6 +103,8 @@ test(
     assert.deepEqual(epochs, [2, 3], 'the resumed run continues after the checkpointed epoch');
     const finished = await readRunFile(out);
     assert.equal(finished.status, 'completed');
+    // onnxruntime-node is a dependency npm ci installs: full training's steps run on it, and run.json says so.
+    assert.match(finished.backend.steps ?? '', /^onnxruntime \(CPU\), \d+ threads$/);
     assert.deepEqual(
       finished.history.map((h) => h.epoch),
       [1, 2, 3],

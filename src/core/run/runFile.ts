@@ -31,6 +31,11 @@ export interface BackendReport {
   skipped: string[];
   /** The PyTorch engine as it ran: interpreter, versions, device. */
   torch?: TorchEngineReport;
+  /**
+   * What computed the training steps when not the tfjs backend `name`, e.g. "onnxruntime (CPU), 2 threads"
+   * (full training when onnxruntime-node loads; `name` then holds the weights and the optimiser).
+   */
+  steps?: string;
 }
 
 export interface TorchEngineReport {

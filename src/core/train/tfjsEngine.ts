@@ -109,6 +109,7 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
   return {
     parameters: countParameters(params),
     stepsPerEpoch,
+    steps: stepper ? `onnxruntime (CPU), ${stepper.threads} threads` : undefined,
 
     async resume(runDir) {
       const file = join(runDir, CHECKPOINT_FILE);

@@ -301,7 +301,7 @@ function initialRunFile(
   const run = plan.previous ?? newRunFile(plan, settings, backend, prepared.skipped, engine.parameters);
   run.status = 'running';
   run.error = null;
-  run.backend = backend;
+  run.backend = engine.steps ? { ...backend, steps: engine.steps } : backend;
   return run;
 }
 
