@@ -35,6 +35,19 @@ export class OnnxGraph {
   private readonly graph = new ProtoWriter();
   private counter = 0;
   private readonly int64Constants = new Map<string, string>();
+  /** Prefixes generated node names (`<role>/<op>_<n>`): profiles then say what each node was for. */
+  protected role = '';
+
+  /** Runs `build` with its nodes named under `role`. */
+  inRole<T>(role: string, build: () => T): T {
+    const outer = this.role;
+    this.role = role;
+    try {
+      return build();
+    } finally {
+      this.role = outer;
+    }
+  }
 
   /** Adds a node and returns the names of its `outputs` outputs (generated unless `names` are given). */
   nodeOutputs(
@@ -45,7 +58,11 @@ export class OnnxGraph {
     names?: readonly string[],
   ): string[] {
     const id = this.counter++;
-    const outputNames = Array.from({ length: outputs }, (_, i) => names?.[i] ?? `${opType.toLowerCase()}_${id}_${i}`);
+    const prefix = this.role ? `${this.role}/` : '';
+    const outputNames = Array.from(
+      { length: outputs },
+      (_, i) => names?.[i] ?? `${prefix}${opType.toLowerCase()}_${id}_${i}`,
+    );
     const node = new ProtoWriter();
     for (const input of inputs) node.string(NODE.input, input);
     for (const output of outputNames) node.string(NODE.output, output);

@@ -31,8 +31,19 @@ export function loadOnnxRuntime(): OnnxRuntime {
   return require('onnxruntime-node') as OnnxRuntime;
 }
 
-export function openSession(ort: OnnxRuntime, model: Uint8Array, threads: number): Promise<OnnxSession> {
+/**
+ * A CPU session on `threads` intra-op threads. `profileFilePrefix` turns on onnxruntime's profiler (for the
+ * benchmarks): it writes `<prefix>_<date>.json`, a trace of every node's kernel time, when the session is
+ * released.
+ */
+export function openSession(
+  ort: OnnxRuntime,
+  model: Uint8Array,
+  threads: number,
+  profileFilePrefix?: string,
+): Promise<OnnxSession> {
   return ort.InferenceSession.create(model, {
+    ...(profileFilePrefix ? { enableProfiling: true, profileFilePrefix } : {}),
     executionProviders: ['cpu'],
     intraOpNumThreads: threads,
     // One node at a time, each on every core: the network is a chain, nothing runs side by side.

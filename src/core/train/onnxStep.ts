@@ -41,7 +41,13 @@ export interface OnnxStepper {
 
 export function createOnnxStepper(
   ort: OnnxRuntime,
-  options: { numClasses: number; imageSize: number; threads?: number },
+  options: {
+    numClasses: number;
+    imageSize: number;
+    threads?: number;
+    /** Profile the sessions (openSession); the benchmark's per-operator shares. */
+    profileFilePrefix?: string;
+  },
 ): OnnxStepper {
   const { numClasses, imageSize } = options;
   const threads = options.threads ?? availableParallelism();
@@ -51,7 +57,7 @@ export function createOnnxStepper(
     let opened = sessions.get(batchSize);
     if (!opened) {
       const graph = resnet18TrainingGraph(batchSize, imageSize, numClasses);
-      opened = openSession(ort, graph.model, threads).then((session) => ({ graph, session }));
+      opened = openSession(ort, graph.model, threads, options.profileFilePrefix).then((session) => ({ graph, session }));
       sessions.set(batchSize, opened);
     }
     return opened;

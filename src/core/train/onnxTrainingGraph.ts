@@ -21,7 +21,7 @@
  * output gradient, which puts the batch and the pixels in the product's long dimension.
  */
 import { FEATURE_WIDTH, isLearnable, resnet18ParamSpecs } from '../model/resnet18.js';
-import { OnnxGraph } from '../infer/onnxGraph.js';
+import { OnnxGraph, type Attribute } from '../infer/onnxGraph.js';
 
 export const STEP_IMAGES = 'images';
 export const STEP_TARGETS = 'targets';
@@ -39,6 +39,14 @@ const LAYERS = [
   { name: 'layer3', width: 256, firstStride: 2 },
   { name: 'layer4', width: 512, firstStride: 2 },
 ] as const;
+
+function convGeometry(kernel: number, stride: number, pad: number): Attribute[] {
+  return [
+    { name: 'kernel_shape', value: [kernel, kernel] },
+    { name: 'strides', value: [stride, stride] },
+    { name: 'pads', value: [pad, pad, pad, pad] },
+  ];
+}
 
 /** A 4-D activation: its name in the graph and its NCHW shape. */
 interface Activation {
@@ -70,9 +78,11 @@ class TapeGraph extends OnnxGraph {
   private record(output: string, inputs: readonly string[], backward: (gradient: string) => void): string {
     if (inputs.some((input) => this.differentiable.has(input))) {
       this.differentiable.add(output);
+      // The backward nodes are named after the forward operation's role: "batchnorm gradient", ….
+      const role = this.role ? `${this.role} gradient` : 'gradient';
       this.tape.push(() => {
         const gradient = this.gradients.get(output);
-        if (gradient) backward(gradient);
+        if (gradient) this.inRole(role, () => backward(gradient));
       });
     }
     return output;
@@ -101,52 +111,62 @@ class TapeGraph extends OnnxGraph {
     const pad = (kernel - 1) / 2;
     const outHeight = Math.floor((height + 2 * pad - kernel) / stride) + 1;
     const outWidth = Math.floor((width + 2 * pad - kernel) / stride) + 1;
-    const oihw = this.node('Transpose', [weight], [{ name: 'perm', value: [3, 2, 0, 1] }]);
-    const geometry = [
-      { name: 'kernel_shape', value: [kernel, kernel] },
-      { name: 'strides', value: [stride, stride] },
-      { name: 'pads', value: [pad, pad, pad, pad] },
-    ];
-    const y = this.node('Conv', [x.name, oihw], geometry);
+    const oihw = this.inRole('weight layout', () =>
+      this.node('Transpose', [weight], [{ name: 'perm', value: [3, 2, 0, 1] }]),
+    );
+    const geometry = convGeometry(kernel, stride, pad);
+    const y = this.inRole('conv forward', () => this.node('Conv', [x.name, oihw], geometry));
     this.record(y, [x.name, weight], (dy) => {
-      this.accumulate(weight, this.filterGradient(x, dy, kernel, stride, [outChannels, outHeight, outWidth]));
-      if (!this.differentiable.has(x.name)) return;
-      if (stride === 1) {
-        // At stride 1 the input gradient is the convolution of dy with the flipped, transposed kernel, which
-        // onnxruntime computes faster than the equivalent ConvTranspose (whose col2im runs on one thread).
-        const flipped = this.node('Slice', [
-          oihw,
-          this.int64s([kernel - 1, kernel - 1]),
-          this.int64s([-Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER]),
-          this.int64s([2, 3]),
-          this.int64s([-1, -1]),
-        ]);
-        const transposed = this.node('Transpose', [flipped], [{ name: 'perm', value: [1, 0, 2, 3] }]);
-        const fullPad = kernel - 1 - pad;
+      this.accumulate(
+        weight,
+        this.inRole('conv filter gradient', () =>
+          this.filterGradient(x, dy, kernel, stride, [outChannels, outHeight, outWidth]),
+        ),
+      );
+      if (this.differentiable.has(x.name))
         this.accumulate(
           x.name,
-          this.node(
-            'Conv',
-            [dy, transposed],
-            [
-              { name: 'kernel_shape', value: [kernel, kernel] },
-              { name: 'pads', value: [fullPad, fullPad, fullPad, fullPad] },
-            ],
+          this.inRole('conv input gradient', () =>
+            this.inputGradient(x, dy, oihw, kernel, stride, [outHeight, outWidth]),
           ),
         );
-        return;
-      }
-      // Strided: the transposed convolution, its output padded back to the input's size.
-      const outputPadding = [
-        height - (stride * (outHeight - 1) + kernel - 2 * pad),
-        width - (stride * (outWidth - 1) + kernel - 2 * pad),
-      ];
-      this.accumulate(
-        x.name,
-        this.node('ConvTranspose', [dy, oihw], [...geometry, { name: 'output_padding', value: outputPadding }]),
-      );
     });
     return { name: y, shape: [n, outChannels, outHeight, outWidth] };
+  }
+
+  private inputGradient(
+    x: Activation,
+    dy: string,
+    oihw: string,
+    kernel: number,
+    stride: number,
+    [outHeight, outWidth]: number[],
+  ): string {
+    const [, , height, width] = x.shape;
+    const pad = (kernel - 1) / 2;
+    if (stride === 1) {
+      // At stride 1 the input gradient is the convolution of dy with the flipped, transposed kernel, which
+      // onnxruntime computes faster than the equivalent ConvTranspose (whose col2im runs on one thread).
+      const flipped = this.node('Slice', [
+        oihw,
+        this.int64s([kernel - 1, kernel - 1]),
+        this.int64s([-Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER]),
+        this.int64s([2, 3]),
+        this.int64s([-1, -1]),
+      ]);
+      const transposed = this.node('Transpose', [flipped], [{ name: 'perm', value: [1, 0, 2, 3] }]);
+      return this.node('Conv', [dy, transposed], convGeometry(kernel, 1, kernel - 1 - pad));
+    }
+    // Strided: the transposed convolution, its output padded back to the input's size.
+    const outputPadding = [
+      height - (stride * (outHeight - 1) + kernel - 2 * pad),
+      width - (stride * (outWidth - 1) + kernel - 2 * pad),
+    ];
+    return this.node(
+      'ConvTranspose',
+      [dy, oihw],
+      [...convGeometry(kernel, stride, pad), { name: 'output_padding', value: outputPadding }],
+    );
   }
 
   /**
@@ -198,68 +218,74 @@ class TapeGraph extends OnnxGraph {
    * dx = γ·σ⁻¹·(dy − Σdy/M − d·σ⁻²·Σ(dy·d)/M), dγ = σ⁻¹·Σ(dy·d), dβ = Σdy.
    */
   batchNorm(x: Activation, name: string): Activation {
-    const [n, channels, height, width] = x.shape;
-    const count = n * height * width;
-    const perChannel = this.int64s([1, channels, 1, 1]);
-    const axes = [{ name: 'axes', value: [0, 2, 3] }];
-    const gamma = `${name}.weight`;
-    const beta = `${name}.bias`;
-    this.parameter(gamma, [channels]);
-    this.parameter(beta, [channels]);
-    const mean = this.node('ReduceMean', [x.name], axes);
-    const d = this.node('Sub', [x.name, mean]);
-    const variance = this.node('ReduceMean', [this.node('Mul', [d, d])], axes);
-    const inverseStd = this.node('Reciprocal', [
-      this.node('Sqrt', [this.node('Add', [variance, this.scalar(BN_EPSILON)])]),
-    ]);
-    const gammaColumn = this.node('Reshape', [gamma, perChannel]);
-    const scale = this.node('Mul', [gammaColumn, inverseStd]);
-    const y = this.node('Add', [this.node('Mul', [d, scale]), this.node('Reshape', [beta, perChannel])]);
-    this.output(this.node('Reshape', [mean, this.int64s([channels])], [], meanOutput(name)), [channels]);
-    this.output(this.node('Reshape', [variance, this.int64s([channels])], [], varianceOutput(name)), [channels]);
-    this.batchNorms.push({ name, valuesPerChannel: count });
-    this.record(y, [x.name, gamma, beta], (dy) => {
-      const sumAxes = this.int64s([0, 2, 3]);
-      const sumDy = this.node('ReduceSum', [dy, sumAxes]);
-      const sumDyD = this.node('ReduceSum', [this.node('Mul', [dy, d]), sumAxes]);
-      this.accumulate(beta, this.node('Reshape', [sumDy, this.int64s([channels])]));
-      this.accumulate(gamma, this.node('Reshape', [this.node('Mul', [sumDyD, inverseStd]), this.int64s([channels])]));
-      if (!this.differentiable.has(x.name)) return;
-      const perValue = this.scalar(1 / count);
-      // dx = dy·scale + d·dCoefficient + shift, each coefficient per channel.
-      const dCoefficient = this.node('Neg', [
-        this.node('Mul', [
-          this.node('Mul', [scale, this.node('Mul', [inverseStd, inverseStd])]),
-          this.node('Mul', [sumDyD, perValue]),
-        ]),
+    return this.inRole('batchnorm', () => {
+      const [n, channels, height, width] = x.shape;
+      const count = n * height * width;
+      const perChannel = this.int64s([1, channels, 1, 1]);
+      const axes = [{ name: 'axes', value: [0, 2, 3] }];
+      const gamma = `${name}.weight`;
+      const beta = `${name}.bias`;
+      this.parameter(gamma, [channels]);
+      this.parameter(beta, [channels]);
+      const mean = this.node('ReduceMean', [x.name], axes);
+      const d = this.node('Sub', [x.name, mean]);
+      const variance = this.node('ReduceMean', [this.node('Mul', [d, d])], axes);
+      const inverseStd = this.node('Reciprocal', [
+        this.node('Sqrt', [this.node('Add', [variance, this.scalar(BN_EPSILON)])]),
       ]);
-      const shift = this.node('Neg', [this.node('Mul', [scale, this.node('Mul', [sumDy, perValue])])]);
-      this.accumulate(
-        x.name,
-        this.node('Add', [
-          this.node('Mul', [dy, scale]),
-          this.node('Add', [this.node('Mul', [d, dCoefficient]), shift]),
-        ]),
-      );
+      const gammaColumn = this.node('Reshape', [gamma, perChannel]);
+      const scale = this.node('Mul', [gammaColumn, inverseStd]);
+      const y = this.node('Add', [this.node('Mul', [d, scale]), this.node('Reshape', [beta, perChannel])]);
+      this.output(this.node('Reshape', [mean, this.int64s([channels])], [], meanOutput(name)), [channels]);
+      this.output(this.node('Reshape', [variance, this.int64s([channels])], [], varianceOutput(name)), [channels]);
+      this.batchNorms.push({ name, valuesPerChannel: count });
+      this.record(y, [x.name, gamma, beta], (dy) => {
+        const sumAxes = this.int64s([0, 2, 3]);
+        const sumDy = this.node('ReduceSum', [dy, sumAxes]);
+        const sumDyD = this.node('ReduceSum', [this.node('Mul', [dy, d]), sumAxes]);
+        this.accumulate(beta, this.node('Reshape', [sumDy, this.int64s([channels])]));
+        this.accumulate(gamma, this.node('Reshape', [this.node('Mul', [sumDyD, inverseStd]), this.int64s([channels])]));
+        if (!this.differentiable.has(x.name)) return;
+        const perValue = this.scalar(1 / count);
+        // dx = dy·scale + d·dCoefficient + shift, each coefficient per channel.
+        const dCoefficient = this.node('Neg', [
+          this.node('Mul', [
+            this.node('Mul', [scale, this.node('Mul', [inverseStd, inverseStd])]),
+            this.node('Mul', [sumDyD, perValue]),
+          ]),
+        ]);
+        const shift = this.node('Neg', [this.node('Mul', [scale, this.node('Mul', [sumDy, perValue])])]);
+        this.accumulate(
+          x.name,
+          this.node('Add', [
+            this.node('Mul', [dy, scale]),
+            this.node('Add', [this.node('Mul', [d, dCoefficient]), shift]),
+          ]),
+        );
+      });
+      return { name: y, shape: x.shape };
     });
-    return { name: y, shape: x.shape };
   }
 
   relu(x: Activation): Activation {
-    const y = this.node('Relu', [x.name]);
-    this.record(y, [x.name], (dy) => {
-      this.accumulate(x.name, this.node('Where', [this.node('Greater', [y, this.scalar(0)]), dy, this.scalar(0)]));
+    return this.inRole('relu', () => {
+      const y = this.node('Relu', [x.name]);
+      this.record(y, [x.name], (dy) => {
+        this.accumulate(x.name, this.node('Where', [this.node('Greater', [y, this.scalar(0)]), dy, this.scalar(0)]));
+      });
+      return { name: y, shape: x.shape };
     });
-    return { name: y, shape: x.shape };
   }
 
   add(a: Activation, b: Activation): Activation {
-    const y = this.node('Add', [a.name, b.name]);
-    this.record(y, [a.name, b.name], (dy) => {
-      this.accumulate(a.name, dy);
-      this.accumulate(b.name, dy);
+    return this.inRole('residual add', () => {
+      const y = this.node('Add', [a.name, b.name]);
+      this.record(y, [a.name, b.name], (dy) => {
+        this.accumulate(a.name, dy);
+        this.accumulate(b.name, dy);
+      });
+      return { name: y, shape: a.shape };
     });
-    return { name: y, shape: a.shape };
   }
 
   /**
@@ -267,57 +293,63 @@ class TapeGraph extends OnnxGraph {
    * (onnxruntime's indices, first maximum in window order as PyTorch), summed where windows overlap.
    */
   maxPool(x: Activation): Activation {
-    const [n, channels, height, width] = x.shape;
-    const [y, indices] = this.nodeOutputs(
-      'MaxPool',
-      [x.name],
-      [
-        { name: 'kernel_shape', value: [3, 3] },
-        { name: 'strides', value: [2, 2] },
-        { name: 'pads', value: [1, 1, 1, 1] },
-      ],
-      2,
-    );
-    this.record(y, [x.name], (dy) => {
-      const flat = this.int64s([-1]);
-      const zeros = this.node('ConstantOfShape', [this.int64s([n * channels * height * width])]);
-      const scattered = this.node(
-        'ScatterElements',
-        [zeros, this.node('Reshape', [indices, flat]), this.node('Reshape', [dy, flat])],
+    return this.inRole('max-pool', () => {
+      const [n, channels, height, width] = x.shape;
+      const [y, indices] = this.nodeOutputs(
+        'MaxPool',
+        [x.name],
         [
-          { name: 'axis', value: 0 },
-          { name: 'reduction', value: 'add' },
+          { name: 'kernel_shape', value: [3, 3] },
+          { name: 'strides', value: [2, 2] },
+          { name: 'pads', value: [1, 1, 1, 1] },
         ],
+        2,
       );
-      this.accumulate(x.name, this.node('Reshape', [scattered, this.int64s([n, channels, height, width])]));
+      this.record(y, [x.name], (dy) => {
+        const flat = this.int64s([-1]);
+        const zeros = this.node('ConstantOfShape', [this.int64s([n * channels * height * width])]);
+        const scattered = this.node(
+          'ScatterElements',
+          [zeros, this.node('Reshape', [indices, flat]), this.node('Reshape', [dy, flat])],
+          [
+            { name: 'axis', value: 0 },
+            { name: 'reduction', value: 'add' },
+          ],
+        );
+        this.accumulate(x.name, this.node('Reshape', [scattered, this.int64s([n, channels, height, width])]));
+      });
+      const out = (size: number) => Math.floor((size + 2 - 3) / 2) + 1;
+      return { name: y, shape: [n, channels, out(height), out(width)] };
     });
-    const out = (size: number) => Math.floor((size + 2 - 3) / 2) + 1;
-    return { name: y, shape: [n, channels, out(height), out(width)] };
   }
 
   /** AdaptiveAvgPool2d(1) and flatten: `[N, C]`. */
   averagePool(x: Activation): string {
-    const [n, channels, height, width] = x.shape;
-    const y = this.node('Flatten', [this.node('GlobalAveragePool', [x.name])], [{ name: 'axis', value: 1 }]);
-    this.record(y, [x.name], (dy) => {
-      const column = this.node('Reshape', [dy, this.int64s([n, channels, 1, 1])]);
-      this.accumulate(
-        x.name,
-        this.node('Expand', [this.node('Mul', [column, this.scalar(1 / (height * width))]), this.int64s(x.shape)]),
-      );
+    return this.inRole('avgpool', () => {
+      const [n, channels, height, width] = x.shape;
+      const y = this.node('Flatten', [this.node('GlobalAveragePool', [x.name])], [{ name: 'axis', value: 1 }]);
+      this.record(y, [x.name], (dy) => {
+        const column = this.node('Reshape', [dy, this.int64s([n, channels, 1, 1])]);
+        this.accumulate(
+          x.name,
+          this.node('Expand', [this.node('Mul', [column, this.scalar(1 / (height * width))]), this.int64s(x.shape)]),
+        );
+      });
+      return y;
     });
-    return y;
   }
 
   /** nn.Linear with our `[in, out]` weight. */
   linear(x: string, weight: string, bias: string): string {
-    const y = this.node('Gemm', [x, weight, bias]);
-    this.record(y, [x, weight, bias], (dy) => {
-      this.accumulate(weight, this.node('Gemm', [x, dy], [{ name: 'transA', value: 1 }]));
-      this.accumulate(bias, this.node('ReduceSum', [dy, this.int64s([0])], [{ name: 'keepdims', value: 0 }]));
-      this.accumulate(x, this.node('Gemm', [dy, weight], [{ name: 'transB', value: 1 }]));
+    return this.inRole('fc', () => {
+      const y = this.node('Gemm', [x, weight, bias]);
+      this.record(y, [x, weight, bias], (dy) => {
+        this.accumulate(weight, this.node('Gemm', [x, dy], [{ name: 'transA', value: 1 }]));
+        this.accumulate(bias, this.node('ReduceSum', [dy, this.int64s([0])], [{ name: 'keepdims', value: 0 }]));
+        this.accumulate(x, this.node('Gemm', [dy, weight], [{ name: 'transB', value: 1 }]));
+      });
+      return y;
     });
-    return y;
   }
 
   /** torchvision's BasicBlock. */
@@ -372,20 +404,23 @@ export function resnet18TrainingGraph(batchSize: number, imageSize: number, numC
 
   // CrossEntropyLoss(weight=w) = −Σ targets·log softmax, targets already scaled by w / Σw; its gradient with
   // respect to the logits is softmax · (row sum of targets) − targets.
-  const keep = [{ name: 'keepdims', value: 0 }];
-  const logProbabilities = graph.node('LogSoftmax', [logits], [{ name: 'axis', value: 1 }]);
-  const loss = graph.node(
-    'Neg',
-    [graph.node('ReduceSum', [graph.node('Mul', [targets, logProbabilities])], keep)],
-    [],
-    STEP_LOSS,
-  );
+  const { loss, dLogits } = graph.inRole('loss', () => {
+    const keep = [{ name: 'keepdims', value: 0 }];
+    const logProbabilities = graph.node('LogSoftmax', [logits], [{ name: 'axis', value: 1 }]);
+    const loss = graph.node(
+      'Neg',
+      [graph.node('ReduceSum', [graph.node('Mul', [targets, logProbabilities])], keep)],
+      [],
+      STEP_LOSS,
+    );
+    const rowWeights = graph.node('ReduceSum', [targets, graph.int64s([1])]);
+    const dLogits = graph.node('Sub', [
+      graph.node('Mul', [graph.node('Softmax', [logits], [{ name: 'axis', value: 1 }]), rowWeights]),
+      targets,
+    ]);
+    return { loss, dLogits };
+  });
   graph.output(loss, []);
-  const rowWeights = graph.node('ReduceSum', [targets, graph.int64s([1])]);
-  const dLogits = graph.node('Sub', [
-    graph.node('Mul', [graph.node('Softmax', [logits], [{ name: 'axis', value: 1 }]), rowWeights]),
-    targets,
-  ]);
   const learnable = resnet18ParamSpecs(numClasses).filter(isLearnable);
   graph.backward(logits, dLogits, new Map(learnable.map((spec) => [spec.name, spec.shape])));
   return {
