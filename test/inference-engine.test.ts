@@ -18,7 +18,10 @@ import {
   type InferenceEngine,
   type InferenceEngineKind,
 } from '../src/core/infer/engine.js';
+import { generateDemoDataset } from '../src/core/demo/generate.js';
 import { encodeBmp24 } from '../src/core/image/bmpEncode.js';
+import type { RunFile } from '../src/core/run/runFile.js';
+import { TRAINING_STEPS_ENV } from '../src/core/train/tfjsEngine.js';
 import { createResNet18, disposeModel, forward, type ResNet18Params } from '../src/core/model/resnet18.js';
 import { exportStateDict, loadStateDict } from '../src/core/model/stateDict.js';
 import { readSafetensors, writeSafetensors } from '../src/core/weights/safetensors.js';
@@ -270,15 +273,24 @@ async function predictWith(root: string, weights: string, images: string[]) {
   return { output: JSON.parse(stdout) as PredictJson, stderr };
 }
 
+/** The built bundles and every installed package but onnxruntime-node: a real install that lacks it. */
+let installed: Promise<string> | undefined;
+function installWithoutOnnxRuntime(): Promise<string> {
+  installed ??= (async () => {
+    ensureBuilt(['cli.js', 'gradientWorker.js']);
+    const install = join(work, 'install');
+    await mkdir(join(install, 'node_modules'), { recursive: true });
+    await cp(join(REPO, 'dist'), join(install, 'dist'), { recursive: true });
+    for (const entry of await readdir(join(REPO, 'node_modules')))
+      if (entry !== 'onnxruntime-node')
+        await symlink(join(REPO, 'node_modules', entry), join(install, 'node_modules', entry));
+    return install;
+  })();
+  return installed;
+}
+
 test('an install without onnxruntime-node (dropped by npm, or a VSIX for a platform without its binaries) predicts on wasm workers, with the logits of one that has it', async (t) => {
-  ensureBuilt(['cli.js', 'gradientWorker.js']);
-  // The built bundles and every installed package but onnxruntime-node: a real install that lacks it.
-  const install = join(work, 'install');
-  await mkdir(join(install, 'node_modules'), { recursive: true });
-  await cp(join(REPO, 'dist'), join(install, 'dist'), { recursive: true });
-  for (const entry of await readdir(join(REPO, 'node_modules')))
-    if (entry !== 'onnxruntime-node')
-      await symlink(join(REPO, 'node_modules', entry), join(install, 'node_modules', entry));
+  const install = await installWithoutOnnxRuntime();
 
   const weights = join(work, 'cli-model.safetensors');
   const params = createResNet18(2, 8);
@@ -311,4 +323,39 @@ test('an install without onnxruntime-node (dropped by npm, or a VSIX for a platf
     const worst = Math.max(...image.logits.map((value, c) => Math.abs(value - withIt.output.images[i].logits[c])));
     assert.ok(worst <= TOLERANCE, `${image.path}: logits differ by ${worst}`);
   });
+});
+
+test('an install without onnxruntime-node trains full steps on tfjs, and says why', async () => {
+  const install = await installWithoutOnnxRuntime();
+  const data = join(work, 'train-data');
+  await generateDemoDataset(data, { imageSize: 32, imagesPerFold: 30, validationImages: 6, seed: 2 });
+  const train = (root: string, out: string) =>
+    promisify(execFile)(
+      process.execPath,
+      [
+        join(root, 'dist', 'cli.js'),
+        'train',
+        join(data, 'C-NMC_Leukemia', 'training_data'),
+        '--labels',
+        'folder:2',
+        '--image-size',
+        '32',
+        '--epochs',
+        '1',
+        '--batch-size',
+        '8',
+        '--out',
+        out,
+        '--json',
+      ],
+      { env: { ...process.env, [TRAINING_STEPS_ENV]: '' }, maxBuffer: 1 << 24, timeout: 180_000 },
+    );
+  const without = await train(install, join(work, 'run-without'));
+  assert.match(without.stderr, /Training steps on tfjs: onnxruntime-node is not available/);
+  const run = JSON.parse(without.stdout) as RunFile;
+  assert.equal(run.status, 'completed');
+  assert.equal(run.backend.steps, undefined, 'no onnxruntime steps are recorded');
+  const withIt = await train(REPO, join(work, 'run-with'));
+  assert.match(withIt.stderr, /Training steps: onnxruntime \(CPU\) on \d+ threads/);
+  assert.match((JSON.parse(withIt.stdout) as RunFile).backend.steps ?? '', /^onnxruntime/);
 });
