@@ -604,7 +604,9 @@ function printReport(report: Report): void {
     );
   console.log('');
   if (report.rss) rssLine('one core', report.rss);
-  if (report.rssAllCores) rssLine(`×${cpus().length} (a real run's default)`, report.rssAllCores);
+  if (report.rssAllCores) rssLine(`wasm ×${cpus().length}`, report.rssAllCores);
+  const native = report.figures.find((f) => f.kind === 'train' && f.size === RSS_SIZE)?.engines?.onnxruntime;
+  if (native) rssLine(`onnxruntime ×${cpus().length} (a real run's default when it loads)`, native);
   const loads = (values: number[]) => values.map((value) => value.toFixed(2)).join(' ');
   console.log(
     `Load average (1, 5, 15 min) before: ${loads(report.loadavg.before)}, after: ${loads(report.loadavg.after)} ` +

@@ -7,7 +7,7 @@
 // PARITY_DETAIL=1 prints every tensor's figures.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectBackend } from '../src/core/engine/backend.js';
@@ -19,7 +19,7 @@ import type { OptimizerName } from '../src/core/train/settings.js';
 import { trainStep } from '../src/core/train/step.js';
 import { loadOnnxRuntime } from '../src/core/infer/onnxRuntime.js';
 import { createOnnxStepper } from '../src/core/train/onnxStep.js';
-import { readSafetensors, type HostTensor } from '../src/core/weights/safetensors.js';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../src/core/weights/safetensors.js';
 import {
   RANDOMISE_BATCHNORM_PY,
   SAFETENSORS_PY,
@@ -354,3 +354,70 @@ for (const [name, engine] of [
     }
   });
 }
+
+/** PyTorch's first-step gradients, float32 and float64, for the weights and batch in `folder`. */
+const PYTORCH_GRADIENTS = String.raw`
+import json, sys
+import torch, torchvision
+${SAFETENSORS_PY}
+torch.set_num_threads(1)
+folder, class_weights = sys.argv[1], json.loads(sys.argv[2])
+initial, batch = load(folder + '/initial.safetensors'), load(folder + '/batch.safetensors')
+for precision, dtype in (('float32', torch.float32), ('float64', torch.float64)):
+    model = torchvision.models.resnet18(num_classes=2)
+    model.load_state_dict(initial)
+    model.to(dtype).train()
+    criterion = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights, dtype=dtype))
+    loss = criterion(model(batch['x'].permute(0, 3, 1, 2).to(dtype)), batch['y'].long())
+    loss.backward()
+    save(f'{folder}/{precision}-gradients.safetensors', {n: p.grad.float() for n, p in model.named_parameters()})
+`;
+
+test('the onnxruntime step at an odd size (50 px: output padding in every strided gradient) agrees with PyTorch', async (t) => {
+  const size = 50;
+  const folder = join(workDir, 'odd-size');
+  await mkdir(folder, { recursive: true });
+  const labels = Int32Array.from([0, 1, 1, 0, 1, 0]);
+  const x = Float32Array.from(
+    { length: labels.length * size * size * 3 },
+    (_, i) => Math.sin(i * 0.37) + Math.cos(i * 0.011),
+  );
+  const params = createResNet18(2, 4);
+  const optimizer = createOptimizer('sgd');
+  const stepper = createOnnxStepper(loadOnnxRuntime(), { numClasses: 2, imageSize: size });
+  try {
+    await writeSafetensors(join(folder, 'initial.safetensors'), exportStateDict(params));
+    await writeSafetensors(
+      join(folder, 'batch.safetensors'),
+      new Map([
+        ['x', { shape: [labels.length, size, size, 3], data: x }],
+        ['y', { shape: [labels.length], data: BigInt64Array.from(labels, BigInt) }],
+      ]),
+    );
+    const run = await runPythonIfAvailable(PYTORCH_GRADIENTS, [folder, JSON.stringify(CLASS_WEIGHTS)], {
+      timeoutMs: 120_000,
+      purpose: 'Odd-size gradient parity with PyTorch',
+    });
+    if ('unavailable' in run) return referenceUnavailable(t, run.unavailable);
+    const recorded: Map<string, Float32Array>[] = [];
+    await stepper.step(
+      params,
+      trainableByName(params, 'full'),
+      recording(optimizer, recorded),
+      { x, y: labels, paths: [] },
+      CLASS_WEIGHTS,
+      0.01,
+    );
+    const comparisons = compare(
+      new Map([...recorded[0]].map(([key, data]) => [key, { data }])),
+      await tensorsOf(folder, 'float32-gradients.safetensors'),
+      await tensorsOf(folder, 'float64-gradients.safetensors'),
+    );
+    t.diagnostic(`gradients at ${size} px: ${summary(comparisons)}`);
+    assertWithinFloat32(comparisons, `gradients at ${size} px`);
+  } finally {
+    await stepper.dispose();
+    optimizer.dispose();
+    disposeModel(params);
+  }
+});

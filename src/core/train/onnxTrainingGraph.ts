@@ -16,9 +16,11 @@
  *
  * The backward pass is a tape: each forward operation records how to turn the gradient of its output into
  * the gradients of its inputs, and the tape is replayed in reverse. The rules are the textbook ones; the
- * convolution's two are shaped for onnxruntime: the input gradient is a ConvTranspose, and the filter
- * gradient one matrix product of the patches (im2col, by strided Slices of the padded NHWC input) with the
- * output gradient, which puts the batch and the pixels in the product's long dimension.
+ * convolution's two are shaped for onnxruntime: the input gradient is a convolution with the flipped kernel
+ * at stride 1 and a ConvTranspose when strided, and the filter gradient one matrix product of the patches
+ * (im2col, by strided Slices of a channel-major copy of the input) with the output gradient, which puts the
+ * batch and the pixels in the product's long dimension. Nodes are named by role (`conv filter gradient/…`),
+ * so onnxruntime's profiler says where a step's time goes (scripts/bench-onnx-step.ts).
  */
 import { FEATURE_WIDTH, isLearnable, resnet18ParamSpecs } from '../model/resnet18.js';
 import { OnnxGraph, type Attribute } from '../infer/onnxGraph.js';

@@ -1,6 +1,8 @@
 /**
  * The embedded engine: ResNet-18 in tfjs (wasm, or tfjs-node when it installs) on images prepared by the
- * cache, optionally data-parallel over worker threads, or on cached features of a frozen prefix.
+ * cache. Full training's steps run on onnxruntime when it loads (onnxStep.ts; the tfjs variables keep the
+ * weights and the optimiser updates them), else on tfjs, data-parallel over worker threads; the head-only
+ * strategies train on cached features of a frozen prefix.
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +14,9 @@ import { CHECKPOINT_FILE, MODEL_FILE } from '../run/runFile.js';
 import { checkpointMetadata, readCheckpointMetadata } from '../run/runFileIo.js';
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
-import { microBatchSize } from './accumulation.js';
 import { createInferenceEngine } from '../infer/engine.js';
 import { loadOnnxRuntime, type OnnxRuntime } from '../infer/onnxRuntime.js';
+import { microBatchSize } from './accumulation.js';
 import { createDataParallelTrainer, inferLogits } from './dataParallel.js';
 import { createOnnxStepper } from './onnxStep.js';
 import { TrainingCancelled, type EngineData, type EpochSoFar, type TrainingEngine } from './engine.js';
@@ -74,9 +76,16 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
         `${microBatch} images (the step at ${settings.imageSize} px would outgrow the memory budget); one optimiser step per batch, ` +
         `BatchNorm statistics per micro-batch.`,
     });
-  const stepper = native && createOnnxStepper(native, { numClasses, imageSize: prepared.size });
-  if (stepper)
+  const stepper = native ? createOnnxStepper(native, { numClasses, imageSize: prepared.size }) : undefined;
+  if (stepper) {
     emit({ type: 'log', level: 'info', message: `Training steps: onnxruntime (CPU) on ${stepper.threads} threads.` });
+    if (settings.workers > 1)
+      emit({
+        type: 'log',
+        level: 'info',
+        message: `--workers ${settings.workers} is ignored: onnxruntime's steps use every core by themselves.`,
+      });
+  }
   const params = createResNet18(numClasses, settings.seed);
   if (initial) loadStateDict(params, initial.dict, { allowHeadMismatch: true, headSeed: settings.seed });
   const optimizer = createOptimizer(settings.optimizer);
@@ -236,7 +245,7 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
     async dispose() {
       await features?.dispose();
       await parallel?.dispose();
-      if (stepper) await stepper.dispose();
+      await stepper?.dispose();
       optimizer.dispose();
       disposeModel(params);
     },
