@@ -47,8 +47,6 @@ export interface TrainingEngine {
   readonly parameters: number;
   /** Steps in one epoch. */
   readonly stepsPerEpoch: number;
-  /** What computes the steps when it is not the engine's own backend, for run.json's `backend.steps`. */
-  readonly steps?: string;
   /**
    * Restores the weights and optimiser state of a checkpoint; returns the epoch it was written after and the
    * progress stored with it. Throws, naming the file, when the checkpoint is unreadable or has no epoch.

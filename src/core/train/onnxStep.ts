@@ -57,7 +57,10 @@ export function createOnnxStepper(
     let opened = sessions.get(batchSize);
     if (!opened) {
       const graph = resnet18TrainingGraph(batchSize, imageSize, numClasses);
-      opened = openSession(ort, graph.model, threads, options.profileFilePrefix).then((session) => ({ graph, session }));
+      opened = openSession(ort, graph.model, threads, options.profileFilePrefix).then((session) => ({
+        graph,
+        session,
+      }));
       sessions.set(batchSize, opened);
     }
     return opened;

@@ -35,6 +35,8 @@ export interface TfjsEngineOptions {
   /** Initial weights; absent when training from scratch or resuming. */
   initial?: ResolvedWeights;
   backend: string;
+  /** onnxruntime, when it computes the steps (chooseOnnxSteps). */
+  onnxSteps?: OnnxRuntime;
   /** Where the frozen prefix's cached features are written (finetune/linear). */
   runDir: string;
   emit: TrainEventSink;
@@ -59,7 +61,7 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
       message: `--strategy ${settings.strategy} freezes randomly initialised layers (--weights none); it is meant for pretrained weights.`,
     });
   }
-  const native = onnxSteps(settings, emit);
+  const native = options.onnxSteps;
   const ways = native ? 1 : dataParallelWays(settings, options.backend);
   const microBatch = native ? undefined : accumulatedMicroBatch(settings, options.backend, ways);
   const parallel =
@@ -78,7 +80,6 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
     });
   const stepper = native ? createOnnxStepper(native, { numClasses, imageSize: prepared.size }) : undefined;
   if (stepper) {
-    emit({ type: 'log', level: 'info', message: `Training steps: onnxruntime (CPU) on ${stepper.threads} threads.` });
     if (settings.workers > 1)
       emit({
         type: 'log',
@@ -118,7 +119,6 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
   return {
     parameters: countParameters(params),
     stepsPerEpoch,
-    steps: stepper ? `onnxruntime (CPU), ${stepper.threads} threads` : undefined,
 
     async resume(runDir) {
       const file = join(runDir, CHECKPOINT_FILE);
@@ -252,6 +252,11 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
   };
 }
 
+/** run.json's `backend.steps` when onnxruntime computes them: "onnxruntime (CPU), 2 threads". */
+export function describeOnnxSteps(threads = availableParallelism()): string {
+  return `onnxruntime (CPU), ${threads} thread${threads === 1 ? '' : 's'}`;
+}
+
 /** Environment variable choosing what computes full training steps: `auto` (default), `onnxruntime` or `tfjs`. */
 export const TRAINING_STEPS_ENV = 'LEUKEMIA_AUDIT_TRAINING_STEPS';
 
@@ -260,7 +265,10 @@ export const TRAINING_STEPS_ENV = 'LEUKEMIA_AUDIT_TRAINING_STEPS';
  * 2 cores, 128 px, batch 32: ~2.5× the data-parallel wasm steps), else undefined with the reason logged.
  * The head-only strategies train a few layers on cached features and stay on tfjs.
  */
-function onnxSteps(settings: Pick<TrainSettings, 'strategy'>, emit: TrainEventSink): OnnxRuntime | undefined {
+export function chooseOnnxSteps(
+  settings: Pick<TrainSettings, 'strategy'>,
+  emit: TrainEventSink,
+): OnnxRuntime | undefined {
   const choice = process.env[TRAINING_STEPS_ENV] || 'auto';
   if (!['auto', 'onnxruntime', 'tfjs'].includes(choice))
     throw new Error(`${TRAINING_STEPS_ENV} must be auto, onnxruntime or tfjs, got "${choice}"`);

@@ -46,7 +46,8 @@ import { TrainingCancelled, type EngineData, type TrainingEngine } from './engin
 import type { TrainEventSink } from './events.js';
 import { resolveLabels, type ResolvedLabels } from './labelChoice.js';
 import type { BackendChoice, TrainSettings } from './settings.js';
-import { createTfjsEngine, yieldToEventLoop } from './tfjsEngine.js';
+import { describeBackend } from '../engine/describe.js';
+import { chooseOnnxSteps, createTfjsEngine, describeOnnxSteps, yieldToEventLoop } from './tfjsEngine.js';
 
 /** What the audit and the label choice decided, before any pixel is read. */
 export interface RunPlan {
@@ -107,8 +108,15 @@ async function trainInFolder(
   const initial = plan.previous ? undefined : await initialWeights(settings, plan.classes.length, emit, signal);
   const choice = await chooseEngine(resumedEngine(settings, plan.previous), emit);
   if (choice.kind === 'torch') return trainRunWithTorch(plan, settings, initial, choice, emit, signal);
-  const backend = choice.backend;
-  emit({ type: 'started', runDir: plan.runDir, backend: backend.name, labelsAreStructural: plan.labels.structural });
+  const onnxSteps = chooseOnnxSteps(settings, emit);
+  const backend = onnxSteps ? { ...choice.backend, steps: describeOnnxSteps() } : choice.backend;
+  emit({
+    type: 'started',
+    runDir: plan.runDir,
+    backend: describeBackend(backend),
+    labelsAreStructural: plan.labels.structural,
+  });
+  if (backend.steps) emit({ type: 'log', level: 'info', message: `Training steps: ${backend.steps}.` });
 
   const { prepared, data } = await prepareData(plan, settings, emit, signal);
   const engine = createTfjsEngine({
@@ -117,6 +125,7 @@ async function trainInFolder(
     prepared,
     initial,
     backend: backend.name,
+    onnxSteps,
     runDir: plan.runDir,
     emit,
     signal,
@@ -301,7 +310,7 @@ function initialRunFile(
   const run = plan.previous ?? newRunFile(plan, settings, backend, prepared.skipped, engine.parameters);
   run.status = 'running';
   run.error = null;
-  run.backend = engine.steps ? { ...backend, steps: engine.steps } : backend;
+  run.backend = backend;
   return run;
 }
 
