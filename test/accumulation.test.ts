@@ -1,3 +1,4 @@
+import { onnxMicroBatch } from '../src/core/train/onnxStep.js';
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend } from '../src/core/engine/backend.js';
@@ -153,4 +154,12 @@ test('the automatic micro-batch shrinks with the image size and the threads, and
   // 224 px, batch 32 on two threads: 16 images each, which used to outgrow the heap, now in several parts.
   assert.ok(microBatchSize(224, 2) < 16);
   assert.throws(() => microBatchSize(4096, 1), /--image-size 4096 is too large/);
+});
+
+test('the onnxruntime step runs the whole batch while it fits its budget, else micro-batches of at least 4', () => {
+  assert.equal(onnxMicroBatch(32, 128, 6e9), 32);
+  assert.equal(onnxMicroBatch(32, 224, 6e9), 32, '224 px at batch 32 is one step on a 24 GB machine');
+  assert.equal(onnxMicroBatch(32, 224, 1.5e9), 14);
+  assert.equal(onnxMicroBatch(32, 450, 1.5e9), 4, 'never below MIN_MICRO_BATCH');
+  assert.equal(onnxMicroBatch(3, 450, 1.5e9), 3);
 });

@@ -19,6 +19,7 @@ import type { OptimizerName } from '../src/core/train/settings.js';
 import { trainStep } from '../src/core/train/step.js';
 import { loadOnnxRuntime } from '../src/core/infer/onnxRuntime.js';
 import { createOnnxStepper } from '../src/core/train/onnxStep.js';
+import { resnet18TrainingGraph } from '../src/core/train/onnxTrainingGraph.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../src/core/weights/safetensors.js';
 import {
   RANDOMISE_BATCHNORM_PY,
@@ -419,5 +420,58 @@ test('the onnxruntime step at an odd size (50 px: output padding in every stride
     await stepper.dispose();
     optimizer.dispose();
     disposeModel(params);
+  }
+});
+
+test('onnxruntime micro-batches of 4 update the weights and BatchNorm statistics as one batch of 8 of the same images twice', async () => {
+  const size = 32;
+  const four = Float32Array.from({ length: 4 * size * size * 3 }, (_, i) => Math.sin(i * 0.21) + Math.cos(i * 0.013));
+  const x = new Float32Array(2 * four.length);
+  x.set(four);
+  x.set(four, four.length);
+  const batch = { x, y: Int32Array.from([0, 1, 1, 0, 0, 1, 1, 0]), paths: [] };
+  const after = async (microBatch: number) => {
+    const params = createResNet18(2, 6);
+    const optimizer = createOptimizer('sgd');
+    const stepper = createOnnxStepper(loadOnnxRuntime(), { numClasses: 2, imageSize: size, microBatch });
+    try {
+      const { loss } = await stepper.step(
+        params,
+        trainableByName(params, 'full'),
+        optimizer,
+        batch,
+        CLASS_WEIGHTS,
+        0.05,
+      );
+      return { loss, state: exportStateDict(params) };
+    } finally {
+      await stepper.dispose();
+      optimizer.dispose();
+      disposeModel(params);
+    }
+  };
+  const whole = await after(8);
+  const parts = await after(4);
+  // Each micro-batch holds the same four images as the other, so its BatchNorm statistics are the batch's.
+  assert.ok(Math.abs(whole.loss - parts.loss) <= 1e-5 * Math.abs(whole.loss), `loss ${whole.loss} vs ${parts.loss}`);
+  // running_var moves from 1 by 0.1 · the unbiased batch variance: over the c values per channel of the whole
+  // batch, or (the micro-batches' average) over c/2.
+  const valuesPerChannel = new Map(
+    resnet18TrainingGraph(8, size, 2).batchNorms.map((bn) => [bn.name, bn.valuesPerChannel]),
+  );
+  const unbiased = (c: number) => c / (c - 1);
+  for (const [name, expected] of whole.state) {
+    const c = valuesPerChannel.get(name.replace(/\.running_var$/, ''));
+    const a = Array.from(expected.data as ArrayLike<number | bigint>, (value) =>
+      name.endsWith('running_var') && c ? 0.9 + ((Number(value) - 0.9) * unbiased(c / 2)) / unbiased(c) : Number(value),
+    );
+    const b = parts.state.get(name)!.data as ArrayLike<number | bigint>;
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < a.length; i++) {
+      worst = Math.max(worst, Math.abs(a[i] - Number(b[i])));
+      scale = Math.max(scale, Math.abs(a[i]));
+    }
+    assert.ok(worst <= 1e-4 * scale + 1e-6, `${name}: ${worst} apart (scale ${scale})`);
   }
 });

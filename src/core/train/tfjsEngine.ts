@@ -18,7 +18,7 @@ import { createInferenceEngine } from '../infer/engine.js';
 import { loadOnnxRuntime, type OnnxRuntime } from '../infer/onnxRuntime.js';
 import { microBatchSize } from './accumulation.js';
 import { createDataParallelTrainer, inferLogits } from './dataParallel.js';
-import { createOnnxStepper } from './onnxStep.js';
+import { createOnnxStepper, onnxMicroBatch } from './onnxStep.js';
 import { TrainingCancelled, type EngineData, type EpochSoFar, type TrainingEngine } from './engine.js';
 import type { TrainEventSink } from './events.js';
 import { FeatureStore, frozenPrefix } from './featureStore.js';
@@ -80,6 +80,16 @@ export function createTfjsEngine(options: TfjsEngineOptions): TrainingEngine {
     });
   const stepper = native ? createOnnxStepper(native, { numClasses, imageSize: prepared.size }) : undefined;
   if (stepper) {
+    const onnxMicro = onnxMicroBatch(settings.batchSize, prepared.size);
+    if (onnxMicro < settings.batchSize)
+      emit({
+        type: 'log',
+        level: 'info',
+        message:
+          `Gradient accumulation: each batch of ${settings.batchSize} runs through onnxruntime in micro-batches of at most ` +
+          `${onnxMicro} images (the step at ${prepared.size} px would outgrow a quarter of this machine's memory); one optimiser ` +
+          `step per batch, BatchNorm statistics per micro-batch.`,
+      });
     if (settings.workers > 1)
       emit({
         type: 'log',
