@@ -1,10 +1,10 @@
-import { onnxMicroBatch } from '../src/core/train/onnxStep.js';
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend } from '../src/core/engine/backend.js';
 import { createResNet18, disposeModel, trainableByName, type ResNet18Params } from '../src/core/model/resnet18.js';
 import { microBatchSize, partBounds } from '../src/core/train/accumulation.js';
 import { createDataParallelTrainer } from '../src/core/train/dataParallel.js';
+import { onnxMicroBatch } from '../src/core/train/onnxStep.js';
 import { createOptimizer } from '../src/core/train/optimizers.js';
 import { trainStep } from '../src/core/train/step.js';
 import type { Batch } from '../src/core/data/batches.js';
