@@ -17,7 +17,13 @@ import { availableParallelism } from 'node:os';
 import { forward, numClassesOf, type ResNet18Params } from '../model/resnet18.js';
 import { createDataParallelTrainer } from '../train/dataParallel.js';
 import { ONNX_INPUT, ONNX_OUTPUT, resnet18Onnx } from './onnxModel.js';
-import { loadOnnxRuntime, openSession, type OnnxRuntime, type OnnxSession } from './onnxRuntime.js';
+import {
+  choiceFromEnvironment,
+  openSession,
+  tryLoadOnnxRuntime,
+  type OnnxRuntime,
+  type OnnxSession,
+} from './onnxRuntime.js';
 
 export const INFERENCE_ENGINES = ['auto', 'onnxruntime', 'wasm'] as const;
 export type InferenceEngineChoice = (typeof INFERENCE_ENGINES)[number];
@@ -127,27 +133,10 @@ async function chooseRuntime(
   const threads = options.threads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1)
     throw new RangeError(`threads must be a whole number ≥ 1, got ${threads}`);
-  const choice = options.engine ?? engineFromEnvironment();
+  const choice = options.engine ?? choiceFromEnvironment(INFERENCE_ENGINE_ENV, INFERENCE_ENGINES);
   if (choice === 'wasm') return { threads };
-  try {
-    return { threads, ort: loadOnnxRuntime() };
-  } catch (error) {
-    const reason = `onnxruntime-node is not available (${firstLine(error)})`;
-    if (choice === 'onnxruntime') throw new Error(reason, { cause: error });
-    return { threads, fallbackReason: reason };
-  }
-}
-
-function engineFromEnvironment(): InferenceEngineChoice {
-  const value = process.env[INFERENCE_ENGINE_ENV];
-  if (value === undefined || value === '') return 'auto';
-  if (!(INFERENCE_ENGINES as readonly string[]).includes(value))
-    throw new Error(`${INFERENCE_ENGINE_ENV} must be one of ${INFERENCE_ENGINES.join(', ')}, got "${value}"`);
-  return value as InferenceEngineChoice;
-}
-
-function firstLine(error: unknown): string {
-  return ((error as Error).message ?? String(error)).split('\n')[0].trim();
+  const { ort, unavailable } = tryLoadOnnxRuntime(choice === 'onnxruntime');
+  return { threads, ort, fallbackReason: unavailable };
 }
 
 async function onnxRuntimeEngine(

@@ -32,6 +32,37 @@ export function loadOnnxRuntime(): OnnxRuntime {
 }
 
 /**
+ * The value of an environment variable that chooses between onnxruntime and its fallback
+ * (`LEUKEMIA_AUDIT_INFERENCE`, `LEUKEMIA_AUDIT_TRAINING_STEPS`): one of `choices`, the first when unset or
+ * empty; anything else is refused, naming the variable.
+ */
+export function choiceFromEnvironment<T extends string>(variable: string, choices: readonly [T, ...T[]]): T {
+  const value = process.env[variable];
+  if (value === undefined || value === '') return choices[0];
+  if (!(choices as readonly string[]).includes(value))
+    throw new Error(`${variable} must be one of ${choices.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
+/**
+ * onnxruntime-node, or why it did not load ("onnxruntime-node is not available (…)"). When the user asked for
+ * it (`required`), that is an error instead: inference and training fall back the same way.
+ */
+export function tryLoadOnnxRuntime(required: boolean): { ort?: OnnxRuntime; unavailable?: string } {
+  try {
+    return { ort: loadOnnxRuntime() };
+  } catch (error) {
+    const unavailable = `onnxruntime-node is not available (${firstLine(error)})`;
+    if (required) throw new Error(unavailable, { cause: error });
+    return { unavailable };
+  }
+}
+
+function firstLine(error: unknown): string {
+  return ((error as Error).message ?? String(error)).split('\n')[0].trim();
+}
+
+/**
  * A CPU session on `threads` intra-op threads. `profileFilePrefix` turns on onnxruntime's profiler (for the
  * benchmarks): it writes `<prefix>_<date>.json`, a trace of every node's kernel time, when the session is
  * released.

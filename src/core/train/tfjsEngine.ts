@@ -15,7 +15,7 @@ import { checkpointMetadata, readCheckpointMetadata } from '../run/runFileIo.js'
 import type { ResolvedWeights } from '../weights/resolveWeights.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.js';
 import { createInferenceEngine } from '../infer/engine.js';
-import { loadOnnxRuntime, type OnnxRuntime } from '../infer/onnxRuntime.js';
+import { choiceFromEnvironment, tryLoadOnnxRuntime, type OnnxRuntime } from '../infer/onnxRuntime.js';
 import { microBatchSize } from './accumulation.js';
 import { createDataParallelTrainer, inferLogits } from './dataParallel.js';
 import { createOnnxStepper, onnxMicroBatch } from './onnxStep.js';
@@ -269,6 +269,7 @@ export function describeOnnxSteps(threads = availableParallelism()): string {
 
 /** Environment variable choosing what computes full training steps: `auto` (default), `onnxruntime` or `tfjs`. */
 export const TRAINING_STEPS_ENV = 'LEUKEMIA_AUDIT_TRAINING_STEPS';
+const TRAINING_STEPS = ['auto', 'onnxruntime', 'tfjs'] as const;
 
 /**
  * onnxruntime, when full training's steps should run on it: under `auto` whenever it loads (measured here on
@@ -279,18 +280,11 @@ export function chooseOnnxSteps(
   settings: Pick<TrainSettings, 'strategy'>,
   emit: TrainEventSink,
 ): OnnxRuntime | undefined {
-  const choice = process.env[TRAINING_STEPS_ENV] || 'auto';
-  if (!['auto', 'onnxruntime', 'tfjs'].includes(choice))
-    throw new Error(`${TRAINING_STEPS_ENV} must be auto, onnxruntime or tfjs, got "${choice}"`);
+  const choice = choiceFromEnvironment(TRAINING_STEPS_ENV, TRAINING_STEPS);
   if (choice === 'tfjs' || settings.strategy !== 'full') return undefined;
-  try {
-    return loadOnnxRuntime();
-  } catch (error) {
-    const reason = `onnxruntime-node is not available (${(error as Error).message.split('\n')[0]})`;
-    if (choice === 'onnxruntime') throw new Error(reason, { cause: error });
-    emit({ type: 'log', level: 'info', message: `Training steps on tfjs: ${reason}.` });
-    return undefined;
-  }
+  const { ort, unavailable } = tryLoadOnnxRuntime(choice === 'onnxruntime');
+  if (unavailable) emit({ type: 'log', level: 'info', message: `Training steps on tfjs: ${unavailable}.` });
+  return ort;
 }
 
 /**
