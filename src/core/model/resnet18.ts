@@ -45,9 +45,9 @@ export type ForwardResult = {
   activations: { [layer: string]: tf.Tensor };
 };
 
-const BN_EPSILON = 1e-5;
+export const BN_EPSILON = 1e-5;
 const BN_MOMENTUM = 0.1;
-const STEM_WIDTH = 64;
+export const STEM_WIDTH = 64;
 export const FEATURE_WIDTH = 512;
 const INPUT_CHANNELS = 3;
 
@@ -66,7 +66,7 @@ const RESIDUAL_LAYERS: readonly ResidualLayerSpec[] = [
 ];
 const BLOCKS_PER_LAYER = 2;
 
-interface BlockSpec {
+export interface BlockSpec {
   /** Module path, e.g. `layer2.0`. */
   name: string;
   inChannels: number;
@@ -93,6 +93,9 @@ function blocksOf(layer: ResidualLayerSpec): BlockSpec[] {
   }
   return blocks;
 }
+
+/** ResNet-18's eight BasicBlocks in execution order, for graphs written outside tfjs (train/onnxTrainingGraph.ts). */
+export const RESNET18_BLOCKS: readonly BlockSpec[] = RESIDUAL_LAYERS.flatMap(blocksOf);
 
 /** Every module name `forward` can capture, in execution order. */
 export const CAPTURE_NAMES: readonly string[] = [

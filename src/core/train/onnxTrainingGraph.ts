@@ -22,7 +22,15 @@
  * batch and the pixels in the product's long dimension. Nodes are named by role (`conv filter gradient/…`),
  * so onnxruntime's profiler says where a step's time goes (scripts/bench-onnx-step.ts).
  */
-import { FEATURE_WIDTH, isLearnable, resnet18ParamSpecs } from '../model/resnet18.js';
+import {
+  BN_EPSILON,
+  FEATURE_WIDTH,
+  isLearnable,
+  RESNET18_BLOCKS,
+  resnet18ParamSpecs,
+  STEM_WIDTH,
+  type BlockSpec,
+} from '../model/resnet18.js';
 import { OnnxGraph, type Attribute } from '../infer/onnxGraph.js';
 
 export const STEP_IMAGES = 'images';
@@ -32,15 +40,6 @@ export const STEP_LOGITS = 'logits';
 export const gradientOutput = (parameter: string) => `grad:${parameter}`;
 export const meanOutput = (batchNorm: string) => `mean:${batchNorm}`;
 export const varianceOutput = (batchNorm: string) => `variance:${batchNorm}`;
-
-const BN_EPSILON = 1e-5;
-const STEM_WIDTH = 64;
-const LAYERS = [
-  { name: 'layer1', width: 64, firstStride: 1 },
-  { name: 'layer2', width: 128, firstStride: 2 },
-  { name: 'layer3', width: 256, firstStride: 2 },
-  { name: 'layer4', width: 512, firstStride: 2 },
-] as const;
 
 function convGeometry(kernel: number, stride: number, pad: number): Attribute[] {
   return [
@@ -355,22 +354,21 @@ class TapeGraph extends OnnxGraph {
   }
 
   /** torchvision's BasicBlock. */
-  basicBlock(x: Activation, block: string, outChannels: number, stride: number): Activation {
-    const hasDownsample = stride !== 1 || x.shape[1] !== outChannels;
+  basicBlock(x: Activation, { name, inChannels, outChannels, stride, hasDownsample }: BlockSpec): Activation {
     let out = this.relu(
       this.batchNorm(
-        this.conv(x, this.weight(`${block}.conv1`, 3, x.shape[1], outChannels), 3, outChannels, stride),
-        `${block}.bn1`,
+        this.conv(x, this.weight(`${name}.conv1`, 3, inChannels, outChannels), 3, outChannels, stride),
+        `${name}.bn1`,
       ),
     );
     out = this.batchNorm(
-      this.conv(out, this.weight(`${block}.conv2`, 3, outChannels, outChannels), 3, outChannels, 1),
-      `${block}.bn2`,
+      this.conv(out, this.weight(`${name}.conv2`, 3, outChannels, outChannels), 3, outChannels, 1),
+      `${name}.bn2`,
     );
     const shortcut = hasDownsample
       ? this.batchNorm(
-          this.conv(x, this.weight(`${block}.downsample.0`, 1, x.shape[1], outChannels), 1, outChannels, stride),
-          `${block}.downsample.1`,
+          this.conv(x, this.weight(`${name}.downsample.0`, 1, inChannels, outChannels), 1, outChannels, stride),
+          `${name}.downsample.1`,
         )
       : x;
     return this.relu(this.add(out, shortcut));
@@ -396,9 +394,7 @@ export function resnet18TrainingGraph(batchSize: number, imageSize: number, numC
   const images = graph.input(STEP_IMAGES, [batchSize, imageSize, imageSize, 3]);
   const targets = graph.input(STEP_TARGETS, [batchSize, numClasses]);
   let x = graph.stem(images, batchSize, imageSize);
-  for (const layer of LAYERS)
-    for (const index of [0, 1])
-      x = graph.basicBlock(x, `${layer.name}.${index}`, layer.width, index === 0 ? layer.firstStride : 1);
+  for (const block of RESNET18_BLOCKS) x = graph.basicBlock(x, block);
   const fcWeight = graph.parameter('fc.weight', [FEATURE_WIDTH, numClasses]);
   const fcBias = graph.parameter('fc.bias', [numClasses]);
   const logits = graph.linear(graph.averagePool(x), fcWeight, fcBias);
