@@ -8,12 +8,11 @@
  * running statistics: onnxruntime folds them into the convolutions when it optimises the graph.
  * The batch dimension is symbolic, the side fixed.
  */
-import { FEATURE_WIDTH, numClassesOf, type ResNet18Params } from '../model/resnet18.js';
+import { BN_EPSILON, FEATURE_WIDTH, numClassesOf, type ResNet18Params } from '../model/resnet18.js';
 import { hwioToOihw, OnnxGraph, type Dims } from './onnxGraph.js';
 
 export const ONNX_INPUT = 'images';
 export const ONNX_OUTPUT = 'logits';
-const BN_EPSILON = 1e-5;
 const LAYERS = ['layer1', 'layer2', 'layer3', 'layer4'];
 /** ResNet-18's layer3 width (torchvision: 64 · 2²). */
 const LAYER3_CHANNELS = 256;
